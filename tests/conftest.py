@@ -31,3 +31,88 @@ def data_file():
             raise  # unreachable: skip_or_fail raises
 
     return find
+
+
+POSTGRES_URL = os.environ.get(
+    "COGNITIONOS_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
+REDIS_URL = os.environ.get("COGNITIONOS_REDIS_URL", "redis://127.0.0.1:6379/1")
+
+
+def _reachable(url: str) -> str | None:
+    """None when a store at ``url`` opens, else the reason it does not."""
+    from cognitionos.errors import CognitionError
+    from cognitionos.storage import open_store
+
+    try:
+        open_store(url).close()
+    except (CognitionError, ImportError) as exc:
+        return f"{url.split('://')[0]} not reachable: {exc}"
+    return None
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> str:
+    """URL of the test PostgreSQL database; skips (or fails under CI) when it is down."""
+    reason = _reachable(POSTGRES_URL)
+    if reason:
+        skip_or_fail(reason)
+    return POSTGRES_URL
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    """URL of the test Redis database; skips (or fails under CI) when it is down."""
+    reason = _reachable(REDIS_URL)
+    if reason:
+        skip_or_fail(reason)
+    return REDIS_URL
+
+
+@pytest.fixture
+def clock():
+    """A ManualClock at a realistic epoch."""
+    from cognitionos.clock import ManualClock
+
+    return ManualClock(start=1_700_000_000)
+
+
+BACKENDS = [
+    pytest.param("memory", marks=pytest.mark.memory, id="memory"),
+    pytest.param("sqlite", marks=pytest.mark.sqlite, id="sqlite"),
+    pytest.param("postgresql", marks=pytest.mark.postgresql, id="postgresql"),
+    pytest.param("redis", marks=pytest.mark.redis, id="redis"),
+]
+
+
+@pytest.fixture(params=BACKENDS)
+def store_url(request, tmp_path) -> str:
+    """A URL for each built-in backend (memory, SQLite file, PostgreSQL, Redis)."""
+    kind = request.param
+    if kind == "memory":
+        return "memory://"
+    if kind == "sqlite":
+        return f"sqlite:///{tmp_path / 'store.db'}"
+    if kind == "postgresql":
+        return request.getfixturevalue("postgres_url")
+    return request.getfixturevalue("redis_url")
+
+
+@pytest.fixture
+def store(store_url, clock):
+    """An open store of every backend; memory and SQL run on the ManualClock ``clock``."""
+    from cognitionos.storage import open_store
+
+    s = open_store(store_url) if store_url.startswith("redis") else open_store(store_url, clock=clock)
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def advance(store_url, clock):
+    """``advance(seconds)``: time passes for the store (ManualClock, or real time on Redis)."""
+    import time
+
+    if store_url.startswith("redis"):
+        return time.sleep
+    return clock.advance

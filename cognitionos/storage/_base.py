@@ -1,0 +1,68 @@
+"""Behaviour shared by the built-in backends: key checks, capability checks, TTL arithmetic."""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable
+from typing import Any, ClassVar
+
+from cognitionos.clock import NS_PER_SECOND
+from cognitionos.errors import ConfigurationError
+from cognitionos.storage._types import MAX_KEY_LENGTH, Capability, Change, _check_capabilities
+
+__all__ = ["BaseStore", "check_key", "check_payload", "ttl_to_ns", "deliver"]
+
+log = logging.getLogger("cognitionos.storage")
+
+
+def check_key(key: str, what: str = "key") -> str:
+    """Validate a key or stream name: a non-empty str of at most MAX_KEY_LENGTH characters."""
+    if not isinstance(key, str):
+        raise ConfigurationError(f"{what} must be a str, got {type(key).__name__}")
+    if not key or len(key) > MAX_KEY_LENGTH:
+        raise ConfigurationError(
+            f"{what} must be 1..{MAX_KEY_LENGTH} characters, got {len(key)}: {key[:40]!r}"
+        )
+    return key
+
+
+def check_payload(value: bytes) -> bytes:
+    """Values and payloads are bytes; engines serialise their own structures."""
+    if not isinstance(value, (bytes, bytearray, memoryview)):
+        raise ConfigurationError(f"values must be bytes, got {type(value).__name__}")
+    return bytes(value)
+
+
+def ttl_to_ns(ttl: float | None) -> int | None:
+    """Seconds to integer nanoseconds; None (no expiry) stays None. Must be > 0."""
+    if ttl is None:
+        return None
+    if isinstance(ttl, bool) or not isinstance(ttl, (int, float)) or math.isnan(ttl) or ttl <= 0:
+        raise ConfigurationError(f"ttl must be a positive number of seconds or None, got {ttl!r}")
+    return max(1, round(ttl * NS_PER_SECOND))
+
+
+def deliver(callback: Callable[[Change], None], change: Change) -> None:
+    """Run a change-feed callback; a failing callback is logged, never propagated to the writer."""
+    try:
+        callback(change)
+    except Exception:
+        log.exception("change feed callback %r failed on %r", callback, change)
+
+
+class BaseStore:
+    """Common part of the built-in backends."""
+
+    backend: ClassVar[str] = "base"
+    capabilities: ClassVar[frozenset[Capability]] = frozenset()
+
+    def require(self, *capabilities: Capability | str, needed_by: str | None = None) -> None:
+        """Raise UnsupportedCapability unless every capability is offered."""
+        _check_capabilities(self.backend, self.capabilities, capabilities, needed_by)
+
+    def __enter__(self) -> Any:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()  # type: ignore[attr-defined]

@@ -1,0 +1,101 @@
+"""Key layout, Lua scripts and error mapping shared by the sync and async Redis stores.
+
+Every key of one atomic operation shares a ``{hash tag}`` so the scripts run
+unchanged on Redis Cluster: ``<prefix>kv:{<key>}``, ``<prefix>ctr:{<key>}``,
+``<prefix>log:{<stream>}`` and ``<prefix>log:{<stream>}:seq``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from functools import cache
+from importlib import resources
+from typing import Any
+
+from cognitionos.errors import BackendUnavailable, ConfigurationError, StorageError
+from cognitionos.storage._types import Entry
+from cognitionos.storage._url import StoreURL
+
+__all__ = ["RedisLayout", "lua_source", "redis_error", "split_options"]
+
+_OPTIONS = ("prefix",)
+
+
+@cache
+def lua_source(name: str) -> tuple[str, str]:
+    """(source, sha1) of a packaged Lua script ``cognitionos/storage/lua/<name>.lua``."""
+    src = resources.files("cognitionos.storage").joinpath(f"lua/{name}.lua").read_text("utf-8")
+    return src, hashlib.sha1(src.encode()).hexdigest()
+
+
+def split_options(url: StoreURL) -> tuple[str, str]:
+    """(URL for redis-py without our options, key prefix)."""
+    prefix = url.query.get("prefix", "cos:")
+    if "{" in prefix or "}" in prefix:
+        raise ConfigurationError(f"malformed storage URL {url.masked!r}: prefix may not contain braces")
+    raw = url.raw
+    if "?" in raw:
+        base, _, query = raw.partition("?")
+        kept = [p for p in query.split("&") if p.split("=", 1)[0] not in _OPTIONS]
+        raw = base + ("?" + "&".join(kept) if kept else "")
+    return raw, prefix
+
+
+def redis_error(exc: Exception, masked_url: str, what: str) -> StorageError:
+    """Map a redis-py exception to StorageError / BackendUnavailable."""
+    import redis.exceptions as rex
+
+    unavailable = isinstance(exc, (rex.ConnectionError, rex.TimeoutError, rex.AuthenticationError))
+    kind = BackendUnavailable if unavailable else StorageError
+    return kind(f"redis store {masked_url}: {what} failed: {exc}")
+
+
+class RedisLayout:
+    """Builds the keys and decodes the replies of the Redis backends."""
+
+    __slots__ = ("channel", "prefix")
+
+    def __init__(self, prefix: str) -> None:
+        self.prefix = prefix
+        self.channel = prefix + "changes"
+
+    def key(self, *parts: str) -> str:
+        """A key under this store's prefix whose hash tag is the first part: ``cos:{a}:b``."""
+        head, *rest = parts
+        return self.prefix + "{" + head + "}" + "".join(":" + p for p in rest)
+
+    def kv(self, key: str) -> str:
+        return f"{self.prefix}kv:{{{key}}}"
+
+    def ctr(self, key: str) -> str:
+        return f"{self.prefix}ctr:{{{key}}}"
+
+    def log(self, stream: str) -> tuple[str, str]:
+        base = f"{self.prefix}log:{{{stream}}}"
+        return base, base + ":seq"
+
+    def kv_pattern(self, prefix: str) -> str:
+        escaped = "".join("\\" + c if c in "*?[]\\" else c for c in prefix)
+        return f"{self.prefix}kv:{{{escaped}*"
+
+    def logical_kv(self, redis_key: bytes | str) -> str:
+        text = redis_key.decode() if isinstance(redis_key, bytes) else redis_key
+        return text[len(self.prefix) + 4 : -1]
+
+    @staticmethod
+    def entry(key: str, reply: Any, now_ns: int | None = None) -> Entry | None:
+        if not reply:
+            return None
+        value, version, pttl = reply
+        expires = None
+        if now_ns is not None and int(pttl) > 0:
+            expires = now_ns + int(pttl) * 1_000_000
+        return Entry(key, bytes(value), int(version), expires)
+
+
+def ttl_ms(ttl: float | None) -> int:
+    """Seconds to whole milliseconds for PEXPIRE (at least 1); 0 means no expiry."""
+    from cognitionos.storage._base import ttl_to_ns
+
+    ns = ttl_to_ns(ttl)
+    return 0 if ns is None else max(1, -(-ns // 1_000_000))

@@ -1,0 +1,1 @@
+"""Alembic migrations of the SQL backend, shipped in the wheel; run by ``cognitionos db upgrade``."""
