@@ -13,7 +13,7 @@ REQUIRE_SERVICES = os.environ.get("COGNITIONOS_REQUIRE_SERVICES") == "1"
 
 
 def skip_or_fail(reason: str) -> None:
-    """Skip with ``reason``, or fail when CI demands every service (COGNITIONOS_REQUIRE_SERVICES=1)."""
+    """Skip with ``reason``, or fail when COGNITIONOS_REQUIRE_SERVICES=1 (CI) demands services."""
     if REQUIRE_SERVICES:
         pytest.fail(f"{reason} (COGNITIONOS_REQUIRE_SERVICES=1)", pytrace=False)
     pytest.skip(reason)
@@ -103,7 +103,11 @@ def store(store_url, clock):
     """An open store of every backend; memory and SQL run on the ManualClock ``clock``."""
     from cognitionos.storage import open_store
 
-    s = open_store(store_url) if store_url.startswith("redis") else open_store(store_url, clock=clock)
+    s = (
+        open_store(store_url)
+        if store_url.startswith("redis")
+        else open_store(store_url, clock=clock)
+    )
     yield s
     s.close()
 

@@ -52,7 +52,9 @@ class AsyncStoreAdapter:
         self, key: str, value: bytes, *, version: int, ttl: float | None = None
     ) -> int | None:
         """Write only if the current version is ``version`` (0 = absent)."""
-        result: int | None = await self._run(self.sync.compare_and_set, key, value, version=version, ttl=ttl)
+        result: int | None = await self._run(
+            self.sync.compare_and_set, key, value, version=version, ttl=ttl
+        )
         return result
 
     async def delete(self, key: str) -> bool:

@@ -20,7 +20,13 @@ from typing import Any
 from cognitionos._optional import require
 from cognitionos.errors import ConfigurationError, StorageError
 from cognitionos.storage._base import BaseStore, check_key, check_payload, deliver
-from cognitionos.storage._redis_common import RedisLayout, lua_source, redis_error, split_options, ttl_ms
+from cognitionos.storage._redis_common import (
+    RedisLayout,
+    lua_source,
+    redis_error,
+    split_options,
+    ttl_ms,
+)
 from cognitionos.storage._types import Capability, Change, Entry, Event
 from cognitionos.storage._url import StoreURL, parse_url
 
@@ -149,12 +155,19 @@ class RedisStore(BaseStore):
         """Remove ``key``; True if it existed."""
         check_key(key)
         with self._errors("delete"):
-            return bool(self._scripts["kv_delete"]([self.layout.kv(key)], [self.layout.channel, key]))
+            return bool(
+                self._scripts["kv_delete"]([self.layout.kv(key)], [self.layout.channel, key])
+            )
 
     def scan(self, prefix: str = "", *, limit: int = 1000) -> list[Entry]:
         """Live entries under ``prefix``, ordered by key (SCAN: O(keys in the database))."""
         with self._errors("scan"):
-            names = sorted({bytes(k) for k in self.client.scan_iter(match=self.layout.kv_pattern(prefix), count=1000)})
+            names = sorted(
+                {
+                    bytes(k)
+                    for k in self.client.scan_iter(match=self.layout.kv_pattern(prefix), count=1000)
+                }
+            )
             out: list[Entry] = []
             now = time.time_ns()
             for chunk_start in range(0, len(names), 500):
@@ -168,7 +181,9 @@ class RedisStore(BaseStore):
                     (value, version), pttl = replies[2 * i], replies[2 * i + 1]
                     if value is None:
                         continue  # expired or deleted between SCAN and HMGET
-                    entry = RedisLayout.entry(self.layout.logical_kv(name), (value, version, pttl), now)
+                    entry = RedisLayout.entry(
+                        self.layout.logical_kv(name), (value, version, pttl), now
+                    )
                     assert entry is not None
                     out.append(entry)
         out.sort(key=lambda e: e.key)
@@ -180,7 +195,9 @@ class RedisStore(BaseStore):
         """Add ``amount`` atomically; the TTL is set when the counter is created."""
         check_key(key)
         with self._errors("incr"):
-            return int(self._scripts["counter_incr"]([self.layout.ctr(key)], [int(amount), ttl_ms(ttl)]))
+            return int(
+                self._scripts["counter_incr"]([self.layout.ctr(key)], [int(amount), ttl_ms(ttl)])
+            )
 
     def get_counter(self, key: str) -> int:
         """Current value, 0 if absent or expired."""
@@ -231,15 +248,7 @@ class RedisStore(BaseStore):
                 batch = self.client.xrange(name, min=f"{cursor + 1}-0", count=max(limit, 100))
                 if not batch:
                     break
-                for entry_id, fields in batch:
-                    seq = int(entry_id.split(b"-", 1)[0])
-                    cursor = seq
-                    ts = int(fields[b"t"])
-                    if (since_ns is not None and ts < since_ns) or (until_ns is not None and ts >= until_ns):
-                        continue
-                    out.append(Event(stream, seq, ts, bytes(fields[b"p"])))
-                    if len(out) >= limit:
-                        break
+                cursor = RedisLayout.take_events(stream, batch, out, limit, since_ns, until_ns)
         return out
 
     # -- change feed -----------------------------------------------------------------------

@@ -13,7 +13,13 @@ from typing import Any
 from cognitionos._optional import require
 from cognitionos.errors import ConfigurationError
 from cognitionos.storage._base import BaseStore, check_key, check_payload, deliver
-from cognitionos.storage._redis_common import RedisLayout, lua_source, redis_error, split_options, ttl_ms
+from cognitionos.storage._redis_common import (
+    RedisLayout,
+    lua_source,
+    redis_error,
+    split_options,
+    ttl_ms,
+)
 from cognitionos.storage._types import Capability, Change, Entry, Event
 from cognitionos.storage._url import StoreURL, parse_url
 
@@ -47,7 +53,9 @@ class AsyncLuaScript:
 class _Subscription:
     __slots__ = ("_store", "callback", "prefix")
 
-    def __init__(self, store: AsyncRedisStore, prefix: str, callback: Callable[[Change], None]) -> None:
+    def __init__(
+        self, store: AsyncRedisStore, prefix: str, callback: Callable[[Change], None]
+    ) -> None:
         self._store = store
         self.prefix = prefix
         self.callback = callback
@@ -135,21 +143,32 @@ class AsyncRedisStore(BaseStore):
         """Remove ``key``; True if it existed."""
         check_key(key)
         async with self._errors("delete"):
-            return bool(await self._scripts["kv_delete"]([self.layout.kv(key)], [self.layout.channel, key]))
+            return bool(
+                await self._scripts["kv_delete"]([self.layout.kv(key)], [self.layout.channel, key])
+            )
 
     async def scan(self, prefix: str = "", *, limit: int = 1000) -> list[Entry]:
         """Live entries under ``prefix``, ordered by key."""
         out: list[Entry] = []
         now = time.time_ns()
         async with self._errors("scan"):
-            names = sorted({bytes(k) async for k in self.client.scan_iter(match=self.layout.kv_pattern(prefix), count=1000)})
+            names = sorted(
+                {
+                    bytes(k)
+                    async for k in self.client.scan_iter(
+                        match=self.layout.kv_pattern(prefix), count=1000
+                    )
+                }
+            )
             for name in names:
                 pipe = self.client.pipeline(transaction=False)
                 pipe.hmget(name, "v", "ver")
                 pipe.pttl(name)
                 (value, version), pttl = await pipe.execute()
                 if value is not None:
-                    entry = RedisLayout.entry(self.layout.logical_kv(name), (value, version, pttl), now)
+                    entry = RedisLayout.entry(
+                        self.layout.logical_kv(name), (value, version, pttl), now
+                    )
                     assert entry is not None
                     out.append(entry)
         out.sort(key=lambda e: e.key)
@@ -159,7 +178,11 @@ class AsyncRedisStore(BaseStore):
         """Add ``amount`` atomically; the TTL is set when the counter is created."""
         check_key(key)
         async with self._errors("incr"):
-            return int(await self._scripts["counter_incr"]([self.layout.ctr(key)], [int(amount), ttl_ms(ttl)]))
+            return int(
+                await self._scripts["counter_incr"](
+                    [self.layout.ctr(key)], [int(amount), ttl_ms(ttl)]
+                )
+            )
 
     async def get_counter(self, key: str) -> int:
         """Current value, 0 if absent or expired."""
@@ -208,15 +231,7 @@ class AsyncRedisStore(BaseStore):
                 batch = await self.client.xrange(name, min=f"{cursor + 1}-0", count=max(limit, 100))
                 if not batch:
                     break
-                for entry_id, fields in batch:
-                    seq = int(entry_id.split(b"-", 1)[0])
-                    cursor = seq
-                    ts = int(fields[b"t"])
-                    if (since_ns is not None and ts < since_ns) or (until_ns is not None and ts >= until_ns):
-                        continue
-                    out.append(Event(stream, seq, ts, bytes(fields[b"p"])))
-                    if len(out) >= limit:
-                        break
+                cursor = RedisLayout.take_events(stream, batch, out, limit, since_ns, until_ns)
         return out
 
     def subscribe(self, prefix: str, callback: Callable[[Change], None]) -> _Subscription:

@@ -13,7 +13,7 @@ from importlib import resources
 from typing import Any
 
 from cognitionos.errors import BackendUnavailable, ConfigurationError, StorageError
-from cognitionos.storage._types import Entry
+from cognitionos.storage._types import Entry, Event
 from cognitionos.storage._url import StoreURL
 
 __all__ = ["RedisLayout", "lua_source", "redis_error", "split_options"]
@@ -32,7 +32,9 @@ def split_options(url: StoreURL) -> tuple[str, str]:
     """(URL for redis-py without our options, key prefix)."""
     prefix = url.query.get("prefix", "cos:")
     if "{" in prefix or "}" in prefix:
-        raise ConfigurationError(f"malformed storage URL {url.masked!r}: prefix may not contain braces")
+        raise ConfigurationError(
+            f"malformed storage URL {url.masked!r}: prefix may not contain braces"
+        )
     raw = url.raw
     if "?" in raw:
         base, _, query = raw.partition("?")
@@ -81,6 +83,29 @@ class RedisLayout:
     def logical_kv(self, redis_key: bytes | str) -> str:
         text = redis_key.decode() if isinstance(redis_key, bytes) else redis_key
         return text[len(self.prefix) + 4 : -1]
+
+    @staticmethod
+    def take_events(
+        stream: str,
+        batch: Any,
+        out: list[Event],
+        limit: int,
+        since_ns: int | None,
+        until_ns: int | None,
+    ) -> int:
+        """Decode one XRANGE reply into ``out`` (time-filtered, at most ``limit``); the last seq."""
+        seq = 0
+        for entry_id, fields in batch:
+            seq = int(entry_id.split(b"-", 1)[0])
+            ts = int(fields[b"t"])
+            if (since_ns is not None and ts < since_ns) or (
+                until_ns is not None and ts >= until_ns
+            ):
+                continue
+            out.append(Event(stream, seq, ts, bytes(fields[b"p"])))
+            if len(out) >= limit:
+                break
+        return seq
 
     @staticmethod
     def entry(key: str, reply: Any, now_ns: int | None = None) -> Entry | None:

@@ -230,12 +230,13 @@ class SQLStore(BaseStore):
 
     def _build_statements(self) -> None:
         sa = require("sqlalchemy")
-        if self.dialect == "postgresql":
-            from sqlalchemy.dialects.postgresql import insert
-        else:
-            from sqlalchemy.dialects.sqlite import insert
+        from sqlalchemy.dialects import postgresql, sqlite
+
+        insert: Any = postgresql.insert if self.dialect == "postgresql" else sqlite.insert
         md = require("cognitionos.storage._sql_schema").build_metadata()
-        kv, ctr, ev, ch = (md.tables[n] for n in ("cos_kv", "cos_counters", "cos_events", "cos_changes"))
+        kv, ctr, ev, ch = (
+            md.tables[n] for n in ("cos_kv", "cos_counters", "cos_events", "cos_changes")
+        )
         self._kv, self._ctr, self._ev, self._ch = kv, ctr, ev, ch
         now = sa.bindparam("now")
         live_kv = sa.or_(kv.c.expires_at.is_(None), kv.c.expires_at > now)
@@ -245,7 +246,10 @@ class SQLStore(BaseStore):
             kv.c.key == sa.bindparam("k"), live_kv
         )
         ins = insert(kv).values(
-            key=sa.bindparam("k"), value=sa.bindparam("v"), version=1, expires_at=sa.bindparam("exp")
+            key=sa.bindparam("k"),
+            value=sa.bindparam("v"),
+            version=1,
+            expires_at=sa.bindparam("exp"),
         )
         self._q_set = ins.on_conflict_do_update(
             index_elements=[kv.c.key],
@@ -263,11 +267,15 @@ class SQLStore(BaseStore):
         self._q_cas = (
             sa.update(kv)
             .where(kv.c.key == sa.bindparam("k"), kv.c.version == sa.bindparam("ver"), live_kv)
-            .values(value=sa.bindparam("v"), version=kv.c.version + 1, expires_at=sa.bindparam("exp"))
+            .values(
+                value=sa.bindparam("v"), version=kv.c.version + 1, expires_at=sa.bindparam("exp")
+            )
             .returning(kv.c.version)
         )
         self._q_delete = (
-            sa.delete(kv).where(kv.c.key == sa.bindparam("k")).returning(kv.c.version, kv.c.expires_at)
+            sa.delete(kv)
+            .where(kv.c.key == sa.bindparam("k"))
+            .returning(kv.c.version, kv.c.expires_at)
         )
         key_order = sa.collate(kv.c.key, "C") if self.dialect == "postgresql" else kv.c.key
         self._q_scan = (
@@ -284,12 +292,18 @@ class SQLStore(BaseStore):
         )
 
         ctr_expired = sa.and_(ctr.c.expires_at.is_not(None), ctr.c.expires_at <= now)
-        cins = insert(ctr).values(key=sa.bindparam("k"), value=sa.bindparam("n"), expires_at=sa.bindparam("exp"))
+        cins = insert(ctr).values(
+            key=sa.bindparam("k"), value=sa.bindparam("n"), expires_at=sa.bindparam("exp")
+        )
         self._q_incr = cins.on_conflict_do_update(
             index_elements=[ctr.c.key],
             set_={
-                "value": sa.case((ctr_expired, cins.excluded.value), else_=ctr.c.value + cins.excluded.value),
-                "expires_at": sa.case((ctr_expired, cins.excluded.expires_at), else_=ctr.c.expires_at),
+                "value": sa.case(
+                    (ctr_expired, cins.excluded.value), else_=ctr.c.value + cins.excluded.value
+                ),
+                "expires_at": sa.case(
+                    (ctr_expired, cins.excluded.expires_at), else_=ctr.c.expires_at
+                ),
             },
         ).returning(ctr.c.value)
         self._q_get_counter = sa.select(ctr.c.value).where(
@@ -345,7 +359,11 @@ class SQLStore(BaseStore):
         now = self._clock.time_ns()
         exp = None if ttl_ns is None else now + ttl_ns
         with self._tx("set") as conn:
-            version = int(conn.execute(self._q_set, {"k": key, "v": value, "exp": exp, "now": now}).scalar_one())
+            version = int(
+                conn.execute(
+                    self._q_set, {"k": key, "v": value, "exp": exp, "now": now}
+                ).scalar_one()
+            )
             self._record_change(conn, Change(key, version), now)
         return version
 
@@ -394,7 +412,12 @@ class SQLStore(BaseStore):
         check_key(key)
         ttl_ns = ttl_to_ns(ttl)
         now = self._clock.time_ns()
-        params = {"k": key, "n": amount, "exp": None if ttl_ns is None else now + ttl_ns, "now": now}
+        params = {
+            "k": key,
+            "n": amount,
+            "exp": None if ttl_ns is None else now + ttl_ns,
+            "now": now,
+        }
         with self._tx("incr") as conn:
             return int(conn.execute(self._q_incr, params).scalar_one())
 
@@ -402,7 +425,9 @@ class SQLStore(BaseStore):
         """Current value, 0 if absent or expired."""
         check_key(key)
         with self._tx("get_counter", readonly=True) as conn:
-            value = conn.execute(self._q_get_counter, {"k": key, "now": self._clock.time_ns()}).scalar()
+            value = conn.execute(
+                self._q_get_counter, {"k": key, "now": self._clock.time_ns()}
+            ).scalar()
         return 0 if value is None else int(value)
 
     def reset_counter(self, key: str) -> None:
@@ -448,7 +473,9 @@ class SQLStore(BaseStore):
         sa = require("sqlalchemy")
         check_key(stream, "stream")
         ev = self._ev
-        q = sa.select(ev.c.seq, ev.c.ts, ev.c.payload).where(ev.c.stream == stream, ev.c.seq > after)
+        q = sa.select(ev.c.seq, ev.c.ts, ev.c.payload).where(
+            ev.c.stream == stream, ev.c.seq > after
+        )
         if since_ns is not None:
             q = q.where(ev.c.ts >= since_ns)
         if until_ns is not None:
@@ -469,7 +496,10 @@ class SQLStore(BaseStore):
                 target = self._listen_pg if self.dialect == "postgresql" else self._poll_journal
                 ready = threading.Event()
                 self._feed_thread = threading.Thread(
-                    target=target, args=(ready,), name=f"cognitionos-{self.dialect}-feed", daemon=True
+                    target=target,
+                    args=(ready,),
+                    name=f"cognitionos-{self.dialect}-feed",
+                    daemon=True,
                 )
                 self._feed_thread.start()
                 # the feed must be listening before subscribe returns, or an immediate write is lost
@@ -489,19 +519,20 @@ class SQLStore(BaseStore):
                 deliver(sub.callback, change)
 
     def _poll_journal(self, ready: threading.Event) -> None:
-        last = None
+        last: int | None = None
+        rows: list[Any] = []
         while not self._stop.is_set():
             try:
                 with self._tx("change feed poll", readonly=True) as conn:
                     if last is None:
                         last = int(conn.execute(self._q_journal_max).scalar_one())
                         ready.set()
-                        rows = []
                     else:
                         rows = conn.execute(self._q_journal_read, {"after": last}).all()
                 for row in rows:
                     last = row[0]
                     self._dispatch(Change(row[1], int(row[2]), bool(row[3])))
+                rows = []
             except StorageError:
                 log.warning("change feed poll failed on %s; retrying", self._masked, exc_info=True)
             self._stop.wait(self.poll_interval)
@@ -521,7 +552,9 @@ class SQLStore(BaseStore):
             except Exception:
                 if self._stop.is_set():
                     return
-                log.warning("change feed listener lost %s; reconnecting", self._masked, exc_info=True)
+                log.warning(
+                    "change feed listener lost %s; reconnecting", self._masked, exc_info=True
+                )
                 self._stop.wait(1.0)
 
     # -- lifecycle -------------------------------------------------------------------------

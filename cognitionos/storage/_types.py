@@ -41,16 +41,13 @@ __all__ = [
 MAX_KEY_LENGTH = 512
 
 
-class Capability(str, enum.Enum):
+class Capability(enum.StrEnum):
     """What a backend can do. Compare with ``in store.capabilities``."""
 
     KV = "kv"
     COUNTERS = "counters"
     EVENT_LOG = "event_log"
     CHANGE_FEED = "change_feed"
-
-    def __str__(self) -> str:
-        return self.value
 
 
 @attrs.frozen(slots=True)
@@ -75,7 +72,7 @@ class Event:
 
 @attrs.frozen(slots=True)
 class Change:
-    """A key-value key changed: written (``version`` is the new version) or deleted (``deleted``)."""
+    """A key changed: written (``version`` is the new version) or ``deleted``."""
 
     key: str
     version: int
@@ -156,7 +153,7 @@ class EventLog(Protocol):
         since_ns: int | None = None,
         until_ns: int | None = None,
     ) -> list[Event]:
-        """Events with ``seq > after`` (and ``since_ns <= timestamp_ns < until_ns``), oldest first."""
+        """Events with ``seq > after`` and ``since_ns <= timestamp_ns < until_ns``, oldest first."""
         ...
 
 

@@ -69,14 +69,20 @@ def parse_url(url: str) -> StoreURL:
         )
     scheme = url.split("://", 1)[0]
     if not _SCHEME.match(scheme):
-        raise ConfigurationError(f"malformed storage URL {mask_url(url)!r}: invalid scheme {scheme!r}")
+        raise ConfigurationError(
+            f"malformed storage URL {mask_url(url)!r}: invalid scheme {scheme!r}"
+        )
     try:
         parts = urlsplit(url)
         port = parts.port
     except ValueError as exc:
-        raise ConfigurationError(f"malformed storage URL {mask_url(url)!r}: bad port ({exc})") from None
+        raise ConfigurationError(
+            f"malformed storage URL {mask_url(url)!r}: bad port ({exc})"
+        ) from None
     try:
-        query = dict(parse_qsl(parts.query, keep_blank_values=True, strict_parsing=bool(parts.query)))
+        query = dict(
+            parse_qsl(parts.query, keep_blank_values=True, strict_parsing=bool(parts.query))
+        )
     except ValueError:
         raise ConfigurationError(
             f"malformed storage URL {mask_url(url)!r}: bad query string {parts.query!r}"

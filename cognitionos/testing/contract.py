@@ -144,7 +144,9 @@ class KeyValueContract(_Base):
         assert [e.key for e in store.scan(ns + "p:a%")] == [f"{ns}p:a%"]
         assert len(store.scan(ns + "p:", limit=2)) == 2
 
-    def test_scan_skips_expired(self, store: Any, ns: str, advance: Callable[[float], None]) -> None:
+    def test_scan_skips_expired(
+        self, store: Any, ns: str, advance: Callable[[float], None]
+    ) -> None:
         store.set(ns + "s:1", b"x", ttl=0.2)
         store.set(ns + "s:2", b"y")
         advance(0.4)
@@ -348,7 +350,9 @@ class ConcurrencyContract(_Base):
             ctx = multiprocessing.get_context("spawn")
             with ctx.Pool(self.processes) as pool:
                 results = [
-                    pool.apply_async(concurrency_worker, (store_url, key, self.threads, self.increments))
+                    pool.apply_async(
+                        concurrency_worker, (store_url, key, self.threads, self.increments)
+                    )
                     for _ in range(self.processes)
                 ]
                 retries = sum(r.get(timeout=600) for r in results)
@@ -357,7 +361,8 @@ class ConcurrencyContract(_Base):
         kv = int(store.get(key + "kv").value)
         # printed so the closing note can quote real figures (pytest -s shows it)
         print(
-            f"\n[concurrency] backend={store.backend} processes={self.processes} threads={self.threads} "
+            f"\n[concurrency] backend={store.backend} processes={self.processes} "
+            f"threads={self.threads} "
             f"increments={self.increments} expected={expected} counter={counter} cas={kv} "
             f"cas_retries={retries} lost={expected - counter + expected - kv}"
         )

@@ -13,9 +13,7 @@ from cognitionos.testing.contract import (
 )
 
 
-class TestStoreContract(
-    KeyValueContract, CounterContract, EventLogContract, ChangeFeedContract
-):
+class TestStoreContract(KeyValueContract, CounterContract, EventLogContract, ChangeFeedContract):
     """store / advance / store_url fixtures come from tests/conftest.py, one param per backend."""
 
 

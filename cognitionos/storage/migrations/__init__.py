@@ -1,1 +1,1 @@
-"""Alembic migrations of the SQL backend, shipped in the wheel; run by ``cognitionos db upgrade``."""
+"""Alembic migrations of the SQL backend, shipped in the wheel (``cognitionos db upgrade``)."""
