@@ -18,6 +18,8 @@ log = logging.getLogger("cognitionos.storage")
 
 def check_key(key: str, what: str = "key") -> str:
     """Validate a key or stream name: a non-empty str of at most MAX_KEY_LENGTH characters."""
+    if type(key) is str and 0 < len(key) <= MAX_KEY_LENGTH:
+        return key
     if not isinstance(key, str):
         raise ConfigurationError(f"{what} must be a str, got {type(key).__name__}")
     if not key or len(key) > MAX_KEY_LENGTH:
@@ -29,6 +31,8 @@ def check_key(key: str, what: str = "key") -> str:
 
 def check_payload(value: bytes) -> bytes:
     """Values and payloads are bytes; engines serialise their own structures."""
+    if type(value) is bytes:
+        return value
     if not isinstance(value, (bytes, bytearray, memoryview)):
         raise ConfigurationError(f"values must be bytes, got {type(value).__name__}")
     return bytes(value)
@@ -38,6 +42,8 @@ def ttl_to_ns(ttl: float | None) -> int | None:
     """Seconds to integer nanoseconds; None (no expiry) stays None. Must be > 0."""
     if ttl is None:
         return None
+    if (type(ttl) is int or type(ttl) is float) and 0 < ttl < 1e12:
+        return max(1, round(ttl * NS_PER_SECOND))
     if isinstance(ttl, bool) or not isinstance(ttl, (int, float)) or math.isnan(ttl) or ttl <= 0:
         raise ConfigurationError(f"ttl must be a positive number of seconds or None, got {ttl!r}")
     return max(1, round(ttl * NS_PER_SECOND))

@@ -60,9 +60,9 @@ class MemoryStore(BaseStore):
             raise ConfigurationError("max_keys and max_events_per_stream must be >= 1")
         self._clock = clock or SystemClock()
         self._lock = threading.Lock()
-        # one LRU map for KV and counters so the key cap covers both; values are small lists
-        # [value, version, expires_at_ns] (KV) and [count, expires_at_ns] (counters)
-        self._data: OrderedDict[str, list[Any]] = OrderedDict()
+        # one LRU map for KV and counters so the key cap covers both. KV slots are the
+        # immutable Entry itself (get() allocates nothing); counters are [count, expires_at_ns]
+        self._data: OrderedDict[str, Any] = OrderedDict()
         self._logs: dict[str, tuple[list[Event], list[int]]] = {}
         self._subs: list[_Subscription] = []
         self.max_keys = max_keys
@@ -72,23 +72,35 @@ class MemoryStore(BaseStore):
 
     # -- internals (callers hold the lock) -------------------------------------------------
 
-    def _live(self, k: str, now: int) -> list[Any] | None:
-        slot = self._data.get(k)
+    def _live_entry(self, k: str, now: int) -> Entry | None:
+        entry: Entry | None = self._data.get(k)
+        if entry is None:
+            return None
+        if entry.expires_at_ns is not None and entry.expires_at_ns <= now:
+            del self._data[k]
+            return None
+        self._data.move_to_end(k)
+        return entry
+
+    def _live_counter(self, k: str, now: int) -> list[int] | None:
+        slot: list[int] | None = self._data.get(k)
         if slot is None:
             return None
-        if slot[-1] is not None and slot[-1] <= now:
+        if slot[1] is not None and slot[1] <= now:
             del self._data[k]
             return None
         self._data.move_to_end(k)
         return slot
 
-    def _insert(self, k: str, slot: list[Any]) -> None:
+    def _insert(self, k: str, slot: Any) -> None:
         self._data[k] = slot
         if len(self._data) > self.max_keys:
             self._data.popitem(last=False)
             self.evictions += 1
 
     def _notify(self, change: Change) -> None:
+        if not self._subs:
+            return
         for sub in tuple(self._subs):
             if change.key.startswith(sub.prefix):
                 deliver(sub.callback, change)
@@ -104,10 +116,7 @@ class MemoryStore(BaseStore):
         """The live entry under ``key``, or None."""
         check_key(key)
         with self._lock:
-            slot = self._live(_KV + key, self._clock.time_ns())
-            if slot is None:
-                return None
-            return Entry(key, slot[0], slot[1], slot[2])
+            return self._live_entry(_KV + key, self._clock.time_ns())
 
     def set(self, key: str, value: bytes, *, ttl: float | None = None) -> int:
         """Write unconditionally; returns the new version."""
@@ -116,10 +125,13 @@ class MemoryStore(BaseStore):
         ttl_ns = ttl_to_ns(ttl)
         with self._lock:
             now = self._clock.time_ns()
-            slot = self._live(_KV + key, now)
-            version = 1 if slot is None else slot[1] + 1
-            self._insert(_KV + key, [value, version, None if ttl_ns is None else now + ttl_ns])
-        self._notify(Change(key, version))
+            old = self._live_entry(_KV + key, now)
+            version = 1 if old is None else old.version + 1
+            self._insert(
+                _KV + key, Entry(key, value, version, None if ttl_ns is None else now + ttl_ns)
+            )
+        if self._subs:
+            self._notify(Change(key, version))
         return version
 
     def compare_and_set(
@@ -133,24 +145,26 @@ class MemoryStore(BaseStore):
             raise ConfigurationError(f"version must be >= 0, got {version}")
         with self._lock:
             now = self._clock.time_ns()
-            slot = self._live(_KV + key, now)
-            current = 0 if slot is None else slot[1]
+            old = self._live_entry(_KV + key, now)
+            current = 0 if old is None else old.version
             if current != version:
                 return None
             new_version = current + 1
-            self._insert(_KV + key, [value, new_version, None if ttl_ns is None else now + ttl_ns])
-        self._notify(Change(key, new_version))
+            expires = None if ttl_ns is None else now + ttl_ns
+            self._insert(_KV + key, Entry(key, value, new_version, expires))
+        if self._subs:
+            self._notify(Change(key, new_version))
         return new_version
 
     def delete(self, key: str) -> bool:
         """Remove ``key``; True if it existed."""
         check_key(key)
         with self._lock:
-            slot = self._live(_KV + key, self._clock.time_ns())
-            if slot is None:
+            old = self._live_entry(_KV + key, self._clock.time_ns())
+            if old is None:
                 return False
             del self._data[_KV + key]
-        self._notify(Change(key, slot[1], deleted=True))
+        self._notify(Change(key, old.version, deleted=True))
         return True
 
     def scan(self, prefix: str = "", *, limit: int = 1000) -> list[Entry]:
@@ -159,9 +173,9 @@ class MemoryStore(BaseStore):
             now = self._clock.time_ns()
             start = _KV + prefix
             found = [
-                Entry(k[2:], s[0], s[1], s[2])
-                for k, s in self._data.items()
-                if k.startswith(start) and (s[2] is None or s[2] > now)
+                e
+                for k, e in self._data.items()
+                if k.startswith(start) and (e.expires_at_ns is None or e.expires_at_ns > now)
             ]
         found.sort(key=lambda e: e.key)
         return found[:limit]
@@ -174,7 +188,7 @@ class MemoryStore(BaseStore):
         ttl_ns = ttl_to_ns(ttl)
         with self._lock:
             now = self._clock.time_ns()
-            slot = self._live(_CTR + key, now)
+            slot = self._live_counter(_CTR + key, now)
             if slot is None:
                 self._insert(_CTR + key, [amount, None if ttl_ns is None else now + ttl_ns])
                 return amount
@@ -185,7 +199,7 @@ class MemoryStore(BaseStore):
         """Current value, 0 if absent or expired."""
         check_key(key)
         with self._lock:
-            slot = self._live(_CTR + key, self._clock.time_ns())
+            slot = self._live_counter(_CTR + key, self._clock.time_ns())
             return 0 if slot is None else int(slot[0])
 
     def reset_counter(self, key: str) -> None:
