@@ -267,8 +267,15 @@ class RedisStore(BaseStore):
                     while not pubsub.subscribed and time.monotonic() < deadline:
                         pubsub.get_message(timeout=0.1)
                     self._pubsub = pubsub
-                    self._feed_thread = pubsub.run_in_thread(sleep_time=0.2, daemon=True)
+                    self._feed_thread = pubsub.run_in_thread(
+                        sleep_time=0.2, daemon=True, exception_handler=self._on_feed_error
+                    )
         return sub
+
+    def _on_feed_error(self, exc: BaseException, pubsub: Any, thread: Any) -> None:
+        # keep the thread alive: the next get_message reconnects and re-subscribes
+        log.warning("change feed lost %s (%s); reconnecting", self._masked, exc)
+        time.sleep(0.5)
 
     def _on_message(self, message: dict[str, Any]) -> None:
         try:
