@@ -106,3 +106,36 @@ def test_sqlite_file_is_shared_between_store_objects(tmp_path, clock):
     finally:
         a.close()
         b.close()
+
+
+@pytest.mark.postgresql
+def test_postgres_change_feed_survives_a_terminated_listener(postgres_url, caplog):
+    import time
+    import uuid
+
+    import sqlalchemy as sa
+
+    from cognitionos.storage import Change
+
+    store = open_store(postgres_url)
+    ns = f"pgdrop:{uuid.uuid4().hex[:8]}:"
+    seen: list[Change] = []
+    sub = store.subscribe(ns, seen.append)
+    try:
+        with store.engine.begin() as conn:
+            killed = conn.execute(
+                sa.text(
+                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                    "WHERE query LIKE 'LISTEN cognitionos_changes%' AND pid <> pg_backend_pid()"
+                )
+            ).scalar_one()
+        assert killed >= 1
+        deadline = time.monotonic() + 15
+        while not seen and time.monotonic() < deadline:
+            store.set(ns + "k", b"x")
+            time.sleep(0.2)
+        assert seen and seen[-1].key == ns + "k"
+        assert "reconnecting" in caplog.text
+    finally:
+        sub.close()
+        store.close()
