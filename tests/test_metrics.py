@@ -1,0 +1,53 @@
+"""Engine counters and their Prometheus collector."""
+
+from __future__ import annotations
+
+import threading
+
+from prometheus_client import CollectorRegistry, generate_latest
+
+from cognitionos.integrations.prometheus import EngineCollector
+from cognitionos.metrics import CounterSet
+
+
+def test_counts_and_snapshot():
+    cs = CounterSet("demo", ("allowed", "refused"), help={"allowed": "Admitted"})
+    bump = cs.incrementer("allowed")
+    bump()
+    bump()
+    cs.inc("refused")
+    assert cs.snapshot() == {"allowed": 2, "refused": 1}
+    assert cs.snapshot() == {"allowed": 2, "refused": 1}  # reading does not advance
+
+
+def test_no_lost_increments_across_threads():
+    cs = CounterSet("demo", ("hits",))
+    family = cs.labelled("evals", "flag", "variant")
+    bump = cs.incrementer("hits")
+
+    def work():
+        for i in range(20_000):
+            bump()
+            family.inc(("f", str(i % 2)))
+
+    threads = [threading.Thread(target=work) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert cs.snapshot()["hits"] == 80_000
+    assert family.snapshot() == {("f", "0"): 40_000, ("f", "1"): 40_000}
+
+
+def test_collector_on_own_registry():
+    cs = CounterSet("ratelimit", ("refused",), help={"refused": "Refused requests"})
+    cs.inc("refused")
+    cs.labelled("evaluations", "flag", help="Flag evaluations").inc(("checkout",))
+    registry = CollectorRegistry()
+    registry.register(EngineCollector(cs))
+    text = generate_latest(registry).decode()
+    assert "cognitionos_ratelimit_refused_total 1.0" in text
+    assert "# HELP cognitionos_ratelimit_refused_total Refused requests" in text
+    assert 'cognitionos_ratelimit_evaluations_total{flag="checkout"} 1.0' in text
+    cs.inc("refused")
+    assert "cognitionos_ratelimit_refused_total 2.0" in generate_latest(registry).decode()
