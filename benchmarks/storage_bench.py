@@ -97,7 +97,8 @@ def main() -> None:
             finally:
                 store.close()
 
-    print(f"\n{'backend':<20} {'incr µs':>10} {'set µs':>10} {'get µs':>10}   (median of {args.repeats})")
+    header = f"{'backend':<20} {'incr µs':>10} {'set µs':>10} {'get µs':>10}"
+    print(f"\n{header}   (median of {args.repeats})")
     for name, r in rows:
         print(f"{name:<20} {r['incr']:>10.2f} {r['set']:>10.2f} {r['get']:>10.2f}")
     mem = dict(rows).get("memory")

@@ -23,6 +23,7 @@ __all__ = ["LazyGroup", "main"]
 #: subcommand name -> "module:attribute" of a click command, imported on use
 BUILTIN_COMMANDS = {
     "db": "cognitionos._cli_storage:db",
+    "flags": "cognitionos.flags._cli:flags",
     "store": "cognitionos._cli_storage:store",
 }
 

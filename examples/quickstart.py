@@ -31,8 +31,12 @@ def main() -> int:
         sub = durable.subscribe("config:", changes.append)
 
         # versioned configuration with optimistic concurrency
-        v1 = durable.compare_and_set("config:checkout", json.dumps({"on": False}).encode(), version=0)
-        v2 = durable.compare_and_set("config:checkout", json.dumps({"on": True}).encode(), version=1)
+        v1 = durable.compare_and_set(
+            "config:checkout", json.dumps({"on": False}).encode(), version=0
+        )
+        v2 = durable.compare_and_set(
+            "config:checkout", json.dumps({"on": True}).encode(), version=1
+        )
         stale = durable.compare_and_set("config:checkout", b"{}", version=1)
         assert (v1, v2, stale) == (1, 2, None)
 

@@ -1,0 +1,254 @@
+"""``cognitionos flags ...``: manage flag definitions kept in a store.
+
+The ``flags`` click group is registered lazily by the top-level CLI. Every
+command takes ``--store`` (default ``$COGNITIONOS_FLAGS_STORE`` or
+``sqlite:///flags.db``) and writes record ``--actor`` in the audit trail::
+
+    cognitionos flags import growthbook.json --format growthbook
+    cognitionos flags toggle new-checkout --off --actor alice
+    cognitionos flags stale --days 30
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+import click
+
+from cognitionos.errors import CognitionError
+
+__all__ = ["flags"]
+
+_DEFAULT_STORE = "sqlite:///flags.db"
+
+
+@contextmanager
+def _engine(ctx: click.Context) -> Iterator[Any]:
+    from cognitionos.flags.engine import FlagEngine
+
+    opts = ctx.obj
+    try:
+        engine = FlagEngine(store=opts["store"], actor=opts["actor"])
+    except CognitionError as exc:
+        raise click.ClickException(str(exc)) from exc
+    try:
+        yield engine
+    except CognitionError as exc:
+        raise click.ClickException(str(exc)) from exc
+    finally:
+        engine.close()
+
+
+def _when(ns: int | None) -> str:
+    if not ns:
+        return "never"
+    return datetime.fromtimestamp(ns / 1e9, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@click.group(name="flags")
+@click.option(
+    "--store",
+    envvar="COGNITIONOS_FLAGS_STORE",
+    default=_DEFAULT_STORE,
+    show_default=True,
+    help="Store URL holding the flag definitions.",
+)
+@click.option("--actor", default="cli", show_default=True, help="Name recorded in the audit trail.")
+@click.pass_context
+def flags(ctx: click.Context, store: str, actor: str) -> None:
+    """Feature flags: list, inspect, change and audit flag definitions."""
+    ctx.obj = {"store": store, "actor": actor}
+
+
+@flags.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@click.pass_context
+def list_flags(ctx: click.Context, as_json: bool) -> None:
+    """List every flag with its state and rule count."""
+    with _engine(ctx) as engine:
+        rows = [
+            {"key": f.key, "enabled": f.enabled, "type": f.type, "rules": len(f.rules)}
+            for f in engine.definitions.flags
+        ]
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    for r in rows:
+        state = "on " if r["enabled"] else "off"
+        click.echo(f"{state}  {r['key']:<40} {r['type'] or '-':<8} {r['rules']} rule(s)")
+
+
+@flags.command("get")
+@click.argument("key")
+@click.pass_context
+def get_flag(ctx: click.Context, key: str) -> None:
+    """Print one flag definition as JSON."""
+    with _engine(ctx) as engine:
+        flag = next((f for f in engine.definitions.flags if f.key == key), None)
+    if flag is None:
+        raise click.ClickException(f"flag {key!r} not found")
+    click.echo(json.dumps(flag.model_dump(mode="json", exclude_defaults=True), indent=2))
+
+
+@flags.command("set")
+@click.argument("key")
+@click.option("--definition", "definition", help="Flag definition as JSON (key taken from KEY).")
+@click.option(
+    "--file",
+    "path",
+    type=click.Path(exists=True, dir_okay=False),
+    help="Read the JSON from a file.",
+)
+@click.option(
+    "--default", "default", help="Shortcut: a flag with this JSON default value and no rules."
+)
+@click.pass_context
+def set_flag(
+    ctx: click.Context, key: str, definition: str | None, path: str | None, default: str | None
+) -> None:
+    """Create or replace a flag (validated before it is stored)."""
+    from pydantic import ValidationError
+
+    from cognitionos.flags.models import FlagDefinition
+
+    sources = [x for x in (definition, path, default) if x is not None]
+    if len(sources) != 1:
+        raise click.UsageError("give exactly one of --definition, --file, --default")
+    try:
+        if default is not None:
+            raw: dict[str, Any] = {"default_value": json.loads(default)}
+        elif path is not None:
+            with open(path, encoding="utf-8") as fh:
+                raw = json.load(fh)
+        else:
+            raw = json.loads(definition or "{}")
+    except json.JSONDecodeError as exc:
+        raise click.ClickException(f"invalid JSON: {exc}") from exc
+    try:
+        flag = FlagDefinition.model_validate({**raw, "key": key})
+    except ValidationError as exc:
+        from cognitionos.flags._growthbook import validation_error
+
+        raise click.ClickException(str(validation_error(exc, f"flag {key!r}"))) from exc
+    with _engine(ctx) as engine:
+        engine.set_flag(flag)
+    click.echo(f"stored {key}")
+
+
+@flags.command("toggle")
+@click.argument("key")
+@click.option("--on/--off", "enabled", required=True, help="Switch the flag on or off.")
+@click.pass_context
+def toggle(ctx: click.Context, key: str, enabled: bool) -> None:
+    """Switch a flag on or off (the kill switch)."""
+    with _engine(ctx) as engine:
+        engine.toggle(key, enabled)
+    click.echo(f"{key} {'on' if enabled else 'off'}")
+
+
+@flags.command("import")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False, allow_dash=True))
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["native", "growthbook", "unleash"]),
+    default="native",
+    show_default=True,
+)
+@click.pass_context
+def import_flags(ctx: click.Context, path: str, fmt: str) -> None:
+    """Import definitions from our JSON export, a GrowthBook payload or an Unleash payload."""
+    from pydantic import ValidationError
+
+    from cognitionos.flags._growthbook import flag_set_from_growthbook, validation_error
+    from cognitionos.flags._unleash import flag_set_from_unleash
+    from cognitionos.flags.models import FlagSet
+
+    try:
+        if path == "-":
+            data = json.load(sys.stdin)
+        else:
+            with open(path, encoding="utf-8") as fh:
+                data = json.load(fh)
+    except json.JSONDecodeError as exc:
+        raise click.ClickException(f"invalid JSON: {exc}") from exc
+    try:
+        if fmt == "growthbook":
+            fs = flag_set_from_growthbook(data)
+        elif fmt == "unleash":
+            fs = flag_set_from_unleash(data)
+        else:
+            try:
+                fs = FlagSet.model_validate(data)
+            except ValidationError as exc:
+                raise validation_error(exc, "flag set") from None
+    except CognitionError as exc:
+        raise click.ClickException(str(exc)) from exc
+    with _engine(ctx) as engine:
+        changed = engine.import_flags(fs)
+    click.echo(f"imported {len(fs.flags)} flag(s), {changed} changed")
+
+
+@flags.command("export")
+@click.option(
+    "--output", "-o", type=click.Path(dir_okay=False), help="Write to a file instead of stdout."
+)
+@click.pass_context
+def export_flags(ctx: click.Context, output: str | None) -> None:
+    """Export every definition as JSON (``import --format native`` reads it back)."""
+    with _engine(ctx) as engine:
+        text = json.dumps(engine.export(), indent=2, sort_keys=True)
+    if output:
+        with open(output, "w", encoding="utf-8") as fh:
+            fh.write(text + "\n")
+    else:
+        click.echo(text)
+
+
+@flags.command("audit")
+@click.argument("key", required=False)
+@click.option("--limit", default=50, show_default=True, help="Newest N events.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON events.")
+@click.pass_context
+def audit(ctx: click.Context, key: str | None, limit: int, as_json: bool) -> None:
+    """Show who changed what and when (optionally for one flag)."""
+    with _engine(ctx) as engine:
+        events = engine.audit(key, limit=limit)
+    if as_json:
+        click.echo(json.dumps(events, indent=2))
+        return
+    for e in events:
+        fields = ", ".join(d["path"] for d in e["diff"]) or "-"
+        click.echo(
+            f"{_when(e['at_ns'])}  {e['actor']:<12} {e['action']:<8} {e['flag']}  [{fields}]"
+        )
+
+
+@flags.command("stale")
+@click.option(
+    "--days",
+    default=30.0,
+    show_default=True,
+    help="Not changed / not evaluated for this many days.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_context
+def stale(ctx: click.Context, days: float, as_json: bool) -> None:
+    """Report stale flags: unchanged, unevaluated, or always answering the same value."""
+    with _engine(ctx) as engine:
+        report = engine.stale_flags(unchanged_days=days, unevaluated_days=days)
+    if as_json:
+        click.echo(json.dumps(report, indent=2))
+        return
+    if not report:
+        click.echo("no stale flags")
+    for r in report:
+        click.echo(
+            f"{r['flag']:<40} {', '.join(r['reasons']):<34} "
+            f"changed {_when(r['last_changed_ns'])}, evaluated {_when(r['last_evaluated_ns'])}"
+        )
