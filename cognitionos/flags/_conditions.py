@@ -9,7 +9,8 @@ Unleash importer needs:
   prefix / suffix / substring, any of a list;
 - ``$numEq`` ``$numGt`` ``$numGte`` ``$numLt`` ``$numLte``: the attribute as a number
   (JavaScript ``Number``), missing or non-numeric never matches;
-- ``$semverEq`` ``$semverGt`` ``$semverLt``: strict SemVer 2.0 ordering;
+- ``$semverEq`` ``$semverGt`` ``$semverGte`` ``$semverLt`` ``$semverLte``: strict SemVer 2.0
+  ordering (no leading ``v``; build metadata ignored);
 - ``$dateAfter`` ``$dateBefore``: ISO-8601 instants;
 - ``$ipIn``: an IP address inside one of the listed networks or addresses;
 - ``$matches`` ``$matchesi``: an RE2-syntax regular expression, strings only.
@@ -109,11 +110,41 @@ class _Compiler:
                     preds.append(_negate(inner))
             elif key == "$not":
                 preds.append(_negate(self.condition(value, sub)))
+            elif key == "$jsonLogic":
+                preds.append(self.json_logic(value, sub))
             elif type(value) is str and "." not in key:
                 preds.append(_key_equals(key, value))
             else:
                 preds.append(_at_path(str(key), self.value(value, sub)))
         return _all_of(preds)
+
+    def json_logic(self, spec: Any, path: str) -> Predicate:
+        """``{"$jsonLogic": {"rule": <JsonLogic>, "variant": name}}``: flagd targeting.
+
+        Without ``variant`` the rule's result must be truthy; with it, the rule must
+        select that variant (a string, or a boolean read as ``"true"``/``"false"``).
+        """
+        from cognitionos.flags._flagd import compile_json_logic, json_logic_truthy, variant_of
+
+        if not isinstance(spec, Mapping) or "rule" not in spec:
+            return self.fail(path, "$jsonLogic needs an object with a 'rule'")
+        try:
+            run = compile_json_logic(spec["rule"], where=f"{self.where}{path}")
+        except ConfigurationError as exc:
+            if self.strict:
+                raise
+            del exc
+            return _never
+        want = spec.get("variant")
+
+        def data(attrs: Any) -> Any:
+            flagd = {"flagKey": spec.get("flag", ""), "timestamp": _timestamp(attrs)}
+            return {**attrs, "$flagd": flagd} if isinstance(attrs, Mapping) else attrs
+
+        if want is None:
+            return lambda attrs: json_logic_truthy(run(data(attrs)))
+        target = str(want)
+        return lambda attrs: variant_of(run(data(attrs))) == target
 
     # -- conditions on one value ----------------------------------------------------
     def value(self, cond: Any, path: str, insensitive: bool = False) -> Predicate:
@@ -581,7 +612,7 @@ def _op_num(test: Callable[[int], bool]) -> Callable[[_Compiler, Any, str], Pred
 
 
 _SEMVER = re.compile(
-    r"v?(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)"
+    r"(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)"
     r"(?:-((?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*)(?:\.(?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*))*))?"
     r"(?:\+([0-9a-zA-Z-]+(?:\.[0-9a-zA-Z-]+)*))?"
 )
@@ -727,7 +758,9 @@ _OPERATORS: dict[str, Callable[[_Compiler, Any, str], Predicate]] = {
     "$numLte": _op_num(lambda r: r <= 0),
     "$semverEq": _op_semver(lambda r: r == 0),
     "$semverGt": _op_semver(lambda r: r > 0),
+    "$semverGte": _op_semver(lambda r: r >= 0),
     "$semverLt": _op_semver(lambda r: r < 0),
+    "$semverLte": _op_semver(lambda r: r <= 0),
     "$dateAfter": _op_date(True),
     "$dateBefore": _op_date(False),
     "$ipIn": _op_ip_in,
@@ -737,6 +770,13 @@ _OPERATORS: dict[str, Callable[[_Compiler, Any, str], Predicate]] = {
 
 #: Every operator the condition language knows (logical ones included).
 KNOWN_OPERATORS = frozenset(_OPERATORS) | _LOGICAL
+
+
+def _timestamp(attrs: Any) -> int:
+    # flagd's $flagd.timestamp: seconds, taken from the currentTime attribute the engine fills
+    raw = attrs.get("currentTime") if isinstance(attrs, Mapping) else None
+    when = parse_instant(raw) if raw is not None else None
+    return int(when) if when is not None else 0
 
 
 def compile_condition(

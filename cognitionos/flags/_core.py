@@ -883,6 +883,7 @@ def _compile_flag(flag: FlagDefinition, groups: Mapping[str, Any], strict: bool)
         flag_key=flag.key,
         value=flag.default_value,
         reason=Reason.DEFAULT if flag.rules else Reason.STATIC,
+        variant=flag.default_variant,
     )
     base = Evaluation(flag_key=flag.key, value=True, reason=Reason.SPLIT)
     cf.split = _Split(flag.variants, flag.key, base, strict) if flag.variants else None

@@ -41,7 +41,13 @@ _NUM_OPS = {
     "NUM_LT": "$numLt",
     "NUM_LTE": "$numLte",
 }
-_SEMVER_OPS = {"SEMVER_EQ": "$semverEq", "SEMVER_GT": "$semverGt", "SEMVER_LT": "$semverLt"}
+_SEMVER_OPS = {
+    "SEMVER_EQ": "$semverEq",
+    "SEMVER_GT": "$semverGt",
+    "SEMVER_GTE": "$semverGte",
+    "SEMVER_LT": "$semverLt",
+    "SEMVER_LTE": "$semverLte",
+}
 _DATE_OPS = {"DATE_AFTER": "$dateAfter", "DATE_BEFORE": "$dateBefore"}
 
 
@@ -192,6 +198,57 @@ def _strategy(
     return rule
 
 
+_GROUP = "__internal-strategy-group"
+_ROLLOUT_KEYS = ("hash_attribute", "hash_version", "seed", "coverage")
+
+
+def _strategy_rules(
+    feature: str, s: Mapping[str, Any], segments: Mapping[Any, list[dict[str, Any]]]
+) -> list[dict[str, Any]]:
+    """The rules of one strategy: any of them applying turns the toggle on.
+
+    A plain strategy is one rule. A strategy group (``__internal-strategy-group``)
+    with operator ``OR`` is the union of its members' rules; with ``AND`` every
+    combination of member rules is merged into one rule (conditions joined). A
+    merged rule can hold one percentage rollout: a combination needing two
+    independent rollouts is not representable and is left out (never matches).
+    """
+    if s.get("name") != _GROUP:
+        return [_strategy(feature, s, segments)]
+    group = [m for m in s.get("group") or [] if isinstance(m, Mapping)]
+    members = [_strategy_rules(feature, m, segments) for m in group]
+    if str(s.get("operator", "AND")).upper() == "OR":
+        return [r for alternatives in members for r in alternatives]
+    combos: list[list[dict[str, Any]]] = [[]]
+    for alternatives in members:
+        combos = [[*combo, r] for combo in combos for r in alternatives]
+    merged = [_merge_and(combo) for combo in combos]
+    return [r for r in merged if r is not None]
+
+
+def _always_in(rule: Mapping[str, Any]) -> bool:
+    # a 100% rollout that falls back to a random draw lets everyone in
+    chain = rule.get("hash_attribute") or []
+    return bool(rule.get("coverage", 0) >= 1 and "random" in chain)
+
+
+def _merge_and(rules: list[dict[str, Any]]) -> dict[str, Any] | None:
+    out: dict[str, Any] = {"force": True, "value": True, "description": "strategy group"}
+    conds = [r["condition"] for r in rules if r.get("condition") is not None]
+    rollouts = [r for r in rules if "coverage" in r and not _always_in(r)]
+    if len(rollouts) > 1:
+        return None
+    for r in rollouts:
+        out.update({k: r[k] for k in _ROLLOUT_KEYS})
+    for r in rules:
+        if "variants" in r:
+            out["variants"] = r["variants"]
+            break
+    if conds:
+        out["condition"] = conds[0] if len(conds) == 1 else {"$and": conds}
+    return out
+
+
 def _dependencies(raw: Any, features: Mapping[str, Mapping[str, Any]]) -> list[Prerequisite]:
     out = []
     for d in raw or []:
@@ -208,15 +265,56 @@ def _dependencies(raw: Any, features: Mapping[str, Mapping[str, Any]]) -> list[P
         else:
             cond = {"value": True}
             if d.get("variants"):
-                cond["variant"] = {"$in": [str(v) for v in d["variants"]]}
+                wanted: list[Any] = [str(v) for v in d["variants"]]
+                if "disabled" in wanted:
+                    # a parent without variants reports Unleash's "disabled" variant
+                    wanted.append(None)
+                cond["variant"] = {"$in": wanted}
         out.append(Prerequisite(flag=parent, condition=cond))
     return out
 
 
+def _apply_delta_events(events: list[Any]) -> dict[str, Any]:
+    """Fold the events of the Unleash delta API (``/api/client/delta``) into a full payload.
+
+    ``hydration`` replaces everything; ``feature-updated`` / ``feature-removed`` and
+    ``segment-updated`` / ``segment-removed`` upsert or delete one item, in event order.
+    """
+    features: dict[str, Any] = {}
+    segments: dict[Any, Any] = {}
+    for i, event in enumerate(events):
+        if not isinstance(event, Mapping):
+            raise ConfigurationError(f"Unleash delta payload: events[{i}] must be an object")
+        kind = event.get("type")
+        if kind == "hydration":
+            features = {
+                str(f.get("name")): f for f in event.get("features") or [] if isinstance(f, Mapping)
+            }
+            segments = {
+                s.get("id"): s for s in event.get("segments") or [] if isinstance(s, Mapping)
+            }
+        elif kind == "feature-updated" and isinstance(event.get("feature"), Mapping):
+            features[str(event["feature"].get("name"))] = event["feature"]
+        elif kind == "feature-removed":
+            features.pop(str(event.get("featureName")), None)
+        elif kind == "segment-updated" and isinstance(event.get("segment"), Mapping):
+            segments[event["segment"].get("id")] = event["segment"]
+        elif kind == "segment-removed":
+            segments.pop(event.get("segmentId"), None)
+        # unknown event types are skipped, as Unleash SDKs do
+    return {"features": list(features.values()), "segments": list(segments.values())}
+
+
 def flag_set_from_unleash(payload: Mapping[str, Any]) -> FlagSet:
-    """Convert an Unleash client features payload into a :class:`FlagSet`."""
+    """Convert an Unleash client features payload into a :class:`FlagSet`.
+
+    Both the full payload (``{"features": [...], "segments": [...]}``) and the delta
+    API's ``{"events": [...]}`` are accepted.
+    """
     if not isinstance(payload, Mapping):
         raise ConfigurationError("Unleash payload must be an object")
+    if "features" not in payload and isinstance(payload.get("events"), list):
+        payload = _apply_delta_events(payload["events"])
     raw_features = payload.get("features") or []
     if not isinstance(raw_features, list):
         raise ConfigurationError("Unleash payload: 'features' must be a list")
@@ -232,9 +330,10 @@ def flag_set_from_unleash(payload: Mapping[str, Any]) -> FlagSet:
         try:
             strategies = [s for s in f.get("strategies") or [] if isinstance(s, Mapping)]
             # an enabled toggle without strategies is on for everyone
-            rules = [Rule.model_validate(_strategy(name, s, segments)) for s in strategies] or [
-                Rule(value=True, force=True)
-            ]
+            raw_rules = [r for s in strategies for r in _strategy_rules(name, s, segments)]
+            if strategies and not raw_rules:
+                raw_rules = [{"force": True, "value": True, "condition": NEVER}]
+            rules = [Rule.model_validate(r) for r in raw_rules] or [Rule(value=True, force=True)]
             # legacy flag-level variants hash with seed 0, strategy variants with the variant seed
             variants = _variants(f.get("variants"), name, 0)
             flags.append(

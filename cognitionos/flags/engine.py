@@ -75,6 +75,7 @@ class FlagEngine:
         if hostname is not None:
             self._implicit["hostname"] = hostname
         self._flatten_properties = False
+        self._stamp_time = False
         self._sync: Any = None
         if isinstance(definitions, FlagSet):
             fs = definitions
@@ -149,6 +150,30 @@ class FlagEngine:
         return engine
 
     @classmethod
+    def from_flagd(
+        cls,
+        payload: Mapping[str, Any] | str,
+        *,
+        clock: Clock | None = None,
+    ) -> FlagEngine:
+        """Engine for flagd flag definitions (``{"flags": {...}, "$evaluators": {...}}``).
+
+        Targeting is flagd's JsonLogic (with ``fractional``, ``sem_ver``,
+        ``starts_with``, ``ends_with`` and ``$ref``); the context's ``targetingKey``
+        feeds ``fractional``, and ``$flagd.timestamp`` comes from ``clock``. The
+        OpenFeature spec's ``test-flags.json`` shape (``contextEvaluator``) loads too.
+        """
+        from cognitionos.flags._flagd import flag_set_from_flagd
+
+        data = json.loads(payload) if isinstance(payload, str) else payload
+        fs = flag_set_from_flagd(data)
+        engine = cls.__new__(cls)
+        engine._init_bare(clock, None)
+        engine._snapshot = compile_snapshot(fs)
+        engine._stamp_time = any(f.rules for f in fs.flags)
+        return engine
+
+    @classmethod
     def from_json(cls, data: Mapping[str, Any] | str, **kwargs: Any) -> FlagEngine:
         """Engine for our own export format (see :meth:`export`)."""
         raw = json.loads(data) if isinstance(data, str) else data
@@ -167,6 +192,7 @@ class FlagEngine:
         self._allow_cycles = False
         self._implicit = {} if environment is None else {"environment": environment}
         self._flatten_properties = False
+        self._stamp_time = False
         self._sync = None
         self._stats = None
         self._init_counters()
@@ -193,7 +219,7 @@ class FlagEngine:
                     key, default, ErrorCode.INVALID_CONTEXT, "attributes must be a mapping"
                 )
             attrs = dict(attrs)
-        if self._implicit or self._flatten_properties:
+        if self._implicit or self._flatten_properties or self._stamp_time:
             attrs = self._complete(attrs)
         try:
             now = self._clock.time() if snap.uses_time else 0.0
@@ -259,6 +285,27 @@ class FlagEngine:
         """Whether the flag's value is truthy for these attributes (False if missing or failing)."""
         return self.evaluate(key, attributes, False, options=options).on
 
+    def get_variant(self, key: str, attributes: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """The flag's variant in the Unleash SDK shape (``getVariant``), for any flag.
+
+        Returns ``{"name", "enabled", "feature_enabled"}`` plus ``"payload"`` when the
+        variant has one (Unleash payloads keep their ``{"type", "value"}`` form). A flag
+        that is off, missing or failing, or on without a variant, answers Unleash's
+        ``{"name": "disabled", "enabled": False, ...}``::
+
+            engine.get_variant("checkout", {"userId": "u1"})
+            # {"name": "blue", "enabled": True, "feature_enabled": True, "payload": {...}}
+        """
+        ev = self.evaluate(key, attributes, False)
+        feature_enabled = ev.error_code is None and ev.reason not in _OFF_REASONS and ev.on
+        if not feature_enabled or ev.variant is None:
+            return {"name": "disabled", "enabled": False, "feature_enabled": feature_enabled}
+        out: dict[str, Any] = {"name": ev.variant, "enabled": True, "feature_enabled": True}
+        payload = ev.metadata.get("payload") if ev.metadata else None
+        if payload is not None:
+            out["payload"] = payload
+        return out
+
     def evaluate_all(
         self,
         attributes: Mapping[str, Any] | None = None,
@@ -294,7 +341,7 @@ class FlagEngine:
             missing = {k: v for k, v in self._implicit.items() if k not in out}
             if missing:
                 out = {**out, **missing}
-        if self._flatten_properties and "currentTime" not in out:
+        if (self._flatten_properties or self._stamp_time) and "currentTime" not in out:
             out = {**out, "currentTime": self._clock.time()}
         return out
 
@@ -386,6 +433,9 @@ class FlagEngine:
 
     def __repr__(self) -> str:
         return f"FlagEngine(flags={len(self._snapshot)}, version={self._snapshot.version})"
+
+
+_OFF_REASONS = frozenset({Reason.DISABLED, Reason.PREREQUISITE_FAILED, Reason.ERROR})
 
 
 def _compile_lenient(fs: FlagSet, environment: str | None, strict: bool) -> Snapshot:

@@ -222,6 +222,10 @@ class FlagDefinition(_Model):
     rules: list[Rule] = Field(default_factory=list)
     prerequisites: list[Prerequisite] = Field(default_factory=list)
     variants: VariantSplit | None = None
+    #: variant name reported with ``default_value`` (flagd/OpenFeature ``defaultVariant``)
+    default_variant: str | None = None
+    #: static flag metadata (OpenFeature ``flag_metadata``, flagd ``metadata``)
+    metadata: dict[str, Any] = Field(default_factory=dict)
     environments: dict[str, EnvironmentOverride] = Field(default_factory=dict)
     tags: list[str] = Field(default_factory=list)
     owner: str | None = None

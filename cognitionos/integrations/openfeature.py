@@ -7,9 +7,11 @@ without it raises :class:`~cognitionos.errors.MissingDependency`::
     api.set_provider(CognitionProvider(engine))
     api.get_client().get_boolean_value("new-checkout", False, EvaluationContext("u1"))
 
-The evaluation context's targeting key is passed as the attributes named in
+The evaluation context's targeting key is passed as ``targetingKey`` (what
+flagd targeting reads) and as the attributes named in
 ``targeting_key_attributes`` (``id`` by default, the GrowthBook hash
-attribute; use ``("userId",)`` for Unleash payloads).
+attribute; use ``("userId",)`` for Unleash payloads). A flag's static
+``metadata`` (flagd ``metadata``) is returned as ``flag_metadata``.
 """
 
 from __future__ import annotations
@@ -69,6 +71,9 @@ class CognitionProvider(AbstractProvider):
         super().__init__()
         self._engine = engine
         self._key_attrs = tuple(targeting_key_attributes)
+        # flag metadata per key, rebuilt when the engine swaps in a new snapshot
+        self._meta_for: Any = None
+        self._meta: dict[str, dict[str, Any]] = {}
 
     def get_metadata(self) -> Metadata:
         """Provider name shown by OpenFeature."""
@@ -79,9 +84,17 @@ class CognitionProvider(AbstractProvider):
             return {}
         attrs = dict(ctx.attributes)
         if ctx.targeting_key is not None:
+            attrs.setdefault("targetingKey", ctx.targeting_key)
             for name in self._key_attrs:
                 attrs.setdefault(name, ctx.targeting_key)
         return attrs
+
+    def _flag_metadata(self, key: str) -> dict[str, Any]:
+        snap = self._engine.snapshot
+        if self._meta_for is not snap:
+            self._meta = {f.key: dict(f.metadata) for f in snap.definitions.flags if f.metadata}
+            self._meta_for = snap
+        return dict(self._meta.get(key, {}))
 
     def _resolve(
         self, key: str, default: Any, ctx: EvaluationContext | None, check: Any, cast: Any = None
@@ -94,11 +107,14 @@ class CognitionProvider(AbstractProvider):
         else:
             ev = engine.evaluate(key, self._attributes(ctx), default)
         if ev.error_code is not None:
+            message = ev.error_message
+            if ev.error_code is ErrorCode.FLAG_NOT_FOUND:
+                message = f"flag {key} not found"
             return FlagResolutionDetails(
                 value=default,
                 reason=Reason.ERROR.value,
                 error_code=_ERRORS.get(ev.error_code, OFErrorCode.GENERAL),
-                error_message=ev.error_message,
+                error_message=message,
             )
         value = ev.value
         if not check(value):
@@ -108,7 +124,7 @@ class CognitionProvider(AbstractProvider):
                 error_code=OFErrorCode.TYPE_MISMATCH,
                 error_message=f"flag {key!r} is {type(value).__name__}, not the requested type",
             )
-        meta: dict[str, Any] = {}
+        meta = self._flag_metadata(key)
         if ev.rule_id:
             meta["ruleId"] = ev.rule_id
         payload = ev.metadata.get("payload") if ev.metadata else None
