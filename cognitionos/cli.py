@@ -24,6 +24,7 @@ __all__ = ["LazyGroup", "main"]
 BUILTIN_COMMANDS = {
     "db": "cognitionos._cli_storage:db",
     "flags": "cognitionos.flags._cli:flags",
+    "ratelimit": "cognitionos.ratelimit._cli:ratelimit",
     "store": "cognitionos._cli_storage:store",
 }
 

@@ -1,0 +1,122 @@
+"""Redis specifics: server time under clock skew, the store's key layout, one round trip."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+from cognitionos.clock import ManualClock
+from cognitionos.errors import ConfigurationError
+from cognitionos.ratelimit import Limit, RateLimiter
+
+from .conftest import REDIS_URL, redis_client
+
+pytestmark = pytest.mark.redis
+
+
+@pytest.fixture
+def client():
+    c = redis_client()
+    prefix = f"t{uuid.uuid4().hex[:10]}"
+    c.test_prefix = prefix
+    yield c
+    keys = list(c.scan_iter(match=f"*{prefix}*", count=1000))
+    if keys:
+        c.delete(*keys)
+    c.close()
+
+
+def test_clock_skew_between_hosts_does_not_change_decisions(client):
+    # two "hosts" whose clocks disagree by three hours share one limit: server TIME decides
+    host_a = RateLimiter(
+        client, algorithm="sliding_log", clock=ManualClock(1_700_000_000), prefix=client.test_prefix
+    )
+    host_b = RateLimiter(
+        client, algorithm="sliding_log", clock=ManualClock(1_700_010_800), prefix=client.test_prefix
+    )
+    limit = Limit(amount=3, period=60)
+    answers = [
+        host_a.hit(limit, "k").allowed,
+        host_b.hit(limit, "k").allowed,
+        host_a.hit(limit, "k").allowed,
+        host_b.hit(limit, "k").allowed,
+    ]
+    assert answers == [True, True, True, False]
+    ban = host_b.ban("skewed", 30)
+    assert ban.remaining == pytest.approx(30)
+    assert host_a.bans()[0].remaining == pytest.approx(30, abs=1)
+
+
+def test_several_limits_cost_one_round_trip(client, monkeypatch):
+    limiter = RateLimiter(client, algorithm="gcra", prefix=client.test_prefix)
+    calls = []
+    real = client.evalsha
+
+    def counting(*args, **kwargs):
+        calls.append(args[1])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(client, "evalsha", counting)
+    d = limiter.hit_many([("10/second;1000/day", "ip:1"), ("5/second", "tenant:a")])
+    assert d.allowed and len(d.details) == 3
+    assert calls == [12]  # one EVALSHA with four keys per limit
+
+
+def test_keys_share_the_callers_hash_tag(client):
+    limiter = RateLimiter(client, algorithm="sliding_log", prefix=client.test_prefix)
+    limiter.hit(Limit(amount=5, period=60), "tenant:{acme}")
+    keys = [k.decode() for k in client.scan_iter(match=f"{client.test_prefix}:*")]
+    assert keys and all("{tenant:%7Bacme%7D}" in k for k in keys)
+
+
+def test_cognitionos_store_layout_is_used():
+    from cognitionos.storage import open_store
+
+    prefix = f"t{uuid.uuid4().hex[:10]}:"
+    store = open_store(f"{REDIS_URL}?prefix={prefix}")
+    try:
+        limiter = RateLimiter(store, algorithm="fixed_window")
+        limit = Limit(amount=1, period=60)
+        assert limiter.hit(limit, "k").allowed
+        assert not limiter.hit(limit, "k").allowed
+        keys = [k.decode() for k in store.client.scan_iter(match=f"{prefix}*")]
+        assert keys == [store.key("k", "rl", limiter._s.specs(limit)[0].ident)]
+        store.client.delete(*keys)
+    finally:
+        store.close()
+
+
+def test_limits_beyond_exact_lua_arithmetic_are_refused(client):
+    limiter = RateLimiter(client, algorithm="gcra", prefix=client.test_prefix)
+    with pytest.raises(ConfigurationError, match="2\\*\\*53"):
+        limiter.hit(Limit(amount=10, period=365 * 86400, burst=10**6), "k")
+
+
+def test_ban_keys_derived_in_a_batch_match_the_manual_ones(client):
+    from cognitionos.storage import open_store
+
+    limit = Limit(amount=1, period=60)
+    own = RateLimiter(client, prefix=client.test_prefix)
+    reqs = own._s._requests_for(limit, "ip:{1}", 1)
+    keys, _ = own._backend.script_call(reqs, None, True, None)
+    assert keys[2:] == [own._backend.ban_key("ip:{1}"), own._backend.viol_key("ip:{1}")]
+    store = open_store(f"{REDIS_URL}?prefix={client.test_prefix}:")
+    try:
+        layered = RateLimiter(store)
+        reqs = layered._s._requests_for(limit, "ip:{1}", 1)
+        keys, _ = layered._backend.script_call(reqs, None, True, None)
+        backend = layered._backend
+        assert keys[2:] == [backend.ban_key("ip:{1}"), backend.viol_key("ip:{1}")]
+    finally:
+        store.close()
+
+
+def test_redis_scripts_reload_after_script_flush(client):
+    limiter = RateLimiter(client, algorithm="gcra", prefix=client.test_prefix)
+    limit = Limit(amount=2, period=60)
+    assert limiter.hit(limit, "nf").allowed
+    limiter._backend.client.script_flush()
+    assert limiter.hit(limit, "nf").allowed
+    limiter._backend.client.script_flush()
+    assert [d.allowed for d in limiter.hit_batch([(limit, "nf"), (limit, "nf2")])] == [False, True]
