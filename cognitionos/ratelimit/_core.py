@@ -299,7 +299,11 @@ def sliding_log_commit(log: SlidingLog | None, now: int, period: int, cost: int)
         if log.head == len(ts):
             del ts[:], cum[:]
         else:
+            # cum holds running totals: rebase them so the survivors count from zero again
+            dead = cum[log.head - 1]
             del ts[: log.head], cum[: log.head]
+            for i in range(len(cum)):
+                cum[i] -= dead
         log.head = 0
     if not cost:
         return log

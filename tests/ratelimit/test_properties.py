@@ -178,3 +178,16 @@ def test_backends_decide_identically(shared_stores, algorithm, seq):
         clock.advance(ns=dt * 1000)
         answers = {kind: decide(lim, key, cost) for kind, lim in limiters.items()}
         assert len(set(answers.values())) == 1, answers
+
+
+def test_sliding_log_counts_survivors_after_compaction():
+    # Found by the cross-backend property: after half the log expired and was compacted,
+    # the running totals still included the dropped entries, so the window looked fuller.
+    from cognitionos.ratelimit import _core as core
+
+    log = core.sliding_log_commit(None, 0, 1_000_000, 1)  # t=0s
+    log = core.sliding_log_commit(log, 300_000, 1_000_000, 1)  # t=0.3s
+    log = core.sliding_log_commit(log, 1_000_000, 1_000_000, 0)  # t=1s: the t=0 hit expires
+    assert log.entries() == [(300_000, 1)]
+    allowed, remaining, *_ = core.sliding_log(log, 1_000_000, 1_000_000, 3, 0)
+    assert allowed and remaining == 2
