@@ -64,13 +64,9 @@ def compile_spec(limit: Limit, algorithm: Algorithm) -> Spec:
         def step(s: Any, now: int, cost: int) -> _core.Step:
             return _core.sliding_log(s, now, period, amount, cost)
     elif algorithm is Algorithm.TOKEN_BUCKET:
-
-        def step(s: Any, now: int, cost: int) -> _core.Step:
-            return _core.token_bucket(s, now, period, amount, burst, cost)
+        step = _core.token_bucket_step(period, amount, burst)
     elif algorithm is Algorithm.GCRA:
-
-        def step(s: Any, now: int, cost: int) -> _core.Step:
-            return _core.gcra(s, now, period, amount, burst, cost)
+        step = _core.gcra_step(period, amount, burst)
     else:
 
         def step(s: Any, now: int, cost: int) -> _core.Step:

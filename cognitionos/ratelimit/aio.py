@@ -122,9 +122,14 @@ class AsyncRateLimiter:
         s = self._s
         if s.backend_down_until and s.breaker_open():
             return s.fallback(None, reqs, commit)
-        now = None if self._backend.server_time else s.now_us()
+        backend = self._backend
+        now = None if backend.server_time else s.now_us()
+        policy = s.ban_policy if commit else None
         try:
-            result = await self._call("run", reqs, now, commit, s.ban_policy if commit else None)
+            if self._native:
+                result = await backend.run(reqs, now, commit, policy)
+            else:
+                result = await self._call("run", reqs, now, commit, policy)
         except StorageError as exc:
             return s.fallback(exc, reqs, commit)
         s.backend_down_until = 0
@@ -146,7 +151,7 @@ class AsyncRateLimiter:
     async def hit_batch(self, items: Iterable[HitItem]) -> list[Decision]:
         """Independent hits for many keys; on Redis one pipelined round trip for all of them."""
         s = self._s
-        batches = [s.requests([item]) for item in items]
+        batches = s.batch_requests(items)
         if not batches:
             return []
         if not self._native or s.ban_policy is not None or s.breaker_open():

@@ -167,6 +167,32 @@ class _Shared:
                     )
         return reqs
 
+    def batch_requests(self, items: Iterable[HitItem]) -> list[list[Request]]:
+        """``[requests([item]) for item in items]``, with plain one-limit items made inline."""
+        single, skey = self._single, self.skey
+        out: list[list[Request]] = []
+        for item in items:
+            if len(item) == 2:
+                (limit, key), cost = item, 1
+            else:
+                limit, key, cost = item  # type: ignore[misc]
+            try:
+                spec = single.get(limit)
+            except TypeError:  # unhashable: a list of limits
+                spec = None
+            if (
+                spec is not None
+                and spec.code != 7
+                and type(key) is str
+                and key
+                and type(cost) is int
+                and 0 <= cost <= spec.burst
+            ):
+                out.append([Request(spec, key, skey(spec, key), cost, None)])
+            else:
+                out.append(self.requests([item]))  # validates and explains
+        return out
+
     def _requests_for(self, limit: LimitLike, key: str, cost: int) -> list[Request]:
         check_key(key)
         specs = self.specs(limit)
@@ -213,6 +239,25 @@ class _Shared:
 
     def combine(self, reqs: list[Request], result: Result, commit: bool) -> Decision:
         outs = result.outcomes
+        if len(reqs) == 1:
+            # one limit (the common case): the general assembly below, minus its lists
+            out = outs[0]
+            top = self.decision(reqs[0], out, commit)
+            if commit:
+                c = self.count
+                if out[0]:
+                    c.allowed()
+                elif self.shadow:
+                    c.shadowed()
+                else:
+                    c.refused()
+                if out[4]:
+                    c.banned()
+                for _ in range(result.new_bans):
+                    c.bans()
+            if not out[0] and self.shadow:
+                top = _evolve(top, allowed=True, shadowed=True, retry_after=None)
+            return top
         if len(outs) > 1 and not all(o[0] for o in outs):
             # nothing was charged: admitted limits report what they still have
             outs = [
@@ -436,7 +481,7 @@ class RateLimiter:
         Unlike :meth:`hit_many`, each item is admitted or refused on its own.
         """
         s = self._s
-        batches = [s.requests([item]) for item in items]
+        batches = s.batch_requests(items)
         if not batches:
             return []
         backend = self._backend

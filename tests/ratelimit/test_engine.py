@@ -285,6 +285,27 @@ def test_hit_batch_decides_each_item_on_its_own(limiter_factory):
     assert limiter.hit_batch([]) == []
 
 
+@pytest.mark.parametrize("algorithm", [*WINDOWED, "token_bucket", "gcra"])
+def test_hit_batch_decides_like_hits_in_order(limiter_factory, algorithm):
+    # repeated keys, several limits per item, costs, a banned key and more items than one
+    # Redis script call covers: a batch answers exactly what the same hits in order would
+    clock = ManualClock(T0)
+    limiter = limiter_factory(algorithm, clock)
+    small, pair = Limit(amount=3, period=60), "2/second;4/minute"
+    shape = [(small if i % 3 else pair, f"k{i % 7}", 1 + i % 2) for i in range(150)]
+    limiter.ban("batch:k5", 60)
+    limiter.ban("seq:k5", 60)
+    batch = limiter.hit_batch([(lim, "batch:" + key, cost) for lim, key, cost in shape])
+    sequential = [limiter.hit(lim, "seq:" + key, cost) for lim, key, cost in shape]
+
+    def strip(d: Decision) -> tuple:
+        return (d.allowed, d.limit, d.remaining, d.reset_after, d.retry_after, d.banned)
+
+    assert [strip(d) for d in batch] == [strip(d) for d in sequential]
+    assert [d.key for d in batch] == ["batch:" + key for _, key, _ in shape]
+    assert any(d.allowed for d in batch) and any(d.banned for d in batch)
+
+
 def test_looking_at_a_concurrency_limit_hands_out_no_lease(limiter_factory):
     limiter = limiter_factory("concurrency")
     slots = Limit(amount=1, period=30)

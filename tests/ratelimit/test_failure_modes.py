@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from typing import Any
 
 import pytest
 
@@ -68,3 +70,65 @@ def test_backend_is_skipped_for_a_while_after_a_failure(dead_redis):
     clock.advance(5)
     limiter.hit(limit, "k")
     assert limiter.counters.snapshot()["backend_errors"] == 2
+
+
+def _silent_redis() -> tuple[Any, int]:
+    """A server that answers every command with +OK except EVALSHA, which it never answers."""
+    import socket
+    import threading
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+
+    def serve(conn: socket.socket) -> None:
+        buffered = b""
+        with conn:
+            while data := conn.recv(65536):
+                buffered += data
+                while b"\r\n" in buffered:
+                    # replies per command (RESP arrays): enough to count "*" headers
+                    line, _, buffered = buffered.partition(b"\r\n")
+                    if line.startswith(b"*") and b"EVALSHA" not in buffered[:64]:
+                        conn.sendall(b"+OK\r\n")
+
+    def accept() -> None:
+        while True:
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=serve, args=(conn,), daemon=True).start()
+
+    threading.Thread(target=accept, daemon=True).start()
+    return listener, listener.getsockname()[1]
+
+
+def test_async_commands_that_hang_time_out_like_redis_py():
+    pytest.importorskip("redis")
+    from redis.asyncio import Redis
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
+
+    from cognitionos.ratelimit import AsyncRateLimiter
+
+    listener, port = _silent_redis()
+
+    async def scenario() -> None:
+        client = Redis(
+            host="127.0.0.1", port=port, protocol=2, socket_timeout=0.2, retry=Retry(NoBackoff(), 0)
+        )
+        limiter = AsyncRateLimiter(client, on_backend_error="open")
+        started = asyncio.get_running_loop().time()
+        d = await limiter.hit(Limit(amount=1, period=1), "k")
+        waited = asyncio.get_running_loop().time() - started
+        assert d.allowed and limiter.counters.snapshot()["backend_errors"] == 1
+        # the limiter's own connection times out, then redis-py's path does too
+        assert 0.2 <= waited < 2
+        await limiter.aclose()
+        await client.aclose()
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        listener.close()

@@ -48,19 +48,38 @@ def test_clock_skew_between_hosts_does_not_change_decisions(client):
     assert host_a.bans()[0].remaining == pytest.approx(30, abs=1)
 
 
+def _commands_in(packed) -> list[list[bytes]]:
+    """Decode the RESP arrays of bulk strings in what a connection sent."""
+    data = b"".join([packed] if isinstance(packed, bytes) else list(packed))
+    commands, pos = [], 0
+    while pos < len(data):
+        end = data.index(b"\r\n", pos)
+        count, pos, args = int(data[pos + 1 : end]), end + 2, []
+        for _ in range(count):
+            end = data.index(b"\r\n", pos)
+            size = int(data[pos + 1 : end])
+            args.append(data[end + 2 : end + 2 + size])
+            pos = end + 2 + size + 2
+        commands.append(args)
+    return commands
+
+
 def test_several_limits_cost_one_round_trip(client, monkeypatch):
     limiter = RateLimiter(client, algorithm="gcra", prefix=client.test_prefix)
-    calls = []
-    real = client.evalsha
+    limiter.hit(Limit(amount=5, period=1), "warm-up")  # connects and loads the script
+    sent = []
+    # count at the wire: every command any connection sends, whichever path sent it
+    connection_class = client.connection_pool.connection_class
+    real = connection_class.send_packed_command
 
-    def counting(*args, **kwargs):
-        calls.append(args[1])
-        return real(*args, **kwargs)
+    def counting(self, command, *args, **kwargs):
+        sent.extend(_commands_in(command))
+        return real(self, command, *args, **kwargs)
 
-    monkeypatch.setattr(client, "evalsha", counting)
+    monkeypatch.setattr(connection_class, "send_packed_command", counting)
     d = limiter.hit_many([("10/second;1000/day", "ip:1"), ("5/second", "tenant:a")])
     assert d.allowed and len(d.details) == 3
-    assert calls == [12]  # one EVALSHA with four keys per limit
+    assert [(c[0], c[2]) for c in sent] == [(b"EVALSHA", b"12")]  # four keys per limit
 
 
 def test_keys_share_the_callers_hash_tag(client):

@@ -3,13 +3,16 @@
 -- microseconds (exact in Lua doubles below 2^53).
 --
 -- KEYS, four per request i: state, aux (sliding-log totals), ban record, violations.
--- ARGV[1] "now_us commit n min_ttl_ms": now_us -1 means server TIME; min_ttl_ms floors
+-- ARGV[1] "now_us mode n min_ttl_ms": now_us -1 means server TIME; mode 0 = look only,
+--         1 = charge all or none, 2 = independent groups (hit_batch); min_ttl_ms floors
 --         key TTLs when the caller supplies the time.
--- ARGV[2] "" (no auto-block) or "max_violations find_window_us ban_time_us growth
---         max_ban_us forget_us" (max_ban_us -1: uncapped).
+-- ARGV[2] modes 0/1: "" (no auto-block) or "max_violations find_window_us ban_time_us
+--         growth max_ban_us forget_us" (max_ban_us -1: uncapped).
+--         mode 2: group sizes "g1 g2 ...": each group is all-or-nothing on its own,
+--         decided in order, as separate calls would be (no auto-block in this mode).
 -- ARGV[2 + i] "code period amount burst cost allow_listed lease" (lease '-': none).
 -- Reply: one string of integers, five per request (allowed remaining reset_us retry_us
---        banned), then charged, bans imposed, now_us.
+--        banned), then charged and bans imposed (mode 2: that, group after group).
 -- Few pre-formatted arguments and a one-string reply: packing and parsing many small
 -- values costs the client more than the script spends on string.match. Every local
 -- function below is a closure created on each call, so there are few of them.
@@ -30,9 +33,11 @@ local function fmt(x)
   return string.format('%.0f', x)
 end
 
-local now, commit, n, minttl = string.match(ARGV[1], '^(%S+) (%S+) (%S+) (%S+)$')
+local now, mode, n, minttl = string.match(ARGV[1], '^(%S+) (%S+) (%S+) (%S+)$')
 now, n, minttl = tonumber(now), tonumber(n), tonumber(minttl)
-commit = commit == '1'
+local commit = mode ~= '0'
+local banargs = ''
+if mode ~= '2' then banargs = ARGV[2] end
 if now < 0 then
   local t = redis.call('TIME')
   now = tonumber(t[1]) * 1000000 + tonumber(t[2])
@@ -217,139 +222,226 @@ local function conc_eval(key, ttl, A, cost)
 end
 
 local reqs = {}
+local parsed = {}  -- a batch repeats a few argument strings many times: parse each once
 for i = 1, n do
-  local code, P, A, B, cost, allow, lease = string.match(
-    ARGV[i + 2], '^(%d+) (%d+) (%d+) (%d+) (%d+) (%d) (%S+)$')
+  local a = ARGV[i + 2]
+  local p = parsed[a]
+  if not p then
+    local code, P, A, B, cost, allow, lease = string.match(
+      a, '^(%d+) (%d+) (%d+) (%d+) (%d+) (%d) (%S+)$')
+    p = {tonumber(code), tonumber(P), tonumber(A), tonumber(B), tonumber(cost), allow == '1', lease}
+    parsed[a] = p
+  end
   local k = (i - 1) * 4
   reqs[i] = {
-    tonumber(code), tonumber(P), tonumber(A), tonumber(B), tonumber(cost), allow == '1',
-    lease, KEYS[k + 1], KEYS[k + 2], KEYS[k + 3], KEYS[k + 4],
+    p[1], p[2], p[3], p[4], p[5], p[6], p[7], KEYS[k + 1], KEYS[k + 2], KEYS[k + 3], KEYS[k + 4],
   }
 end
 -- fields of a request
 local CODE, PER, AMT, BUR, COST, ALLOW, LEASE, KEY, AUX, BAN, VIOL = 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11
 
-local out = {}
-local results = {}
-
--- one MGET for every ban record and string state: each redis.call has a fixed cost
-local names = {}
-for i = 1, n do
-  names[i] = reqs[i][BAN]
-  names[n + i] = reqs[i][KEY]
-end
-local fetched = redis.call('MGET', unpack(names))
-
-local function evaluate(i)
-  local r = reqs[i]
-  local c = r[CODE]
-  if c == 4 then
-    return log_eval(r[KEY], r[AUX], r[PER], r[AMT], r[COST])
-  elseif c == 7 then
-    return conc_eval(r[KEY], r[PER], r[AMT], r[COST])
-  end
-  return step(c, fetched[n + i] or nil, r[PER], r[AMT], r[BUR], r[COST])
-end
-
--- banned keys refuse the whole batch and touch no counter
-local banned = {}
-local any_banned = false
-for i = 1, n do
-  local rec = fetched[i]
-  if rec then
-    local untl = tonumber(string.match(rec, '^(%S+)'))
-    if untl > now then
-      banned[i] = untl - now
-      any_banned = true
+-- decide the requests rs (all or nothing) and return their part of the reply
+-- pre (mode 2): key -> value (false: none) read for the whole batch, kept current here
+local function decide(rs, pre)
+  local n = #rs
+  if n == 1 and banargs == '' and rs[1][CODE] ~= 4 and rs[1][CODE] ~= 7 then
+    -- one string-state limit and no auto-block: the general path below, without its tables
+    local r = rs[1]
+    local rec, s
+    if pre then
+      rec, s = pre[r[BAN]], pre[r[KEY]]
+    else
+      local v = redis.call('MGET', r[BAN], r[KEY])
+      rec, s = v[1], v[2]
     end
+    if rec then
+      local untl = tonumber(string.match(rec, '^(%S+)'))
+      if untl > now then
+        local wait = fmt(untl - now)
+        return '0 0 ' .. wait .. ' ' .. wait .. ' 1 0 0'
+      end
+    end
+    local ok, rem, reset, retry, new = step(r[CODE], s or nil, r[PER], r[AMT], r[BUR], r[COST])
+    if ok == 1 then
+      if commit then
+        redis.call('SET', r[KEY], new, 'PX', px(reset))
+        if pre then pre[r[KEY]] = new end
+        return '1 ' .. rem .. ' ' .. reset .. ' -1 0 1 0'
+      end
+      return '1 ' .. rem .. ' ' .. reset .. ' -1 0 0 0'
+    end
+    if retry == NEVER then
+      return '0 ' .. rem .. ' ' .. reset .. ' -1 0 0 0'
+    end
+    return '0 ' .. rem .. ' ' .. reset .. ' ' .. retry .. ' 0 0 0'
   end
-end
+  local out = {}
+  local results = {}
 
-local all_ok = true
-for i = 1, n do
-  local m = #out
-  if any_banned and banned[i] then
-    out[m + 1], out[m + 2], out[m + 3], out[m + 4], out[m + 5] = 0, 0, banned[i], banned[i], 1
+  -- one MGET for every ban record and string state: each redis.call has a fixed cost
+  local fetched
+  if pre then
+    fetched = {}
+    for i = 1, n do
+      fetched[i] = pre[rs[i][BAN]]
+      fetched[n + i] = pre[rs[i][KEY]]
+    end
+  elseif n == 1 then
+    fetched = redis.call('MGET', rs[1][BAN], rs[1][KEY])
   else
-    local ok, rem, reset, retry, new = evaluate(i)
-    results[i] = {ok, reset, new}
-    if ok == 0 then all_ok = false end
-    out[m + 1], out[m + 2], out[m + 3], out[m + 4], out[m + 5] = ok, rem, reset, retry, 0
+    local names = {}
+    for i = 1, n do
+      names[i] = rs[i][BAN]
+      names[n + i] = rs[i][KEY]
+    end
+    fetched = redis.call('MGET', unpack(names))
   end
-end
 
-local charged, newbans = 0, 0
-if any_banned then
-  all_ok = false
-elseif all_ok and commit then
-  charged = 1
-  for i = 1, n do
-    local r, res = reqs[i], results[i]
+  local function evaluate(i)
+    local r = rs[i]
     local c = r[CODE]
     if c == 4 then
-      if r[COST] > 0 then
-        local info = redis.call('HMGET', r[AUX], 'n', 'q')
-        local seq = (tonumber(info[2]) or 0) + 1
-        local newest = redis.call('ZRANGE', r[KEY], -1, -1, 'WITHSCORES')
-        local ts = now
-        if #newest > 0 and tonumber(newest[2]) > now then ts = tonumber(newest[2]) end
-        redis.call('ZADD', r[KEY], fmt(ts), fmt(ts) .. ':' .. seq .. ':' .. r[COST])
-        redis.call('HSET', r[AUX], 'n', fmt((tonumber(info[1]) or 0) + r[COST]), 'q', seq)
-        redis.call('PEXPIRE', r[KEY], px(ts + r[PER] - now))
-        redis.call('PEXPIRE', r[AUX], px(ts + r[PER] - now))
-      end
+      return log_eval(r[KEY], r[AUX], r[PER], r[AMT], r[COST])
     elseif c == 7 then
-      redis.call('ZADD', r[KEY], fmt(now + r[PER]), r[LEASE] .. ':' .. r[COST])
-      redis.call('PEXPIRE', r[KEY], px(res[2]))
-    else
-      redis.call('SET', r[KEY], res[3], 'PX', px(res[2]))
+      return conc_eval(r[KEY], r[PER], r[AMT], r[COST])
     end
+    return step(c, fetched[n + i] or nil, r[PER], r[AMT], r[BUR], r[COST])
   end
-end
 
-if commit and not any_banned and not all_ok and ARGV[2] ~= '' then
-  local maxv, findw, bantime, growth, maxban, forget = string.match(
-    ARGV[2], '^(%S+) (%S+) (%S+) (%S+) (%S+) (%S+)$')
-  maxv, findw, bantime = tonumber(maxv), tonumber(findw), tonumber(bantime)
-  growth, maxban, forget = tonumber(growth), tonumber(maxban), tonumber(forget)
-  local seen = {}
+  -- banned keys refuse the whole batch and touch no counter
+  local banned = {}
+  local any_banned = false
   for i = 1, n do
-    local r = reqs[i]
-    if results[i][1] == 0 and not seen[r[BAN]] and not r[ALLOW] then
-      seen[r[BAN]] = true
-      local kept = {}
-      local old = redis.call('GET', r[VIOL])
-      if old then
-        for w in string.gmatch(old, '%S+') do
-          local t = tonumber(w)
-          if t > now - findw then kept[#kept + 1] = t end
-        end
-      end
-      kept[#kept + 1] = now
-      while #kept > maxv do table.remove(kept, 1) end
-      if #kept >= maxv then
-        local offenses = 1
-        local rec = redis.call('GET', r[BAN])
-        if rec then
-          local _, off, keep = string.match(rec, '^(%S+) (%S+) (%S+)')
-          if tonumber(keep) > now then offenses = tonumber(off) + 1 end
-        end
-        local dur = math.floor(bantime * growth ^ (offenses - 1) + 0.5)
-        if maxban >= 0 then dur = math.min(dur, maxban) end
-        dur = math.max(1, dur)
-        local keep = math.max(now + dur, now + forget)
-        redis.call('SET', r[BAN], fmt(now + dur) .. ' ' .. offenses .. ' ' .. fmt(keep) .. ' 0',
-          'PX', px(keep - now))
-        redis.call('DEL', r[VIOL])
-        newbans = newbans + 1
-      else
-        for j = 1, #kept do kept[j] = fmt(kept[j]) end
-        redis.call('SET', r[VIOL], table.concat(kept, ' '), 'PX', px(findw))
+    local rec = fetched[i]
+    if rec then
+      local untl = tonumber(string.match(rec, '^(%S+)'))
+      if untl > now then
+        banned[i] = untl - now
+        any_banned = true
       end
     end
   end
+
+  -- the reply is built as strings as it goes: number-to-string conversion is the costly part
+  -- of a reply, so flags and "never" are literals
+  local all_ok = true
+  for i = 1, n do
+    if any_banned and banned[i] then
+      out[i] = '0 0 ' .. fmt(banned[i]) .. ' ' .. fmt(banned[i]) .. ' 1'
+    else
+      local ok, rem, reset, retry, new = evaluate(i)
+      results[i] = {ok, reset, new}
+      local head = '1 '
+      if ok == 0 then
+        all_ok = false
+        head = '0 '
+      end
+      if retry == NEVER then
+        out[i] = head .. rem .. ' ' .. reset .. ' -1 0'
+      else
+        out[i] = head .. rem .. ' ' .. reset .. ' ' .. retry .. ' 0'
+      end
+    end
+  end
+
+  local charged, newbans = 0, 0
+  if any_banned then
+    all_ok = false
+  elseif all_ok and commit then
+    charged = 1
+    for i = 1, n do
+      local r, res = rs[i], results[i]
+      local c = r[CODE]
+      if c == 4 then
+        if r[COST] > 0 then
+          local info = redis.call('HMGET', r[AUX], 'n', 'q')
+          local seq = (tonumber(info[2]) or 0) + 1
+          local newest = redis.call('ZRANGE', r[KEY], -1, -1, 'WITHSCORES')
+          local ts = now
+          if #newest > 0 and tonumber(newest[2]) > now then ts = tonumber(newest[2]) end
+          redis.call('ZADD', r[KEY], fmt(ts), fmt(ts) .. ':' .. seq .. ':' .. r[COST])
+          redis.call('HSET', r[AUX], 'n', fmt((tonumber(info[1]) or 0) + r[COST]), 'q', seq)
+          redis.call('PEXPIRE', r[KEY], px(ts + r[PER] - now))
+          redis.call('PEXPIRE', r[AUX], px(ts + r[PER] - now))
+        end
+      elseif c == 7 then
+        redis.call('ZADD', r[KEY], fmt(now + r[PER]), r[LEASE] .. ':' .. r[COST])
+        redis.call('PEXPIRE', r[KEY], px(res[2]))
+      else
+        redis.call('SET', r[KEY], res[3], 'PX', px(res[2]))
+        if pre then pre[r[KEY]] = res[3] end
+      end
+    end
+  end
+
+  if commit and not any_banned and not all_ok and banargs ~= '' then
+    local maxv, findw, bantime, growth, maxban, forget = string.match(
+      banargs, '^(%S+) (%S+) (%S+) (%S+) (%S+) (%S+)$')
+    maxv, findw, bantime = tonumber(maxv), tonumber(findw), tonumber(bantime)
+    growth, maxban, forget = tonumber(growth), tonumber(maxban), tonumber(forget)
+    local seen = {}
+    for i = 1, n do
+      local r = rs[i]
+      if results[i][1] == 0 and not seen[r[BAN]] and not r[ALLOW] then
+        seen[r[BAN]] = true
+        local kept = {}
+        local old = redis.call('GET', r[VIOL])
+        if old then
+          for w in string.gmatch(old, '%S+') do
+            local t = tonumber(w)
+            if t > now - findw then kept[#kept + 1] = t end
+          end
+        end
+        kept[#kept + 1] = now
+        while #kept > maxv do table.remove(kept, 1) end
+        if #kept >= maxv then
+          local offenses = 1
+          local rec = redis.call('GET', r[BAN])
+          if rec then
+            local _, off, keep = string.match(rec, '^(%S+) (%S+) (%S+)')
+            if tonumber(keep) > now then offenses = tonumber(off) + 1 end
+          end
+          local dur = math.floor(bantime * growth ^ (offenses - 1) + 0.5)
+          if maxban >= 0 then dur = math.min(dur, maxban) end
+          dur = math.max(1, dur)
+          local keep = math.max(now + dur, now + forget)
+          redis.call('SET', r[BAN], fmt(now + dur) .. ' ' .. offenses .. ' ' .. fmt(keep) .. ' 0',
+            'PX', px(keep - now))
+          redis.call('DEL', r[VIOL])
+          newbans = newbans + 1
+        else
+          for j = 1, #kept do kept[j] = fmt(kept[j]) end
+          redis.call('SET', r[VIOL], table.concat(kept, ' '), 'PX', px(findw))
+        end
+      end
+    end
+  end
+
+  if n == 1 then
+    return out[1] .. ' ' .. charged .. ' ' .. newbans
+  end
+  return table.concat(out, ' ') .. ' ' .. charged .. ' ' .. newbans
 end
 
-local m = #out
-out[m + 1], out[m + 2], out[m + 3] = charged, newbans, fmt(now)
-return table.concat(out, ' ')
+if mode ~= '2' then
+  return decide(reqs)
+end
+-- independent mode (hit_batch): each group is decided and charged on its own, in order.
+-- One MGET reads every ban record and string state first; decide() keeps it current
+-- as it charges (this mode records no violations and imposes no bans).
+local names = {}
+for i = 1, n do
+  names[2 * i - 1] = reqs[i][BAN]
+  names[2 * i] = reqs[i][KEY]
+end
+local values = redis.call('MGET', unpack(names))
+local pre = {}
+for i = 1, 2 * n do pre[names[i]] = values[i] end
+local parts, at = {}, 0
+for size in string.gmatch(ARGV[2], '%d+') do
+  local group = {}
+  for j = 1, tonumber(size) do group[j] = reqs[at + j] end
+  at = at + tonumber(size)
+  parts[#parts + 1] = decide(group, pre)
+end
+return table.concat(parts, ' ')
