@@ -25,6 +25,7 @@ BUILTIN_COMMANDS = {
     "db": "cognitionos._cli_storage:db",
     "flags": "cognitionos.flags._cli:flags",
     "ratelimit": "cognitionos.ratelimit._cli:ratelimit",
+    "waf": "cognitionos.waf._cli:waf",
     "store": "cognitionos._cli_storage:store",
 }
 

@@ -1,0 +1,334 @@
+"""Normalization: small composable ``str -> str`` transforms and the pipeline built from them.
+
+Each transform is total (never raises), bounded in work (linear in its input)
+and idempotent where the underlying encoding allows. ``decode_all`` applies the
+decoding transforms the detectors rely on; ``explain_steps`` shows every step.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+import unicodedata
+from collections.abc import Callable, Sequence
+from urllib.parse import unquote_to_bytes
+
+__all__ = [
+    "Transform",
+    "compress_whitespace",
+    "decode_all",
+    "decode_base64_variants",
+    "decode_js_escapes",
+    "decode_overlong_utf8",
+    "decode_utf7",
+    "explain_steps",
+    "html_entity_decode",
+    "lowercase",
+    "normalize_path",
+    "plus_to_space",
+    "remove_nulls",
+    "remove_sql_comments",
+    "strip_tags",
+    "unicode_nfkc",
+    "url_decode",
+    "url_decode_repeated",
+]
+
+Transform = Callable[[str], str]
+
+_PCT = re.compile(r"%(?:[0-9a-fA-F]{2}|[uU][0-9a-fA-F]{4})")
+_PCT_RUN = re.compile(r"(?:%[0-9a-fA-F]{2})+")
+_PCT_U = re.compile(r"%[uU]([0-9a-fA-F]{4})")
+# Overlong UTF-8: 2-byte forms with lead C0/C1 and 3-byte forms E0 80..9F encode ASCII-range
+# characters; some decoders accept them, so attackers use them to hide '.', '/', '<'.
+_OVERLONG2 = re.compile(rb"[\xc0\xc1][\x80-\xbf]")
+_OVERLONG3 = re.compile(rb"\xe0[\x80-\x9f][\x80-\xbf]")
+
+
+# surrogateescape'd bytes (U+DC80..U+DCFF) back to the latin-1 character of the same byte
+_ESCAPED_BYTES = {c: c - 0xDC00 for c in range(0xDC80, 0xDD00)}
+
+
+def _fold_overlong(raw: bytes) -> bytes:
+    if _OVERLONG2.search(raw) or _OVERLONG3.search(raw):
+        raw = _OVERLONG3.sub(
+            lambda m: bytes([((m.group()[1] & 0x1F) << 6 | (m.group()[2] & 0x3F)) & 0xFF]), raw
+        )
+        raw = _OVERLONG2.sub(
+            lambda m: bytes([((m.group()[0] & 0x1F) << 6 | (m.group()[1] & 0x3F)) & 0x7F]), raw
+        )
+    return raw
+
+
+def _decode_bytes(raw: bytes) -> str:
+    raw = _fold_overlong(raw)
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return raw.decode("latin-1")
+
+
+def url_decode(value: str) -> str:
+    """One pass of percent-decoding (``%XX`` as UTF-8 with latin-1 fallback, and ``%uXXXX``).
+
+    Invalid escapes are left as they are: ``"%zz%41" -> "%zzA"``. Bytes that are not valid
+    UTF-8 decode one by one as latin-1 (``%E9`` -> ``é``), overlong forms to ASCII.
+    """
+    if "%" not in value:
+        return value
+    if "%u" in value or "%U" in value:
+        value = _PCT_U.sub(lambda m: chr(int(m.group(1), 16)), value)
+        if "%" not in value:
+            return value
+    try:
+        raw = unquote_to_bytes(value)
+    except UnicodeEncodeError:  # lone surrogates in the input: decode run by run instead
+        return _PCT_RUN.sub(
+            lambda m: _decode_bytes(bytes.fromhex(m.group().replace("%", ""))), value
+        )
+    if b"\xc0" in raw or b"\xc1" in raw or b"\xe0" in raw:
+        raw = _fold_overlong(raw)
+    text = raw.decode("utf-8", "surrogateescape")
+    return text if text.isascii() else text.translate(_ESCAPED_BYTES)
+
+
+def url_decode_repeated(value: str, max_rounds: int = 4) -> str:
+    """Percent-decode until nothing changes or ``max_rounds`` passes (double encoding)."""
+    for _ in range(max_rounds):
+        if not _PCT.search(value):
+            break
+        decoded = url_decode(value)
+        if decoded == value:
+            break
+        value = decoded
+    return value
+
+
+def plus_to_space(value: str) -> str:
+    """``+`` as space, as in ``application/x-www-form-urlencoded``."""
+    return value.replace("+", " ")
+
+
+_OVERLONG_TEXT = re.compile("[\u00c0\u00c1][\u0080-\u00bf]")
+
+
+def decode_overlong_utf8(value: str) -> str:
+    """Fold overlong UTF-8 pairs that survived as latin-1 text (``\\xc0\\xae`` -> ``.``)."""
+    if "\u00c0" not in value and "\u00c1" not in value:
+        return value
+    return _OVERLONG_TEXT.sub(
+        lambda m: chr(((ord(m.group()[0]) & 0x1F) << 6 | (ord(m.group()[1]) & 0x3F)) & 0x7F), value
+    )
+
+
+def html_entity_decode(value: str) -> str:
+    """Decode HTML character references, also padded numeric ones and ones without ``;``.
+
+    Applied twice so ``&amp;lt;`` becomes ``<``.
+    """
+    if "&" not in value:
+        return value
+    for _ in range(2):
+        decoded = html.unescape(value)
+        if decoded == value:
+            break
+        value = decoded
+    return value
+
+
+_JS_ESCAPE = re.compile(
+    r"\\(?:u\{([0-9a-fA-F]{1,6})\}|u([0-9a-fA-F]{4})|x([0-9a-fA-F]{2})|([0-7]{3}))"
+)
+
+
+def _js_char(m: re.Match[str]) -> str:
+    for group in (m.group(1), m.group(2), m.group(3)):
+        if group is not None:
+            code = int(group, 16)
+            return chr(code) if code <= 0x10FFFF else m.group()
+    return chr(int(m.group(4), 8))
+
+
+def decode_js_escapes(value: str) -> str:
+    """Decode ``\\uXXXX``, ``\\u{X}``, ``\\xHH`` and ``\\NNN`` (octal) escapes."""
+    if "\\" not in value:
+        return value
+    return _JS_ESCAPE.sub(_js_char, value)
+
+
+_UTF7_RUN = re.compile(r"\+([A-Za-z0-9/]{2,64})-?")
+
+
+def decode_utf7(value: str) -> str:
+    """Decode UTF-7 runs (``+ADw-script+AD4-`` -> ``<script>``) that decode to ASCII punctuation."""
+    if "+" not in value:
+        return value
+
+    def repl(m: re.Match[str]) -> str:
+        try:
+            text = ("+" + m.group(1) + "-").encode("ascii").decode("utf-7")
+        except (UnicodeDecodeError, UnicodeEncodeError):
+            return m.group()
+        # Plain base64-looking words (``+AND+``) are not UTF-7 text; keep only decodings to ASCII.
+        if text and all(32 <= ord(c) < 127 or c in "\r\n\t" for c in text):
+            return text
+        return m.group()
+
+    return _UTF7_RUN.sub(repl, value)
+
+
+def unicode_nfkc(value: str) -> str:
+    """Unicode NFKC: full-width and compatibility forms fold to ASCII (U+FF53 -> ``s``)."""
+    if value.isascii():
+        return value
+    return unicodedata.normalize("NFKC", value)
+
+
+def remove_nulls(value: str) -> str:
+    """Drop NUL bytes, which C-based backends treat as terminators."""
+    return value.replace("\x00", "") if "\x00" in value else value
+
+
+_SQL_COMMENT = re.compile(r"/\*!?(?:\d{5})?|\*/|--[^\n]*|#[^\n]*")
+
+
+def remove_sql_comments(value: str) -> str:
+    """Replace SQL comments (``/* */``, ``--``, ``#``) by a space; keep ``/*! ... */`` contents."""
+    if "/*" not in value and "--" not in value and "#" not in value:
+        return value
+    out: list[str] = []
+    i = 0
+    n = len(value)
+    while i < n:
+        if value.startswith("/*!", i):
+            i += 3
+            while i < n and value[i].isdigit():
+                i += 1
+            out.append(" ")
+            continue
+        if value.startswith("/*", i):
+            end = value.find("*/", i + 2)
+            i = n if end < 0 else end + 2
+            out.append(" ")
+            continue
+        if value.startswith("*/", i):
+            i += 2
+            out.append(" ")
+            continue
+        if value.startswith("--", i) or value[i] == "#":
+            end = value.find("\n", i)
+            i = n if end < 0 else end
+            out.append(" ")
+            continue
+        out.append(value[i])
+        i += 1
+    return "".join(out)
+
+
+_WS = re.compile(r"\s+")
+
+
+def compress_whitespace(value: str) -> str:
+    """Collapse runs of whitespace (including vertical tab, form feed, NBSP) to one space."""
+    return _WS.sub(" ", value.replace("\u00a0", " ")).strip()
+
+
+def lowercase(value: str) -> str:
+    """Case folding (``str.lower``)."""
+    return value.lower()
+
+
+_HEX_DOT = re.compile(r"0x(2e|2f|5c)", re.IGNORECASE)
+_SLASHES = re.compile(r"/{2,}")
+_SELF = re.compile(r"/(?:\./)+")
+
+
+def normalize_path(value: str) -> str:
+    """Backslashes to ``/``, hex-spelled dots/slashes (``0x2e``) decoded, ``//``/``/./`` collapsed.
+
+    ``..`` segments are kept: they are what path traversal detection looks for.
+    """
+    value = _HEX_DOT.sub(lambda m: {"2e": ".", "2f": "/", "5c": "/"}[m.group(1).lower()], value)
+    value = value.replace("\\", "/")
+    value = _SLASHES.sub("/", value)
+    previous = None
+    while previous != value:
+        previous = value
+        value = _SELF.sub("/", value)
+    return value
+
+
+_TAG = re.compile(r"<[^<>]{0,40}>")
+
+
+def strip_tags(value: str) -> str:
+    """Remove short markup tags (``o<x>nfocus`` -> ``onfocus``), for split-keyword evasion."""
+    if "<" not in value:
+        return value
+    return _TAG.sub("", value)
+
+
+_B64 = re.compile(r"[A-Za-z0-9+/_-]{16,}={0,2}")
+
+
+def decode_base64_variants(value: str, limit: int = 4096) -> list[str]:
+    """Text decodings of base64 runs (>= 16 chars), at each of the 4 alignments.
+
+    A keyword embedded at an arbitrary offset of an encoded blob shows up in one
+    of the alignments. Non-text results are discarded.
+    """
+    import base64
+    import binascii
+
+    out: list[str] = []
+    for m in _B64.finditer(value[:limit]):
+        run = m.group().rstrip("=").replace("-", "+").replace("_", "/")
+        for pad in ("", "A", "AA", "AAA"):
+            data = pad + run
+            if len(data) % 4 == 1:
+                data = data[:-1]
+            data += "=" * (-len(data) % 4)
+            try:
+                raw = base64.b64decode(data, validate=True)
+            except (binascii.Error, ValueError):
+                continue
+            text = raw.decode("latin-1")
+            printable = sum(1 for c in text if 32 <= ord(c) < 127)
+            if text and printable >= 0.8 * len(text):
+                out.append(text)
+    return out
+
+
+#: The decoding steps every value goes through before detection, in order.
+DECODE_STEPS: Sequence[tuple[str, Transform]] = (
+    ("url_decode_repeated", url_decode_repeated),
+    ("decode_overlong_utf8", decode_overlong_utf8),
+    ("html_entity_decode", html_entity_decode),
+    ("decode_js_escapes", decode_js_escapes),
+    ("unicode_nfkc", unicode_nfkc),
+    ("remove_nulls", remove_nulls),
+)
+
+
+def decode_all(value: str) -> str:
+    """Apply :data:`DECODE_STEPS` twice at most (an entity may hide a %-escape and vice versa)."""
+    for _ in range(2):
+        before = value
+        for _name, step in DECODE_STEPS:
+            value = step(value)
+        if value == before:
+            break
+    return value
+
+
+def explain_steps(value: str) -> list[tuple[str, str]]:
+    """Each decoding step's name and output, for ``waf explain``."""
+    steps: list[tuple[str, str]] = [("input", value)]
+    for _name, step in DECODE_STEPS:
+        value = step(value)
+        steps.append((_name, value))
+    steps.append(("remove_sql_comments", remove_sql_comments(value)))
+    steps.append(("compress_whitespace", compress_whitespace(value)))
+    steps.append(("lowercase", lowercase(value)))
+    steps.append(("normalize_path", normalize_path(value)))
+    return steps
