@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
+import threading
 from collections.abc import Callable
 from typing import Any, ClassVar
 
@@ -11,7 +12,15 @@ from cognitionos.clock import NS_PER_SECOND
 from cognitionos.errors import ConfigurationError
 from cognitionos.storage._types import MAX_KEY_LENGTH, Capability, Change, _check_capabilities
 
-__all__ = ["BaseStore", "check_key", "check_payload", "ttl_to_ns", "deliver"]
+__all__ = [
+    "BaseStore",
+    "FeedSubscription",
+    "Subscribers",
+    "check_key",
+    "check_payload",
+    "deliver",
+    "ttl_to_ns",
+]
 
 log = logging.getLogger("cognitionos.storage")
 
@@ -55,6 +64,61 @@ def deliver(callback: Callable[[Change], None], change: Change) -> None:
         callback(change)
     except Exception:
         log.exception("change feed callback %r failed on %r", callback, change)
+
+
+class FeedSubscription:
+    """One change-feed subscription; ``close()`` stops delivery (idempotent)."""
+
+    __slots__ = ("_owner", "callback", "prefix")
+
+    def __init__(self, owner: Subscribers, prefix: str, callback: Callable[[Change], None]) -> None:
+        self._owner = owner
+        self.prefix = prefix
+        self.callback = callback
+
+    def close(self) -> None:
+        """Stop delivering changes to the callback."""
+        self._owner.remove(self)
+
+
+class Subscribers:
+    """The subscriptions of one store and their dispatch.
+
+    Copy-on-write: dispatch reads a tuple without taking the lock, so a callback may
+    subscribe or close without deadlocking the backend thread that delivers.
+    """
+
+    __slots__ = ("_lock", "_subs")
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._subs: tuple[FeedSubscription, ...] = ()
+
+    def add(self, prefix: str, callback: Callable[[Change], None]) -> FeedSubscription:
+        """Register ``callback`` for keys starting with ``prefix``."""
+        sub = FeedSubscription(self, prefix, callback)
+        with self._lock:
+            self._subs = (*self._subs, sub)
+        return sub
+
+    def remove(self, sub: FeedSubscription) -> None:
+        """Unregister ``sub`` (no error if it already was)."""
+        with self._lock:
+            self._subs = tuple(s for s in self._subs if s is not sub)
+
+    def clear(self) -> None:
+        """Unregister everyone."""
+        with self._lock:
+            self._subs = ()
+
+    def dispatch(self, change: Change) -> None:
+        """Deliver ``change`` to every subscription whose prefix matches."""
+        for sub in self._subs:
+            if change.key.startswith(sub.prefix):
+                deliver(sub.callback, change)
+
+    def __bool__(self) -> bool:
+        return bool(self._subs)
 
 
 class BaseStore:

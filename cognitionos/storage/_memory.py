@@ -15,7 +15,14 @@ from typing import Any
 
 from cognitionos.clock import Clock, SystemClock
 from cognitionos.errors import ConfigurationError
-from cognitionos.storage._base import BaseStore, check_key, check_payload, deliver, ttl_to_ns
+from cognitionos.storage._base import (
+    BaseStore,
+    FeedSubscription,
+    Subscribers,
+    check_key,
+    check_payload,
+    ttl_to_ns,
+)
 from cognitionos.storage._types import Capability, Change, Entry, Event
 
 __all__ = ["MemoryStore"]
@@ -25,18 +32,6 @@ DEFAULT_MAX_EVENTS = 1_000_000
 
 _KV = "k:"
 _CTR = "c:"
-
-
-class _Subscription:
-    __slots__ = ("_store", "callback", "prefix")
-
-    def __init__(self, store: MemoryStore, prefix: str, callback: Callable[[Change], None]) -> None:
-        self._store = store
-        self.prefix = prefix
-        self.callback = callback
-
-    def close(self) -> None:
-        self._store._unsubscribe(self)
 
 
 class MemoryStore(BaseStore):
@@ -64,7 +59,7 @@ class MemoryStore(BaseStore):
         # immutable Entry itself (get() allocates nothing); counters are [count, expires_at_ns]
         self._data: OrderedDict[str, Any] = OrderedDict()
         self._logs: dict[str, tuple[list[Event], list[int]]] = {}
-        self._subs: list[_Subscription] = []
+        self._subs = Subscribers()
         self.max_keys = max_keys
         self.max_events_per_stream = max_events_per_stream
         #: number of keys evicted because the cap was reached
@@ -98,18 +93,6 @@ class MemoryStore(BaseStore):
             self._data.popitem(last=False)
             self.evictions += 1
 
-    def _notify(self, change: Change) -> None:
-        if not self._subs:
-            return
-        for sub in tuple(self._subs):
-            if change.key.startswith(sub.prefix):
-                deliver(sub.callback, change)
-
-    def _unsubscribe(self, sub: _Subscription) -> None:
-        with self._lock:
-            if sub in self._subs:
-                self._subs.remove(sub)
-
     # -- key-value -------------------------------------------------------------------------
 
     def get(self, key: str) -> Entry | None:
@@ -131,7 +114,7 @@ class MemoryStore(BaseStore):
                 _KV + key, Entry(key, value, version, None if ttl_ns is None else now + ttl_ns)
             )
         if self._subs:
-            self._notify(Change(key, version))
+            self._subs.dispatch(Change(key, version))
         return version
 
     def compare_and_set(
@@ -153,7 +136,7 @@ class MemoryStore(BaseStore):
             expires = None if ttl_ns is None else now + ttl_ns
             self._insert(_KV + key, Entry(key, value, new_version, expires))
         if self._subs:
-            self._notify(Change(key, new_version))
+            self._subs.dispatch(Change(key, new_version))
         return new_version
 
     def delete(self, key: str) -> bool:
@@ -164,7 +147,7 @@ class MemoryStore(BaseStore):
             if old is None:
                 return False
             del self._data[_KV + key]
-        self._notify(Change(key, old.version, deleted=True))
+        self._subs.dispatch(Change(key, old.version, deleted=True))
         return True
 
     def scan(self, prefix: str = "", *, limit: int = 1000) -> list[Entry]:
@@ -261,12 +244,9 @@ class MemoryStore(BaseStore):
 
     # -- change feed -----------------------------------------------------------------------
 
-    def subscribe(self, prefix: str, callback: Callable[[Change], None]) -> _Subscription:
+    def subscribe(self, prefix: str, callback: Callable[[Change], None]) -> FeedSubscription:
         """Call ``callback`` synchronously, in the writer's thread, after each matching change."""
-        sub = _Subscription(self, prefix, callback)
-        with self._lock:
-            self._subs.append(sub)
-        return sub
+        return self._subs.add(prefix, callback)
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -279,8 +259,7 @@ class MemoryStore(BaseStore):
 
     def close(self) -> None:
         """Drop subscriptions (the data stays until the object is garbage collected)."""
-        with self._lock:
-            self._subs.clear()
+        self._subs.clear()
 
     def __len__(self) -> int:
         return len(self._data)

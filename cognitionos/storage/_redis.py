@@ -19,7 +19,13 @@ from typing import Any
 
 from cognitionos._optional import require
 from cognitionos.errors import ConfigurationError, StorageError
-from cognitionos.storage._base import BaseStore, check_key, check_payload, deliver
+from cognitionos.storage._base import (
+    BaseStore,
+    FeedSubscription,
+    Subscribers,
+    check_key,
+    check_payload,
+)
 from cognitionos.storage._redis_common import (
     RedisLayout,
     lua_source,
@@ -60,18 +66,6 @@ class LuaScript:
             return self.client.evalsha(self.sha, len(keys), *keys, *args)
 
 
-class _Subscription:
-    __slots__ = ("_store", "callback", "prefix")
-
-    def __init__(self, store: RedisStore, prefix: str, callback: Callable[[Change], None]) -> None:
-        self._store = store
-        self.prefix = prefix
-        self.callback = callback
-
-    def close(self) -> None:
-        self._store._unsubscribe(self)
-
-
 class RedisStore(BaseStore):
     """Key-value, counters, event log (Redis streams) and change feed (pub/sub) on Redis.
 
@@ -97,8 +91,8 @@ class RedisStore(BaseStore):
             name: self.script(*lua_source(name))
             for name in ("kv_get", "kv_set", "kv_delete", "counter_incr", "log_append")
         }
-        self._subs: list[_Subscription] = []
-        self._subs_lock = threading.Lock()
+        self._subs = Subscribers()
+        self._feed_lock = threading.Lock()
         self._pubsub: Any = None
         self._feed_thread: Any = None
         self.ping()
@@ -253,11 +247,10 @@ class RedisStore(BaseStore):
 
     # -- change feed -----------------------------------------------------------------------
 
-    def subscribe(self, prefix: str, callback: Callable[[Change], None]) -> _Subscription:
+    def subscribe(self, prefix: str, callback: Callable[[Change], None]) -> FeedSubscription:
         """Deliver changes under ``prefix`` published by any client, on a pub/sub thread."""
-        sub = _Subscription(self, prefix, callback)
-        with self._subs_lock:
-            self._subs.append(sub)
+        sub = self._subs.add(prefix, callback)
+        with self._feed_lock:
             if self._pubsub is None:
                 with self._errors("subscribe"):
                     pubsub = self.client.pubsub(ignore_subscribe_messages=True)
@@ -284,16 +277,7 @@ class RedisStore(BaseStore):
         except (ValueError, KeyError, TypeError):
             log.warning("ignoring malformed change message %r", message)
             return
-        with self._subs_lock:
-            subs = tuple(self._subs)
-        for sub in subs:
-            if change.key.startswith(sub.prefix):
-                deliver(sub.callback, change)
-
-    def _unsubscribe(self, sub: _Subscription) -> None:
-        with self._subs_lock:
-            if sub in self._subs:
-                self._subs.remove(sub)
+        self._subs.dispatch(change)
 
     # -- lifecycle -------------------------------------------------------------------------
 

@@ -12,7 +12,13 @@ from typing import Any
 
 from cognitionos._optional import require
 from cognitionos.errors import ConfigurationError
-from cognitionos.storage._base import BaseStore, check_key, check_payload, deliver
+from cognitionos.storage._base import (
+    BaseStore,
+    FeedSubscription,
+    Subscribers,
+    check_key,
+    check_payload,
+)
 from cognitionos.storage._redis_common import (
     RedisLayout,
     lua_source,
@@ -50,21 +56,6 @@ class AsyncLuaScript:
             return await self.client.evalsha(self.sha, len(keys), *keys, *args)
 
 
-class _Subscription:
-    __slots__ = ("_store", "callback", "prefix")
-
-    def __init__(
-        self, store: AsyncRedisStore, prefix: str, callback: Callable[[Change], None]
-    ) -> None:
-        self._store = store
-        self.prefix = prefix
-        self.callback = callback
-
-    def close(self) -> None:
-        if self in self._store._subs:
-            self._store._subs.remove(self)
-
-
 class AsyncRedisStore(BaseStore):
     """Async Redis store; the connection is made on first use (``await store.ping()`` to check)."""
 
@@ -87,7 +78,7 @@ class AsyncRedisStore(BaseStore):
             name: self.script(*lua_source(name))
             for name in ("kv_get", "kv_set", "kv_delete", "counter_incr", "log_append")
         }
-        self._subs: list[_Subscription] = []
+        self._subs = Subscribers()
         self._listener: asyncio.Task[None] | None = None
         self._pubsub: Any = None
 
@@ -234,14 +225,13 @@ class AsyncRedisStore(BaseStore):
                 cursor = RedisLayout.take_events(stream, batch, out, limit, since_ns, until_ns)
         return out
 
-    def subscribe(self, prefix: str, callback: Callable[[Change], None]) -> _Subscription:
+    def subscribe(self, prefix: str, callback: Callable[[Change], None]) -> FeedSubscription:
         """Deliver matching changes from a listener task on the running event loop.
 
         Call ``await store.ping()`` (or any operation) after subscribing to be sure
         the listener is connected before relying on delivery.
         """
-        sub = _Subscription(self, prefix, callback)
-        self._subs.append(sub)
+        sub = self._subs.add(prefix, callback)
         if self._listener is None:
             self._ready = asyncio.Event()
             self._listener = asyncio.get_running_loop().create_task(self._listen())
@@ -272,9 +262,7 @@ class AsyncRedisStore(BaseStore):
                 except (ValueError, KeyError, TypeError):
                     log.warning("ignoring malformed change message %r", message)
                     continue
-                for sub in tuple(self._subs):
-                    if change.key.startswith(sub.prefix):
-                        deliver(sub.callback, change)
+                self._subs.dispatch(change)
         finally:
             await pubsub.aclose()
 

@@ -28,7 +28,14 @@ from typing import Any
 from cognitionos._optional import require
 from cognitionos.clock import Clock, SystemClock
 from cognitionos.errors import BackendUnavailable, ConfigurationError, StorageError
-from cognitionos.storage._base import BaseStore, check_key, check_payload, deliver, ttl_to_ns
+from cognitionos.storage._base import (
+    BaseStore,
+    FeedSubscription,
+    Subscribers,
+    check_key,
+    check_payload,
+    ttl_to_ns,
+)
 from cognitionos.storage._types import Capability, Change, Entry, Event
 from cognitionos.storage._url import StoreURL, mask_url
 
@@ -117,18 +124,6 @@ def upgrade_schema(engine: Any, revision: str = "head") -> str | None:
         return current
 
 
-class _Subscription:
-    __slots__ = ("_store", "callback", "prefix")
-
-    def __init__(self, store: SQLStore, prefix: str, callback: Callable[[Change], None]) -> None:
-        self._store = store
-        self.prefix = prefix
-        self.callback = callback
-
-    def close(self) -> None:
-        self._store._unsubscribe(self)
-
-
 class SQLStore(BaseStore):
     """Key-value, counters, event log and change feed in SQLite or PostgreSQL.
 
@@ -158,8 +153,8 @@ class SQLStore(BaseStore):
         self.backend = self.dialect  # type: ignore[misc]
         # a private in-memory SQLite is one connection shared by all threads: serialise them
         self._conn_lock: threading.Lock | None = threading.Lock() if private_memory else None
-        self._subs: list[_Subscription] = []
-        self._subs_lock = threading.Lock()
+        self._subs = Subscribers()
+        self._feed_lock = threading.Lock()
         self._feed_thread: threading.Thread | None = None
         self._stop = threading.Event()
         self._writes = 0
@@ -487,11 +482,10 @@ class SQLStore(BaseStore):
 
     # -- change feed -----------------------------------------------------------------------
 
-    def subscribe(self, prefix: str, callback: Callable[[Change], None]) -> _Subscription:
+    def subscribe(self, prefix: str, callback: Callable[[Change], None]) -> FeedSubscription:
         """Deliver changes under ``prefix`` from any process, on a background thread."""
-        sub = _Subscription(self, prefix, callback)
-        with self._subs_lock:
-            self._subs.append(sub)
+        sub = self._subs.add(prefix, callback)
+        with self._feed_lock:
             if self._feed_thread is None:
                 target = self._listen_pg if self.dialect == "postgresql" else self._poll_journal
                 ready = threading.Event()
@@ -506,18 +500,6 @@ class SQLStore(BaseStore):
                 ready.wait(10)
         return sub
 
-    def _unsubscribe(self, sub: _Subscription) -> None:
-        with self._subs_lock:
-            if sub in self._subs:
-                self._subs.remove(sub)
-
-    def _dispatch(self, change: Change) -> None:
-        with self._subs_lock:
-            subs = tuple(self._subs)
-        for sub in subs:
-            if change.key.startswith(sub.prefix):
-                deliver(sub.callback, change)
-
     def _poll_journal(self, ready: threading.Event) -> None:
         last: int | None = None
         rows: list[Any] = []
@@ -531,7 +513,7 @@ class SQLStore(BaseStore):
                         rows = conn.execute(self._q_journal_read, {"after": last}).all()
                 for row in rows:
                     last = row[0]
-                    self._dispatch(Change(row[1], int(row[2]), bool(row[3])))
+                    self._subs.dispatch(Change(row[1], int(row[2]), bool(row[3])))
                 rows = []
             except StorageError:
                 log.warning("change feed poll failed on %s; retrying", self._masked, exc_info=True)
@@ -548,7 +530,7 @@ class SQLStore(BaseStore):
                     while not self._stop.is_set():
                         for note in conn.notifies(timeout=0.5):
                             data = json.loads(note.payload)
-                            self._dispatch(Change(data["k"], int(data["v"]), bool(data["d"])))
+                            self._subs.dispatch(Change(data["k"], int(data["v"]), bool(data["d"])))
             except Exception:
                 if self._stop.is_set():
                     return
