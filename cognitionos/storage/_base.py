@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import threading
@@ -18,6 +19,7 @@ __all__ = [
     "Subscribers",
     "check_key",
     "check_payload",
+    "decode_change",
     "deliver",
     "ttl_to_ns",
 ]
@@ -64,6 +66,20 @@ def deliver(callback: Callable[[Change], None], change: Change) -> None:
         callback(change)
     except Exception:
         log.exception("change feed callback %r failed on %r", callback, change)
+
+
+def decode_change(payload: str | bytes) -> Change | None:
+    """A change published as ``{"k": key, "v": version, "d": deleted}`` (Redis, PostgreSQL).
+
+    Malformed payloads are logged and yield None: a stranger on the channel cannot
+    break the feed.
+    """
+    try:
+        data = json.loads(payload)
+        return Change(str(data["k"]), int(data["v"]), bool(data["d"]))
+    except (ValueError, KeyError, TypeError):
+        log.warning("ignoring malformed change message %r", payload)
+        return None
 
 
 class FeedSubscription:

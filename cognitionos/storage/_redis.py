@@ -9,7 +9,6 @@ re-read what it caches).
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
@@ -25,6 +24,7 @@ from cognitionos.storage._base import (
     Subscribers,
     check_key,
     check_payload,
+    decode_change,
 )
 from cognitionos.storage._redis_common import (
     RedisLayout,
@@ -271,13 +271,9 @@ class RedisStore(BaseStore):
         time.sleep(0.5)
 
     def _on_message(self, message: dict[str, Any]) -> None:
-        try:
-            data = json.loads(message["data"])
-            change = Change(str(data["k"]), int(data["v"]), bool(data["d"]))
-        except (ValueError, KeyError, TypeError):
-            log.warning("ignoring malformed change message %r", message)
-            return
-        self._subs.dispatch(change)
+        change = decode_change(message["data"])
+        if change is not None:
+            self._subs.dispatch(change)
 
     # -- lifecycle -------------------------------------------------------------------------
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -18,6 +17,7 @@ from cognitionos.storage._base import (
     Subscribers,
     check_key,
     check_payload,
+    decode_change,
 )
 from cognitionos.storage._redis_common import (
     RedisLayout,
@@ -256,13 +256,9 @@ class AsyncRedisStore(BaseStore):
                     continue
                 if message["type"] != "message":
                     continue
-                try:
-                    data = json.loads(message["data"])
-                    change = Change(str(data["k"]), int(data["v"]), bool(data["d"]))
-                except (ValueError, KeyError, TypeError):
-                    log.warning("ignoring malformed change message %r", message)
-                    continue
-                self._subs.dispatch(change)
+                change = decode_change(message["data"])
+                if change is not None:
+                    self._subs.dispatch(change)
         finally:
             await pubsub.aclose()
 

@@ -34,6 +34,7 @@ from cognitionos.storage._base import (
     Subscribers,
     check_key,
     check_payload,
+    decode_change,
     ttl_to_ns,
 )
 from cognitionos.storage._types import Capability, Change, Entry, Event
@@ -529,8 +530,9 @@ class SQLStore(BaseStore):
                     ready.set()
                     while not self._stop.is_set():
                         for note in conn.notifies(timeout=0.5):
-                            data = json.loads(note.payload)
-                            self._subs.dispatch(Change(data["k"], int(data["v"]), bool(data["d"])))
+                            change = decode_change(note.payload)
+                            if change is not None:
+                                self._subs.dispatch(change)
             except Exception:
                 if self._stop.is_set():
                     return
