@@ -2,20 +2,32 @@
 
 Run: python examples/quickstart.py [--db PATH]
 
-It opens both stores, shows each capability the engines build on (versioned
-key-value with compare-and-set, counters with TTL, an append-only event log and
-a change feed), checks the results, and prints what it did.
+A small request pipeline assembled from the engines, as a service would embed them:
+WAF (with an auto-blacklist kept in SQLite) -> rate limiter (memory) -> feature flags
+(definitions in SQLite, with an audit trail). It replays a burst of traffic from three
+clients, prints what each engine decided, and exits non-zero if a decision is wrong.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import tempfile
-import time
+from collections import Counter
 from pathlib import Path
 
-from cognitionos.storage import Change, open_store
+from cognitionos.flags import FlagDefinition, FlagEngine
+from cognitionos.ratelimit import Limit, RateLimiter
+from cognitionos.storage import open_store
+from cognitionos.waf import AutoBlacklist, Firewall, Request
+
+TRAFFIC = [
+    # (client ip, target as sent on the wire)
+    *[("198.51.100.7", f"/products?page={n}") for n in range(8)],  # a busy but honest client
+    *[("203.0.113.9", "/search?q=%27%20union%20select%20password%20from%20users--")] * 4,
+    ("203.0.113.9", "/search?q=shoes"),  # benign, but this client is banned by now
+    ("192.0.2.33", "/search?q=running+shoes"),
+    ("192.0.2.33", "/checkout"),
+]
 
 
 def main() -> int:
@@ -24,46 +36,59 @@ def main() -> int:
     args = parser.parse_args()
     db = args.db or Path(tempfile.mkdtemp(prefix="cognitionos-")) / "cognitionos.db"
 
-    durable = open_store(f"sqlite:///{db}")  # definitions, audit trails
-    hot = open_store("memory://?max_keys=100000")  # per-request counters
+    durable = open_store(f"sqlite:///{db}")  # bans, flag definitions, audit trail
+    firewall = Firewall(paranoia=1, threshold=5)
+    blacklist = AutoBlacklist(durable, threshold=3, window=60, ban_seconds=600)
+    limiter = RateLimiter("memory://", algorithm="sliding_window")
+    per_ip = Limit.parse("5/second")
+    flags = FlagEngine(store=durable, actor="quickstart")
+    flags.set_flag(FlagDefinition(key="new-checkout", default_value=True))
+
+    outcomes: Counter[str] = Counter()
     try:
-        changes: list[Change] = []
-        sub = durable.subscribe("config:", changes.append)
+        for ip, target in TRAFFIC:
+            request = Request.from_raw(
+                "GET", target, headers=[("Host", "shop.example")], client_ip=ip
+            )
+            if blacklist.is_banned(request):
+                outcome = "403 banned"
+            else:
+                verdict = firewall.inspect(request)
+                blacklist.record(request, verdict)
+                if verdict.blocked:
+                    outcome = f"403 waf {','.join(sorted(verdict.categories))}"
+                elif not (decision := limiter.hit(per_ip, f"ip:{ip}")).allowed:
+                    outcome = f"429 retry after {decision.retry_after:.2f}s"
+                elif target == "/checkout":
+                    on = flags.is_on("new-checkout", {"id": ip})
+                    outcome = f"200 checkout ({'new' if on else 'old'} flow)"
+                else:
+                    outcome = "200"
+            outcomes[f"{ip} {outcome}"] += 1
+            print(f"{ip:>14} {target[:48]:<48} -> {outcome}")
 
-        # versioned configuration with optimistic concurrency
-        v1 = durable.compare_and_set(
-            "config:checkout", json.dumps({"on": False}).encode(), version=0
-        )
-        v2 = durable.compare_and_set(
-            "config:checkout", json.dumps({"on": True}).encode(), version=1
-        )
-        stale = durable.compare_and_set("config:checkout", b"{}", version=1)
-        assert (v1, v2, stale) == (1, 2, None)
-
-        # an audit trail of who changed what
-        durable.append("audit", json.dumps({"who": "ops@example.com", "flag": "checkout"}).encode())
-
-        # hot counters that expire on their own
-        for _ in range(3):
-            hits = hot.incr("hits:203.0.113.9", ttl=60)
-
-        deadline = time.monotonic() + 5
-        while len(changes) < 2 and time.monotonic() < deadline:
-            time.sleep(0.05)
-        sub.close()
-
-        entry = durable.get("config:checkout")
-        assert entry is not None
-        print(f"sqlite store:  {db}")
-        print(f"config:checkout = {entry.value.decode()} (version {entry.version})")
-        print(f"stale write rejected: {stale is None}")
-        print(f"audit events:  {[e.payload.decode() for e in durable.read('audit')]}")
-        print(f"hits from 203.0.113.9 in the last minute: {hits}")
-        print(f"change feed delivered: {[(c.key, c.version) for c in changes]}")
-        return 0 if hits == 3 and len(changes) == 2 else 1
+        bans = [ban.client for ban in blacklist.bans()]
+        audit = flags.audit("new-checkout")
+        print(f"\nsqlite store:  {db}")
+        print(f"banned:        {bans}")
+        print(f"flag audit:    {[(entry['actor'], entry['action']) for entry in audit]}")
+        expected = {
+            "198.51.100.7 200": 5,  # five per second pass, the rest wait
+            "198.51.100.7 429": 3,
+            "203.0.113.9 403 waf sqli": 3,  # three attacks earn a ban
+            "203.0.113.9 403 banned": 2,
+            "192.0.2.33 200": 1,
+            "192.0.2.33 200 checkout (new flow)": 1,
+        }
+        got = Counter()
+        for key, n in outcomes.items():
+            got[key.split(" retry")[0]] += n
+        ok = got == Counter(expected) and bans == ["203.0.113.9"] and len(audit) == 1
+        print("all decisions as expected" if ok else f"unexpected decisions: {dict(got)}")
+        return 0 if ok else 1
     finally:
+        flags.close()
         durable.close()
-        hot.close()
 
 
 if __name__ == "__main__":
