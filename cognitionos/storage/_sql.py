@@ -86,8 +86,9 @@ def _create_engine(url: StoreURL) -> tuple[Any, bool]:
 
         @event.listens_for(engine, "begin")
         def _on_begin(conn: Any) -> None:
-            readonly = conn.get_execution_options().get("cos_readonly", False)
-            conn.exec_driver_sql("BEGIN" if readonly else "BEGIN IMMEDIATE")
+            # reads are single SELECTs, atomic on their own: no transaction round trip for them
+            if not conn.get_execution_options().get("cos_readonly", False):
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
 
         return engine, memory
     if url.base_scheme in ("postgresql", "postgres"):
