@@ -1,13 +1,14 @@
 """Flag definitions kept in a store, hot-swapped from its change feed, with an audit trail.
 
-Layout inside the store (all keys under ``flags/``):
+Layout inside the store (all keys under ``<namespace>flags/``; the namespace is
+empty by default and lets several applications or environments share one store):
 
-==========================  =====================================================
-``flags/def/<key>``         one :class:`FlagDefinition` as JSON (key-value, versioned)
-``flags/groups``            saved groups as JSON (key-value)
-``flags/stats/<key>``       last evaluation time and the distinct values seen (flushed stats)
-stream ``flags.audit``      one event per change: who, when, action, before, after, diff
-==========================  =====================================================
+====================================  ===================================================
+``<ns>flags/def/<key>``               one :class:`FlagDefinition` as JSON (versioned)
+``<ns>flags/groups``                  saved groups as JSON (key-value)
+``<ns>flags/stats/<key>``             last evaluation time and distinct values seen
+stream ``<ns>flags.audit``            one event per change: who, when, action, diff
+====================================  ===================================================
 
 Every write validates the whole resulting flag set first (unknown operators,
 bad regexes and prerequisite cycles are rejected before anything is stored),
@@ -34,10 +35,7 @@ if TYPE_CHECKING:
 
 __all__ = ["AUDIT_STREAM", "StoreSync", "diff"]
 
-PREFIX = "flags/"
-DEF_PREFIX = "flags/def/"
-GROUPS_KEY = "flags/groups"
-STATS_PREFIX = "flags/stats/"
+#: audit stream name in the default (empty) namespace
 AUDIT_STREAM = "flags.audit"
 _NS_PER_DAY = 86_400 * 1_000_000_000
 _MAX_SCAN = 100_000
@@ -63,7 +61,14 @@ def _dump(flag: FlagDefinition) -> dict[str, Any]:
 class StoreSync:
     """Keeps a :class:`FlagEngine`'s snapshot equal to the definitions in a store."""
 
-    def __init__(self, engine: FlagEngine, store: Any, *, actor: str = "system") -> None:
+    def __init__(
+        self, engine: FlagEngine, store: Any, *, actor: str = "system", namespace: str = ""
+    ) -> None:
+        self.prefix = f"{namespace}flags/"
+        self.def_prefix = f"{namespace}flags/def/"
+        self.groups_key = f"{namespace}flags/groups"
+        self.stats_prefix = f"{namespace}flags/stats/"
+        self.audit_stream = f"{namespace}{AUDIT_STREAM}"
         if isinstance(store, str):
             from cognitionos.storage import open_store
 
@@ -80,23 +85,23 @@ class StoreSync:
         self._subscription: Any = None
         self.reload()
         if "change_feed" in {str(c) for c in store.capabilities}:
-            self._subscription = store.subscribe(PREFIX, self._on_change)
+            self._subscription = store.subscribe(self.prefix, self._on_change)
 
     # -- reading -----------------------------------------------------------------------
     def _read_set(self) -> tuple[FlagSet, dict[str, int]]:
         flags = []
         versions: dict[str, int] = {}
-        for entry in self.store.scan(DEF_PREFIX, limit=_MAX_SCAN):
+        for entry in self.store.scan(self.def_prefix, limit=_MAX_SCAN):
             raw = json.loads(entry.value)
             try:
                 flag = FlagDefinition.model_validate(raw)
             except ValidationError as exc:
                 raise validation_error(
-                    exc, f"stored flag {entry.key[len(DEF_PREFIX) :]!r}"
+                    exc, f"stored flag {entry.key[len(self.def_prefix) :]!r}"
                 ) from None
             flags.append(flag)
             versions[flag.key] = entry.version
-        groups_entry = self.store.get(GROUPS_KEY)
+        groups_entry = self.store.get(self.groups_key)
         groups = json.loads(groups_entry.value) if groups_entry is not None else {}
         return FlagSet(flags=flags, saved_groups=groups), versions
 
@@ -107,7 +112,7 @@ class StoreSync:
             self.engine.replace(fs)
 
     def _on_change(self, change: Any) -> None:
-        if str(change.key).startswith(STATS_PREFIX):
+        if str(change.key).startswith(self.stats_prefix):
             return
         try:
             self.reload()
@@ -131,7 +136,10 @@ class StoreSync:
             self._validate(candidate)
             payload = json.dumps(_dump(flag), sort_keys=True).encode()
             version = versions.get(flag.key, 0)
-            if self.store.compare_and_set(DEF_PREFIX + flag.key, payload, version=version) is None:
+            if (
+                self.store.compare_and_set(self.def_prefix + flag.key, payload, version=version)
+                is None
+            ):
                 raise StorageError(f"flag {flag.key!r} was changed concurrently; retry")
             before = before_flag.model_dump(mode="json") if before_flag is not None else None
             after = flag.model_dump(mode="json")
@@ -158,7 +166,7 @@ class StoreSync:
                 raise ConfigurationError(
                     f"flag {key!r} is a prerequisite of {', '.join(sorted(dependants))}"
                 )
-            self.store.delete(DEF_PREFIX + key)
+            self.store.delete(self.def_prefix + key)
             self._audit("delete", key, target.model_dump(mode="json"), None, actor)
             self.engine.replace(
                 FlagSet(
@@ -190,7 +198,7 @@ class StoreSync:
             groups[name] = list(members)
             candidate = FlagSet(flags=current.flags, saved_groups=groups)
             self._validate(candidate)
-            self.store.set(GROUPS_KEY, json.dumps(groups, sort_keys=True).encode())
+            self.store.set(self.groups_key, json.dumps(groups, sort_keys=True).encode())
             self._audit("set-group", f"group:{name}", before, groups[name], actor)
             self.engine.replace(candidate)
 
@@ -203,7 +211,7 @@ class StoreSync:
             groups = {**current.saved_groups, **fs.saved_groups}
             self._validate(FlagSet(flags=list(merged.values()), saved_groups=groups))
             if fs.saved_groups:
-                self.store.set(GROUPS_KEY, json.dumps(groups, sort_keys=True).encode())
+                self.store.set(self.groups_key, json.dumps(groups, sort_keys=True).encode())
             changed = 0
             old = {f.key: f for f in current.flags}
             for flag in fs.flags:
@@ -224,13 +232,13 @@ class StoreSync:
             "after": after,
             "diff": diff(before, after),
         }
-        self.store.append(AUDIT_STREAM, json.dumps(event, sort_keys=True).encode())
+        self.store.append(self.audit_stream, json.dumps(event, sort_keys=True).encode())
 
     # -- reporting ---------------------------------------------------------------------
     def _events(self) -> Iterator[dict[str, Any]]:
         after = 0
         while True:
-            batch = self.store.read(AUDIT_STREAM, after=after, limit=1000)
+            batch = self.store.read(self.audit_stream, after=after, limit=1000)
             if not batch:
                 return
             for ev in batch:
@@ -247,7 +255,7 @@ class StoreSync:
     def flush_stats(self, stats: Mapping[str, tuple[int, list[Any], int]]) -> None:
         """Merge in-process evaluation stats (last time, distinct values, count) into the store."""
         for key, (last_ns, values, count) in stats.items():
-            entry = self.store.get(STATS_PREFIX + key)
+            entry = self.store.get(self.stats_prefix + key)
             old = json.loads(entry.value) if entry is not None else {}
             seen = list(old.get("values", []))
             for v in values:
@@ -258,7 +266,7 @@ class StoreSync:
                 "values": seen,
                 "count": int(old.get("count", 0)) + count,
             }
-            self.store.set(STATS_PREFIX + key, json.dumps(merged, sort_keys=True).encode())
+            self.store.set(self.stats_prefix + key, json.dumps(merged, sort_keys=True).encode())
 
     def stale(self, *, unchanged_days: float, unevaluated_days: float) -> list[dict[str, Any]]:
         """Flags unchanged or unevaluated for N days, or only ever answering one value."""
@@ -273,7 +281,7 @@ class StoreSync:
             changed = last_change.get(flag.key)
             if changed is None or now - changed >= unchanged_days * _NS_PER_DAY:
                 reasons.append("unchanged")
-            entry = self.store.get(STATS_PREFIX + flag.key)
+            entry = self.store.get(self.stats_prefix + flag.key)
             stats = json.loads(entry.value) if entry is not None else None
             last_eval = int(stats["last_ns"]) if stats else None
             if last_eval is None or now - last_eval >= unevaluated_days * _NS_PER_DAY:

@@ -62,6 +62,7 @@ class FlagEngine:
         hostname: str | None = None,
         actor: str = "system",
         track_evaluations: bool = False,
+        namespace: str = "",
     ) -> None:
         self._clock: Clock = clock or SystemClock()
         self._stats: dict[str, list[Any]] | None = {} if track_evaluations else None
@@ -90,7 +91,7 @@ class FlagEngine:
         if store is not None:
             from cognitionos.flags._store import StoreSync
 
-            self._sync = StoreSync(self, store, actor=actor)
+            self._sync = StoreSync(self, store, actor=actor, namespace=namespace)
 
     # -- construction ------------------------------------------------------------------------
     @classmethod

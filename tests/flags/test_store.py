@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -17,23 +19,35 @@ from cognitionos.flags import FlagDefinition, FlagEngine, FlagSet, Prerequisite,
     params=[
         pytest.param("memory", marks=pytest.mark.memory),
         pytest.param("sqlite", marks=pytest.mark.sqlite),
+        pytest.param("postgresql", marks=pytest.mark.postgresql),
+        pytest.param("redis", marks=pytest.mark.redis),
     ]
 )
-def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
     if request.param == "memory":
         from cognitionos.storage import open_store
 
         # one shared memory store object stands for "the same database"
         store = open_store("memory://")
-        yield store  # type: ignore[misc]
+        yield store
         store.close()
-    else:
+    elif request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'flags.db'}"
+    else:
+        yield request.getfixturevalue(
+            {"postgresql": "postgres_url", "redis": "redis_url"}[request.param]
+        )
 
 
-def test_definitions_persist_and_validate_on_write(store_url: str) -> None:
+@pytest.fixture
+def ns() -> str:
+    """A fresh namespace: shared servers keep other tests' flags."""
+    return f"t{uuid.uuid4().hex[:10]}/"
+
+
+def test_definitions_persist_and_validate_on_write(store_url: Any, ns: str) -> None:
     clock = ManualClock(start=1_700_000_000)
-    with FlagEngine(store=store_url, clock=clock) as engine:
+    with FlagEngine(namespace=ns, store=store_url, clock=clock) as engine:
         engine.set_flag(
             FlagDefinition(key="a", default_value=1, rules=[Rule(condition={"c": "NL"}, value=2)])
         )
@@ -49,14 +63,14 @@ def test_definitions_persist_and_validate_on_write(store_url: str) -> None:
         with pytest.raises(ConfigurationError, match="prerequisite of b"):
             engine.delete_flag("a")
         assert engine.evaluate("a", {"c": "NL"}).value == 2
-    with FlagEngine(store=store_url, clock=clock) as again:
+    with FlagEngine(namespace=ns, store=store_url, clock=clock) as again:
         assert again.keys == ("a", "b")
         assert again.evaluate("a", {"c": "NL"}).value == 2
 
 
-def test_change_in_one_engine_reaches_another_through_the_feed(store_url: str) -> None:
-    writer = FlagEngine(store=store_url)
-    reader = FlagEngine(store=store_url)
+def test_change_in_one_engine_reaches_another_through_the_feed(store_url: Any, ns: str) -> None:
+    writer = FlagEngine(namespace=ns, store=store_url)
+    reader = FlagEngine(namespace=ns, store=store_url)
     try:
         writer.set_flag(FlagDefinition(key="kill", default_value=True))
         deadline = time.monotonic() + 1.0
@@ -76,9 +90,9 @@ def test_change_in_one_engine_reaches_another_through_the_feed(store_url: str) -
         reader.close()
 
 
-def test_audit_trail_records_who_when_and_diff(store_url: str) -> None:
+def test_audit_trail_records_who_when_and_diff(store_url: Any, ns: str) -> None:
     clock = ManualClock(start=1_700_000_000)
-    with FlagEngine(store=store_url, clock=clock, actor="deploy-bot") as engine:
+    with FlagEngine(namespace=ns, store=store_url, clock=clock, actor="deploy-bot") as engine:
         engine.set_flag(FlagDefinition(key="f", default_value="a"), actor="alice")
         clock.advance(60)
         engine.set_flag(FlagDefinition(key="f", default_value="b"))
@@ -95,9 +109,9 @@ def test_audit_trail_records_who_when_and_diff(store_url: str) -> None:
     assert events[2]["diff"] == [{"path": "enabled", "before": True, "after": False}]
 
 
-def test_stale_report(store_url: str) -> None:
+def test_stale_report(store_url: Any, ns: str) -> None:
     clock = ManualClock(start=1_700_000_000)
-    with FlagEngine(store=store_url, clock=clock, track_evaluations=True) as engine:
+    with FlagEngine(namespace=ns, store=store_url, clock=clock, track_evaluations=True) as engine:
         engine.import_flags(
             FlagSet(
                 flags=[
@@ -126,3 +140,15 @@ def test_stale_report(store_url: str) -> None:
         "constant": ["unchanged", "single-value"],
         "unused": ["unchanged", "unevaluated"],
     }
+
+
+def test_namespaces_share_a_store_without_seeing_each_other(store_url: Any, ns: str) -> None:
+    with (
+        FlagEngine(namespace=ns + "shop/", store=store_url) as shop,
+        FlagEngine(namespace=ns + "admin/", store=store_url) as admin,
+    ):
+        shop.set_flag(FlagDefinition(key="beta", default_value=True))
+        admin.refresh()
+        assert admin.keys == ()
+        assert admin.audit() == []
+        assert shop.evaluate("beta", {}).value is True
