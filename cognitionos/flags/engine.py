@@ -102,6 +102,7 @@ class FlagEngine:
         strict: bool = True,
         environment: str | None = None,
         clock: Clock | None = None,
+        track_evaluations: bool = False,
     ) -> FlagEngine:
         """Engine for a GrowthBook SDK payload (``{"features": ..., "savedGroups": ...}``).
 
@@ -112,7 +113,7 @@ class FlagEngine:
         data = json.loads(payload) if isinstance(payload, str) else payload
         fs = flag_set_from_growthbook(data)
         engine = cls.__new__(cls)
-        engine._init_bare(clock, environment)
+        engine._init_bare(clock, environment, track_evaluations=track_evaluations)
         engine._snapshot = _compile_lenient(fs, environment, strict)
         engine._allow_cycles = True
         return engine
@@ -127,6 +128,7 @@ class FlagEngine:
         hostname: str | None = None,
         clock: Clock | None = None,
         rng: random.Random | None = None,
+        track_evaluations: bool = False,
     ) -> FlagEngine:
         """Engine for an Unleash client API payload (``/api/client/features``).
 
@@ -139,7 +141,7 @@ class FlagEngine:
         data = json.loads(payload) if isinstance(payload, str) else payload
         fs = flag_set_from_unleash(data)
         engine = cls.__new__(cls)
-        engine._init_bare(clock, None, rng)
+        engine._init_bare(clock, None, rng, track_evaluations=track_evaluations)
         engine._allow_cycles = True
         engine._snapshot = compile_snapshot(fs, allow_cycles=True, strict=False)
         engine._flatten_properties = True
@@ -156,6 +158,7 @@ class FlagEngine:
         payload: Mapping[str, Any] | str,
         *,
         clock: Clock | None = None,
+        track_evaluations: bool = False,
     ) -> FlagEngine:
         """Engine for flagd flag definitions (``{"flags": {...}, "$evaluators": {...}}``).
 
@@ -169,7 +172,7 @@ class FlagEngine:
         data = json.loads(payload) if isinstance(payload, str) else payload
         fs = flag_set_from_flagd(data)
         engine = cls.__new__(cls)
-        engine._init_bare(clock, None)
+        engine._init_bare(clock, None, track_evaluations=track_evaluations)
         engine._snapshot = compile_snapshot(fs)
         engine._stamp_time = any(f.rules for f in fs.flags)
         return engine
@@ -185,7 +188,12 @@ class FlagEngine:
         return cls(fs, **kwargs)
 
     def _init_bare(
-        self, clock: Clock | None, environment: str | None, rng: random.Random | None = None
+        self,
+        clock: Clock | None,
+        environment: str | None,
+        rng: random.Random | None = None,
+        *,
+        track_evaluations: bool = False,
     ) -> None:
         self._clock = clock or SystemClock()
         self._rng = rng or random.Random()
@@ -195,7 +203,7 @@ class FlagEngine:
         self._flatten_properties = False
         self._stamp_time = False
         self._sync = None
-        self._stats = None
+        self._stats = {} if track_evaluations else None
         self._init_counters()
 
     # -- evaluation ------------------------------------------------------------------------

@@ -14,12 +14,11 @@ from __future__ import annotations
 import inspect
 import json
 import math
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, Protocol
 
-import attrs
-
 from cognitionos._optional import require
+from cognitionos.integrations.request import RequestInfo
 from cognitionos.ratelimit import AsyncRateLimiter, Decision, RateLimiter
 from cognitionos.ratelimit.engine import LimitLike
 
@@ -39,50 +38,6 @@ __all__ = [
 
 QUOTA_EXCEEDED = "https://iana.org/assignments/http-problem-types#quota-exceeded"
 ABNORMAL_USAGE = "https://iana.org/assignments/http-problem-types#abnormal-usage-detected"
-
-
-@attrs.frozen(slots=True)
-class RequestInfo:
-    """What key functions see of a request, whichever the server interface."""
-
-    method: str
-    path: str
-    headers: Mapping[str, str]  # lower-case names
-    peer: str | None
-
-    @classmethod
-    def from_scope(cls, scope: Mapping[str, Any]) -> RequestInfo:
-        """From an ASGI HTTP scope."""
-        headers: dict[str, str] = {}
-        for name, value in scope.get("headers", ()):
-            key = name.decode("latin-1").lower()
-            text = value.decode("latin-1")
-            headers[key] = f"{headers[key]}, {text}" if key in headers else text
-        client = scope.get("client")
-        return cls(
-            scope.get("method", "GET"),
-            scope.get("path", "/"),
-            headers,
-            client[0] if client else None,
-        )
-
-    @classmethod
-    def from_environ(cls, environ: Mapping[str, Any]) -> RequestInfo:
-        """From a WSGI environ."""
-        headers = {
-            k[5:].replace("_", "-").lower(): str(v)
-            for k, v in environ.items()
-            if k.startswith("HTTP_")
-        }
-        for k in ("CONTENT_TYPE", "CONTENT_LENGTH"):
-            if k in environ:
-                headers[k.replace("_", "-").lower()] = str(environ[k])
-        return cls(
-            environ.get("REQUEST_METHOD", "GET"),
-            environ.get("PATH_INFO", "/"),
-            headers,
-            environ.get("REMOTE_ADDR"),
-        )
 
 
 KeyFunc = Callable[[RequestInfo], str | None]
