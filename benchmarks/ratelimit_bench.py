@@ -327,10 +327,19 @@ def sqlite_rows(rounds: int, n: int) -> list[Row]:
             n=max(1, n // 20),
             timer=time.perf_counter,
         )
+        # decisions on a SQLite file run on the backend's own DB-API connection (one per
+        # thread), outside SQLAlchemy's events: count its COMMIT statements as well
+        raw = limiter._backend._raw() if limiter._backend._raw_ok else None
+        if raw is not None:
+            raw.set_trace_callback(
+                lambda sql: commits.__setitem__(0, commits[0] + (sql == "COMMIT"))
+            )
         commits[0] = 0
         for _ in range(100):
             limiter.hit(limit, "ip:1")
         per_decision = commits[0] / 100
+        if raw is not None:
+            raw.set_trace_callback(None)
         store.close()
     return [row, (f"sqlite commits per decision: {per_decision:.2f}", per_decision, None, None)]
 

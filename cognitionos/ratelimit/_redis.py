@@ -25,7 +25,7 @@ from urllib.parse import unquote
 
 from cognitionos._optional import require
 from cognitionos.errors import BackendUnavailable, ConfigurationError, StorageError
-from cognitionos.ratelimit._batch import BanState, Request, Result, Spec
+from cognitionos.ratelimit._batch import BanState, Outcome, Request, Result, Spec
 from cognitionos.ratelimit._keys import encode_key
 from cognitionos.ratelimit.models import BanPolicy
 
@@ -318,6 +318,74 @@ class _AsyncChannel:
                 await conn.disconnect()
 
 
+class _ProtocolChannel:
+    """:class:`_Channel` for ``redis.asyncio`` over :mod:`cognitionos.ratelimit._resp`.
+
+    Connections are asyncio Protocols of the running loop, made from the pool's connection
+    class and keyword arguments (server, TLS, AUTH, SELECT) and used LIFO; a request
+    outliving ``socket_timeout`` fails with redis-py's ``TimeoutError`` (one deadline
+    check per connection, not a timer per command), a broken connection with its
+    ``ConnectionError``. Used when :func:`cognitionos.ratelimit._resp.supports` the pool's
+    connection class; :class:`_AsyncChannel` otherwise.
+    """
+
+    __slots__ = ("_free", "_kwargs", "_loop", "_make", "encoding")
+
+    def __init__(self, pool: Any) -> None:
+        self._make = pool.connection_class
+        self._kwargs = dict(pool.connection_kwargs)
+        self.encoding = str(self._kwargs.get("encoding", "utf-8"))
+        self._free: list[Any] = []
+        self._loop: Any = None
+
+    async def _connection(self) -> Any:
+        loop = asyncio.get_running_loop()
+        if loop is not self._loop:
+            # connections of another, finished loop cannot be used here
+            self._free = []
+            self._loop = loop
+        free = self._free
+        while free:
+            conn = free.pop()
+            if conn.usable:
+                return conn
+        from cognitionos.ratelimit._resp import connect
+
+        return await connect(loop, self._make, self._kwargs)
+
+    async def call(self, packed: bytes) -> Any:
+        """Send one packed command and read its reply (error replies raised)."""
+        free = self._free
+        conn = free.pop() if free and self._loop is asyncio.get_running_loop() else None
+        if conn is None or not conn.usable:
+            conn = await self._connection()
+        try:
+            reply = await conn.request(packed)
+        except BaseException:
+            conn.close()
+            raise
+        self._free.append(conn)
+        if isinstance(reply, Exception):
+            raise reply
+        return reply
+
+    async def pipeline(self, packed: bytes, count: int) -> list[Any]:
+        """Send packed commands at once; their replies (error replies as exceptions)."""
+        conn = await self._connection()
+        try:
+            replies: list[Any] = await conn.request(packed, count)
+        except BaseException:
+            conn.close()
+            raise
+        self._free.append(conn)
+        return replies if count > 1 else [replies]
+
+    async def aclose(self) -> None:
+        free, self._free = self._free, []
+        for conn in free:
+            conn.close()
+
+
 class _RedisLayout:
     """Key naming and the translation between requests and the script's KEYS/ARGV."""
 
@@ -328,14 +396,19 @@ class _RedisLayout:
         self._ban_pattern = pattern
         self.server_time = server_time
         self._checked: set[str] = set()
+        self._skeys: dict[tuple[str, str], str] = {}
         self._commands: dict[Any, tuple[bytes, tuple[str, ...]]] = {}
         self._pieces: dict[Any, tuple[bytes, bytes]] = {}
+        self._lean_pieces: dict[Any, tuple[bytes, bytes]] = {}
         self._src, self._sha = lua_script()
         self._encoding = "utf-8"
         self._rex: Any = require("redis.exceptions", extra="redis")
 
     def storage_key(self, spec: Spec, key: str) -> str:
         """The state key of ``key`` under ``spec``."""
+        skey = self._skeys.get((spec.ident, key))
+        if skey is not None:
+            return skey
         if spec.ident not in self._checked:
             if (
                 max(spec.amount, 2 * spec.burst) + 1
@@ -345,7 +418,11 @@ class _RedisLayout:
                     "(amount x period in microseconds must stay below 2**53)"
                 )
             self._checked.add(spec.ident)
-        return self._keyfn(encode_key(key), spec.ident)
+        skey = self._keyfn(encode_key(key), spec.ident)
+        if len(self._skeys) >= COMMAND_CACHE_SIZE:
+            self._skeys.clear()
+        self._skeys[(spec.ident, key)] = skey
+        return skey
 
     def ban_key(self, key: str) -> str:
         return self._keyfn(encode_key(key), "ban")
@@ -465,6 +542,62 @@ class _RedisLayout:
                 )
             )
         return out
+
+    def lean_batch_commands(self, reqs: list[Request], now: int | None) -> list[bytes]:
+        """``hit_batch`` of one string-state limit per item: mode-3 script calls.
+
+        Each request packs to two keys (state, ban record) and one short argument,
+        cached per (storage key, cost); see the end of ``lua/decide.lua``.
+        """
+        t = -1 if now is None else now
+        floor_ms = 0 if now is None else CLIENT_TIME_MIN_TTL_MS
+        enc = self._encoding
+        cache = self._lean_pieces
+        head = _bulk("EVALSHA") + _bulk(self._sha)
+        out = []
+        for start in range(0, len(reqs), BATCH_CHUNK):
+            chunk = reqs[start : start + BATCH_CHUNK]
+            n = len(chunk)
+            keys, args = [], []
+            for r in chunk:
+                pieces = cache.get((r.skey, r.cost))
+                if pieces is None:
+                    s = r.spec
+                    # the state key ends with the spec's ident; the same head + "ban"
+                    ban = r.skey[: len(r.skey) - len(s.ident)] + "ban"
+                    pieces = (
+                        _bulk(r.skey, enc) + _bulk(ban, enc),
+                        _bulk(f"{s.code} {s.period} {s.amount} {s.burst} {r.cost}", enc),
+                    )
+                    if len(cache) >= COMMAND_CACHE_SIZE:
+                        cache.clear()
+                    cache[(r.skey, r.cost)] = pieces
+                keys.append(pieces[0])
+                args.append(pieces[1])
+            out.append(
+                b"".join(
+                    [
+                        b"*%d\r\n" % (5 + 3 * n),
+                        head,
+                        _bulk(str(2 * n)),
+                        *keys,
+                        _bulk(f"{t} 3 {n} {floor_ms}", enc),
+                        b"$0\r\n\r\n",
+                        *args,
+                    ]
+                )
+            )
+        return out
+
+    @staticmethod
+    def lean_batch_outcomes(reply: bytes | str, out: list[Outcome]) -> None:
+        """Append the outcomes of a mode-3 reply (seven integers per request) to ``out``."""
+        v = reply.split()
+        one = b"1" if isinstance(reply, bytes) else "1"
+        out += [
+            (v[i] == one, int(v[i + 1]), int(v[i + 2]), int(v[i + 3]), v[i + 4] == one)
+            for i in range(0, len(v), 7)
+        ]
 
     @staticmethod
     def batch_results(chunk: list[list[Request]], reply: bytes | str) -> list[Result]:
@@ -611,6 +744,37 @@ class RedisBackend(_RedisLayout):
                 raise _wrap(rep, "batch decision")
         return [self.result(r, rep) for r, rep in zip(batches, replies, strict=True)]
 
+    def run_single_each(self, reqs: list[Request], now: int | None) -> list[Outcome] | None:
+        """Outcomes of independent one-limit hits (string-state algorithms) in one round trip.
+
+        None when there is no direct channel (or it failed): the caller then uses
+        :meth:`run_each`, which also goes through the client's own path.
+        """
+        channel = self._channel
+        if channel is None:
+            return None
+        rex = self._rex
+        chunks = self.lean_batch_commands(reqs, now)
+        try:
+            replies = channel.pipeline(b"".join(chunks), len(chunks))
+            missing = [i for i, rep in enumerate(replies) if isinstance(rep, rex.NoScriptError)]
+            if missing:
+                # the script cache was flushed: those calls did not run; load and resend
+                self.client.script_load(self._src)
+                again = channel.pipeline(b"".join([chunks[i] for i in missing]), len(missing))
+                for i, rep in zip(missing, again, strict=True):
+                    replies[i] = rep
+        except (rex.ConnectionError, rex.TimeoutError):
+            return None  # once more through redis-py, with the client's retry policy
+        except rex.RedisError as exc:
+            raise _wrap(exc, "batch decision") from exc
+        out: list[Outcome] = []
+        for rep in replies:
+            if isinstance(rep, Exception):
+                raise _wrap(rep, "batch decision")
+            self.lean_batch_outcomes(rep, out)
+        return out
+
     def _pipeline(self, argvs: list[tuple[str, ...]]) -> list[Any]:
         rex = require("redis.exceptions", extra="redis")
         pipe = self.client.pipeline(transaction=False)
@@ -705,7 +869,14 @@ class AsyncRedisBackend(_RedisLayout):
         self.client = client
         self._owns = owns_client
         pool = _pool_of(client, "redis.asyncio.client")
-        self._channel = _AsyncChannel(pool) if pool is not None else None
+        self._channel: _ProtocolChannel | _AsyncChannel | None = None
+        if pool is not None:
+            from cognitionos.ratelimit._resp import supports
+
+            if supports(pool.connection_class, pool.connection_kwargs):
+                self._channel = _ProtocolChannel(pool)
+            else:
+                self._channel = _AsyncChannel(pool)
         if self._channel is not None:
             self._encoding = self._channel.encoding
 
@@ -772,6 +943,32 @@ class AsyncRedisBackend(_RedisLayout):
             if isinstance(rep, Exception):
                 raise _wrap(rep, "batch decision")
         return [self.result(r, rep) for r, rep in zip(batches, replies, strict=True)]
+
+    async def run_single_each(self, reqs: list[Request], now: int | None) -> list[Outcome] | None:
+        """Outcomes of independent one-limit hits in one round trip (see the sync twin)."""
+        channel = self._channel
+        if channel is None:
+            return None
+        rex = self._rex
+        chunks = self.lean_batch_commands(reqs, now)
+        try:
+            replies = await channel.pipeline(b"".join(chunks), len(chunks))
+            missing = [i for i, rep in enumerate(replies) if isinstance(rep, rex.NoScriptError)]
+            if missing:
+                await self.client.script_load(self._src)
+                again = await channel.pipeline(b"".join([chunks[i] for i in missing]), len(missing))
+                for i, rep in zip(missing, again, strict=True):
+                    replies[i] = rep
+        except (rex.ConnectionError, rex.TimeoutError):
+            return None  # once more through redis-py, with the client's retry policy
+        except rex.RedisError as exc:
+            raise _wrap(exc, "batch decision") from exc
+        out: list[Outcome] = []
+        for rep in replies:
+            if isinstance(rep, Exception):
+                raise _wrap(rep, "batch decision")
+            self.lean_batch_outcomes(rep, out)
+        return out
 
     async def _pipeline(self, argvs: list[tuple[str, ...]]) -> list[Any]:
         rex = require("redis.exceptions", extra="redis")

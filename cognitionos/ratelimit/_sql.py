@@ -3,8 +3,12 @@
 Each decision inserts missing rows (``ON CONFLICT DO NOTHING``), locks the rows
 it needs (``SELECT … ORDER BY key FOR UPDATE`` on PostgreSQL; SQLite's write
 transaction holds the database), runs the pure rules of
-:mod:`cognitionos.ratelimit._batch`, writes the new states and commits. Two
-tables, created if missing (and by the Alembic migration ``_migration_0002``)::
+:mod:`cognitionos.ratelimit._batch`, writes the new states and commits. On a SQLite
+file, decisions run on a DB-API connection per thread held by the backend (taken
+from the engine's pool once and detached from it), with the statements as plain
+strings: SQLAlchemy's checkout, events and result wrapping would be most of a
+decision. ``BEGIN IMMEDIATE`` still makes each decision one write transaction.
+Two tables, created if missing (and by the Alembic migration ``_migration_0002``)::
 
     cos_ratelimit_state (rl_key PK, state BLOB, expires_at µs)
     cos_ratelimit_bans  (rl_key PK, until_us, offenses, keep_until_us, manual, violations)
@@ -12,10 +16,11 @@ tables, created if missing (and by the Alembic migration ``_migration_0002``)::
 
 from __future__ import annotations
 
+import os
 import threading
 from array import array
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from typing import Any
 
 from cognitionos._optional import require
@@ -107,6 +112,19 @@ def decode_state(raw: bytes | None) -> Any:
     return tuple(leases)
 
 
+def _is_sqlite_file(engine: Any) -> bool:
+    """True for a SQLite database file over the standard driver (a new connection sees it)."""
+    url = engine.url
+    database = url.database or ""
+    return (
+        engine.dialect.driver == "pysqlite"
+        and database not in ("", ":memory:")
+        and not database.startswith("file:")
+        and url.query.get("mode") != "memory"
+        and type(engine.pool).__name__ in ("QueuePool", "NullPool")
+    )
+
+
 class SqlBackend:
     """Rate-limit state in two SQL tables, over an SQLAlchemy engine."""
 
@@ -145,6 +163,11 @@ class SqlBackend:
         except sa.exc.SQLAlchemyError as exc:
             raise self._wrap(exc, "create tables") from exc
         self._sql = self._statements()
+        self._in_cache: dict[tuple[str, int], str] = {}
+        #: per-thread DB-API connections for decisions (SQLite files only), see _raw()
+        self._raw_ok = self.dialect == "sqlite" and _is_sqlite_file(engine)
+        self._local = threading.local()
+        self._detached: list[Any] = []
 
     def _statements(self) -> dict[str, str]:
         st, bt = self._state_t.name, self._bans_t.name
@@ -179,8 +202,13 @@ class SqlBackend:
         }
 
     def _in(self, name: str, n: int) -> str:
-        p = "?" if self.dialect == "sqlite" else "%s"
-        return self._sql[name].replace("{in}", ", ".join([p] * n))
+        text = self._in_cache.get((name, n))
+        if text is None:
+            p = "?" if self.dialect == "sqlite" else "%s"
+            text = self._sql[name].replace("{in}", ", ".join([p] * n))
+            if len(self._in_cache) < 256:
+                self._in_cache[(name, n)] = text
+        return text
 
     def _wrap(self, exc: Exception, what: str) -> StorageError:
         sa_exc = require("sqlalchemy.exc")
@@ -205,62 +233,119 @@ class SqlBackend:
         """``<ident>|<encoded key>``."""
         return f"{spec.ident}|{encode_key(key)}"
 
+    def _raw(self) -> Any:
+        """This thread's own DB-API connection (a SQLite file only; see the module docstring).
+
+        It is checked out of the engine's pool once and detached, so it was set up by the
+        engine's connect hooks (WAL, busy timeout) and never counts against the pool.
+        """
+        local = self._local
+        pid = os.getpid()
+        conn = getattr(local, "conn", None)
+        if conn is not None and local.pid == pid:
+            return conn
+        fairy = self.engine.raw_connection()
+        fairy.detach()
+        conn = fairy.dbapi_connection
+        conn.isolation_level = None  # autocommit: the transaction is our BEGIN IMMEDIATE
+        local.conn, local.pid = conn, pid
+        with self._lock:
+            self._detached.append(fairy)
+        return conn
+
+    def _run_raw(
+        self, reqs: list[Request], now: int, commit: bool, policy: BanPolicy | None
+    ) -> Result:
+        dbapi = self.engine.dialect.dbapi
+        try:
+            conn = self._raw()
+            cur = conn.cursor()
+            cur.execute("BEGIN IMMEDIATE" if commit else "BEGIN")
+            try:
+                result = self._decide(cur, reqs, now, commit, policy)
+                cur.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.rollback()
+                raise
+            finally:
+                cur.close()
+        except dbapi.Error as exc:
+            kind = BackendUnavailable if isinstance(exc, dbapi.OperationalError) else StorageError
+            raise kind(f"{self.dialect} rate limiter: decision failed: {exc}") from exc
+        if commit:
+            self._maybe_cleanup(now)
+        return result
+
     def run(
         self, reqs: list[Request], now: int | None, commit: bool, policy: BanPolicy | None
     ) -> Result:
         """Decide ``reqs`` in one transaction."""
         assert now is not None
-        skeys = sorted({r.skey for r in reqs})
-        keys = sorted({r.key for r in reqs})
-        sql = self._sql
+        if self._raw_ok:
+            return self._run_raw(reqs, now, commit, policy)
         with self._tx("decision") as conn:
             # the DB-API cursor directly: SQLAlchemy's per-statement overhead would be most
             # of a decision; the transaction (BEGIN IMMEDIATE on SQLite) stays SQLAlchemy's
             cur = conn.connection.dbapi_connection.cursor()
-            if commit:
-                cur.executemany(sql["ensure_state"], [(k,) for k in skeys])
-                if policy is not None:
-                    cur.executemany(sql["ensure_ban"], [(k,) for k in keys])
-            cur.execute(self._in("select_state", len(skeys)), tuple(skeys))
-            states = {
-                k: decode_state(raw)
-                for k, raw, exp in cur.fetchall()
-                if raw is not None and exp > now
-            }
-            cur.execute(
-                self._in("select_bans", len(keys))
-                + (" FOR UPDATE" if commit and policy and self.dialect == "postgresql" else ""),
-                tuple(keys),
-            )
-            ban_rows = cur.fetchall()
-            bans = {
-                k: BanState(int(u), int(o), int(kp), bool(m))
-                for k, u, o, kp, m, _ in ban_rows
-                if kp > now or u > now
-            }
-            violations = {k: tuple(int(t) for t in v.split()) for k, *_, v in ban_rows if v}
-            result = evaluate(
-                reqs, states, now, commit=commit, policy=policy, bans=bans, violations=violations
-            )
-            if result.states:
-                cur.executemany(
-                    sql["update_state"],
-                    [(encode_state(s), now + ttl, k) for k, (s, ttl) in result.states.items()],
-                )
-            for key, ban in result.bans.items():
-                cur.execute(
-                    sql["update_ban"],
-                    (ban.until, ban.offenses, ban.keep_until, ban.manual, None, key),
-                )
-            for key, times in result.violations.items():
-                if key not in result.bans:
-                    cur.execute(
-                        sql["update_violations"],
-                        (" ".join(map(str, times)) if times else None, key),
-                    )
-            cur.close()
+            try:
+                result = self._decide(cur, reqs, now, commit, policy)
+            finally:
+                cur.close()
         if commit:
             self._maybe_cleanup(now)
+        return result
+
+    def _decide(
+        self, cur: Any, reqs: list[Request], now: int, commit: bool, policy: BanPolicy | None
+    ) -> Result:
+        """The statements of one decision, inside the caller's transaction."""
+        sql = self._sql
+        if len(reqs) == 1:
+            skeys = [reqs[0].skey]
+            keys = [reqs[0].key]
+        else:
+            skeys = sorted({r.skey for r in reqs})
+            keys = sorted({r.key for r in reqs})
+        if commit:
+            cur.executemany(sql["ensure_state"], [(k,) for k in skeys])
+            if policy is not None:
+                cur.executemany(sql["ensure_ban"], [(k,) for k in keys])
+        cur.execute(self._in("select_state", len(skeys)), tuple(skeys))
+        states = {
+            k: decode_state(raw) for k, raw, exp in cur.fetchall() if raw is not None and exp > now
+        }
+        cur.execute(
+            self._in("select_bans", len(keys))
+            + (" FOR UPDATE" if commit and policy and self.dialect == "postgresql" else ""),
+            tuple(keys),
+        )
+        ban_rows = cur.fetchall()
+        bans = {
+            k: BanState(int(u), int(o), int(kp), bool(m))
+            for k, u, o, kp, m, _ in ban_rows
+            if kp > now or u > now
+        }
+        violations = {k: tuple(int(t) for t in v.split()) for k, *_, v in ban_rows if v}
+        result = evaluate(
+            reqs, states, now, commit=commit, policy=policy, bans=bans, violations=violations
+        )
+        if result.states:
+            cur.executemany(
+                sql["update_state"],
+                [(encode_state(s), now + ttl, k) for k, (s, ttl) in result.states.items()],
+            )
+        for key, ban in result.bans.items():
+            cur.execute(
+                sql["update_ban"],
+                (ban.until, ban.offenses, ban.keep_until, ban.manual, None, key),
+            )
+        for key, times in result.violations.items():
+            if key not in result.bans:
+                cur.execute(
+                    sql["update_violations"],
+                    (" ".join(map(str, times)) if times else None, key),
+                )
         return result
 
     def _maybe_cleanup(self, now: int) -> None:
@@ -320,7 +405,13 @@ class SqlBackend:
         return clock_now
 
     def close(self) -> None:
-        """Close the store or engine if this backend opened it."""
+        """Close this backend's own connections, and the store or engine if it opened them."""
+        with self._lock:
+            detached, self._detached = self._detached, []
+        self._local = threading.local()
+        for fairy in detached:
+            with suppress(Exception):  # made in another thread or process: let it go
+                fairy.close()
         if self._owner is not None:
             self._owner.close()
         elif self._owns:

@@ -156,9 +156,17 @@ class AsyncRateLimiter:
             return []
         if not self._native or s.ban_policy is not None or s.breaker_open():
             return [await self._run(reqs, commit=True) for reqs in batches]
-        now = None if self._backend.server_time else s.now_us()
+        backend = self._backend
+        now = None if backend.server_time else s.now_us()
         try:
-            results = await self._backend.run_each(batches, now)
+            lean = getattr(backend, "run_single_each", None)
+            flat = s.single_requests(batches) if lean is not None else None
+            if lean is not None and flat is not None:
+                outcomes = await lean(flat, now)
+                if outcomes is not None:
+                    one = s.one
+                    return [one(r, o) for r, o in zip(flat, outcomes, strict=True)]
+            results = await backend.run_each(batches, now)
         except StorageError as exc:
             return [
                 s.fallback(exc if i == 0 else None, reqs, True) for i, reqs in enumerate(batches)

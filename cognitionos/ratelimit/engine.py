@@ -237,27 +237,36 @@ class _Shared:
             ),
         )
 
+    def one(self, req: Request, out: Outcome, commit: bool = True, new_bans: int = 0) -> Decision:
+        """The decision of one limit (the common case): :meth:`combine` minus its lists."""
+        top = self.decision(req, out, commit)
+        if commit:
+            c = self.count
+            if out[0]:
+                c.allowed()
+            elif self.shadow:
+                c.shadowed()
+            else:
+                c.refused()
+            if out[4]:
+                c.banned()
+            for _ in range(new_bans):
+                c.bans()
+        if not out[0] and self.shadow:
+            top = _evolve(top, allowed=True, shadowed=True, retry_after=None)
+        return top
+
+    def single_requests(self, batches: list[list[Request]]) -> list[Request] | None:
+        """The requests of a batch whose items are one string-state limit each, else None."""
+        flat = [reqs[0] for reqs in batches if len(reqs) == 1]
+        if len(flat) != len(batches) or any(r.spec.code in (4, 7) for r in flat):
+            return None
+        return flat
+
     def combine(self, reqs: list[Request], result: Result, commit: bool) -> Decision:
         outs = result.outcomes
         if len(reqs) == 1:
-            # one limit (the common case): the general assembly below, minus its lists
-            out = outs[0]
-            top = self.decision(reqs[0], out, commit)
-            if commit:
-                c = self.count
-                if out[0]:
-                    c.allowed()
-                elif self.shadow:
-                    c.shadowed()
-                else:
-                    c.refused()
-                if out[4]:
-                    c.banned()
-                for _ in range(result.new_bans):
-                    c.bans()
-            if not out[0] and self.shadow:
-                top = _evolve(top, allowed=True, shadowed=True, retry_after=None)
-            return top
+            return self.one(reqs[0], outs[0], commit, result.new_bans)
         if len(outs) > 1 and not all(o[0] for o in outs):
             # nothing was charged: admitted limits report what they still have
             outs = [
@@ -490,6 +499,13 @@ class RateLimiter:
             return [self._run(reqs, commit=True) for reqs in batches]
         now = None if backend.server_time else s.now_us()
         try:
+            lean = getattr(backend, "run_single_each", None)
+            flat = s.single_requests(batches) if lean is not None else None
+            if lean is not None and flat is not None:
+                outcomes = lean(flat, now)
+                if outcomes is not None:
+                    one = s.one
+                    return [one(r, o) for r, o in zip(flat, outcomes, strict=True)]
             results = run_each(batches, now)
         except StorageError as exc:
             return [

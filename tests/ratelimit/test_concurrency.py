@@ -1,4 +1,5 @@
-"""8 processes x 4 threads hammering one key on real Redis and PostgreSQL admit exactly 50."""
+"""8 processes x 4 threads hammering one key on real Redis, PostgreSQL and a SQLite file
+admit exactly 50."""
 
 from __future__ import annotations
 
@@ -23,6 +24,8 @@ def hammer(kind: str, prefix: str, algorithm: str, key: str) -> int:
     engine = None
     if kind == "redis":
         limiter = RateLimiter(REDIS_URL, algorithm=algorithm, prefix=prefix)
+    elif kind == "sqlite":  # prefix: the database file (decisions on per-thread connections)
+        limiter = RateLimiter(f"sqlite:///{prefix}", algorithm=algorithm)
     else:
         import sqlalchemy as sa
 
@@ -55,9 +58,11 @@ def pool() -> Iterator[ProcessPoolExecutor]:
         yield executor
 
 
-def run_trials(pool: ProcessPoolExecutor, kind: str, prefix: str, algorithm: str) -> list[int]:
+def run_trials(
+    pool: ProcessPoolExecutor, kind: str, prefix: str, algorithm: str, trials: int = TRIALS
+) -> list[int]:
     totals = []
-    for _ in range(TRIALS):
+    for _ in range(trials):
         key = f"hammer:{uuid.uuid4().hex}"
         futures = [pool.submit(hammer, kind, prefix, algorithm, key) for _ in range(PROCESSES)]
         totals.append(sum(f.result(timeout=120) for f in futures))
@@ -95,3 +100,14 @@ def test_postgresql_admits_exactly_the_limit_under_contention(pool, algorithm):
         drop_tables(engine, table_prefix=f"{prefix}_")
         engine.dispose()
     assert totals == [50] * TRIALS
+
+
+@pytest.mark.slow
+@pytest.mark.sqlite
+@pytest.mark.parametrize("algorithm", EXACT)
+def test_sqlite_file_admits_exactly_the_limit_under_contention(pool, algorithm, tmp_path):
+    from cognitionos.ratelimit import RateLimiter
+
+    path = str(tmp_path / "rl.db")
+    RateLimiter(f"sqlite:///{path}").close()  # tables and WAL once, before the workers race
+    assert run_trials(pool, "sqlite", path, algorithm, trials=3) == [50] * 3

@@ -334,3 +334,26 @@ def test_a_refused_batch_charges_nothing_whatever_the_algorithm(limiter_factory,
         assert refused.details[0].remaining == 5
     assert limiter.stats(roomy, "r").remaining == 5
     assert [limiter.hit(roomy, "r").allowed for _ in range(6)] == [True] * 5 + [False]
+
+
+def test_sqlite_file_decides_on_own_connection_one_commit_each(tmp_path):
+    from cognitionos.storage import open_store
+
+    store = open_store(f"sqlite:///{tmp_path}/rl.db")
+    limiter = RateLimiter(store, algorithm="sliding_log")
+    limit = Limit(amount=2, period=60)
+    assert limiter.hit(limit, "k").allowed
+    raw = limiter._backend._raw()
+    statements: list[str] = []
+    raw.set_trace_callback(statements.append)
+    assert limiter.hit(limit, "k").allowed
+    assert not limiter.hit(limit, "k").allowed
+    assert limiter.test(limit, "k").remaining == 0
+    raw.set_trace_callback(None)
+    assert statements.count("BEGIN IMMEDIATE") == 2 and statements.count("COMMIT") == 3
+    # a second limiter (another process would do the same) sees the same rows
+    other = RateLimiter(f"sqlite:///{tmp_path}/rl.db", algorithm="sliding_log")
+    assert not other.hit(limit, "k").allowed
+    other.close()
+    limiter.close()
+    store.close()

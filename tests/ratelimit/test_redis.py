@@ -139,3 +139,18 @@ def test_redis_scripts_reload_after_script_flush(client):
     assert limiter.hit(limit, "nf").allowed
     limiter._backend.client.script_flush()
     assert [d.allowed for d in limiter.hit_batch([(limit, "nf"), (limit, "nf2")])] == [False, True]
+
+
+@pytest.mark.parametrize(
+    "algorithm", ["fixed_window", "fixed_window_anchored", "sliding_window", "gcra", "token_bucket"]
+)
+def test_lean_batch_matches_memory_with_repeated_keys(client, algorithm):
+    # hit_batch of one string-state limit per item takes the script's lean mode 3: a key
+    # repeated in one call must see the charges made earlier in the same call
+    limit = Limit(amount=2, period=60)
+    items = [(limit, "k"), (limit, "j"), (limit, "k"), (limit, "k"), (limit, "j", 2)]
+    ours = RateLimiter(client, algorithm=algorithm, prefix=client.test_prefix)
+    memory = RateLimiter("memory://", algorithm=algorithm)
+    got = [(d.allowed, d.remaining, d.retry_after is None) for d in ours.hit_batch(items)]
+    want = [(d.allowed, d.remaining, d.retry_after is None) for d in memory.hit_batch(items)]
+    assert got == want

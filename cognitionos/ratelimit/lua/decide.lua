@@ -4,8 +4,9 @@
 --
 -- KEYS, four per request i: state, aux (sliding-log totals), ban record, violations.
 -- ARGV[1] "now_us mode n min_ttl_ms": now_us -1 means server TIME; mode 0 = look only,
---         1 = charge all or none, 2 = independent groups (hit_batch); min_ttl_ms floors
---         key TTLs when the caller supplies the time.
+--         1 = charge all or none, 2 = independent groups (hit_batch), 3 = independent
+--         single string-state limits (hit_batch's common case, see the end of the script);
+--         min_ttl_ms floors key TTLs when the caller supplies the time.
 -- ARGV[2] modes 0/1: "" (no auto-block) or "max_violations find_window_us ban_time_us
 --         growth max_ban_us forget_us" (max_ban_us -1: uncapped).
 --         mode 2: group sizes "g1 g2 ...": each group is all-or-nothing on its own,
@@ -37,7 +38,7 @@ local now, mode, n, minttl = string.match(ARGV[1], '^(%S+) (%S+) (%S+) (%S+)$')
 now, n, minttl = tonumber(now), tonumber(n), tonumber(minttl)
 local commit = mode ~= '0'
 local banargs = ''
-if mode ~= '2' then banargs = ARGV[2] end
+if mode == '0' or mode == '1' then banargs = ARGV[2] end
 if now < 0 then
   local t = redis.call('TIME')
   now = tonumber(t[1]) * 1000000 + tonumber(t[2])
@@ -219,6 +220,46 @@ local function conc_eval(key, ttl, A, cost)
     end
   end
   return 0, A - used, reset, reset
+end
+
+-- mode 3: n independent requests, one string-state limit each (codes 1, 2, 3, 5, 6) and
+-- no auto-block. KEYS, two per request: state, ban record. ARGV[2 + i] "code period amount
+-- burst cost". Same decisions and reply as mode 2 with groups of one, without its tables.
+if mode == '3' then
+  local values = redis.call('MGET', unpack(KEYS))
+  local written = {}  -- states charged by this call (a key may come back later in it)
+  local parsed = {}
+  local out = {}
+  for i = 1, n do
+    local a = ARGV[i + 2]
+    local p = parsed[a]
+    if not p then
+      local code, P, A, B, cost = string.match(a, '^(%d+) (%d+) (%d+) (%d+) (%d+)$')
+      p = {tonumber(code), tonumber(P), tonumber(A), tonumber(B), tonumber(cost)}
+      parsed[a] = p
+    end
+    local key = KEYS[2 * i - 1]
+    local rec = values[2 * i]
+    local untl = rec and tonumber(string.match(rec, '^(%S+)'))
+    if untl and untl > now then
+      local wait = fmt(untl - now)
+      out[i] = '0 0 ' .. wait .. ' ' .. wait .. ' 1 0 0'
+    else
+      local s = written[key]
+      if s == nil then s = values[2 * i - 1] or nil end
+      local ok, rem, reset, retry, new = step(p[1], s, p[2], p[3], p[4], p[5])
+      if ok == 1 then
+        redis.call('SET', key, new, 'PX', px(reset))
+        written[key] = new
+        out[i] = '1 ' .. rem .. ' ' .. reset .. ' -1 0 1 0'
+      elseif retry == NEVER then
+        out[i] = '0 ' .. rem .. ' ' .. reset .. ' -1 0 0 0'
+      else
+        out[i] = '0 ' .. rem .. ' ' .. reset .. ' ' .. retry .. ' 0 0 0'
+      end
+    end
+  end
+  return table.concat(out, ' ')
 end
 
 local reqs = {}
