@@ -21,22 +21,68 @@ class _GatedPatterns:
     """Many small patterns, each searched only when one of its literal needles occurs.
 
     One big alternation makes the regex engine try every branch at every position; gating
-    each branch on a substring test (a C-speed scan) keeps long values cheap.
+    each branch on a substring test (a C-speed scan) keeps long values cheap. Short values
+    (most parameters) are searched with the plain alternation in one call instead.
     """
 
-    __slots__ = ("_items",)
+    __slots__ = ("_ascii_gate", "_items", "_union")
 
-    def __init__(self, items: list[tuple[tuple[str, ...], str]], flags: int = 0) -> None:
+    #: Up to this length one search of the whole alternation is cheaper than the gates.
+    SHORT = 256
+
+    def __init__(
+        self, items: list[tuple[tuple[str, ...], str]], flags: int = 0, *, ascii_gate: bool = False
+    ) -> None:
         self._items = [(needles, re.compile(pattern, flags)) for needles, pattern in items]
+        self._union = re.compile("|".join(f"(?:{pattern})" for _, pattern in items), flags)
+        self._ascii_gate = ascii_gate
 
     def search(self, text: str) -> re.Match[str] | None:
+        if len(text) <= self.SHORT:
+            return self._union.search(text)
         best: re.Match[str] | None = None
+        # With ascii_gate, needles gate ASCII text only: a case-insensitive pattern also matches
+        # a few non-ASCII letters ("\u0131" for "i") that a needle would not find.
+        gate = not self._ascii_gate or text.isascii()
         for needles, pattern in self._items:
-            if _has_any(text, needles):
+            if not gate or _has_any(text, needles):
                 m = pattern.search(text)
                 if m and (best is None or m.start() < best.start()):
                     best = m
         return best
+
+
+_PLAIN_WORD = re.compile(r"[a-z0-9_-]+")
+
+
+def _alternation(words: str) -> str:
+    """``"cat|cp|curl"`` as an equivalent trie-shaped group: ``(?:c(?:at|p|url))``.
+
+    Matches exactly the same strings as ``(?:cat|cp|curl)`` (members with regex syntax are kept
+    as they are), but the regex engine tries one branch per character instead of every word at
+    every position, which is what makes long runs of separators cheap to scan.
+    """
+    trie: dict[str, dict] = {}  # type: ignore[type-arg]
+    other: list[str] = []
+    for word in dict.fromkeys(words.split("|")):
+        if not _PLAIN_WORD.fullmatch(word):
+            other.append(word)
+            continue
+        node = trie
+        for ch in word:
+            node = node.setdefault(ch, {})
+        node[""] = {}
+
+    def emit(node: dict) -> str:  # type: ignore[type-arg]
+        branches = [re.escape(ch) + emit(child) for ch, child in sorted(node.items()) if ch]
+        if not branches:
+            return ""
+        body = branches[0] if len(branches) == 1 else "(?:" + "|".join(branches) + ")"
+        if "" in node:
+            return ("(?:" + body + ")?") if len(branches) == 1 else body + "?"
+        return body
+
+    return "(?:" + "|".join([emit(trie), *other] if trie else other) + ")"
 
 
 def _has_any(text: str, needles: tuple[str, ...]) -> bool:
@@ -92,12 +138,12 @@ _SQL_FUNCS_WORDS = (
     "repeat|position|overlay|encode|decode|count"
 )
 _SQL_FUNC_CALL = re.compile(
-    r"(?:^|[^\w.$@])(?:"
-    + _SQL_FUNCS_DISTINCT
-    + r")\s{0,8}\(|(?:^|[\s(,=+*/|&'\"<>-])(?:"
-    + _SQL_FUNCS_WORDS
-    + r")\("
-    r"|^\s{0,4}(?:" + _SQL_FUNCS_WORDS + r"|user|space)\s{0,4}\(\s{0,4}$"
+    r"(?:^|[^\w.$@])"
+    + _alternation(_SQL_FUNCS_DISTINCT)
+    + r"\s{0,8}\(|(?:^|[\s(,=+*/|&'\"<>-])"
+    + _alternation(_SQL_FUNCS_WORDS)
+    + r"\("
+    r"|^\s{0,4}" + _alternation(_SQL_FUNCS_WORDS + "|user|space") + r"\s{0,4}\(\s{0,4}$"
 )
 _SQL_CATALOG = re.compile(
     r"\b(?:information_schema|pg_catalog|pg_shadow|pg_user|msdb|tempdb|mysql\.(?:db|user)|msysaccessobjects|"
@@ -281,7 +327,13 @@ def xss_tags(s: Subject) -> str | None:
     for text in texts:
         if "<" not in text:
             continue
+        # A tag repeated verbatim gets the same answer: each distinct one is examined once.
+        examined: set[str] = set()
         for m in _TAG.finditer(text):
+            whole = m.group()
+            if whole in examined:
+                continue
+            examined.add(whole)
             closing, tag, rest = m.group(1), m.group(2).rsplit(":", 1)[-1], m.group(3)
             if tag in _DANGEROUS_TAGS:
                 return _snip(text, m)
@@ -289,7 +341,7 @@ def xss_tags(s: Subject) -> str | None:
                 continue
             if _ATTR_EVENT.search(rest) and not _EVENT_NOT.search(rest):
                 return _snip(text, m)
-            compact = re.sub(r"[\s\x00-\x1f]+", "", rest)
+            compact = _CONTROL_CHARS.sub("", rest)
             if _JS_URI.search(compact) or _CSS.search(rest):
                 return _snip(text, m)
             if "style" in rest and _STYLE_ATTR.search(rest):
@@ -411,16 +463,63 @@ def xss_script(s: Subject) -> str | None:
 # ---------------------------------------------------------------- path traversal / LFI / RFI
 
 _TRAVERSAL = re.compile(r"(?:^|[/=:;,|\s])\.{2,3}[/;]|/\.\.(?=$|[^\w.-])|/\.\.\./|\.{4,}/|\.{6,}")
-_SENSITIVE_FILE = re.compile(
-    r"(?:^|[/\\\s=:'\"]|\.\.)(?:etc/(?:passwd|shadow|group|hosts|issue|motd|sudoers|crontab|fstab|"
-    r"security|ssh|nginx|apache2|httpd|mysql|php)|proc/(?:self|\d+)/|boot\.ini|win\.ini|system\.ini|"
-    r"windows/(?:system32|win\.ini|repair)|winnt/|system32/|\.htaccess|\.htpasswd|\.ssh/|id_rsa|id_dsa|"
-    r"authorized_keys|\.bash_history|\.bashrc|\.git/|\.svn/|\.hg/|\.env(?:$|[./])|wp-config\.php|"
-    r"web\.config|\.aws/|\.docker/|\.kube/|var/log/|usr/local/|inetpub/|\.npmrc|\.pypirc|\.netrc|"
-    r"\.gitconfig|\.mysql_history|\.psql_history|localsettings\.php|config\.inc\.php|web-inf/|meta-inf/|"
-    r"sys/(?:class|kernel|devices|module|firmware|power)\b|proc/(?:interrupts|version|cpuinfo|meminfo|mounts|net/|sched_debug|kcore)|"
-    r"etc/master\.passwd|web-inf\b|global\.asa\b|\.boto|\.s3cfg|\.pgpass|\.my\.cnf|\.dockercfg|\.git-credentials|\.bash_profile|\.zsh_history)|"
-    r"(?:win|system|boot)\.ini\b|\betc[/\\]{0,2}(?:passwd|shadow)\b|\b[\w.-]{1,60}\.(?:sql|bak|dump|db|sqlite3?)\.(?:zip|gz|tgz|tar|bz2|7z|rar|xz)\b",
+# Every branch is gated on literals its matches must contain: the unanchored last branches
+# would otherwise be tried at every word boundary of a long value.
+_SENSITIVE_FILE = _GatedPatterns(
+    [
+        (
+            (
+                "etc/",
+                "proc/",
+                ".ini",
+                "windows/",
+                "winnt/",
+                "system32/",
+                ".ht",
+                ".ssh/",
+                "id_",
+                "authorized_keys",
+                ".bash",
+                ".git",
+                ".svn/",
+                ".hg/",
+                ".env",
+                "config",
+                ".aws/",
+                ".docker",
+                ".kube/",
+                "var/log/",
+                "usr/local/",
+                "inetpub/",
+                ".npmrc",
+                ".pypirc",
+                ".netrc",
+                "_history",
+                "settings.php",
+                "-inf",
+                "sys/",
+                "global.asa",
+                ".boto",
+                ".s3cfg",
+                ".pgpass",
+                ".my.cnf",
+            ),
+            r"(?:^|[/\\\s=:'\"]|\.\.)(?:etc/(?:passwd|shadow|group|hosts|issue|motd|sudoers|crontab|fstab|"
+            r"security|ssh|nginx|apache2|httpd|mysql|php)|proc/(?:self|\d+)/|boot\.ini|win\.ini|system\.ini|"
+            r"windows/(?:system32|win\.ini|repair)|winnt/|system32/|\.htaccess|\.htpasswd|\.ssh/|id_rsa|id_dsa|"
+            r"authorized_keys|\.bash_history|\.bashrc|\.git/|\.svn/|\.hg/|\.env(?:$|[./])|wp-config\.php|"
+            r"web\.config|\.aws/|\.docker/|\.kube/|var/log/|usr/local/|inetpub/|\.npmrc|\.pypirc|\.netrc|"
+            r"\.gitconfig|\.mysql_history|\.psql_history|localsettings\.php|config\.inc\.php|web-inf/|meta-inf/|"
+            r"sys/(?:class|kernel|devices|module|firmware|power)\b|proc/(?:interrupts|version|cpuinfo|meminfo|mounts|net/|sched_debug|kcore)|"
+            r"etc/master\.passwd|web-inf\b|global\.asa\b|\.boto|\.s3cfg|\.pgpass|\.my\.cnf|\.dockercfg|\.git-credentials|\.bash_profile|\.zsh_history)",
+        ),
+        ((".ini",), r"(?:win|system|boot)\.ini\b"),
+        (("passwd", "shadow"), r"\betc[/\\]{0,2}(?:passwd|shadow)\b"),
+        (
+            (".sql.", ".bak.", ".dump.", ".db.", ".sqlite"),
+            r"\b[\w.-]{1,60}\.(?:sql|bak|dump|db|sqlite3?)\.(?:zip|gz|tgz|tar|bz2|7z|rar|xz)\b",
+        ),
+    ]
 )
 _WRAPPERS = re.compile(
     r"\b(?:(?:php|phar|zip|expect|glob|data|jar|netdoc|zlib|compress\.\w+|ssh2\.\w+|rar|ogg|input)://|file:/{1,3}[a-z.~%/\\])",
@@ -497,12 +596,15 @@ _SEP = (
 )
 _CMD_STRONG = re.compile(
     _SEP
-    + r"\s{0,16}[({!]{0,3}\s{0,8}(?:[\w./-]{0,40}/)?(?:"
-    + _UNIX_STRONG
-    + r")(?:\.exe)?(?=$|[\s;|&`)<>}{,]|\$\{?ifs)"
+    + r"\s{0,16}[({!]{0,3}\s{0,8}(?:[\w./-]{0,40}/)?"
+    + _alternation(_UNIX_STRONG)
+    + r"(?:\.exe)?(?=$|[\s;|&`)<>}{,]|\$\{?ifs)"
 )
 _CMD_WEAK = re.compile(
-    _SEP + r"\s{0,16}[({!]{0,3}\s{0,8}(?:[\w./-]{0,40}/)?(?:" + _UNIX_WEAK + r")(?:\.exe)?"
+    _SEP
+    + r"\s{0,16}[({!]{0,3}\s{0,8}(?:[\w./-]{0,40}/)?"
+    + _alternation(_UNIX_WEAK)
+    + r"(?:\.exe)?"
     r"(?:\s{0,8}$|\s{0,8}[;|&`)]|\s{1,8}(?:[-/.~$%+]|[a-z]:(?:[\\/\s]|$)|\w{1,40}[/.][\w/.-]))"
 )
 # After an unambiguous separator (";", "|", "&&", newline, backtick) - not a lone "&", which
@@ -513,21 +615,17 @@ _CMD_WEAK_STRICT_SEP = re.compile(
     r"hexdump|zcat|bzcat|xzcat|shuf)\s{1,8}[a-z0-9_]{1,40}\b"
 )
 _CMD_START = re.compile(
-    r"^\s{0,8}(?:(?:time|nohup|sudo|env|strace|nice)\s{1,8})?(?:(?:"
-    + _UNIX_STRONG
-    + r")(?:\.exe)?\s{0,4}[;|&]|(?:"
-    + _UNIX_STRONG
-    + "|"
-    + _UNIX_WEAK
-    + r")(?:\.exe)?"
+    r"^\s{0,8}(?:(?:time|nohup|sudo|env|strace|nice)\s{1,8})?(?:"
+    + _alternation(_UNIX_STRONG)
+    + r"(?:\.exe)?\s{0,4}[;|&]|"
+    + _alternation(_UNIX_STRONG + "|" + _UNIX_WEAK)
+    + r"(?:\.exe)?"
     r"(?:\s{1,8}(?:-{1,2}[a-z]|/[a-z]|[a-z]:(?:[\\/\s]|$)|\.{0,2}/|~/|\$|[\w-]{1,30}\.[a-z]{2,6}\b|[a-z]{2,8}://|all\b)|\s{1,8}[a-z]:$))"
 )
 _CMD_PREFIXED = re.compile(
-    r"^\s{0,8}(?:time|nohup|sudo|strace|ltrace|nice|env)\s{1,8}(?:"
-    + _UNIX_STRONG
-    + "|"
-    + _UNIX_WEAK
-    + r")\b"
+    r"^\s{0,8}(?:time|nohup|sudo|strace|ltrace|nice|env)\s{1,8}"
+    + _alternation(_UNIX_STRONG + "|" + _UNIX_WEAK)
+    + r"\b"
 )
 _CMD_SUBST = re.compile(
     r"\$\(\(?\s{0,8}[a-z0-9_/.$'\"-]|\$\[|[<>]\(\s{0,8}[a-z]{2,}|`\s{0,8}[a-z/][^`]{0,200}`|\$\{[a-z_]{1,30}:[-=?+]|\$'\\[x0-9]"
@@ -535,27 +633,46 @@ _CMD_SUBST = re.compile(
 _CMD_PATH = re.compile(
     r"(?:^|[\s;|&=:'\"])/(?:etc|bin|usr|sbin|proc|dev|tmp|var|home|root|opt|lib)(?:/[\w.-]{0,40}){0,4}[\w/.-]{0,40}(?:\[[^\]/]{1,12}\]|[?*])|(?:^|[\s;|&`'\"(=:<>])/?(?:usr/)?(?:local/)?s?bin/[a-z]|/dev/(?:tcp|udp)/|(?:^|[\s/])(?:/[a-z?*]{0,6}[?*][a-z?*]{0,6}){2,}"
 )
-_WIN_CMD = re.compile(
-    r"%comspec%|\bcmd(?:\.exe)?\s{1,8}/[ckr]\b|\bpowershell(?:\.exe)?\s{1,8}[-/]\w|"
-    r"(?:^|[;&|])\s{0,8}for\s{1,8}/[fdlr]\b|\bfor\s{1,8}/[fdlr]\s|\bif\s{1,8}(?:/i\s{1,8})?(?:not\s{1,8})?(?:exist|defined|errorlevel|%[\w~]{1,30}%|\S{1,40}==)|"
-    r"\bgoto\s{1,8}:?\w|%[a-z_]{2,30}:~-?\d|\bset\s{1,8}/[ap]\s|"
-    r"\bif\s{1,40}(?:/i\s{1,40})?(?:not\s{1,40})?(?:\"[^\"]{0,60}\"|\{[^}]{0,30}\}|\(?[\w%!~]{1,40})\s{0,40}(?:==|equ|neq|lss|leq|gtr|geq)(?:\s|\{|\"|$)|"
-    r"\bfor\s{1,40}(?:/[a-z]\s{1,40}(?:\"[^\"]{0,80}\"\s{1,40})?)?%%?[\w@\]\[~]{1,30}\s{1,40}in\s{0,40}\(",
+_WIN_CMD = _GatedPatterns(
+    [
+        (("%comspec%",), r"%comspec%"),
+        (("cmd",), r"\bcmd(?:\.exe)?\s{1,8}/[ckr]\b"),
+        (("powershell",), r"\bpowershell(?:\.exe)?\s{1,8}[-/]\w"),
+        (
+            ("for",),
+            r"(?:^|[;&|])\s{0,8}for\s{1,8}/[fdlr]\b|\bfor\s{1,8}/[fdlr]\s|"
+            r"\bfor\s{1,40}(?:/[a-z]\s{1,40}(?:\"[^\"]{0,80}\"\s{1,40})?)?%%?[\w@\]\[~]{1,30}\s{1,40}in\s{0,40}\(",
+        ),
+        (
+            ("if",),
+            r"\bif\s{1,8}(?:/i\s{1,8})?(?:not\s{1,8})?(?:exist|defined|errorlevel|%[\w~]{1,30}%|\S{1,40}==)|"
+            r"\bif\s{1,40}(?:/i\s{1,40})?(?:not\s{1,40})?(?:\"[^\"]{0,60}\"|\{[^}]{0,30}\}|\(?[\w%!~]{1,40})\s{0,40}"
+            r"(?:==|equ|neq|lss|leq|gtr|geq)(?:\s|\{|\"|$)",
+        ),
+        (("goto",), r"\bgoto\s{1,8}:?\w"),
+        (("%",), r"%[a-z_]{2,30}:~-?\d"),
+        (("set",), r"\bset\s{1,8}/[ap]\s"),
+    ],
     _I,
+    ascii_gate=True,
 )
 # A value that starts by terminating a command and naming a new (lowercase: shells are
 # case-sensitive) command: ";htop", "| flock -u /".
 _CMD_LEADING = re.compile(
     r"^\s{0,4}['\"]?\s{0,4}[;|&`]\s{0,4}['\"]?[a-z][a-z0-9.+-]{1,30}(?:\s|$|<|['\"])"
 )
-_CMD_MISC = re.compile(
-    r"\$\{?ifs\b|(?:^|[;|&])\s{0,8}net\s{1,8}(?:user|localgroup|group|share|view|use|session|accounts|config)\b|"
-    r"[;|&`]\s{0,4}(['\"])[a-z][^'\";|&]{0,80}\1|\$\{?(?:shell|comspec|bash|0)\b|(?:^|[;|&\n])\s{0,8}alias\s{1,8}(?:[+-]\w|\S{1,40}=)|"
-    r"\{,?\s{0,4}(?:"
-    + _UNIX_STRONG
-    + "|"
-    + _UNIX_WEAK
-    + r"|cd),|(?:^|[;|&\n])\s{0,8}cd\s{1,8}(?:/|\.\.|~)"
+_CMD_MISC = _GatedPatterns(
+    [
+        (("$",), r"\$\{?ifs\b|\$\{?(?:shell|comspec|bash|0)\b"),
+        (
+            ("net",),
+            r"(?:^|[;|&])\s{0,8}net\s{1,8}(?:user|localgroup|group|share|view|use|session|accounts|config)\b",
+        ),
+        (("'", '"'), r"[;|&`]\s{0,4}(?P<q>['\"])[a-z][^'\";|&]{0,80}(?P=q)"),
+        (("alias",), r"(?:^|[;|&\n])\s{0,8}alias\s{1,8}(?:[+-]\w|\S{1,40}=)"),
+        (("{",), r"\{,?\s{0,4}" + _alternation(_UNIX_STRONG + "|" + _UNIX_WEAK + "|cd") + ","),
+        (("cd",), r"(?:^|[;|&\n])\s{0,8}cd\s{1,8}(?:/|\.\.|~)"),
+    ]
 )
 _SHELL_EXEC_WORDS = re.compile(
     r"\b(?:sh|bash|zsh|cmd|powershell)\s{1,8}-c\s|\|\s{0,8}(?:ba)?sh\b|<\s{0,8}/dev/|>\s{0,8}/(?:tmp|dev|var|etc)/|\b2>&1\b"
@@ -667,15 +784,15 @@ _PHP_FUNCS_ALL = (
 _PHP_FUNCS = "|".join(sorted(set(_PHP_FUNCS_ALL.split("|")) - set(_PHP_WORD_FUNCS.split("|"))))
 _PHP_INDEX = r"(?:[\s)\]]{0,4}[\[{]\s{0,4}\d{1,3}\s{0,4}[\]}]){0,2}\s{0,8}\)?\s{0,8}"
 _PHP_CALL = re.compile(
-    r"(?:" + _PHP_FUNCS + r")\s{0,8}[\"')\]]{0,2}" + _PHP_INDEX + r"\(|"
-    r"[\[(]\s{0,4}[\"']?\s{0,4}(?:"
-    + _PHP_WORD_FUNCS
-    + r")\s{0,4}[\"']?\s{0,4}\]"
+    _alternation(_PHP_FUNCS) + r"\s{0,8}[\"')\]]{0,2}" + _PHP_INDEX + r"\(|"
+    r"[\[(]\s{0,4}[\"']?\s{0,4}"
+    + _alternation(_PHP_WORD_FUNCS)
+    + r"\s{0,4}[\"']?\s{0,4}\]"
     + _PHP_INDEX
     + r"\(|"
-    r"(?:^|[^\w$>.:-])(?:[\"'(\[]\s{0,4})?(?:"
-    + _PHP_WORD_FUNCS
-    + r")(?:\s{0,4}[\"')\]]{1,2}\s{0,8}(?:\[\s{0,4}\d{1,3}\s{0,4}\]\s{0,8})?)?"
+    r"(?:^|[^\w$>.:-])(?:[\"'(\[]\s{0,4})?"
+    + _alternation(_PHP_WORD_FUNCS)
+    + r"(?:\s{0,4}[\"')\]]{1,2}\s{0,8}(?:\[\s{0,4}\d{1,3}\s{0,4}\]\s{0,8})?)?"
     r"(?:/\*[^*]{0,40}\*/)?\("
 )
 _PHP_CONCAT = re.compile(
@@ -723,18 +840,63 @@ def php_injection(s: Subject) -> str | None:
     return _snip(text, m)
 
 
-_JAVA = re.compile(
-    r"\bjava\.(?:[a-z]{2,12}\.)?[a-z]{2,30}\b|\bruntime\.[a-z]{3,}|\borg\.(?:apache|omg|springframework|codehaus|hibernate|jboss|mozilla\.javascript|python|aspectj|slf4j)\.\w|"
-    r"\bcom\.(?:opensymphony|sun|alibaba\.fastjson|fasterxml\.jackson|mchange|zaxxer|caucho|rometools|ibm\.(?:ws|jtc))\b|\.jspx?[\s.]{0,10}$|\bjavax\.(?:script|naming|management|el)\b|"
-    r"runtime\s{0,8}\.\s{0,8}getruntime|\b(?:processbuilder|processimpl|classloader|urlclassloader|"
-    r"objectinputstream|objectoutputstream|invokertransformer|chainedtransformer|constanttransformer|"
-    r"instantiatetransformer|instantiatefactory|transformedmap|lazymap|templatesimpl|jdbcrowsetimpl|"
-    r"scriptengine(?:manager)?|bsh\.interpreter|groovy\.lang|xstream|commons\.collections|"
-    r"sun\.misc|com\.sun\.\w|org\.apache\.(?:xalan|commons\.collections|tomcat)|"
-    r"springframework\.(?:expression|context|beans))|"
-    r"\.(?:getclass|forname|getmethod|getdeclaredmethod|getdeclaredfield|newinstance|getruntime|"
-    r"getconstructor)\s{0,8}\(|#_memberaccess|@java\.|\bclass\.(?:module\.)?classloader|"
-    r"%\{\s{0,8}[#(@]|\$\{\s{0,8}(?:#|@|new\s|t\s{0,8}\()|\b(?:aced0005|ro0ab)|\xac\xed\x00\x05",
+_JAVA = _GatedPatterns(
+    [
+        (("java.",), r"\bjava\.(?:[a-z]{2,12}\.)?[a-z]{2,30}\b"),
+        (("runtime.",), r"\bruntime\.[a-z]{3,}"),
+        (
+            ("org.",),
+            r"\borg\.(?:apache|omg|springframework|codehaus|hibernate|jboss|mozilla\.javascript|python|"
+            r"aspectj|slf4j)\.\w",
+        ),
+        (
+            ("com.",),
+            r"\bcom\.(?:opensymphony|sun|alibaba\.fastjson|fasterxml\.jackson|mchange|zaxxer|caucho|"
+            r"rometools|ibm\.(?:ws|jtc))\b",
+        ),
+        ((".jsp",), r"\.jspx?[\s.]{0,10}$"),
+        (("javax.",), r"\bjavax\.(?:script|naming|management|el)\b"),
+        (("getruntime",), r"runtime\s{0,8}\.\s{0,8}getruntime"),
+        (
+            (
+                "process",
+                "classloader",
+                "object",
+                "transformer",
+                "instantiatefactory",
+                "transformedmap",
+                "lazymap",
+                "templatesimpl",
+                "jdbcrowsetimpl",
+                "scriptengine",
+                "bsh.",
+                "groovy.",
+                "xstream",
+                "commons.",
+                "sun.",
+                "org.apache.",
+                "springframework.",
+            ),
+            r"\b(?:processbuilder|processimpl|classloader|urlclassloader|"
+            r"objectinputstream|objectoutputstream|invokertransformer|chainedtransformer|constanttransformer|"
+            r"instantiatetransformer|instantiatefactory|transformedmap|lazymap|templatesimpl|jdbcrowsetimpl|"
+            r"scriptengine(?:manager)?|bsh\.interpreter|groovy\.lang|xstream|commons\.collections|"
+            r"sun\.misc|com\.sun\.\w|org\.apache\.(?:xalan|commons\.collections|tomcat)|"
+            r"springframework\.(?:expression|context|beans))",
+        ),
+        (
+            (".get", ".for", ".new"),
+            r"\.(?:getclass|forname|getmethod|getdeclaredmethod|getdeclaredfield|newinstance|getruntime|"
+            r"getconstructor)\s{0,8}\(",
+        ),
+        (("#_memberaccess",), r"#_memberaccess"),
+        (("@java.",), r"@java\."),
+        (("classloader",), r"\bclass\.(?:module\.)?classloader"),
+        (("%{",), r"%\{\s{0,8}[#(@]"),
+        (("${",), r"\$\{\s{0,8}(?:#|@|new\s|t\s{0,8}\()"),
+        (("aced0005", "ro0ab"), r"\b(?:aced0005|ro0ab)"),
+        (("\xac\xed\x00\x05",), r"\xac\xed\x00\x05"),
+    ]
 )
 
 

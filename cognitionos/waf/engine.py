@@ -147,31 +147,40 @@ class Firewall:
         for match in check_protocol(request, parsed, self.policy):
             if match.rule_id not in self.disabled_rules:
                 add(match)
+        # Detector results per (rule list, value): a value repeated across parameters, JSON
+        # array items or multipart parts is decoded and inspected once per request.
+        found_for: dict[tuple[int, str, str], list[tuple[BuiltinRule, str]]] = {}
         for field in parsed.fields:
             rules = self._rules_for(field.kind, field.name)
             if not rules and not self.custom_rules:
                 continue
+            value = field.value
             plain = field.kind != "header"
-            if rules and field.value != "/" and not (plain and _TRIVIAL.match(field.value)):
-                if plain and _PROSE.match(field.value):
+            if rules and value != "/" and not (plain and _TRIVIAL.match(value)):
+                if plain and _PROSE.match(value):
                     rules = self._prose_rules_for(field.kind, rules)
-                subject = Subject(field.value, field.kind, field.name)
-                for rule in rules:
-                    if (rule.rule_id, field.location) in seen:
-                        continue
-                    snippet = rule.check(subject)
-                    if snippet is not None:
-                        add(
-                            Match(
-                                rule.rule_id,
-                                rule.category,
-                                field.location,
-                                snippet,
-                                rule.severity,
-                                rule.paranoia,
-                                rule.message,
-                            )
+                key = (id(rules), field.kind, value)
+                hits = found_for.get(key)
+                if hits is None:
+                    subject = Subject(value, field.kind, field.name)
+                    hits = []
+                    for rule in rules:
+                        snippet = rule.check(subject)
+                        if snippet is not None:
+                            hits.append((rule, snippet))
+                    found_for[key] = hits
+                for rule, snippet in hits:
+                    add(
+                        Match(
+                            rule.rule_id,
+                            rule.category,
+                            field.location,
+                            snippet,
+                            rule.severity,
+                            rule.paranoia,
+                            rule.message,
                         )
+                    )
             for custom in self.custom_rules:
                 if custom.applies_to(field.location):
                     snippet = custom.evaluate(field.value, self._compiled.get(custom.id))
