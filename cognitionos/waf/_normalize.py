@@ -68,6 +68,32 @@ def _decode_bytes(raw: bytes) -> str:
         return raw.decode("latin-1")
 
 
+# "%xx" hex pairs (either case) of ASCII bytes -> the character: the common case, decoded
+# without the bytes round trip.
+_HEX_ASCII = {
+    f"{hi}{lo}": chr(int(hi + lo, 16)) for hi in "01234567" for lo in "0123456789abcdefABCDEF"
+}
+_HEX_DIGITS = frozenset("0123456789abcdefABCDEF")
+
+
+def _url_decode_ascii(value: str) -> str | None:
+    """Percent-decoding of an ASCII string whose escapes are all ASCII bytes, else None."""
+    pieces = value.split("%")
+    out = [pieces[0]]
+    table = _HEX_ASCII
+    for piece in pieces[1:]:
+        char = table.get(piece[:2])
+        if char is not None:
+            out.append(char)
+            out.append(piece[2:])
+        elif len(piece) >= 2 and piece[0] in _HEX_DIGITS and piece[1] in _HEX_DIGITS:
+            return None  # a non-ASCII byte: UTF-8 / latin-1 / overlong handling needed
+        else:
+            out.append("%")
+            out.append(piece)
+    return "".join(out)
+
+
 def url_decode(value: str) -> str:
     """One pass of percent-decoding (``%XX`` as UTF-8 with latin-1 fallback, and ``%uXXXX``).
 
@@ -80,6 +106,10 @@ def url_decode(value: str) -> str:
         value = _PCT_U.sub(lambda m: chr(int(m.group(1), 16)), value)
         if "%" not in value:
             return value
+    if value.isascii():
+        fast = _url_decode_ascii(value)
+        if fast is not None:
+            return fast
     try:
         raw = unquote_to_bytes(value)
     except UnicodeEncodeError:  # lone surrogates in the input: decode run by run instead
@@ -312,6 +342,14 @@ DECODE_STEPS: Sequence[tuple[str, Transform]] = (
 
 def decode_all(value: str) -> str:
     """Apply :data:`DECODE_STEPS` twice at most (an entity may hide a %-escape and vice versa)."""
+    if (
+        value.isascii()
+        and "%" not in value
+        and "&" not in value
+        and "\\" not in value
+        and "\x00" not in value
+    ):
+        return value  # every step is the identity on such a value
     for _ in range(2):
         before = value
         for _name, step in DECODE_STEPS:

@@ -20,7 +20,7 @@ from cognitionos.waf._protocol import ProtocolPolicy, check_protocol
 from cognitionos.waf._ruleset import BUILTIN_RULES, BuiltinRule
 from cognitionos.waf._sqli import _compact, fingerprint, tokenize
 from cognitionos.waf._subject import Subject
-from cognitionos.waf.models import Match, Request, Verdict
+from cognitionos.waf.models import Match, Request, Severity, Verdict
 from cognitionos.waf.rules import CustomRule, Exclusion, coerce_exclusions, coerce_rules
 
 __all__ = ["Explanation", "Firewall"]
@@ -33,6 +33,9 @@ _PROSE = re.compile(r"^[A-Za-z0-9 ,-]{0,8192}$")
 _PROSE_DETECTORS = frozenset(
     {"sqli_syntax", "sqli_keyword_density", "command_injection", "scanner_tool"}
 )
+#: Inspection budget rules (see ParseLimits): too many values, one value too long.
+RULE_TOO_MANY_VALUES = "920910"
+RULE_VALUE_TOO_LONG = "920911"
 
 
 @attrs.frozen(slots=True)
@@ -144,9 +147,37 @@ class Firewall:
             seen.add(key)
             matches.append(match)
 
+        limits = self.limits
+        prefix_only = limits.oversize == "inspect_prefix"
+        budget_severity = Severity.WARNING if prefix_only else Severity.CRITICAL
         for match in check_protocol(request, parsed, self.policy):
             if match.rule_id not in self.disabled_rules:
+                if match.rule_id == RULE_TOO_MANY_VALUES and prefix_only:
+                    match = attrs.evolve(match, severity=Severity.WARNING)
                 add(match)
+
+        def over_budget(rule_id: str, location: str, snippet: str, message: str) -> str:
+            """Record a budget match and say what to do with the rest of the request.
+
+            ``"stop"``: the match decides the verdict by itself (``oversize="block"``, kept,
+            reaching the threshold), nothing more is inspected. ``"prefix"``: the match is kept
+            but does not decide, inspect what fits the budget. ``"all"``: the rule is disabled
+            or excluded for this request, inspect everything.
+            """
+            if rule_id in self.disabled_rules:
+                return "all"
+            before = len(matches)
+            add(Match(rule_id, "protocol", location, snippet[:80], budget_severity, 1, message))
+            if len(matches) == before:
+                return "all"
+            if not prefix_only and matches[-1].points >= self.threshold:
+                return "stop"
+            return "prefix"
+
+        max_length = limits.max_value_length
+        inspected_left = limits.max_inspected_values
+        length_action = ""  # decided at the first over-long value
+        count_action = ""
         # Detector results per (rule list, value): a value repeated across parameters, JSON
         # array items or multipart parts is decoded and inspected once per request.
         found_for: dict[tuple[int, str, str], list[tuple[BuiltinRule, str]]] = {}
@@ -155,6 +186,18 @@ class Firewall:
             if not rules and not self.custom_rules:
                 continue
             value = field.value
+            if len(value) > max_length:
+                if not length_action:
+                    length_action = over_budget(
+                        RULE_VALUE_TOO_LONG,
+                        "limit:max_value_length",
+                        f"{field.location} ({len(value)} > {max_length} chars)",
+                        "value longer than the inspection limit (max_value_length)",
+                    )
+                if length_action == "stop":
+                    break
+                if length_action == "prefix":
+                    value = value[:max_length]
             plain = field.kind != "header"
             if rules and value != "/" and not (plain and _TRIVIAL.match(value)):
                 if plain and _PROSE.match(value):
@@ -162,6 +205,16 @@ class Firewall:
                 key = (id(rules), field.kind, value)
                 hits = found_for.get(key)
                 if hits is None:
+                    if inspected_left <= 0 and not count_action:
+                        count_action = over_budget(
+                            RULE_TOO_MANY_VALUES,
+                            "limit:max_inspected_values",
+                            f"{field.location} (more than {limits.max_inspected_values} values)",
+                            "more values than the inspection limit (max_inspected_values)",
+                        )
+                    if count_action in ("stop", "prefix"):
+                        break
+                    inspected_left -= 1
                     subject = Subject(value, field.kind, field.name)
                     hits = []
                     for rule in rules:
@@ -183,7 +236,7 @@ class Firewall:
                     )
             for custom in self.custom_rules:
                 if custom.applies_to(field.location):
-                    snippet = custom.evaluate(field.value, self._compiled.get(custom.id))
+                    snippet = custom.evaluate(value, self._compiled.get(custom.id))
                     if snippet is not None:
                         add(
                             Match(
