@@ -41,15 +41,27 @@ class _GatedPatterns:
         if len(text) <= self.SHORT:
             return self._union.search(text)
         best: re.Match[str] | None = None
-        # With ascii_gate, needles gate ASCII text only: a case-insensitive pattern also matches
-        # a few non-ASCII letters ("\u0131" for "i") that a needle would not find.
-        gate = not self._ascii_gate or text.isascii()
+        # A case-insensitive pattern also matches the few non-ASCII letters that fold to an ASCII
+        # one ("\u0131" for "i", "\u017f" for "s"): needles are looked up in a copy where those
+        # letters are folded, so a needle is present whenever a match can be.
+        gate_text = text if text.isascii() else _fold_ascii(text)
         for needles, pattern in self._items:
-            if not gate or _has_any(text, needles):
+            if _has_any(gate_text, needles):
                 m = pattern.search(text)
                 if m and (best is None or m.start() < best.start()):
                     best = m
         return best
+
+
+def _fold_ascii(text: str) -> str:
+    """``text`` with every non-ASCII character that re.IGNORECASE equates with an ASCII letter
+    replaced by that letter (the complete list for Python's simple case folding)."""
+    return (
+        text.replace("\u0131", "i")
+        .replace("\u0130", "i")
+        .replace("\u017f", "s")
+        .replace("\u212a", "k")
+    )
 
 
 _PLAIN_WORD = re.compile(r"[a-z0-9_-]+")
@@ -145,10 +157,26 @@ _SQL_FUNC_CALL = re.compile(
     + r"\("
     r"|^\s{0,4}" + _alternation(_SQL_FUNCS_WORDS + "|user|space") + r"\s{0,4}\(\s{0,4}$"
 )
-_SQL_CATALOG = re.compile(
-    r"\b(?:information_schema|pg_catalog|pg_shadow|pg_user|msdb|tempdb|mysql\.(?:db|user)|msysaccessobjects|"
-    r"msysobjects|sysobjects|syscolumns|sysdatabases|sqlite_master|sqlite_schema|all_tables|user_tables|"
-    r"all_tab_columns|dba_users)\b"
+_SQL_CATALOG = _GatedPatterns(
+    [
+        (
+            (
+                "information_schema",
+                "pg_",
+                "msdb",
+                "tempdb",
+                "mysql.",
+                "msys",
+                "sys",
+                "sqlite_",
+                "_tab",
+                "dba_users",
+            ),
+            r"\b(?:information_schema|pg_catalog|pg_shadow|pg_user|msdb|tempdb|mysql\.(?:db|user)|"
+            r"msysaccessobjects|msysobjects|sysobjects|syscolumns|sysdatabases|sqlite_master|"
+            r"sqlite_schema|all_tables|user_tables|all_tab_columns|dba_users)\b",
+        )
+    ]
 )
 
 
@@ -235,7 +263,10 @@ _JS_URI = re.compile(
 )
 _JS_SINK = _GatedPatterns(
     [
-        (("?.",), r"(?:alert|prompt|confirm|eval)\s{0,8}\?\.\s{0,8}\("),
+        (
+            ("alert", "prompt", "confirm", "eval"),
+            r"(?:alert|prompt|confirm|eval)\s{0,8}\?\.\s{0,8}\(",
+        ),
         (
             ("alert", "prompt", "confirm", "msgbox"),
             r"(?:alert|prompt|confirm|msgbox)\s{0,8}(?:\(\s{0,8}(?:[\"'`\d/)\[{-]|document|window|this|self|"
@@ -260,12 +291,12 @@ _JS_SINK = _GatedPatterns(
             r"getelement\w{0,12}|createelement|forms|images|scripts|all|head|documentelement)\b",
         ),
         (
-            ("[",),
-            r"\b(?:window|frames|globalthis|document)\s{0,8}\[\s{0,8}[\"'`a-z]"
-            r"|\b(?:self|top|parent|this)\s{0,8}\[\s{0,8}[\"'`]"
-            # JSFuck needs several ![] / +[] atoms
-            r"|[!+]\s{0,4}\[\s{0,4}\][^\n]{0,40}?[!+]\s{0,4}\[\s{0,4}\]",
+            ("window", "frames", "globalthis", "document"),
+            r"\b(?:window|frames|globalthis|document)\s{0,8}\[\s{0,8}[\"'`a-z]",
         ),
+        (("self", "top", "parent", "this"), r"\b(?:self|top|parent|this)\s{0,8}\[\s{0,8}[\"'`]"),
+        # JSFuck needs several ![] / +[] atoms
+        (("[",), r"[!+]\s{0,4}\[\s{0,4}\][^\n]{0,40}?[!+]\s{0,4}\[\s{0,4}\]"),
         (("constructor",), r"\.constructor\s{0,8}\("),
         (("new",), r"\bnew\s+(?:function|image|worker|websocket|eventsource)\s{0,8}\("),
         (
@@ -288,8 +319,15 @@ _JS_SINK = _GatedPatterns(
     ],
     _I,
 )
-_CSS = re.compile(
-    r"expression\s{0,8}\(|-moz-binding|\bbinding\s{0,8}:\s{0,8}url|\bbehaviou?r\s{0,8}:|@import\b|url\s{0,8}\(\s{0,8}[\"']?\s{0,8}(?:java|vb)script",
+_CSS = _GatedPatterns(
+    [
+        (("expression",), r"expression\s{0,8}\("),
+        (("-moz-binding",), r"-moz-binding"),
+        (("binding",), r"\bbinding\s{0,8}:\s{0,8}url"),
+        (("behavio",), r"\bbehaviou?r\s{0,8}:"),
+        (("@import",), r"@import\b"),
+        (("url",), r"url\s{0,8}\(\s{0,8}[\"']?\s{0,8}(?:java|vb)script"),
+    ],
     _I,
 )
 
@@ -314,6 +352,21 @@ def _css_unescape(text: str) -> str:
     return _CSS_ESCAPE.sub(one, text)
 
 
+def _tag_is_hostile(closing: str, name: str, rest: str) -> bool:
+    """One ``_TAG`` match (its three groups): a dangerous tag, event handler, script URI..."""
+    if name.rsplit(":", 1)[-1] in _DANGEROUS_TAGS:
+        return True
+    if closing:
+        return False
+    if _ATTR_EVENT.search(rest) and not _EVENT_NOT.search(rest):
+        return True
+    if _JS_URI.search(_CONTROL_CHARS.sub("", rest)) or _CSS.search(rest):
+        return True
+    if "style" in rest and _STYLE_ATTR.search(rest):
+        return True
+    return ":" in name and name.split(":", 1)[0] in _MARKUP_NAMESPACES
+
+
 def xss_tags(s: Subject) -> str | None:
     """HTML injection: dangerous tags, event handlers, script URIs and CSS expressions in markup."""
     if not s.utf7 and "<" not in s.lower and "data" not in s.lower:
@@ -327,27 +380,13 @@ def xss_tags(s: Subject) -> str | None:
     for text in texts:
         if "<" not in text:
             continue
-        # A tag repeated verbatim gets the same answer: each distinct one is examined once.
-        examined: set[str] = set()
-        for m in _TAG.finditer(text):
-            whole = m.group()
-            if whole in examined:
-                continue
-            examined.add(whole)
-            closing, tag, rest = m.group(1), m.group(2).rsplit(":", 1)[-1], m.group(3)
-            if tag in _DANGEROUS_TAGS:
-                return _snip(text, m)
-            if closing:
-                continue
-            if _ATTR_EVENT.search(rest) and not _EVENT_NOT.search(rest):
-                return _snip(text, m)
-            compact = _CONTROL_CHARS.sub("", rest)
-            if _JS_URI.search(compact) or _CSS.search(rest):
-                return _snip(text, m)
-            if "style" in rest and _STYLE_ATTR.search(rest):
-                return _snip(text, m)
-            if ":" in m.group(2) and m.group(2).split(":", 1)[0] in _MARKUP_NAMESPACES:
-                return _snip(text, m)
+        # A tag repeated verbatim gets the same answer: each distinct one is examined once
+        # (findall in C, then one Python step per distinct tag, not per occurrence).
+        for groups in dict.fromkeys(_TAG.findall(text)):
+            if _tag_is_hostile(*groups):
+                for m in _TAG.finditer(text):
+                    if m.groups() == groups:
+                        return _snip(text, m)
     # Spaced-out tag names: "<f o r m", "<d i a l o g".
     m2 = _SPACED_TAG.search(s.lower)
     if m2 and re.sub(r"\s+", "", m2.group(1)).rsplit(":", 1)[-1] in _DANGEROUS_TAGS | _SPACED_EXTRA:
@@ -360,8 +399,14 @@ _SPACED_TAG = re.compile(r"<\s{0,4}((?:[a-z:]\s{1,4}){2,12}[a-z])\b")
 _SPACED_EXTRA = frozenset(
     {"dialog", "details", "input", "button", "select", "option", "a", "div", "span"}
 )
-_SPECIAL_MARKUP = re.compile(
-    r"<\?(?:import|xml:namespace)\b|<[a-z]{0,10}:(?:vmlframe|vml|shape)\b|\bdatasrc\s{0,8}=|\bdataformatas\s{0,8}=|<!\[cdata\[[^\]]{0,200}<"
+_SPECIAL_MARKUP = _GatedPatterns(
+    [
+        (("<?",), r"<\?(?:import|xml:namespace)\b"),
+        (("vml", "shape"), r"<[a-z]{0,10}:(?:vmlframe|vml|shape)\b"),
+        (("datasrc",), r"\bdatasrc\s{0,8}="),
+        (("dataformatas",), r"\bdataformatas\s{0,8}="),
+        (("<![cdata[",), r"<!\[cdata\[[^\]]{0,200}<"),
+    ]
 )
 
 
@@ -521,8 +566,14 @@ _SENSITIVE_FILE = _GatedPatterns(
         ),
     ]
 )
-_WRAPPERS = re.compile(
-    r"\b(?:(?:php|phar|zip|expect|glob|data|jar|netdoc|zlib|compress\.\w+|ssh2\.\w+|rar|ogg|input)://|file:/{1,3}[a-z.~%/\\])",
+_WRAPPERS = _GatedPatterns(
+    [
+        (
+            ("://",),
+            r"\b(?:php|phar|zip|expect|glob|data|jar|netdoc|zlib|compress\.\w+|ssh2\.\w+|rar|ogg|input)://",
+        ),
+        (("file:",), r"\bfile:/{1,3}[a-z.~%/\\]"),
+    ],
     _I,
 )
 
@@ -674,8 +725,14 @@ _CMD_MISC = _GatedPatterns(
         (("cd",), r"(?:^|[;|&\n])\s{0,8}cd\s{1,8}(?:/|\.\.|~)"),
     ]
 )
-_SHELL_EXEC_WORDS = re.compile(
-    r"\b(?:sh|bash|zsh|cmd|powershell)\s{1,8}-c\s|\|\s{0,8}(?:ba)?sh\b|<\s{0,8}/dev/|>\s{0,8}/(?:tmp|dev|var|etc)/|\b2>&1\b"
+_SHELL_EXEC_WORDS = _GatedPatterns(
+    [
+        (("-c",), r"\b(?:sh|bash|zsh|cmd|powershell)\s{1,8}-c\s"),
+        (("sh",), r"\|\s{0,8}(?:ba)?sh\b"),
+        (("/dev/",), r"<\s{0,8}/dev/"),
+        (("/tmp/", "/dev/", "/var/", "/etc/"), r">\s{0,8}/(?:tmp|dev|var|etc)/"),
+        (("2>&1",), r"\b2>&1\b"),
+    ]
 )
 
 
@@ -1107,15 +1164,21 @@ _NOSQL_OP = (
     r"\$(?:where|ne|gt|gte|lt|lte|in|nin|or|and|not|nor|regex|exists|elemmatch|expr|function|"
     r"accumulator|lookup|eq|type|size|all|mod|text|jsonschema)\b"
 )
-_NOSQL_VALUE = re.compile(
-    r"\[\s{0,8}"
-    + _NOSQL_OP
-    + r"\s{0,8}\]|['\"]\s{0,8};\s{0,8}return\s{1,8}(?:true|false|1|0|this|db)\b|"
-    + _NOSQL_OP
-    + r"\s{0,8}[\"']?\s{0,8}:|\{\s{0,8}[\"']?"
-    + _NOSQL_OP
-    + r"|\bdb\.[\w$]{1,60}\.(?:find|insert|update|remove|drop|aggregate|count|delete|replace|save)"
-    r"\w{0,20}\s{0,8}\(|\bthis\.\w{1,40}\s{0,8}(?:==|!=|\.match\s{0,8}\()"
+# Each branch on its own (a literal first character lets the regex engine skip ahead) and gated
+# on a literal every match of that branch contains.
+_NOSQL_VALUE = _GatedPatterns(
+    [
+        (("$",), r"\[\s{0,8}" + _NOSQL_OP + r"\s{0,8}\]"),
+        (("return",), r"['\"]\s{0,8};\s{0,8}return\s{1,8}(?:true|false|1|0|this|db)\b"),
+        (("$",), _NOSQL_OP + r"\s{0,8}[\"']?\s{0,8}:"),
+        (("$",), r"\{\s{0,8}[\"']?" + _NOSQL_OP),
+        (
+            ("db.",),
+            r"\bdb\.[\w$]{1,60}\.(?:find|insert|update|remove|drop|aggregate|count|delete|replace|save)"
+            r"\w{0,20}\s{0,8}\(",
+        ),
+        (("this.",), r"\bthis\.\w{1,40}\s{0,8}(?:==|!=|\.match\s{0,8}\()"),
+    ]
 )
 _NOSQL_NAME = re.compile(r"\[\s{0,8}" + _NOSQL_OP + r"\s{0,8}\]|^" + _NOSQL_OP)
 
@@ -1190,7 +1253,14 @@ _DOTS = str.maketrans({"\u3002": ".", "\uff0e": ".", "\uff61": "."})
 _SSRF_BARE = re.compile(
     r"^\s{0,4}(?:169\.254\.169\.254|localhost\d?(?:\.localdomain\d?)?|(?:[\w-]{1,40}\.)?(?:localtest\.me|lvh\.me)|metadata(?:\.google)?\.internal|[\w-]{1,30}\.(?:docker|containers)\.internal|100\.100\.100\.200|localhost(?:\.localdomain)?|ip6?-localhost|ipv6-localhost|ip6-loopback|kubernetes\.default[\w.]{0,40})(?=$|[:/])"
 )
-_SSRF_SCHEME = re.compile(r"(?:^|[\s\"'=(<])(?:gopher|dict|ldap|tftp|sftp|netdoc|jar):/{1,3}[^\s]")
+_SSRF_SCHEME = _GatedPatterns(
+    [
+        (
+            ("p:/", "t:/", "r:/", "c:/"),
+            r"(?:^|[\s\"'=(<])(?:gopher|dict|ldap|tftp|sftp|netdoc|jar):/{1,3}[^\s]",
+        )
+    ]
+)
 
 
 def ssrf(s: Subject) -> str | None:
