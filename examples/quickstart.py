@@ -39,7 +39,7 @@ def main() -> int:
     durable = open_store(f"sqlite:///{db}")  # bans, flag definitions, audit trail
     firewall = Firewall(paranoia=1, threshold=5)
     blacklist = AutoBlacklist(durable, threshold=3, window=60, ban_seconds=600)
-    limiter = RateLimiter("memory://", algorithm="sliding_window")
+    limiter = RateLimiter("memory://", algorithm="sliding_log")  # exact: 5 in any second
     per_ip = Limit.parse("5/second")
     flags = FlagEngine(store=durable, actor="quickstart")
     flags.set_flag(FlagDefinition(key="new-checkout", default_value=True))
