@@ -49,6 +49,11 @@ def lua_script() -> tuple[str, str]:
     return src, hashlib.sha1(src.encode()).hexdigest()
 
 
+# string-state algorithms (fixed window, anchored fixed window, sliding-window counter,
+# token bucket, GCRA): hit/hit_many over only these, without auto-block, use mode 4
+_LEAN_CODES = frozenset((1, 2, 3, 5, 6))
+
+
 def _wrap(exc: Exception, what: str) -> StorageError:
     rex = require("redis.exceptions", extra="redis")
     if isinstance(exc, rex.ConnectionError | rex.TimeoutError | rex.AuthenticationError):
@@ -458,6 +463,21 @@ class _RedisLayout:
             args.append(f"{s.code} {s.period} {s.amount} {s.burst} {r.cost} {allow} {lease}")
         return keys, args
 
+    def lean_script_call(self, reqs: list[Request], now: int | None) -> tuple[list[str], list[str]]:
+        """KEYS and ARGV of a mode-4 call: :meth:`script_call` with ``commit`` and no policy
+        when every limit is a string-state algorithm (two keys per request, short arguments).
+        """
+        t = -1 if now is None else now
+        floor_ms = 0 if now is None else CLIENT_TIME_MIN_TTL_MS
+        keys: list[str] = []
+        args = [f"{t} 4 {len(reqs)} {floor_ms}", ""]
+        for r in reqs:
+            s = r.spec
+            # the state key ends with the spec's ident; the same head (and hash tag) + "ban"
+            keys += [r.skey, r.skey[: len(r.skey) - len(s.ident)] + "ban"]
+            args.append(f"{s.code} {s.period} {s.amount} {s.burst} {r.cost}")
+        return keys, args
+
     def command(
         self, reqs: list[Request], now: int | None, commit: bool, policy: BanPolicy | None
     ) -> tuple[bytes, tuple[str, ...]]:
@@ -477,7 +497,10 @@ class _RedisLayout:
             hit = self._commands.get(ck)
             if hit is not None:
                 return hit
-        keys, args = self.script_call(reqs, now, commit, policy)
+        if commit and policy is None and all(r.spec.code in _LEAN_CODES for r in reqs):
+            keys, args = self.lean_script_call(reqs, now)
+        else:
+            keys, args = self.script_call(reqs, now, commit, policy)
         argv = ("EVALSHA", self._sha, str(len(keys)), *keys, *args)
         entry = (pack_command(argv, self._encoding), argv)
         if cacheable:

@@ -79,7 +79,8 @@ def test_several_limits_cost_one_round_trip(client, monkeypatch):
     monkeypatch.setattr(connection_class, "send_packed_command", counting)
     d = limiter.hit_many([("10/second;1000/day", "ip:1"), ("5/second", "tenant:a")])
     assert d.allowed and len(d.details) == 3
-    assert [(c[0], c[2]) for c in sent] == [(b"EVALSHA", b"12")]  # four keys per limit
+    # string-state limits, no auto-block: mode 4, two keys per limit (state, ban record)
+    assert [(c[0], c[2]) for c in sent] == [(b"EVALSHA", b"6")]
 
 
 def test_keys_share_the_callers_hash_tag(client):
@@ -154,3 +155,59 @@ def test_lean_batch_matches_memory_with_repeated_keys(client, algorithm):
     got = [(d.allowed, d.remaining, d.retry_after is None) for d in ours.hit_batch(items)]
     want = [(d.allowed, d.remaining, d.retry_after is None) for d in memory.hit_batch(items)]
     assert got == want
+
+
+@pytest.mark.parametrize(
+    "algorithm",
+    ["fixed_window", "fixed_window_anchored", "sliding_window", "token_bucket", "gcra"],
+)
+def test_lean_all_or_nothing_mode_decides_as_the_memory_backend(client, monkeypatch, algorithm):
+    """Mode 4 (string-state limits, no auto-block) against memory over a random sequence."""
+    import random
+
+    clock = ManualClock(1_700_000_040.5)
+    mem = RateLimiter("memory://", algorithm=algorithm, clock=clock)
+    red = RateLimiter(
+        client, algorithm=algorithm, clock=clock, prefix=client.test_prefix, server_time=False
+    )
+    lean_calls = []
+    real = red._backend.lean_script_call
+
+    def counting(reqs, now):
+        lean_calls.append(len(reqs))
+        return real(reqs, now)
+
+    monkeypatch.setattr(red._backend, "lean_script_call", counting)
+    limits = [
+        Limit(amount=3, period=1, burst=3),
+        Limit(amount=5, period=2),
+        Limit(amount=4, period=3),
+    ]
+    keys = ["ip:1", "tenant:a", "key:k1", "key:k2"]
+
+    def view(d):
+        return tuple(d[:5]) + tuple(tuple(x[:5]) for x in d.details)
+
+    rng = random.Random(f"mode4-{algorithm}")
+    refused = 0
+    for step in range(400):
+        clock.advance(ns=rng.randrange(0, 400_000) * 1000)
+        if step == 150:  # a manual ban refuses every call naming the key, charging nothing
+            assert mem.ban("tenant:a", 0.7).key == red.ban("tenant:a", 0.7).key
+        if step == 300:
+            assert mem.unban("ip:1") == red.unban("ip:1")
+            assert mem.ban("ip:1", 0.5).key == "ip:1"
+            red.ban("ip:1", 0.5)
+        items = [(lim, rng.choice(keys), rng.randint(0, 2)) for lim in limits]
+        m, r = mem.hit_many(items), red.hit_many(items)
+        assert view(m) == view(r), (step, items)
+        if not r.allowed:
+            refused += 1
+            # nothing was charged: every limit reads as before the refused call
+            for lim, key, _ in items:
+                assert view(mem.test(lim, key, 0)) == view(red.test(lim, key, 0)), (step, key)
+        lim = rng.choice(limits)
+        key = rng.choice(keys)
+        assert view(mem.hit(lim, key)) == view(red.hit(lim, key)), (step, key)
+    assert refused > 20
+    assert sum(lean_calls) == 400 * 4  # every hit and hit_many took mode 4

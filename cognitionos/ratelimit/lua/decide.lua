@@ -5,7 +5,9 @@
 -- KEYS, four per request i: state, aux (sliding-log totals), ban record, violations.
 -- ARGV[1] "now_us mode n min_ttl_ms": now_us -1 means server TIME; mode 0 = look only,
 --         1 = charge all or none, 2 = independent groups (hit_batch), 3 = independent
---         single string-state limits (hit_batch's common case, see the end of the script);
+--         single string-state limits (hit_batch's common case, see the end of the script),
+--         4 = mode 1 when every limit is string-state and there is no auto-block (two
+--         KEYS per request: state, ban record; see the mode-4 block);
 --         min_ttl_ms floors key TTLs when the caller supplies the time.
 -- ARGV[2] modes 0/1: "" (no auto-block) or "max_violations find_window_us ban_time_us
 --         growth max_ban_us forget_us" (max_ban_us -1: uncapped).
@@ -260,6 +262,49 @@ if mode == '3' then
     end
   end
   return table.concat(out, ' ')
+end
+
+-- mode 4: hit/hit_many all or nothing (mode 1) when every limit is a string-state
+-- algorithm (codes 1, 2, 3, 5, 6) and there is no auto-block. KEYS, two per request: state,
+-- ban record; ARGV[2 + i] "code period amount burst cost". One MGET, every step decided on
+-- the states read, then every new state written only if all admit and no key is banned.
+-- Same decisions and reply as mode 1.
+if mode == '4' then
+  local values = redis.call('MGET', unpack(KEYS))
+  local out, news, resets = {}, {}, {}
+  local all_ok = true
+  for i = 1, n do
+    local rec = values[2 * i]
+    local untl = rec and tonumber(string.match(rec, '^(%S+)'))
+    if untl and untl > now then
+      local wait = fmt(untl - now)
+      out[i] = '0 0 ' .. wait .. ' ' .. wait .. ' 1'
+      all_ok = false
+    else
+      local code, P, A, B, cost = string.match(ARGV[i + 2], '^(%d+) (%d+) (%d+) (%d+) (%d+)$')
+      local ok, rem, reset, retry, new = step(
+        tonumber(code), values[2 * i - 1] or nil, tonumber(P), tonumber(A), tonumber(B),
+        tonumber(cost))
+      if ok == 1 then
+        news[i], resets[i] = new, reset
+        out[i] = '1 ' .. rem .. ' ' .. reset .. ' -1 0'
+      else
+        all_ok = false
+        if retry == NEVER then
+          out[i] = '0 ' .. rem .. ' ' .. reset .. ' -1 0'
+        else
+          out[i] = '0 ' .. rem .. ' ' .. reset .. ' ' .. retry .. ' 0'
+        end
+      end
+    end
+  end
+  if not all_ok then
+    return table.concat(out, ' ') .. ' 0 0'
+  end
+  for i = 1, n do
+    redis.call('SET', KEYS[2 * i - 1], news[i], 'PX', px(resets[i]))
+  end
+  return table.concat(out, ' ') .. ' 1 0'
 end
 
 local reqs = {}
