@@ -616,11 +616,16 @@ class _RedisLayout:
     def lean_batch_outcomes(reply: bytes | str, out: list[Outcome]) -> None:
         """Append the outcomes of a mode-3 reply (seven integers per request) to ``out``."""
         v = reply.split()
-        one = b"1" if isinstance(reply, bytes) else "1"
-        out += [
-            (v[i] == one, int(v[i + 1]), int(v[i + 2]), int(v[i + 3]), v[i + 4] == one)
-            for i in range(0, len(v), 7)
-        ]
+        is_one = (b"1" if isinstance(reply, bytes) else "1").__eq__
+        # one split, then each field by slicing and C-level maps (no per-request indexing)
+        out += zip(
+            map(is_one, v[0::7]),
+            map(int, v[1::7]),
+            map(int, v[2::7]),
+            map(int, v[3::7]),
+            map(is_one, v[4::7]),
+            strict=True,
+        )
 
     @staticmethod
     def batch_results(chunk: list[list[Request]], reply: bytes | str) -> list[Result]:

@@ -164,8 +164,7 @@ class AsyncRateLimiter:
             if lean is not None and flat is not None:
                 outcomes = await lean(flat, now)
                 if outcomes is not None:
-                    one = s.one
-                    return [one(r, o) for r, o in zip(flat, outcomes, strict=True)]
+                    return s.lean_decisions(flat, outcomes)
             results = await backend.run_each(batches, now)
         except StorageError as exc:
             return [

@@ -111,6 +111,8 @@ class _Shared:
         self._specs: dict[Any, tuple[Spec, ...]] = {}
         #: limits that compile to exactly one spec (the memory fast path looks here)
         self._single: dict[Any, Spec] = {}
+        #: (spec ident, key, cost) -> the Request of a plain one-limit hit_batch item
+        self._reqs: dict[Any, Request] = {}
         self.fast = (
             isinstance(backend, MemoryBackend)
             and ban_policy is None
@@ -169,7 +171,7 @@ class _Shared:
 
     def batch_requests(self, items: Iterable[HitItem]) -> list[list[Request]]:
         """``[requests([item]) for item in items]``, with plain one-limit items made inline."""
-        single, skey = self._single, self.skey
+        single, skey, cache = self._single, self.skey, self._reqs
         out: list[list[Request]] = []
         for item in items:
             if len(item) == 2:
@@ -188,7 +190,14 @@ class _Shared:
                 and type(cost) is int
                 and 0 <= cost <= spec.burst
             ):
-                out.append([Request(spec, key, skey(spec, key), cost, None)])
+                # a Request is immutable: one per (limit, key, cost), reused (bounded)
+                ck = (spec.ident, key, cost)
+                req = cache.get(ck)
+                if req is None:
+                    if len(cache) >= 4096:
+                        cache.clear()
+                    req = cache[ck] = Request(spec, key, skey(spec, key), cost, None)
+                out.append([req])
             else:
                 out.append(self.requests([item]))  # validates and explains
         return out
@@ -255,6 +264,66 @@ class _Shared:
         if not out[0] and self.shadow:
             top = _evolve(top, allowed=True, shadowed=True, retry_after=None)
         return top
+
+    def lean_decisions(self, flat: list[Request], outcomes: list[Outcome]) -> list[Decision]:
+        """``[one(r, o) for ...]`` of a committed batch: one loop, counters added at the end."""
+        if self.shadow:
+            one = self.one
+            return [one(r, o) for r, o in zip(flat, outcomes, strict=True)]
+        out: list[Decision] = []
+        append = out.append
+        admitted = banned = 0
+        for r, (allowed, remaining, reset, retry, ban) in zip(flat, outcomes, strict=True):
+            spec = r.spec
+            if ban:
+                banned += 1
+            if allowed:
+                admitted += 1
+                append(
+                    _new_tuple(
+                        Decision,
+                        (
+                            True,
+                            spec.burst,
+                            remaining,
+                            reset / US,
+                            None,
+                            r.key,
+                            spec.limit,
+                            ban,
+                            False,
+                            r.lease,
+                            (),
+                        ),
+                    )
+                )
+            else:
+                append(
+                    _new_tuple(
+                        Decision,
+                        (
+                            False,
+                            spec.burst,
+                            remaining,
+                            reset / US,
+                            None if retry < 0 else retry / US,
+                            r.key,
+                            spec.limit,
+                            ban,
+                            False,
+                            None,
+                            (),
+                        ),
+                    )
+                )
+        c = self.count
+        for _ in range(admitted):
+            c.allowed()
+        for _ in range(len(out) - admitted):
+            c.refused()
+        for _ in range(banned):
+            c.banned()
+        return out
 
     def single_requests(self, batches: list[list[Request]]) -> list[Request] | None:
         """The requests of a batch whose items are one string-state limit each, else None."""
@@ -504,8 +573,7 @@ class RateLimiter:
             if lean is not None and flat is not None:
                 outcomes = lean(flat, now)
                 if outcomes is not None:
-                    one = s.one
-                    return [one(r, o) for r, o in zip(flat, outcomes, strict=True)]
+                    return s.lean_decisions(flat, outcomes)
             results = run_each(batches, now)
         except StorageError as exc:
             return [
