@@ -249,6 +249,10 @@ class Firewall:
                                 custom.message,
                             )
                         )
+        return self._verdict(matches)
+
+    def _verdict(self, matches: list[Match]) -> Verdict:
+        """Score the matches and decide against the threshold and mode."""
         score = sum(m.points for m in matches)
         would_block = score >= self.threshold
         return Verdict(
@@ -296,15 +300,7 @@ class Firewall:
                             custom.message,
                         )
                     )
-        score = sum(m.points for m in matches)
-        would_block = score >= self.threshold
-        return Verdict(
-            blocked=would_block and self.mode == "block",
-            score=score,
-            matches=tuple(matches),
-            would_block=would_block,
-            threshold=self.threshold,
-        )
+        return self._verdict(matches)
 
     def _excluded_value(self, location: str, rule: BuiltinRule) -> bool:
         return any(
