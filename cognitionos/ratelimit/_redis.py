@@ -614,16 +614,16 @@ class _RedisLayout:
 
     @staticmethod
     def lean_batch_outcomes(reply: bytes | str, out: list[Outcome]) -> None:
-        """Append the outcomes of a mode-3 reply (seven integers per request) to ``out``."""
+        """Append the outcomes of a mode-3 reply (five integers per request) to ``out``."""
         v = reply.split()
         is_one = (b"1" if isinstance(reply, bytes) else "1").__eq__
         # one split, then each field by slicing and C-level maps (no per-request indexing)
         out += zip(
-            map(is_one, v[0::7]),
-            map(int, v[1::7]),
-            map(int, v[2::7]),
-            map(int, v[3::7]),
-            map(is_one, v[4::7]),
+            map(is_one, v[0::5]),
+            map(int, v[1::5]),
+            map(int, v[2::5]),
+            map(int, v[3::5]),
+            map(is_one, v[4::5]),
             strict=True,
         )
 

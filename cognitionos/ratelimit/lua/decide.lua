@@ -15,7 +15,8 @@
 --         decided in order, as separate calls would be (no auto-block in this mode).
 -- ARGV[2 + i] "code period amount burst cost allow_listed lease" (lease '-': none).
 -- Reply: one string of integers, five per request (allowed remaining reset_us retry_us
---        banned), then charged and bans imposed (mode 2: that, group after group).
+--        banned), then charged and bans imposed (mode 2: that, group after group; mode 3:
+--        the five per request only).
 -- Few pre-formatted arguments and a one-string reply: packing and parsing many small
 -- values costs the client more than the script spends on string.match. Every local
 -- function below is a closure created on each call, so there are few of them.
@@ -50,6 +51,19 @@ local function px(us)
   return math.max(1, minttl, -idiv(-us, 1000))
 end
 
+-- period -> {clock-aligned window start, its decimal string}: the same for every key of
+-- this call, so a batch divides and formats once per period, not once per key
+local wins = {}
+local function window(P)
+  local w = wins[P]
+  if not w then
+    local start = idiv(now, P) * P
+    w = {start, fmt(start)}
+    wins[P] = w
+  end
+  return w
+end
+
 -- string-state algorithms: returns allowed, remaining, reset, retry, new state string
 local function step(code, s, P, A, B, cost)
   local x, y, z
@@ -58,9 +72,10 @@ local function step(code, s, P, A, B, cost)
     x, y, z = tonumber(x), tonumber(y), tonumber(z)
   end
   if code == 1 or code == 2 then
-    local start, count
+    local start, count, sstart
     if code == 1 then
-      start = idiv(now, P) * P
+      local w = window(P)
+      start, sstart = w[1], w[2]
       count = 0
       if x == start then count = y end
     elseif x and now < x + P then
@@ -71,14 +86,15 @@ local function step(code, s, P, A, B, cost)
     local reset = start + P - now
     local used = count + cost
     if used <= A then
-      return 1, A - used, reset, NEVER, fmt(start) .. ' ' .. used
+      return 1, A - used, reset, NEVER, (sstart or fmt(start)) .. ' ' .. used
     end
     local retry = NEVER
     if cost <= A then retry = reset end
     if code == 2 and count == 0 then reset = 0 end
     return 0, A - count, reset, retry, nil
   elseif code == 3 then
-    local start = idiv(now, P) * P
+    local w = window(P)
+    local start = w[1]
     local cur, prev = 0, 0
     if x == start then
       cur, prev = y, z
@@ -96,7 +112,7 @@ local function step(code, s, P, A, B, cost)
       elseif prev > 0 then
         reset = start + P - now
       end
-      return 1, A - weighted - cost, reset, NEVER, fmt(start) .. ' ' .. cur .. ' ' .. prev
+      return 1, A - weighted - cost, reset, NEVER, w[2] .. ' ' .. cur .. ' ' .. prev
     end
     local reset = start + P - now
     if cur > 0 then reset = start + 2 * P - now end
@@ -226,11 +242,13 @@ end
 
 -- mode 3: n independent requests, one string-state limit each (codes 1, 2, 3, 5, 6) and
 -- no auto-block. KEYS, two per request: state, ban record. ARGV[2 + i] "code period amount
--- burst cost". Same decisions and reply as mode 2 with groups of one, without its tables.
+-- burst cost". Same decisions as mode 2 with groups of one, without its tables; the reply
+-- has five integers per request (allowed remaining reset_us retry_us banned) and no more.
 if mode == '3' then
   local values = redis.call('MGET', unpack(KEYS))
   local written = {}  -- states charged by this call (a key may come back later in it)
   local parsed = {}
+  local admits = {}  -- reset -> {its key TTL, its reply tail}: keys of one period share it
   local out = {}
   for i = 1, n do
     local a = ARGV[i + 2]
@@ -245,19 +263,24 @@ if mode == '3' then
     local untl = rec and tonumber(string.match(rec, '^(%S+)'))
     if untl and untl > now then
       local wait = fmt(untl - now)
-      out[i] = '0 0 ' .. wait .. ' ' .. wait .. ' 1 0 0'
+      out[i] = '0 0 ' .. wait .. ' ' .. wait .. ' 1'
     else
       local s = written[key]
       if s == nil then s = values[2 * i - 1] or nil end
       local ok, rem, reset, retry, new = step(p[1], s, p[2], p[3], p[4], p[5])
       if ok == 1 then
-        redis.call('SET', key, new, 'PX', px(reset))
+        local m = admits[reset]
+        if not m then
+          m = {px(reset), ' ' .. reset .. ' -1 0'}
+          admits[reset] = m
+        end
+        redis.call('SET', key, new, 'PX', m[1])
         written[key] = new
-        out[i] = '1 ' .. rem .. ' ' .. reset .. ' -1 0 1 0'
+        out[i] = '1 ' .. rem .. m[2]
       elseif retry == NEVER then
-        out[i] = '0 ' .. rem .. ' ' .. reset .. ' -1 0 0 0'
+        out[i] = '0 ' .. rem .. ' ' .. reset .. ' -1 0'
       else
-        out[i] = '0 ' .. rem .. ' ' .. reset .. ' ' .. retry .. ' 0 0 0'
+        out[i] = '0 ' .. rem .. ' ' .. reset .. ' ' .. retry .. ' 0'
       end
     end
   end
