@@ -285,6 +285,17 @@ def corpus() -> list[tuple[str, Request, bool | None]]:
             None,
         )
     )
+    # A long run right after a character that wakes a detector, ending in a character the run's
+    # pattern does not expect: the shape of the two O(n²) cases found by a (trigger, filler)
+    # search over every unit above (blanks not followed by a line break; a digit run that is
+    # not a number). The run stays under the 64 KiB value limit so its end is inspected too.
+    pad = _form(_fill("lorem ipsum ", 30_000), "pad") + b"&"
+    for trigger in ("\n", "\r\n", "'", '"', "<", "("):
+        for filler in (" ", "\t", "1", "0", "a", "."):
+            for gap in ("", "x"):
+                value = trigger + gap + _fill(filler, 60_000) + "y"
+                name = f"{filler!r} run after {trigger + gap!r}"
+                out.append((name, _req(pad + _form(value), form), None))
     # Attacks after filler: normalization and detectors must still find them.
     # (a value longer than ParseLimits.max_value_length, 64 KiB, is cut: the attack goes in the
     # last 64 KiB of the body, behind a first padding parameter)

@@ -17,6 +17,10 @@ __all__ = ["DETECTORS"]
 _I = re.IGNORECASE
 
 
+#: Needles of a :class:`_GatedPatterns` item searched whatever the text holds.
+_ALWAYS = ("",)
+
+
 class _GatedPatterns:
     """Many small patterns, each searched only when one of its literal needles occurs.
 
@@ -67,12 +71,18 @@ def _fold_ascii(text: str) -> str:
 _PLAIN_WORD = re.compile(r"[a-z0-9_-]+")
 
 
-def _alternation(words: str) -> str:
+def _alternation(words: str, *, not_after: str = "") -> str:
     """``"cat|cp|curl"`` as an equivalent trie-shaped group: ``(?:c(?:at|p|url))``.
 
     Matches exactly the same strings as ``(?:cat|cp|curl)`` (members with regex syntax are kept
     as they are), but the regex engine tries one branch per character instead of every word at
     every position, which is what makes long runs of separators cheap to scan.
+
+    ``not_after`` (a character class such as ``[\\w$]``): a word counts only where the character
+    before it is not in the class, or at the start. That is ``(?<!class)`` in front of the group,
+    but checked after each word's first letter, so the group still starts with plain letters:
+    the regex engine then skips every position that cannot start a word at C speed, where a
+    leading look-behind (or a consumed ``(?:^|[^...])``) is evaluated at every position.
     """
     trie: dict[str, dict] = {}  # type: ignore[type-arg]
     other: list[str] = []
@@ -85,8 +95,14 @@ def _alternation(words: str) -> str:
             node = node.setdefault(ch, {})
         node[""] = {}
 
-    def emit(node: dict) -> str:  # type: ignore[type-arg]
-        branches = [re.escape(ch) + emit(child) for ch, child in sorted(node.items()) if ch]
+    def emit(node: dict, top: bool = False) -> str:  # type: ignore[type-arg]
+        branches = [
+            re.escape(ch)
+            + (f"(?<!{not_after}{re.escape(ch)})" if top and not_after else "")
+            + emit(child)
+            for ch, child in sorted(node.items())
+            if ch
+        ]
         if not branches:
             return ""
         body = branches[0] if len(branches) == 1 else "(?:" + "|".join(branches) + ")"
@@ -94,7 +110,9 @@ def _alternation(words: str) -> str:
             return ("(?:" + body + ")?") if len(branches) == 1 else body + "?"
         return body
 
-    return "(?:" + "|".join([emit(trie), *other] if trie else other) + ")"
+    if not_after:
+        other = [f"(?<!{not_after}){word}" for word in other]
+    return "(?:" + "|".join([emit(trie, True), *other] if trie else other) + ")"
 
 
 def _has_any(text: str, needles: tuple[str, ...]) -> bool:
@@ -149,13 +167,15 @@ _SQL_FUNCS_WORDS = (
     "database|version|schema|char|length|sin|cos|tan|cot|rand|mod|pi|now|floor|power|pow|reverse|"
     "repeat|position|overlay|encode|decode|count"
 )
-_SQL_FUNC_CALL = re.compile(
-    r"(?:^|[^\w.$@])"
-    + _alternation(_SQL_FUNCS_DISTINCT)
-    + r"\s{0,8}\(|(?:^|[\s(,=+*/|&'\"<>-])"
-    + _alternation(_SQL_FUNCS_WORDS)
-    + r"\("
-    r"|^\s{0,4}" + _alternation(_SQL_FUNCS_WORDS + "|user|space") + r"\s{0,4}\(\s{0,4}$"
+_SQL_FUNC_CALL = _GatedPatterns(
+    [
+        (_ALWAYS, _alternation(_SQL_FUNCS_DISTINCT, not_after=r"[\w.$@]") + r"\s{0,8}\("),
+        (_ALWAYS, _alternation(_SQL_FUNCS_WORDS, not_after=r"[^\s(,=+*/|&'\"<>-]") + r"\("),
+        (
+            _ALWAYS,
+            r"^\s{0,4}" + _alternation(_SQL_FUNCS_WORDS + "|user|space") + r"\s{0,4}\(\s{0,4}$",
+        ),
+    ]
 )
 _SQL_CATALOG = _GatedPatterns(
     [
@@ -641,8 +661,11 @@ _UNIX_WEAK = (
     "zip|unzip|gzip|gunzip|mkdir|rmdir|ln|dd|chgrp|getfacl|whois|finger|last|who|w|df|du|free|top|"
     "column|fold|bridge|paste|join|split|shuf|xz|bzip2|zcat|bzcat|xzcat|hexdump|look|comm|expand|fmt|pr|ptx"
 )
+# The separator starts with one character class (";", "|", "&", a line break, a backtick, or
+# the "$" / "<" / ">" of "$(", "<(", ">("), so the regex engine scans for it at C speed.
 _SEP = (
-    r"(?:[;|&\n\r`]|\$\(|<\(|>\()(?:\s{0,8}(?:time|nohup|sudo|env|nice|timeout\s{1,4}\d{1,4}|strace|"
+    r"[;|&\n\r`$<>](?:(?<=[;|&\n\r`])|(?<=[$<>])\()"
+    r"(?:\s{0,8}(?:time|nohup|sudo|env|nice|timeout\s{1,4}\d{1,4}|strace|"
     r"command|builtin|exec|xargs|busybox|watch)\b)?"
 )
 _CMD_STRONG = re.compile(
@@ -793,7 +816,9 @@ _SMTP = re.compile(
 )
 
 
-_LINE_BREAKS = re.compile(r"[ \t]*[\r\n][\s]*")
+# The look-behind starts a match only at the first blank of a run: without it every position
+# inside a long run of blanks not followed by a line break rescans the rest of the run (O(n²)).
+_LINE_BREAKS = re.compile(r"(?<![ \t])[ \t]*[\r\n]\s*")
 
 
 def _lines(text: str) -> str:
@@ -840,17 +865,27 @@ _PHP_FUNCS_ALL = (
 )
 _PHP_FUNCS = "|".join(sorted(set(_PHP_FUNCS_ALL.split("|")) - set(_PHP_WORD_FUNCS.split("|"))))
 _PHP_INDEX = r"(?:[\s)\]]{0,4}[\[{]\s{0,4}\d{1,3}\s{0,4}[\]}]){0,2}\s{0,8}\)?\s{0,8}"
-_PHP_CALL = re.compile(
-    _alternation(_PHP_FUNCS) + r"\s{0,8}[\"')\]]{0,2}" + _PHP_INDEX + r"\(|"
-    r"[\[(]\s{0,4}[\"']?\s{0,4}"
-    + _alternation(_PHP_WORD_FUNCS)
-    + r"\s{0,4}[\"']?\s{0,4}\]"
-    + _PHP_INDEX
-    + r"\(|"
-    r"(?:^|[^\w$>.:-])(?:[\"'(\[]\s{0,4})?"
-    + _alternation(_PHP_WORD_FUNCS)
-    + r"(?:\s{0,4}[\"')\]]{1,2}\s{0,8}(?:\[\s{0,4}\d{1,3}\s{0,4}\]\s{0,8})?)?"
-    r"(?:/\*[^*]{0,40}\*/)?\("
+_PHP_CALL = _GatedPatterns(
+    [
+        (_ALWAYS, _alternation(_PHP_FUNCS) + r"\s{0,8}[\"')\]]{0,2}" + _PHP_INDEX + r"\("),
+        (
+            ("[", "("),
+            r"[\[(]\s{0,4}[\"']?\s{0,4}"
+            + _alternation(_PHP_WORD_FUNCS)
+            + r"\s{0,4}[\"']?\s{0,4}\]"
+            + _PHP_INDEX
+            + r"\(",
+        ),
+        # A word function at a word start: the character before it (if any) is none of
+        # [\w$>.:-]. (A quote, bracket or blank before it, which calls often have, is such a
+        # character already.)
+        (
+            _ALWAYS,
+            _alternation(_PHP_WORD_FUNCS, not_after=r"[\w$>.:-]")
+            + r"(?:\s{0,4}[\"')\]]{1,2}\s{0,8}(?:\[\s{0,4}\d{1,3}\s{0,4}\]\s{0,8})?)?"
+            r"(?:/\*[^*]{0,40}\*/)?\(",
+        ),
+    ]
 )
 _PHP_CONCAT = re.compile(
     r"[\"'][a-z_]{1,12}[\"']\s{0,8}\.\s{0,8}[\"'][a-z_]{1,12}[\"']|\$\s{0,40}\{\s{0,40}[$'\"@]|\$\s{1,40}\{|\$\{[^}]{0,40}\}\s{0,8}\(|\(\s{0,8}\$\w{1,30}\s{0,8}\)\s{0,8}\("
@@ -1250,6 +1285,7 @@ _SSRF_URL = re.compile(
 )
 _SSRF_DATA = re.compile(r"^\s{0,4}data:(?:text|application)/[\w.+-]{1,40}")
 _DOTS = str.maketrans({"\u3002": ".", "\uff0e": ".", "\uff61": "."})
+_WIDE_DOT = re.compile("[\u3002\uff0e\uff61]")
 _SSRF_BARE = re.compile(
     r"^\s{0,4}(?:169\.254\.169\.254|localhost\d?(?:\.localdomain\d?)?|(?:[\w-]{1,40}\.)?(?:localtest\.me|lvh\.me)|metadata(?:\.google)?\.internal|[\w-]{1,30}\.(?:docker|containers)\.internal|100\.100\.100\.200|localhost(?:\.localdomain)?|ip6?-localhost|ipv6-localhost|ip6-loopback|kubernetes\.default[\w.]{0,40})(?=$|[:/])"
 )
@@ -1265,7 +1301,9 @@ _SSRF_SCHEME = _GatedPatterns(
 
 def ssrf(s: Subject) -> str | None:
     """URLs aimed at internal targets: loopback, link-local, metadata, encoded IPs, gopher/dict."""
-    text = s.lower.translate(_DOTS)
+    text = s.lower
+    if not text.isascii() and _WIDE_DOT.search(text):
+        text = text.translate(_DOTS)
     m = (
         _SSRF_URL.search(text)
         or _SSRF_BARE.search(text)
@@ -1293,9 +1331,24 @@ _CRLF_HEADER = re.compile(
 )
 
 
-def _truncating_newline(ch: str) -> bool:
-    code = ord(ch)
-    return code > 0xFF and (code & 0xFF) in (0x0A, 0x0D)
+# Characters above U+00FF whose low byte is a line feed or carriage return: a backend that
+# keeps only the low byte ("\u010a" -> "\n") turns them into line breaks.
+# (A class of BMP characters only compiles to a lookup table; astral ones are checked apart.)
+_TRUNCATING_NEWLINE = re.compile(
+    "[" + "".join(chr(hi << 8 | lo) for hi in range(1, 0x100) for lo in (0x0A, 0x0D)) + "]"
+)
+_ASTRAL = re.compile("[\U00010000-\U0010ffff]")
+
+
+def _truncate_newlines(text: str) -> str:
+    """``text`` with every truncating newline (see above) as ``"\n"``."""
+    if _TRUNCATING_NEWLINE.search(text):
+        text = _TRUNCATING_NEWLINE.sub("\n", text)
+    if _ASTRAL.search(text):
+        text = _ASTRAL.sub(
+            lambda m: "\n" if (ord(m.group()) & 0xFF) in (0x0A, 0x0D) else m.group(), text
+        )
+    return text
 
 
 def crlf_injection(s: Subject) -> str | None:
@@ -1303,8 +1356,8 @@ def crlf_injection(s: Subject) -> str | None:
     if "\n" not in s.text and "\r" not in s.text and " http/" not in s.lower and s.text.isascii():
         return None
     text = s.text
-    if any(_truncating_newline(c) for c in text if ord(c) > 0xFF):
-        text = "".join("\n" if _truncating_newline(c) else c for c in text)
+    if not text.isascii():
+        text = _truncate_newlines(text)
     text = _lines(text)
     m = _CRLF_HEADER.search(text)
     return _snip(text, m)

@@ -7,6 +7,7 @@ decoding transforms the detectors rely on; ``explain_steps`` shows every step.
 
 from __future__ import annotations
 
+import binascii
 import html
 import re
 import unicodedata
@@ -47,6 +48,7 @@ _OVERLONG3 = re.compile(rb"\xe0[\x80-\x9f][\x80-\xbf]")
 
 # surrogateescape'd bytes (U+DC80..U+DCFF) back to the latin-1 character of the same byte
 _ESCAPED_BYTES = {c: c - 0xDC00 for c in range(0xDC80, 0xDD00)}
+_ESCAPED_BYTE = re.compile("[\udc80-\udcff]")
 
 
 def _fold_overlong(raw: bytes) -> bytes:
@@ -94,6 +96,25 @@ def _url_decode_ascii(value: str) -> str | None:
     return "".join(out)
 
 
+def _unquote_ascii(value: str) -> bytes | None:
+    """Percent-decoding of an ASCII ``value`` to bytes in C, or None to decode it the careful way.
+
+    ``binascii.a2b_qp`` decodes quoted-printable ``=XX`` escapes at C speed: with every ``=``
+    escaped as ``=3D`` and every ``%`` turned into ``=``, it decodes ``%XX`` exactly as
+    ``unquote_to_bytes`` does, except around line breaks (soft line breaks) and invalid escapes
+    (``%zz``, a trailing ``%``), which it treats differently. Values with line breaks are left
+    to the careful path; an invalid escape always makes the result longer than ``len(value) -
+    2 * value.count("%")`` (only a valid escape turns three characters into one byte), so the
+    length says when to fall back.
+    """
+    if not value.isascii() or "\n" in value or "\r" in value:
+        return None
+    raw = binascii.a2b_qp(value.replace("=", "=3D").replace("%", "=").encode("ascii"))
+    if len(raw) != len(value) - 2 * value.count("%"):
+        return None
+    return raw
+
+
 def url_decode(value: str) -> str:
     """One pass of percent-decoding (``%XX`` as UTF-8 with latin-1 fallback, and ``%uXXXX``).
 
@@ -106,20 +127,26 @@ def url_decode(value: str) -> str:
         value = _PCT_U.sub(lambda m: chr(int(m.group(1), 16)), value)
         if "%" not in value:
             return value
-    if value.isascii():
-        fast = _url_decode_ascii(value)
+    raw = _unquote_ascii(value)
+    if raw is not None and raw.isascii():
+        return raw.decode("ascii")
+    if raw is None and value.isascii():
+        fast = _url_decode_ascii(value)  # invalid escapes or line breaks, all ASCII bytes
         if fast is not None:
             return fast
-    try:
-        raw = unquote_to_bytes(value)
-    except UnicodeEncodeError:  # lone surrogates in the input: decode run by run instead
-        return _PCT_RUN.sub(
-            lambda m: _decode_bytes(bytes.fromhex(m.group().replace("%", ""))), value
-        )
+    if raw is None:
+        try:
+            raw = unquote_to_bytes(value)
+        except UnicodeEncodeError:  # lone surrogates in the input: decode run by run instead
+            return _PCT_RUN.sub(
+                lambda m: _decode_bytes(bytes.fromhex(m.group().replace("%", ""))), value
+            )
     if b"\xc0" in raw or b"\xc1" in raw or b"\xe0" in raw:
         raw = _fold_overlong(raw)
     text = raw.decode("utf-8", "surrogateescape")
-    return text if text.isascii() else text.translate(_ESCAPED_BYTES)
+    if text.isascii() or not _ESCAPED_BYTE.search(text):
+        return text
+    return text.translate(_ESCAPED_BYTES)
 
 
 def url_decode_repeated(value: str, max_rounds: int = 4) -> str:
@@ -219,7 +246,8 @@ def remove_nulls(value: str) -> str:
     return value.replace("\x00", "") if "\x00" in value else value
 
 
-_SQL_COMMENT = re.compile(r"/\*!?(?:\d{5})?|\*/|--[^\n]*|#[^\n]*")
+# Where a comment construct may start: the text between two of them is copied in one slice.
+_COMMENT_MARK = re.compile(r"/\*|\*/|--|#")
 
 
 def remove_sql_comments(value: str) -> str:
@@ -227,32 +255,32 @@ def remove_sql_comments(value: str) -> str:
     if "/*" not in value and "--" not in value and "#" not in value:
         return value
     out: list[str] = []
+    search = _COMMENT_MARK.search
     i = 0
     n = len(value)
-    while i < n:
-        if value.startswith("/*!", i):
-            i += 3
-            while i < n and value[i].isdigit():
-                i += 1
-            out.append(" ")
-            continue
-        if value.startswith("/*", i):
-            end = value.find("*/", i + 2)
-            i = n if end < 0 else end + 2
-            out.append(" ")
-            continue
-        if value.startswith("*/", i):
-            i += 2
-            out.append(" ")
-            continue
-        if value.startswith("--", i) or value[i] == "#":
-            end = value.find("\n", i)
+    while True:
+        m = search(value, i)
+        if m is None:
+            out.append(value[i:])
+            return "".join(out)
+        j = m.start()
+        out.append(value[i:j])
+        out.append(" ")
+        mark = m.group()
+        if mark == "/*":
+            if value.startswith("!", j + 2):
+                # MySQL executable comment: the marker (and a version number) go, the body stays
+                i = j + 3
+                while i < n and value[i].isdigit():
+                    i += 1
+            else:
+                end = value.find("*/", j + 2)
+                i = n if end < 0 else end + 2
+        elif mark == "*/":
+            i = j + 2
+        else:  # "--" or "#": to the end of the line
+            end = value.find("\n", j)
             i = n if end < 0 else end
-            out.append(" ")
-            continue
-        out.append(value[i])
-        i += 1
-    return "".join(out)
 
 
 _WS = re.compile(r"\s+")

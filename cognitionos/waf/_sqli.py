@@ -252,8 +252,21 @@ _SMART_QUOTES = str.maketrans(
         "\uff02": '"',
     }
 )
-_NUMBER = re.compile(r"(?:0x[0-9a-f]+|0b[01]+|\d+\.?\d*(?:e[+-]?\d+)?|\.\d+(?:e[+-]?\d+)?)\Z")
-_NUMBER_PREFIX = re.compile(r"\d+\.?\d*")
+_QUOTE_LIKE = re.compile("[" + "".join(chr(c) for c in _SMART_QUOTES) + "]")
+
+
+def _fold_quotes(value: str) -> str:
+    """Smart and full-width quotes as ASCII quotes (``str.translate`` only when one occurs:
+    on non-ASCII text it costs a dictionary lookup per character)."""
+    return value.translate(_SMART_QUOTES) if _QUOTE_LIKE.search(value) else value
+
+
+# Possessive quantifiers: a long digit run that is not a number ("111…1x") fails in one pass
+# instead of trying every split of the run between two digit quantifiers (O(n²)).
+_NUMBER = re.compile(
+    r"(?:0x[0-9a-f]++|0b[01]++|\d++(?:\.\d*+)?(?:e[+-]?\d++)?|\.\d++(?:e[+-]?\d++)?)\Z"
+)
+_NUMBER_PREFIX = re.compile(r"\d+(?:\.\d*)?")
 _WORD_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789_$.")
 _SPACE = frozenset(" \t\r\n\x0b\x0c\xa0")
 _TWO_CHAR_OPS = {
@@ -313,7 +326,7 @@ def tokenize(value: str, quote: str | None = None) -> list[Token] | None:
 
     Returns ``None`` when the context does not apply (quote context with no such quote).
     """
-    s = value.translate(_SMART_QUOTES).lower()
+    s = (value if value.isascii() else _fold_quotes(value)).lower()
     tokens: list[Token] = []
     i = 0
     n = len(s)
