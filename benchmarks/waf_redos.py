@@ -220,10 +220,12 @@ def corpus() -> list[tuple[str, Request, bool | None]]:
     prose = " ".join(
         rng.choice(["lorem", "ipsum", "dolor", "sit", "amet,"]) for _ in range(SIZE // 5)
     )
-    # one 100 KB value is over the 64 KiB inspection limit (ParseLimits.max_value_length): with
-    # the default oversize="inspect_prefix" it is flagged (a warning) and its prefix inspected
+    # one 100 KB value is over the 32 KiB inspection limit (ParseLimits.max_value_length): with
+    # the default oversize="inspect_ends" it is flagged (a warning) and inspected at both ends
     out.append(("prose", _req(_form(prose[:SIZE]), form), False))
-    out.append(("prose under the value limit", _req(_form(prose[:60_000]), form), False))
+    # three values under the value limit, over the request's character budget together
+    three = b"&".join(_form(prose[i : i + 30_000], f"p{i}") for i in (0, 30_000, 60_000))
+    out.append(("prose in three values under the value limit", _req(three, form), False))
     b64 = "".join(rng.choice(string.ascii_letters + string.digits + "+/") for _ in range(SIZE))
     out.append(("base64-looking blob", _req(_form(b64), form), None))
     out.append(("base64 blob raw", _req(b64.encode(), "text/plain"), None))
@@ -288,7 +290,8 @@ def corpus() -> list[tuple[str, Request, bool | None]]:
     # A long run right after a character that wakes a detector, ending in a character the run's
     # pattern does not expect: the shape of the two O(n²) cases found by a (trigger, filler)
     # search over every unit above (blanks not followed by a line break; a digit run that is
-    # not a number). The run stays under the 64 KiB value limit so its end is inspected too.
+    # not a number). The run is longer than the inspection budget (ParseLimits), so it is
+    # inspected at both ends: the start with the trigger, the end with the terminator.
     pad = _form(_fill("lorem ipsum ", 30_000), "pad") + b"&"
     for trigger in ("\n", "\r\n", "'", '"', "<", "("):
         for filler in (" ", "\t", "1", "0", "a", "."):
@@ -297,8 +300,9 @@ def corpus() -> list[tuple[str, Request, bool | None]]:
                 name = f"{filler!r} run after {trigger + gap!r}"
                 out.append((name, _req(pad + _form(value), form), None))
     # Attacks after filler: normalization and detectors must still find them.
-    # (a value longer than ParseLimits.max_value_length, 64 KiB, is cut: the attack goes in the
-    # last 64 KiB of the body, behind a first padding parameter)
+    # (the body is over the inspection budget: a padding parameter, then the attack at the end
+    # of a long value and once more on its own; values over their allowance are inspected at
+    # both ends, so filler in front of an attack does not hide it)
     for filler in ("a", " ", "<", "'", "%", "&#", "\\", "(", "${"):
         for attack in TAIL_ATTACKS:
             pad = _form(_fill(filler, 40_000), "pad")

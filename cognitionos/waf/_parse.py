@@ -13,6 +13,7 @@ from typing import Literal, NamedTuple
 
 import attrs
 
+from cognitionos.errors import ConfigurationError
 from cognitionos.waf._normalize import url_decode
 from cognitionos.waf.models import Request
 
@@ -23,24 +24,38 @@ __all__ = ["Anomaly", "Field", "ParseLimits", "ParsedRequest", "parse_request"]
 class ParseLimits:
     """Bounds on parsing and inspection work; anything beyond is flagged, never passed silently.
 
-    The inspection budget: at most ``max_inspected_values`` distinct values per request go
-    through the detectors, and a value longer than ``max_value_length`` characters is never
-    inspected in full. A request over either limit gets a protocol match (920910: too many
-    values, 920911: value too long). With ``oversize="inspect_prefix"`` (the default, like AWS
-    WAF's "continue" oversize handling) it is a warning and the first ``max_inspected_values``
-    values, each cut to ``max_value_length`` characters, are inspected as usual, so a large
-    legitimate document is not refused; with ``oversize="block"`` the match is critical, the
-    request is blocked at the default threshold and the rest is not inspected.
+    The inspection budget bounds the detectors' work per request, so a hostile 100 KB body
+    costs a bounded time: at most ``max_inspected_values`` distinct values go through the
+    detectors (920910 beyond), each value at most ``max_value_length`` characters (920911
+    beyond) and all of them together at most ``max_inspected_chars`` characters (920912
+    beyond). With ``oversize="inspect_ends"`` (the default, like AWS WAF's "continue" oversize
+    handling) a request over a limit gets a warning and is still inspected within the budget:
+    a value over its allowance is inspected at both ends (its first and last halves of the
+    allowance), so filler placed in front of an attack, the usual way to slip past a size
+    limit, does not hide it; when the values together exceed ``max_inspected_chars`` the
+    budget is shared so that every value gets an equal allowance, short values in full. With
+    ``oversize="block"`` the match is critical, the request is blocked at the default
+    threshold and nothing else is inspected.
     """
 
     max_body_bytes: int = 1_048_576
     max_args: int = 1000
-    #: Longest value inspected (characters), as AWS WAF's 8-64 KB body inspection limit.
-    max_value_length: int = 65_536
+    #: Longest value inspected in full (characters); a longer one is inspected at both ends.
+    max_value_length: int = 32_768
+    #: Characters run through the detectors per request, all values together.
+    max_inspected_chars: int = 32_768
     #: Most distinct values run through the detectors per request (PHP's max_input_vars).
     max_inspected_values: int = 1000
-    #: What a request over the inspection budget gets: "block" or "inspect_prefix".
-    oversize: Literal["block", "inspect_prefix"] = "inspect_prefix"
+    #: What a request over the inspection budget gets: "block" or "inspect_ends".
+    oversize: Literal["block", "inspect_ends"] = attrs.field(default="inspect_ends")
+
+    @oversize.validator
+    def _check_oversize(self, _attribute: object, value: str) -> None:
+        if value not in ("block", "inspect_ends"):
+            raise ConfigurationError(
+                f"oversize must be 'block' or 'inspect_ends', got {value!r}"
+            )
+
     max_json_depth: int = 64
     max_xml_depth: int = 64
     max_multipart_parts: int = 200
@@ -320,8 +335,12 @@ def parse_multipart(
         # an uploaded image or archive is not text an interpreter will parse: its name and
         # part headers are inspected (above), its bytes are not (as CRS leaves FILES content)
         if not (fm and _is_binary(content)):
-            # one character more than the inspection limit: the engine sees that it is too long
-            text = content[: limits.max_value_length + 1].decode("utf-8", "replace")
+            # at most both ends of a large upload: the engine inspects a too-long value at its
+            # ends (and sees that it is too long), never the middle joined here
+            keep = limits.max_value_length
+            if len(content) > 2 * keep:
+                content = content[:keep] + content[-keep:]
+            text = content.decode("utf-8", "replace")
             out.fields.append(Field(loc, text, "arg", name))
 
 

@@ -8,14 +8,14 @@ verdict.blocked, verdict.score     # (True, 5)
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Literal
 
 import attrs
 
 from cognitionos.errors import ConfigurationError
 from cognitionos.waf._normalize import explain_steps
-from cognitionos.waf._parse import ParseLimits, parse_request
+from cognitionos.waf._parse import Field, ParseLimits, parse_request
 from cognitionos.waf._protocol import ProtocolPolicy, check_protocol
 from cognitionos.waf._ruleset import BUILTIN_RULES, BuiltinRule
 from cognitionos.waf._sqli import _compact, fingerprint, tokenize
@@ -33,9 +33,36 @@ _PROSE = re.compile(r"^[A-Za-z0-9 ,-]{0,8192}$")
 _PROSE_DETECTORS = frozenset(
     {"sqli_syntax", "sqli_keyword_density", "command_injection", "scanner_tool"}
 )
-#: Inspection budget rules (see ParseLimits): too many values, one value too long.
+#: Inspection budget rules (see ParseLimits): too many values, one value too long, all values
+#: too long together.
 RULE_TOO_MANY_VALUES = "920910"
 RULE_VALUE_TOO_LONG = "920911"
+RULE_OVER_CHAR_BUDGET = "920912"
+
+#: (id of the rule list, value kind, value): one detector run per request and key.
+InspectKey = tuple[int, str, str]
+
+
+def _ends(value: str, allowance: int) -> list[str]:
+    """``value`` if it fits ``allowance`` characters, else its first and last halves of it.
+
+    Both ends: filler in front of an attack, the usual way past a size limit, does not hide it.
+    """
+    if len(value) <= allowance:
+        return [value]
+    tail = allowance // 2
+    return [value[: allowance - tail], value[len(value) - tail :]] if tail else [value[:allowance]]
+
+
+def _shares(lengths: list[int], budget: int) -> list[int]:
+    """Split ``budget`` characters over values of ``lengths``: shortest first, equal shares."""
+    out = [0] * len(lengths)
+    left = budget
+    order = sorted(range(len(lengths)), key=lengths.__getitem__)
+    for rank, i in enumerate(order):
+        out[i] = min(lengths[i], left // (len(order) - rank))
+        left -= out[i]
+    return out
 
 
 @attrs.frozen(slots=True)
@@ -148,81 +175,92 @@ class Firewall:
             matches.append(match)
 
         limits = self.limits
-        prefix_only = limits.oversize == "inspect_prefix"
-        budget_severity = Severity.WARNING if prefix_only else Severity.CRITICAL
+        partial = limits.oversize == "inspect_ends"
+        budget_severity = Severity.WARNING if partial else Severity.CRITICAL
         for match in check_protocol(request, parsed, self.policy):
             if match.rule_id not in self.disabled_rules:
-                if match.rule_id == RULE_TOO_MANY_VALUES and prefix_only:
+                if match.rule_id == RULE_TOO_MANY_VALUES and partial:
                     match = attrs.evolve(match, severity=Severity.WARNING)
                 add(match)
 
+        budget_flagged: list[str] = []
+
         def over_budget(rule_id: str, location: str, snippet: str, message: str) -> str:
-            """Record a budget match and say what to do with the rest of the request.
+            """Record a budget match and say what to do with the request.
 
             ``"stop"``: the match decides the verdict by itself (``oversize="block"``, kept,
-            reaching the threshold), nothing more is inspected. ``"prefix"``: the match is kept
-            but does not decide, inspect what fits the budget. ``"all"``: the rule is disabled
-            or excluded for this request, inspect everything.
+            reaching the threshold), nothing is inspected. ``"partial"``: the match is kept but
+            does not decide, inspect what fits the budget (with ``oversize="inspect_ends"`` only
+            the first limit a request exceeds is reported: two warnings would block a large
+            legitimate request). ``"all"``: the rule is disabled or excluded for this
+            request, that limit does not apply.
             """
             if rule_id in self.disabled_rules:
                 return "all"
+            if partial and budget_flagged:
+                return "partial"  # one warning per request says it was inspected in part
             before = len(matches)
             add(Match(rule_id, "protocol", location, snippet[:80], budget_severity, 1, message))
             if len(matches) == before:
                 return "all"
-            if not prefix_only and matches[-1].points >= self.threshold:
+            budget_flagged.append(rule_id)
+            if not partial and matches[-1].points >= self.threshold:
                 return "stop"
-            return "prefix"
+            return "partial"
 
-        max_length = limits.max_value_length
-        inspected_left = limits.max_inspected_values
-        length_action = ""  # decided at the first over-long value
-        count_action = ""
-        # Detector results per (rule list, value): a value repeated across parameters, JSON
-        # array items or multipart parts is decoded and inspected once per request.
-        found_for: dict[tuple[int, str, str], list[tuple[BuiltinRule, str]]] = {}
+        # What the detectors will see: each distinct (rule list, kind, value) once per request,
+        # so a value repeated across parameters, JSON items or parts is inspected once.
+        plan: list[tuple[Field, tuple[BuiltinRule, ...], InspectKey | None]] = []
+        first_field: dict[InspectKey, Field] = {}
+        count_limit = limits.max_inspected_values
+        rules_for = self._rules_for
         for field in parsed.fields:
-            rules = self._rules_for(field.kind, field.name)
+            rules = rules_for(field.kind, field.name)
             if not rules and not self.custom_rules:
                 continue
             value = field.value
-            if len(value) > max_length:
-                if not length_action:
-                    length_action = over_budget(
-                        RULE_VALUE_TOO_LONG,
-                        "limit:max_value_length",
-                        f"{field.location} ({len(value)} > {max_length} chars)",
-                        "value longer than the inspection limit (max_value_length)",
-                    )
-                if length_action == "stop":
-                    break
-                if length_action == "prefix":
-                    value = value[:max_length]
+            key: InspectKey | None = None
             plain = field.kind != "header"
             if rules and value != "/" and not (plain and _TRIVIAL.match(value)):
                 if plain and _PROSE.match(value):
                     rules = self._prose_rules_for(field.kind, rules)
                 key = (id(rules), field.kind, value)
-                hits = found_for.get(key)
-                if hits is None:
-                    if inspected_left <= 0 and not count_action:
-                        count_action = over_budget(
+                if key not in first_field:
+                    if len(first_field) == count_limit:
+                        action = over_budget(
                             RULE_TOO_MANY_VALUES,
                             "limit:max_inspected_values",
-                            f"{field.location} (more than {limits.max_inspected_values} values)",
+                            f"{field.location} (more than {count_limit} values)",
                             "more values than the inspection limit (max_inspected_values)",
                         )
-                    if count_action in ("stop", "prefix"):
-                        break
-                    inspected_left -= 1
-                    subject = Subject(value, field.kind, field.name)
+                        if action == "stop":
+                            return self._verdict(matches)
+                        if action == "partial":
+                            break  # the rest of the request is not inspected (920910 says so)
+                        count_limit = -1  # rule disabled or excluded: no count limit
+                    first_field[key] = field
+            plan.append((field, rules, key))
+        allowance = self._allowances(list(first_field.items()), over_budget)
+        if allowance is None:
+            return self._verdict(matches)  # a budget match decided the verdict
+
+        found_for: dict[InspectKey, list[tuple[BuiltinRule, str]]] = {}
+        max_length = limits.max_value_length
+        for field, rules, key in plan:
+            value = field.value
+            if key is not None:
+                limit = allowance.get(key)
+                hits = found_for.get(key)
+                if hits is None and limit is not None:
                     hits = []
-                    for rule in rules:
-                        snippet = rule.check(subject)
-                        if snippet is not None:
-                            hits.append((rule, snippet))
+                    for piece in _ends(value, limit):
+                        subject = Subject(piece, field.kind, field.name)
+                        for rule in rules:
+                            snippet = rule.check(subject)
+                            if snippet is not None:
+                                hits.append((rule, snippet))
                     found_for[key] = hits
-                for rule, snippet in hits:
+                for rule, snippet in hits or ():
                     add(
                         Match(
                             rule.rule_id,
@@ -236,20 +274,61 @@ class Firewall:
                     )
             for custom in self.custom_rules:
                 if custom.applies_to(field.location):
-                    snippet = custom.evaluate(value, self._compiled.get(custom.id))
-                    if snippet is not None:
-                        add(
-                            Match(
-                                custom.id,
-                                custom.category,
-                                field.location,
-                                snippet,
-                                custom.severity,
-                                custom.paranoia,
-                                custom.message,
+                    for piece in _ends(value, max_length):
+                        snippet = custom.evaluate(piece, self._compiled.get(custom.id))
+                        if snippet is not None:
+                            add(
+                                Match(
+                                    custom.id,
+                                    custom.category,
+                                    field.location,
+                                    snippet,
+                                    custom.severity,
+                                    custom.paranoia,
+                                    custom.message,
+                                )
                             )
-                        )
+                            break
         return self._verdict(matches)
+
+    def _allowances(
+        self, values: list[tuple[InspectKey, Field]], over_budget: Callable[..., str]
+    ) -> dict[InspectKey, int] | None:
+        """Characters of each distinct value the detectors see, or None to inspect nothing.
+
+        Each value gets up to ``max_value_length`` characters (920911 beyond), all of them
+        together up to ``max_inspected_chars`` (920912 beyond: the budget is shared out
+        shortest value first, every value getting an equal share of what is left, so short
+        values are inspected in full and only the longest are inspected at their ends).
+        """
+        limits = self.limits
+        caps = [len(key[2]) for key, _ in values]
+        longest = max(range(len(caps)), key=caps.__getitem__, default=-1)
+        if longest >= 0 and caps[longest] > limits.max_value_length:
+            field = values[longest][1]
+            action = over_budget(
+                RULE_VALUE_TOO_LONG,
+                "limit:max_value_length",
+                f"{field.location} ({caps[longest]} > {limits.max_value_length} chars)",
+                "value longer than the inspection limit (max_value_length)",
+            )
+            if action == "stop":
+                return None
+            if action == "partial":
+                caps = [min(n, limits.max_value_length) for n in caps]
+        total = sum(caps)
+        if total > limits.max_inspected_chars:
+            action = over_budget(
+                RULE_OVER_CHAR_BUDGET,
+                "limit:max_inspected_chars",
+                f"{total} > {limits.max_inspected_chars} chars in {len(caps)} values",
+                "values longer together than the inspection limit (max_inspected_chars)",
+            )
+            if action == "stop":
+                return None
+            if action == "partial":
+                caps = _shares(caps, limits.max_inspected_chars)
+        return {key: cap for (key, _), cap in zip(values, caps, strict=True)}
 
     def _verdict(self, matches: list[Match]) -> Verdict:
         """Score the matches and decide against the threshold and mode."""
