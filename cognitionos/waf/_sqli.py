@@ -20,6 +20,8 @@ from __future__ import annotations
 import re
 from typing import NamedTuple
 
+from cognitionos.waf._regex import alternation
+
 __all__ = ["SqliFinding", "detect_sqli", "fingerprint", "tokenize"]
 
 
@@ -955,11 +957,29 @@ def _breakout_checks(toks: list[Token], fp: str, quoted: bool) -> str | None:
     return None
 
 
+_PREFILTER_WORDS = "union|select|sleep|waitfor|benchmark|exec|order|group|having|where|into"
 _PREFILTER = re.compile(
-    r"['\"`();=<>|&#@\u2018\u2019\u201c\u201d\uff07]|--|/\*|\*/|"
-    r"\b(?:union|select|sleep|waitfor|benchmark|exec|order|group|having|where|into)\b",
+    r"['\"`();=<>|&#@\u2018\u2019\u201c\u201d\uff07]|--|/\*|\*/|\b(?:" + _PREFILTER_WORDS + r")\b",
     re.IGNORECASE,
 )
+# The same test for ASCII text, in parts the regex engine scans at C speed: one character class,
+# three substrings, and the keywords as a trie on the lowercased text (one alternation with a
+# leading \b makes the engine try every branch at every position: ~3 µs for a 40-character value).
+_PREFILTER_ASCII = re.compile(r"['\"`();=<>|&#@]")
+_PREFILTER_KEYWORDS = re.compile(alternation(_PREFILTER_WORDS, not_after=r"\w") + r"\b")
+
+
+def _worth_tokenizing(value: str) -> bool:
+    """Whether ``value`` has any character or keyword SQL injection needs (a cheap gate)."""
+    if not value.isascii():
+        return _PREFILTER.search(value) is not None
+    return (
+        _PREFILTER_ASCII.search(value) is not None
+        or "--" in value
+        or "/*" in value
+        or "*/" in value
+        or _PREFILTER_KEYWORDS.search(value.lower()) is not None
+    )
 
 
 # 'a'or'b' - a logic keyword glued between quotes, a classic space-less break-out.
@@ -974,7 +994,7 @@ def detect_sqli(value: str) -> SqliFinding | None:
     >>> detect_sqli("1' or '1'='1").check
     'quote-condition'
     """
-    if len(value) < 2 or not _PREFILTER.search(value):
+    if len(value) < 2 or not _worth_tokenizing(value):
         return None
     adjacent = _ADJACENT_LOGIC.search(value)
     if adjacent:

@@ -125,6 +125,9 @@ class Firewall:
         self.exclusions = coerce_exclusions(exclusions)
         # Rule lists per value kind, resolved once.
         self._by_kind: dict[tuple[str, str], tuple[BuiltinRule, ...]] = {}
+        self._rule_sets: dict[
+            tuple[str, str], tuple[tuple[BuiltinRule, ...], tuple[BuiltinRule, ...]]
+        ] = {}
 
     def __repr__(self) -> str:
         return f"Firewall(paranoia={self.paranoia}, threshold={self.threshold}, mode={self.mode!r})"
@@ -133,6 +136,15 @@ class Firewall:
     def rules(self) -> tuple[BuiltinRule, ...]:
         """The built-in rules active at this paranoia level."""
         return self._rules
+
+    def _rule_set(
+        self, kind: str, name: str
+    ) -> tuple[tuple[BuiltinRule, ...], tuple[BuiltinRule, ...]]:
+        """The rules for values of ``kind`` (headers: by name) and their prose subset, cached."""
+        rules = self._rules_for(kind, name)
+        found = (rules, self._prose_rules_for(kind, rules))
+        self._rule_sets[(kind, name if kind == "header" else "")] = found
+        return found
 
     def _rules_for(self, kind: str, name: str) -> tuple[BuiltinRule, ...]:
         key = (kind, name if kind == "header" else "")
@@ -213,18 +225,25 @@ class Firewall:
         plan: list[tuple[Field, tuple[BuiltinRule, ...], InspectKey | None]] = []
         first_field: dict[InspectKey, Field] = {}
         count_limit = limits.max_inspected_values
-        rules_for = self._rules_for
+        rule_sets = self._rule_sets
+        any_custom = bool(self.custom_rules)
+        trivial = _TRIVIAL.match
+        prose = _PROSE.match
         for field in parsed.fields:
-            rules = rules_for(field.kind, field.name)
-            if not rules and not self.custom_rules:
+            kind = field.kind
+            plain = kind != "header"
+            found = rule_sets.get((kind, "" if plain else field.name))
+            if found is None:
+                found = self._rule_set(kind, field.name)
+            rules, prose_rules = found
+            if not rules and not any_custom:
                 continue
             value = field.value
             key: InspectKey | None = None
-            plain = field.kind != "header"
-            if rules and value != "/" and not (plain and _TRIVIAL.match(value)):
-                if plain and _PROSE.match(value):
-                    rules = self._prose_rules_for(field.kind, rules)
-                key = (id(rules), field.kind, value)
+            if rules and value != "/" and not (plain and trivial(value)):
+                if plain and prose(value):
+                    rules = prose_rules
+                key = (id(rules), kind, value)
                 if key not in first_field:
                     if len(first_field) == count_limit:
                         action = over_budget(
@@ -246,6 +265,7 @@ class Firewall:
 
         found_for: dict[InspectKey, list[tuple[BuiltinRule, str]]] = {}
         max_length = limits.max_value_length
+        custom_rules = self.custom_rules
         for field, rules, key in plan:
             value = field.value
             if key is not None:
@@ -253,7 +273,7 @@ class Firewall:
                 hits = found_for.get(key)
                 if hits is None and limit is not None:
                     hits = []
-                    for piece in _ends(value, limit):
+                    for piece in (value,) if len(value) <= limit else _ends(value, limit):
                         subject = Subject(piece, field.kind, field.name)
                         for rule in rules:
                             snippet = rule.check(subject)
@@ -272,7 +292,7 @@ class Firewall:
                             rule.message,
                         )
                     )
-            for custom in self.custom_rules:
+            for custom in custom_rules:
                 if custom.applies_to(field.location):
                     for piece in _ends(value, max_length):
                         snippet = custom.evaluate(piece, self._compiled.get(custom.id))
