@@ -999,10 +999,33 @@ def detect_sqli(value: str) -> SqliFinding | None:
     adjacent = _ADJACENT_LOGIC.search(value)
     if adjacent:
         return SqliFinding("quote-adjacent-logic", "'", "s&s", value[:120])
+    found, capped = _tokenized_finding(value)
+    if found is None and capped:
+        # The tokenizer stops after _MAX_TOKENS tokens: padding put in front of an injection
+        # would hide it. The value's end is tokenized on its own too (from a blank, so the
+        # cut does not fall inside a word).
+        start = len(value) - _TAIL_CHARS
+        blank = value.find(" ", start)
+        tail = value[blank + 1 if 0 <= blank < start + 64 else start :]
+        found, _ = _tokenized_finding(tail)
+        if found is not None:
+            found = found._replace(snippet=tail[-120:])
+    return found
+
+
+#: How much of a long value's end is tokenized again when the tokenizer stopped early: no more
+#: characters than the token cap, so that tokenization always reaches the end.
+_TAIL_CHARS = _MAX_TOKENS
+
+
+def _tokenized_finding(value: str) -> tuple[SqliFinding | None, bool]:
+    """The first finding of the three quote contexts, and whether a tokenization was cut."""
+    capped = False
     for quote in (None, "'", '"'):
         raw = tokenize(value, quote)
         if raw is None:
             continue
+        capped = capped or len(raw) >= _MAX_TOKENS
         toks = _compact(raw)
         if not toks:
             continue
@@ -1012,5 +1035,5 @@ def detect_sqli(value: str) -> SqliFinding | None:
         if not check and "S" not in fp:
             check = _breakout_checks(toks, fp, quote is not None)
         if check:
-            return SqliFinding(check, quote or "bare", fp[:40], value[:120])
-    return None
+            return SqliFinding(check, quote or "bare", fp[:40], value[:120]), capped
+    return None, capped

@@ -97,3 +97,21 @@ def test_finding_names_check_and_context():
     assert found is not None
     assert found.context == "'"
     assert found.fingerprint.startswith("s&")
+
+
+@pytest.mark.parametrize("filler", ["(", "\\", "<", "lorem ipsum, "])
+def test_injection_behind_more_tokens_than_the_tokenizer_reads_is_found(filler: str) -> None:
+    # padding in front of a keyword-only injection used to hide it past the 400-token cap
+    found = detect_sqli(filler * 3000 + " 1 union select password from users--")
+    assert found is not None and found.check == "union-select"
+    assert found.snippet.endswith("from users--")
+
+
+@pytest.mark.parametrize("filler", ["(", "lorem ipsum, "])
+def test_long_benign_text_ending_in_sql_words_stays_clean(filler: str) -> None:
+    assert detect_sqli(filler * 3000 + " please select a union rep") is None
+
+
+def test_keyword_sql_behind_a_line_comment_is_not_sql() -> None:
+    # "--" (and "#") comment out the rest of the line: no statement left to inject into
+    assert detect_sqli("-" * 3000 + " 1 union select password from users--") is None
