@@ -4,7 +4,9 @@ worst 100 KB adversarial body.
     python benchmarks/waf_perf.py [--rounds 2000]
 
 The oracle, libmodsecurity + OWASP CRS, is measured in the same run when given: it runs in a
-separate interpreter so it never becomes a dependency of ours, e.g.
+separate interpreter so it never becomes a dependency of ours, kept running so that its rounds
+alternate with ours (``--interleave`` rounds per archetype; the ratio printed is the median of
+the per-round ratios), e.g.
 
     python -m venv /tmp/msvenv && /tmp/msvenv/bin/pip install libmodsecurity
     apt-get download modsecurity-crs && dpkg -x modsecurity-crs_*.deb /tmp/crs
@@ -96,8 +98,9 @@ def archetypes() -> dict[str, Request]:
     }
 
 
-def cpu_times(fn: Callable[[], object], rounds: int) -> list[float]:
-    fn()
+def cpu_times(fn: Callable[[], object], rounds: int, warm: int = 1) -> list[float]:
+    for _ in range(warm):
+        fn()
     out = []
     for _ in range(rounds):
         start = time.process_time_ns()
@@ -115,7 +118,7 @@ PEER_SCRIPT = r"""
 import base64, glob, json, statistics, sys, time
 import libmodsecurity as m
 
-args = json.loads(sys.stdin.read())
+args = json.loads(sys.stdin.readline())
 ms = m.ModSecurity()
 ms.set_log_callback(lambda line: None)
 rules = m.RulesSet()
@@ -146,56 +149,92 @@ def inspect(r):
     tx.process_request_body()
     return tx.intervention()
 
-out = {}
+# Serve rounds: each input line "name count" -> the CPU microseconds of count inspections.
 for name, r in args["requests"].items():
     inspect(r)
+print("ready", flush=True)
+for line in sys.stdin:
+    name, count = line.split("\t")
+    r = args["requests"][name]
+    for _ in range(max(3, int(count) // 4)):  # warm caches again after the other side's round
+        inspect(r)
     times = []
-    for _ in range(args["rounds"]):
+    for _ in range(int(count)):
         t = time.process_time_ns()
         inspect(r)
         times.append((time.process_time_ns() - t) / 1000.0)
-    times.sort()
-    out[name] = [statistics.median(times), times[min(len(times) - 1, int(0.99 * len(times)))]]
-print(json.dumps(out))
+    print(json.dumps(times), flush=True)
 """
 
 
+class ModSecurityPeer:
+    """libmodsecurity + CRS in a separate interpreter (a venv with the ``libmodsecurity`` wheel),
+    kept running so that its rounds interleave with ours: a burst of load on this shared machine
+    then slows both sides of a round, not one side of the whole comparison."""
+
+    def __init__(self, python: str, setup: str, rules: str) -> None:
+        requests = {
+            name: {
+                "method": r.method,
+                "target": r.target,
+                "headers": list(r.headers),
+                "body": base64.b64encode(r.body).decode(),
+            }
+            for name, r in archetypes().items()
+        }
+        self._proc = subprocess.Popen(
+            [python, "-c", PEER_SCRIPT],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        assert self._proc.stdin is not None and self._proc.stdout is not None
+        config = {"setup": setup, "rules": rules, "requests": requests}
+        self._proc.stdin.write(json.dumps(config) + "\n")
+        self._proc.stdin.flush()
+        if self._proc.stdout.readline().strip() != "ready":
+            self._proc.kill()
+            raise RuntimeError(self._proc.stderr.read().strip()[-300:] if self._proc.stderr else "")
+
+    def times(self, name: str, count: int) -> list[float]:
+        assert self._proc.stdin is not None and self._proc.stdout is not None
+        self._proc.stdin.write(f"{name}\t{count}\n")
+        self._proc.stdin.flush()
+        result: list[float] = json.loads(self._proc.stdout.readline())
+        return result
+
+    def close(self) -> None:
+        if self._proc.stdin is not None:
+            self._proc.stdin.close()
+        self._proc.wait(timeout=30)
+
+
 def modsecurity_peer(
-    python: str | None, setup: str | None, rules: str | None, rounds: int
-) -> dict[str, list[float]] | None:
-    """CPU p50/p99 of libmodsecurity + CRS per archetype, run in ``python`` (a separate venv that
-    has the ``libmodsecurity`` wheel), or None with the reason printed."""
+    python: str | None, setup: str | None, rules: str | None
+) -> ModSecurityPeer | None:
+    """The oracle, or None with the reason printed."""
     if not (python and setup and rules):
         print(
             "peer: libmodsecurity + CRS not configured (--peer-python, --crs-setup, --crs-rules) - "
             "no oracle in this run"
         )
         return None
-    requests = {
-        name: {
-            "method": r.method,
-            "target": r.target,
-            "headers": list(r.headers),
-            "body": base64.b64encode(r.body).decode(),
-        }
-        for name, r in archetypes().items()
-    }
-    payload = json.dumps({"setup": setup, "rules": rules, "rounds": rounds, "requests": requests})
-    done = subprocess.run(
-        [python, "-c", PEER_SCRIPT], input=payload, capture_output=True, text=True
-    )
-    if done.returncode != 0:
-        print(f"peer: libmodsecurity run failed: {done.stderr.strip()[-300:]}")
+    try:
+        return ModSecurityPeer(python, setup, rules)
+    except (OSError, RuntimeError) as exc:
+        print(f"peer: libmodsecurity run failed: {exc}")
         return None
-    result: dict[str, list[float]] = json.loads(done.stdout)
-    return result
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    ap.add_argument("--rounds", type=int, default=2000)
+    ap.add_argument("--rounds", type=int, default=2000, help="our inspections per archetype")
+    ap.add_argument(
+        "--interleave", type=int, default=100, help="rounds, ours and the peer's alternating"
+    )
     ap.add_argument(
         "--peer-python", default=None, help="python of a venv with the libmodsecurity wheel"
     )
@@ -215,19 +254,41 @@ def main() -> None:
     )
 
     fw = Firewall()
-    peer = modsecurity_peer(
-        args.peer_python, args.crs_setup, args.crs_rules, max(200, args.rounds // 5)
-    )
+    peer = modsecurity_peer(args.peer_python, args.crs_setup, args.crs_rules)
     header = f"\n{'archetype':<28}{'p50 us':>9}{'p99 us':>9}{'req/s/core':>12}"
-    print(header + (f"{'CRS p50':>10}{'CRS p99':>10}{'p50 ratio':>11}" if peer else ""))
+    print(
+        header + (f"{'CRS p50':>10}{'CRS p99':>10}{'ratio':>8}{'rounds range':>16}" if peer else "")
+    )
+    rounds = max(1, args.interleave)
+    ours_per_round = max(1, args.rounds // rounds)
     for name, req in archetypes().items():
-        times = cpu_times(lambda r=req: fw.inspect(r), args.rounds)
+        times: list[float] = []
+        peer_times: list[float] = []
+        ratios: list[float] = []
+        for _ in range(rounds):
+            # both sides warm up again after the other's round (a quarter of the round)
+            mine = cpu_times(lambda r=req: fw.inspect(r), ours_per_round, ours_per_round // 4)
+            times += mine
+            if peer is not None:
+                # the peer is ~10x slower: a fifth as many inspections keeps rounds comparable
+                theirs = peer.times(name, max(3, ours_per_round // 5))
+                peer_times += theirs
+                ratios.append(statistics.median(theirs) / statistics.median(mine))
         p50, p99 = statistics.median(times), pct(times, 0.99)
         line = f"{name:<28}{p50:>9.1f}{p99:>9.1f}{1e6 / statistics.mean(times):>12.0f}"
-        if peer and name in peer:
-            peer_p50, peer_p99 = peer[name]
-            line += f"{peer_p50:>10.1f}{peer_p99:>10.1f}{peer_p50 / p50:>10.1f}x"
+        if peer is not None:
+            spread = f"{min(ratios):.1f}-{max(ratios):.1f}x"
+            line += (
+                f"{statistics.median(peer_times):>10.1f}{pct(peer_times, 0.99):>10.1f}"
+                f"{statistics.median(ratios):>7.1f}x{spread:>16}"
+            )
         print(line)
+    if peer is not None:
+        peer.close()
+        print(
+            "ratio: the median over rounds of (peer p50 / our p50) within a round; ours and the "
+            "peer's rounds alternate"
+        )
 
     worst = (0.0, "")
     for unit in [
