@@ -122,3 +122,13 @@ def test_value_length_limit_is_left_to_the_inspection_budget():
     )
     values = [f.value for f in parsed.fields if f.location == "args:a"]
     assert values == ["x" * 500]
+
+
+def test_xml_attributes_count_toward_the_node_budget():
+    # one tag with thousands of attributes: parsing stops at 4 * max_args nodes and says so
+    body = ("<a " + "b='1' " * 5000 + "/>").encode()
+    req = Request.from_raw("POST", "/x", headers=[("Content-Type", "application/xml")], body=body)
+    parsed = parse_request(req, ParseLimits(max_args=100))
+    attrs_seen = [f for f in parsed.fields if "/@b" in f.location]
+    assert len(attrs_seen) == 399  # the tag is node 1, its attributes nodes 2..400
+    assert [a.code for a in parsed.anomalies] == ["xml-too-large"]
