@@ -1437,31 +1437,6 @@ def scanner_signature(s: Subject) -> str | None:
     return _snip(s.text, m)
 
 
-_TOOL_NEEDLES = (
-    *_SECURITY_TOOLS,
-    "burpsuite",
-    ".nasl",
-    "oast",
-    "interact",
-    "dnslog",
-    "ceye",
-    "canary",
-    "requestbin",
-    "pipedream",
-    "webhook",
-    "xss.ht",
-    "bxss",
-)
-
-
-def scanner_tool(s: Subject) -> str | None:
-    """Unmistakable attack-tool names in a value (``sqlmap/1.7``, ``Nuclei``, ``.nasl``)."""
-    if not _has_any(s.lower, _TOOL_NEEDLES):
-        return None
-    m = _SCANNER_TOOLS.search(s.text) or _OAST.search(s.text)
-    return _snip(s.text, m)
-
-
 _OAST_NEEDLES = (
     "burp",
     "oast",
@@ -1475,6 +1450,21 @@ _OAST_NEEDLES = (
     "xss.ht",
     "bxss",
 )
+# Tool names in values: the security tools (among them "burp"), a few more and the OAST domains.
+_TOOL_NEEDLES = (
+    *_SECURITY_TOOLS,
+    "burpsuite",
+    ".nasl",
+    *(needle for needle in _OAST_NEEDLES if needle != "burp"),
+)
+
+
+def scanner_tool(s: Subject) -> str | None:
+    """Unmistakable attack-tool names in a value (``sqlmap/1.7``, ``Nuclei``, ``.nasl``)."""
+    if not _has_any(s.lower, _TOOL_NEEDLES):
+        return None
+    m = _SCANNER_TOOLS.search(s.text) or _OAST.search(s.text)
+    return _snip(s.text, m)
 
 
 def oast_domain(s: Subject) -> str | None:
