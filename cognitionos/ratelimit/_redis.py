@@ -21,12 +21,11 @@ from collections.abc import Callable
 from functools import cache
 from importlib import resources
 from typing import Any
-from urllib.parse import unquote
 
 from cognitionos._optional import require
 from cognitionos.errors import BackendUnavailable, ConfigurationError, StorageError
 from cognitionos.ratelimit._batch import BanState, Outcome, Request, Result, Spec
-from cognitionos.ratelimit._keys import encode_key
+from cognitionos.ratelimit._keys import decode_key, encode_key
 from cognitionos.ratelimit.models import BanPolicy
 
 __all__ = [
@@ -666,7 +665,7 @@ class _RedisLayout:
     def decode_ban_key(self, raw: bytes | str) -> str:
         text = raw.decode() if isinstance(raw, bytes) else raw
         start, end = text.index("{") + 1, text.index("}")
-        return unquote(text[start:end])
+        return decode_key(text[start:end])
 
 
 def _layout_for(store: Any, client: Any, prefix: str, server_time: bool) -> _RedisLayout:

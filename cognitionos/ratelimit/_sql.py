@@ -27,7 +27,7 @@ from cognitionos._optional import require
 from cognitionos.errors import BackendUnavailable, ConfigurationError, StorageError
 from cognitionos.ratelimit._batch import BanState, Request, Result, Spec, evaluate
 from cognitionos.ratelimit._core import SlidingLog, concurrency_release
-from cognitionos.ratelimit._keys import encode_key
+from cognitionos.ratelimit._keys import decode_key, encode_key
 from cognitionos.ratelimit.models import BanPolicy
 
 __all__ = [
@@ -301,12 +301,15 @@ class SqlBackend:
     ) -> Result:
         """The statements of one decision, inside the caller's transaction."""
         sql = self._sql
+        # ban rows are keyed by the encoded caller key, like the state rows: a raw key
+        # (NUL, surrogates, 1 MB) would fail the query, and with it every caller's decision
         if len(reqs) == 1:
             skeys = [reqs[0].skey]
-            keys = [reqs[0].key]
+            raw_of = {encode_key(reqs[0].key): reqs[0].key}
         else:
             skeys = sorted({r.skey for r in reqs})
-            keys = sorted({r.key for r in reqs})
+            raw_of = {encode_key(k): k for k in {r.key for r in reqs}}
+        keys = sorted(raw_of)
         if commit:
             cur.executemany(sql["ensure_state"], [(k,) for k in skeys])
             if policy is not None:
@@ -322,11 +325,11 @@ class SqlBackend:
         )
         ban_rows = cur.fetchall()
         bans = {
-            k: BanState(int(u), int(o), int(kp), bool(m))
+            raw_of[k]: BanState(int(u), int(o), int(kp), bool(m))
             for k, u, o, kp, m, _ in ban_rows
             if kp > now or u > now
         }
-        violations = {k: tuple(int(t) for t in v.split()) for k, *_, v in ban_rows if v}
+        violations = {raw_of[k]: tuple(int(t) for t in v.split()) for k, *_, v in ban_rows if v}
         result = evaluate(
             reqs, states, now, commit=commit, policy=policy, bans=bans, violations=violations
         )
@@ -338,13 +341,13 @@ class SqlBackend:
         for key, ban in result.bans.items():
             cur.execute(
                 sql["update_ban"],
-                (ban.until, ban.offenses, ban.keep_until, ban.manual, None, key),
+                (ban.until, ban.offenses, ban.keep_until, ban.manual, None, encode_key(key)),
             )
         for key, times in result.violations.items():
             if key not in result.bans:
                 cur.execute(
                     sql["update_violations"],
-                    (" ".join(map(str, times)) if times else None, key),
+                    (" ".join(map(str, times)) if times else None, encode_key(key)),
                 )
         return result
 
@@ -377,7 +380,7 @@ class SqlBackend:
     def get_ban(self, key: str) -> BanState | None:
         """The ban record of ``key``."""
         with self._tx("get ban") as conn:
-            rows = conn.exec_driver_sql(self._in("select_bans", 1), (key,)).all()
+            rows = conn.exec_driver_sql(self._in("select_bans", 1), (encode_key(key),)).all()
         if not rows or (rows[0][1] == 0 and rows[0][3] == 0):
             return None
         _, u, o, kp, m, _ = rows[0]
@@ -385,20 +388,23 @@ class SqlBackend:
 
     def set_ban(self, key: str, ban: BanState | None, now: int) -> None:
         """Write or delete a ban record (and forget violations)."""
+        stored = encode_key(key)
         with self._tx("ban") as conn:
             if ban is None:
-                conn.exec_driver_sql(self._sql["delete_ban"], (key,))
+                conn.exec_driver_sql(self._sql["delete_ban"], (stored,))
             else:
                 conn.exec_driver_sql(
                     self._sql["upsert_ban"],
-                    (key, ban.until, ban.offenses, ban.keep_until, ban.manual),
+                    (stored, ban.until, ban.offenses, ban.keep_until, ban.manual),
                 )
 
     def list_bans(self, now: int) -> list[tuple[str, BanState]]:
         """Bans in force."""
         with self._tx("list bans") as conn:
             rows = conn.exec_driver_sql(self._sql["list_bans"], (now,)).all()
-        return [(k, BanState(int(u), int(o), int(kp), bool(m))) for k, u, o, kp, m in rows]
+        return [
+            (decode_key(k), BanState(int(u), int(o), int(kp), bool(m))) for k, u, o, kp, m in rows
+        ]
 
     def time_us(self, clock_now: int) -> int:
         """The decision time: the limiter's clock."""
