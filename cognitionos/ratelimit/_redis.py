@@ -26,6 +26,7 @@ from cognitionos._optional import require
 from cognitionos.errors import BackendUnavailable, ConfigurationError, StorageError
 from cognitionos.ratelimit._batch import BanState, Outcome, Request, Result, Spec
 from cognitionos.ratelimit._keys import decode_key, encode_key
+from cognitionos.ratelimit._timeouts import DEFAULT_CONNECT_TIMEOUT, DEFAULT_TIMEOUT, effective
 from cognitionos.ratelimit.models import BanPolicy
 
 __all__ = [
@@ -51,6 +52,23 @@ def lua_script() -> tuple[str, str]:
 # string-state algorithms (fixed window, anchored fixed window, sliding-window counter,
 # token bucket, GCRA): hit/hit_many over only these, without auto-block, use mode 4
 _LEAN_CODES = frozenset((1, 2, 3, 5, 6))
+
+
+def channel_kwargs(
+    pool: Any, timeout: float | None, connect_timeout: float | None
+) -> dict[str, Any]:
+    """The pool's connection arguments with the limiter's read and connect timeouts.
+
+    An explicit limiter timeout wins; else the client's own ``socket_timeout`` /
+    ``socket_connect_timeout`` if it sets one; else :data:`DEFAULT_TIMEOUT` /
+    :data:`DEFAULT_CONNECT_TIMEOUT`. A decision never waits unbounded on a hung server.
+    """
+    kwargs = dict(pool.connection_kwargs)
+    kwargs["socket_timeout"] = effective(timeout, kwargs.get("socket_timeout"), DEFAULT_TIMEOUT)
+    kwargs["socket_connect_timeout"] = effective(
+        connect_timeout, kwargs.get("socket_connect_timeout"), DEFAULT_CONNECT_TIMEOUT
+    )
+    return kwargs
 
 
 def _wrap(exc: Exception, what: str) -> StorageError:
@@ -134,9 +152,11 @@ class _Channel:
 
     __slots__ = ("_free", "_kwargs", "_make", "_pid", "encoding")
 
-    def __init__(self, pool: Any) -> None:
+    def __init__(
+        self, pool: Any, timeout: float | None = None, connect_timeout: float | None = None
+    ) -> None:
         self._make = pool.connection_class
-        self._kwargs = dict(pool.connection_kwargs)
+        self._kwargs = channel_kwargs(pool, timeout, connect_timeout)
         self.encoding = str(self._kwargs.get("encoding", "utf-8"))
         self._free: list[Any] = []
         self._pid = os.getpid()
@@ -214,10 +234,12 @@ class _AsyncChannel:
         "encoding",
     )
 
-    def __init__(self, pool: Any) -> None:
+    def __init__(
+        self, pool: Any, timeout: float | None = None, connect_timeout: float | None = None
+    ) -> None:
         self._make = pool.connection_class
-        self._kwargs = dict(pool.connection_kwargs)
-        self._timeout: float | None = self._kwargs.get("socket_timeout")
+        self._kwargs = channel_kwargs(pool, timeout, connect_timeout)
+        self._timeout: float | None = self._kwargs["socket_timeout"]
         self._kwargs["socket_timeout"] = None
         self.encoding = str(self._kwargs.get("encoding", "utf-8"))
         self._free: list[Any] = []
@@ -335,9 +357,11 @@ class _ProtocolChannel:
 
     __slots__ = ("_free", "_kwargs", "_loop", "_make", "encoding")
 
-    def __init__(self, pool: Any) -> None:
+    def __init__(
+        self, pool: Any, timeout: float | None = None, connect_timeout: float | None = None
+    ) -> None:
         self._make = pool.connection_class
-        self._kwargs = dict(pool.connection_kwargs)
+        self._kwargs = channel_kwargs(pool, timeout, connect_timeout)
         self.encoding = str(self._kwargs.get("encoding", "utf-8"))
         self._free: list[Any] = []
         self._loop: Any = None
@@ -687,12 +711,20 @@ class RedisBackend(_RedisLayout):
 
     is_async = False
 
-    def __init__(self, client: Any, layout: _RedisLayout, *, owns_client: bool = False) -> None:
+    def __init__(
+        self,
+        client: Any,
+        layout: _RedisLayout,
+        *,
+        owns_client: bool = False,
+        timeout: float | None = None,
+        connect_timeout: float | None = None,
+    ) -> None:
         super().__init__(layout._keyfn, layout._ban_pattern, layout.server_time)
         self.client = client
         self._owns = owns_client
         pool = _pool_of(client, "redis.client")
-        self._channel = _Channel(pool) if pool is not None else None
+        self._channel = _Channel(pool, timeout, connect_timeout) if pool is not None else None
         if self._channel is not None:
             self._encoding = self._channel.encoding
 
@@ -704,7 +736,7 @@ class RedisBackend(_RedisLayout):
             if channel is not None:
                 try:
                     return channel.call(packed)
-                except (rex.ConnectionError, rex.TimeoutError):
+                except rex.ConnectionError:  # a timeout is not retried: it would wait twice
                     pass  # once more through redis-py, with the client's retry policy
             return self.client.execute_command(*argv)
         except rex.NoScriptError:
@@ -751,7 +783,7 @@ class RedisBackend(_RedisLayout):
                         raise _wrap(rep, "batch decision")
                     out += self.batch_results(chunk, rep)
                 return out
-            except (rex.ConnectionError, rex.TimeoutError):
+            except rex.ConnectionError:  # a timeout is not retried: it would wait twice
                 pass  # once more through redis-py, with the client's retry policy
             except rex.RedisError as exc:
                 raise _wrap(exc, "batch decision") from exc
@@ -791,7 +823,7 @@ class RedisBackend(_RedisLayout):
                 again = channel.pipeline(b"".join([chunks[i] for i in missing]), len(missing))
                 for i, rep in zip(missing, again, strict=True):
                     replies[i] = rep
-        except (rex.ConnectionError, rex.TimeoutError):
+        except rex.ConnectionError:  # a timeout is not retried: it would wait twice
             return None  # once more through redis-py, with the client's retry policy
         except rex.RedisError as exc:
             raise _wrap(exc, "batch decision") from exc
@@ -891,7 +923,15 @@ class AsyncRedisBackend(_RedisLayout):
 
     is_async = True
 
-    def __init__(self, client: Any, layout: _RedisLayout, *, owns_client: bool = False) -> None:
+    def __init__(
+        self,
+        client: Any,
+        layout: _RedisLayout,
+        *,
+        owns_client: bool = False,
+        timeout: float | None = None,
+        connect_timeout: float | None = None,
+    ) -> None:
         super().__init__(layout._keyfn, layout._ban_pattern, layout.server_time)
         self.client = client
         self._owns = owns_client
@@ -901,9 +941,9 @@ class AsyncRedisBackend(_RedisLayout):
             from cognitionos.ratelimit._resp import supports
 
             if supports(pool.connection_class, pool.connection_kwargs):
-                self._channel = _ProtocolChannel(pool)
+                self._channel = _ProtocolChannel(pool, timeout, connect_timeout)
             else:
-                self._channel = _AsyncChannel(pool)
+                self._channel = _AsyncChannel(pool, timeout, connect_timeout)
         if self._channel is not None:
             self._encoding = self._channel.encoding
 
@@ -919,7 +959,7 @@ class AsyncRedisBackend(_RedisLayout):
                 if channel is not None:
                     try:
                         return self.result(reqs, await channel.call(packed))
-                    except (rex.ConnectionError, rex.TimeoutError):
+                    except rex.ConnectionError:  # a timeout is not retried: it would wait twice
                         pass  # once more through redis-py, with the client's retry policy
                 reply = await self.client.execute_command(*argv)
             except rex.NoScriptError:
@@ -951,7 +991,7 @@ class AsyncRedisBackend(_RedisLayout):
                         raise _wrap(rep, "batch decision")
                     out += self.batch_results(chunk, rep)
                 return out
-            except (rex.ConnectionError, rex.TimeoutError):
+            except rex.ConnectionError:  # a timeout is not retried: it would wait twice
                 pass  # once more through redis-py, with the client's retry policy
             except rex.RedisError as exc:
                 raise _wrap(exc, "batch decision") from exc
@@ -986,7 +1026,7 @@ class AsyncRedisBackend(_RedisLayout):
                 again = await channel.pipeline(b"".join([chunks[i] for i in missing]), len(missing))
                 for i, rep in zip(missing, again, strict=True):
                     replies[i] = rep
-        except (rex.ConnectionError, rex.TimeoutError):
+        except rex.ConnectionError:  # a timeout is not retried: it would wait twice
             return None  # once more through redis-py, with the client's retry policy
         except rex.RedisError as exc:
             raise _wrap(exc, "batch decision") from exc
@@ -1081,7 +1121,12 @@ class AsyncRedisBackend(_RedisLayout):
 
 
 def redis_backend_from_store(
-    store: Any, *, prefix: str, asynchronous: bool
+    store: Any,
+    *,
+    prefix: str,
+    asynchronous: bool,
+    timeout: float | None = None,
+    connect_timeout: float | None = None,
 ) -> RedisBackend | AsyncRedisBackend:
     """Backend over a cognitionos Redis store (its client and key layout) or a bare client."""
     owner = store if getattr(store, "backend", None) == "redis" else None
@@ -1092,18 +1137,43 @@ def redis_backend_from_store(
         want = "redis.asyncio.Redis" if asynchronous else "redis.Redis"
         raise ConfigurationError(f"this limiter needs a {want} client, got {type(client).__name__}")
     if asynchronous:
-        return AsyncRedisBackend(client, layout)
-    return RedisBackend(client, layout)
+        return AsyncRedisBackend(client, layout, timeout=timeout, connect_timeout=connect_timeout)
+    return RedisBackend(client, layout, timeout=timeout, connect_timeout=connect_timeout)
 
 
 def redis_backend_from_url(
-    url: str, *, prefix: str, asynchronous: bool
+    url: str,
+    *,
+    prefix: str,
+    asynchronous: bool,
+    timeout: float | None = None,
+    connect_timeout: float | None = None,
 ) -> RedisBackend | AsyncRedisBackend:
-    """Open a client for ``url`` owned (and closed) by the backend."""
+    """Open a client for ``url`` owned (and closed) by the backend.
+
+    The client gets the limiter's timeouts (``socket_timeout`` / ``socket_connect_timeout``
+    in the URL's query win), so its own calls (bans, reset, retries) are bounded too.
+    """
     redis = require("redis", extra="redis", purpose="the Redis rate limiter")
+    read = effective(timeout, None, DEFAULT_TIMEOUT)
+    connect = effective(connect_timeout, None, DEFAULT_CONNECT_TIMEOUT)
     if asynchronous:
         require("redis.asyncio", extra="redis")
-        client = redis.asyncio.Redis.from_url(url)
-        return AsyncRedisBackend(client, _layout_for(None, client, prefix, True), owns_client=True)
-    client = redis.Redis.from_url(url)
-    return RedisBackend(client, _layout_for(None, client, prefix, True), owns_client=True)
+        aclient = redis.asyncio.Redis.from_url(
+            url, socket_timeout=read, socket_connect_timeout=connect
+        )
+        return AsyncRedisBackend(
+            aclient,
+            _layout_for(None, aclient, prefix, True),
+            owns_client=True,
+            timeout=timeout,
+            connect_timeout=connect_timeout,
+        )
+    client = redis.Redis.from_url(url, socket_timeout=read, socket_connect_timeout=connect)
+    return RedisBackend(
+        client,
+        _layout_for(None, client, prefix, True),
+        owns_client=True,
+        timeout=timeout,
+        connect_timeout=connect_timeout,
+    )

@@ -28,6 +28,7 @@ from cognitionos.errors import BackendUnavailable, ConfigurationError, StorageEr
 from cognitionos.ratelimit._batch import BanState, Request, Result, Spec, evaluate
 from cognitionos.ratelimit._core import SlidingLog, concurrency_release
 from cognitionos.ratelimit._keys import decode_key, encode_key
+from cognitionos.ratelimit._timeouts import DEFAULT_TIMEOUT, effective
 from cognitionos.ratelimit.models import BanPolicy
 
 __all__ = [
@@ -137,6 +138,7 @@ class SqlBackend:
         prefix: str = "rl",
         table_prefix: str | None = None,
         owns_engine: bool = False,
+        busy_timeout: float | None = None,
     ) -> None:
         sa = require("sqlalchemy", extra="sql", purpose="the SQL rate limiter")
         self.engine = engine
@@ -153,6 +155,8 @@ class SqlBackend:
             else (DEFAULT_TABLE_PREFIX if prefix == "rl" else prefix)
         )
         self._owns = owns_engine
+        #: how long a decision waits for a SQLite write lock on the backend's own connections
+        self.busy_timeout_ms = round(effective(busy_timeout, None, DEFAULT_TIMEOUT) * 1000)
         self._owner: Any = None
         self._commits = 0
         self._lock = threading.Lock()
@@ -248,6 +252,9 @@ class SqlBackend:
         fairy.detach()
         conn = fairy.dbapi_connection
         conn.isolation_level = None  # autocommit: the transaction is our BEGIN IMMEDIATE
+        # the store waits 30 s for a lock; a decision waits at most the limiter's timeout,
+        # then on_backend_error decides
+        conn.execute(f"PRAGMA busy_timeout = {self.busy_timeout_ms}")
         local.conn, local.pid = conn, pid
         with self._lock:
             self._detached.append(fairy)
@@ -424,13 +431,13 @@ class SqlBackend:
             self.engine.dispose()
 
 
-def sql_backend_from_url(url: str, *, prefix: str) -> SqlBackend:
+def sql_backend_from_url(url: str, *, prefix: str, busy_timeout: float | None = None) -> SqlBackend:
     """Open ``url`` with :func:`cognitionos.storage.open_store` and use its engine."""
     from cognitionos.storage import open_store
 
     store = open_store(url)
     try:
-        backend = SqlBackend(store.engine, prefix=prefix)
+        backend = SqlBackend(store.engine, prefix=prefix, busy_timeout=busy_timeout)
     except StorageError:
         store.close()
         raise
