@@ -22,6 +22,7 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
+from cognitionos._fork import reset_after_fork
 from cognitionos._optional import require
 from cognitionos.errors import BackendUnavailable, ConfigurationError, StorageError
 from cognitionos.ratelimit._batch import BanState, Outcome, Request, Result, Spec
@@ -205,6 +206,11 @@ class _Channel:
         self._free.append(conn)
         return replies
 
+    def forget(self) -> None:
+        """Drop every connection unclosed: in a forked child they are the parent's."""
+        self._free = []
+        self._pid = os.getpid()
+
     def close(self) -> None:
         free, self._free = self._free, []
         for conn in free:
@@ -334,6 +340,12 @@ class _AsyncChannel:
         self._free.append(conn)
         return replies
 
+    def forget(self) -> None:
+        """Drop every connection and timer unclosed: in a forked child they are the parent's."""
+        self._free = []
+        self._deadlines, self._expired, self._watchdog = {}, set(), None
+        self._loop = None
+
     async def aclose(self) -> None:
         free, self._free = self._free, []
         if self._loop is asyncio.get_running_loop():
@@ -407,6 +419,11 @@ class _ProtocolChannel:
             raise
         self._free.append(conn)
         return replies if count > 1 else [replies]
+
+    def forget(self) -> None:
+        """Drop every connection unclosed: in a forked child they are the parent's."""
+        self._free = []
+        self._loop = None
 
     async def aclose(self) -> None:
         free, self._free = self._free, []
@@ -727,6 +744,12 @@ class RedisBackend(_RedisLayout):
         self._channel = _Channel(pool, timeout, connect_timeout) if pool is not None else None
         if self._channel is not None:
             self._encoding = self._channel.encoding
+        reset_after_fork(self)
+
+    def _after_fork_in_child(self) -> None:
+        """In a forked child: new connections (the client's pool also checks the pid)."""
+        if self._channel is not None:
+            self._channel.forget()
 
     def _send(self, packed: bytes, argv: tuple[str, ...]) -> Any:
         """One EVALSHA: direct channel first; the client's own path if the connection fails."""
@@ -946,6 +969,16 @@ class AsyncRedisBackend(_RedisLayout):
                 self._channel = _AsyncChannel(pool, timeout, connect_timeout)
         if self._channel is not None:
             self._encoding = self._channel.encoding
+        reset_after_fork(self)
+
+    def _after_fork_in_child(self) -> None:
+        """In a forked child: no parent socket is used again (redis.asyncio pools do not
+        check the pid; the channels' connections belong to the parent's event loop)."""
+        pool = getattr(self.client, "connection_pool", None)
+        if pool is not None and hasattr(pool, "reset"):
+            pool.reset()
+        if self._channel is not None:
+            self._channel.forget()
 
     async def run(
         self, reqs: list[Request], now: int | None, commit: bool, policy: BanPolicy | None

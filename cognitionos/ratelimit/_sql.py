@@ -23,12 +23,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from typing import Any
 
+from cognitionos._fork import reset_after_fork
 from cognitionos._optional import require
 from cognitionos.errors import BackendUnavailable, ConfigurationError, StorageError
 from cognitionos.ratelimit._batch import BanState, Request, Result, Spec, evaluate
 from cognitionos.ratelimit._core import SlidingLog, concurrency_release
 from cognitionos.ratelimit._keys import decode_key, encode_key
-from cognitionos.ratelimit._timeouts import DEFAULT_TIMEOUT, effective
+from cognitionos.ratelimit._timeouts import DEFAULT_SQLITE_BUSY_TIMEOUT, effective
 from cognitionos.ratelimit.models import BanPolicy
 
 __all__ = [
@@ -156,7 +157,9 @@ class SqlBackend:
         )
         self._owns = owns_engine
         #: how long a decision waits for a SQLite write lock on the backend's own connections
-        self.busy_timeout_ms = round(effective(busy_timeout, None, DEFAULT_TIMEOUT) * 1000)
+        self.busy_timeout_ms = round(
+            effective(busy_timeout, None, DEFAULT_SQLITE_BUSY_TIMEOUT) * 1000
+        )
         self._owner: Any = None
         self._commits = 0
         self._lock = threading.Lock()
@@ -172,6 +175,19 @@ class SqlBackend:
         self._raw_ok = self.dialect == "sqlite" and _is_sqlite_file(engine)
         self._local = threading.local()
         self._detached: list[Any] = []
+        reset_after_fork(self)
+
+    def _after_fork_in_child(self) -> None:
+        """In a forked child: drop the parent's connections unclosed (see ``cognitionos._fork``).
+
+        The engine's pool is emptied without closing (``dispose(close=False)``) unless it is
+        a private in-memory SQLite, whose one connection is the database itself.
+        """
+        self._lock = threading.Lock()
+        self._local = threading.local()
+        self._detached = []
+        if self.dialect == "postgresql" or self._raw_ok:
+            self.engine.dispose(close=False)
 
     def _statements(self) -> dict[str, str]:
         st, bt = self._state_t.name, self._bans_t.name

@@ -6,11 +6,22 @@ import math
 
 from cognitionos.errors import ConfigurationError
 
-__all__ = ["DEFAULT_CONNECT_TIMEOUT", "DEFAULT_TIMEOUT", "check_timeout", "effective"]
+__all__ = [
+    "DEFAULT_CONNECT_TIMEOUT",
+    "DEFAULT_SQLITE_BUSY_TIMEOUT",
+    "DEFAULT_TIMEOUT",
+    "check_timeout",
+    "effective",
+]
 
-#: Seconds one request may wait for a reply on the limiter's own Redis connections, and for
-#: a SQLite write lock (busy timeout), unless the limiter or the client sets another bound.
+#: Seconds one request may wait for a reply on the limiter's own Redis connections, unless
+#: the limiter or the client sets another bound.
 DEFAULT_TIMEOUT = 1.0
+#: Seconds a decision waits for a SQLite write lock (the store's connections wait 30 s).
+#: Longer than Redis's bound: SQLite's busy wait is not a queue, and 4 processes writing
+#: on a loaded 2-core machine were seen waiting up to 4 s for their turn; a bound that
+#: short would trip ``on_backend_error`` for every caller under mere contention.
+DEFAULT_SQLITE_BUSY_TIMEOUT = 5.0
 #: Seconds to open one of the limiter's own Redis connections.
 DEFAULT_CONNECT_TIMEOUT = 1.0
 

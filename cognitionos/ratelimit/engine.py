@@ -496,7 +496,8 @@ class RateLimiter:
     ``timeout`` bounds one request on the limiter's own Redis connections and its SQLite
     busy wait; ``connect_timeout`` bounds opening a Redis connection. ``None`` (default)
     takes the client's ``socket_timeout`` / ``socket_connect_timeout`` when it sets them,
-    else 1 s each. After a timeout, ``on_backend_error`` decides.
+    else 1 s each (5 s for the SQLite busy wait). After a timeout, ``on_backend_error``
+    decides.
     """
 
     def __init__(
