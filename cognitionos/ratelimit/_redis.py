@@ -485,7 +485,7 @@ class _RedisLayout:
         if policy is None:
             ban_args = ""
         else:
-            max_ban = -1 if policy.max_ban_time is None else round(policy.max_ban_time * 1e6)
+            max_ban = policy.ban_cap_us  # always capped: growth must not reach inf
             ban_args = (
                 f"{policy.max_violations} {round(policy.find_window * 1e6)} "
                 f"{round(policy.ban_time * 1e6)} {float(policy.growth)!r} {max_ban} "

@@ -26,7 +26,7 @@ from cognitionos.ratelimit._batch import BanState, Outcome, Request, Result, Spe
 from cognitionos.ratelimit._keys import check_key
 from cognitionos.ratelimit._memory import MemoryBackend
 from cognitionos.ratelimit._timeouts import check_timeout
-from cognitionos.ratelimit.models import Algorithm, Ban, BanPolicy, Decision, Limit
+from cognitionos.ratelimit.models import Algorithm, Ban, BanPolicy, Decision, Limit, _seconds
 
 __all__ = ["HitItem", "LimitLike", "OnBackendError", "RateLimiter"]
 
@@ -412,8 +412,7 @@ class _Shared:
         )
 
     def ban_record(self, key: str, seconds: float, old: BanState | None, now: int) -> BanState:
-        if not seconds > 0:
-            raise ConfigurationError(f"ban duration must be positive, got {seconds!r}")
+        _seconds("ban duration", seconds)
         offenses = (old.offenses if old is not None and old.keep_until > now else 0) + 1
         until = now + round(seconds * US)
         forget = round((self.ban_policy.forget_after if self.ban_policy else 0) * US)
