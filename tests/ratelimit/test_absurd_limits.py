@@ -36,15 +36,15 @@ ABSURD_LIMITS = [
     pytest.param(lambda: Limit.parse("1 per 101 years"), "period", id="parse-101-years"),
 ]
 ABSURD_POLICIES = [
-    pytest.param(dict(ban_time=math.inf), "ban_time", id="ban_time-inf"),
-    pytest.param(dict(ban_time=1e30), "ban_time", id="ban_time-1e30"),
-    pytest.param(dict(find_window=math.nan), "find_window", id="find_window-nan"),
-    pytest.param(dict(forget_after=math.inf), "forget_after", id="forget_after-inf"),
-    pytest.param(dict(max_ban_time=-1), "max_ban_time", id="max_ban_time-negative"),
-    pytest.param(dict(max_ban_time=math.inf), "max_ban_time", id="max_ban_time-inf"),
-    pytest.param(dict(growth=math.nan), "growth", id="growth-nan"),
-    pytest.param(dict(growth=math.inf), "growth", id="growth-inf"),
-    pytest.param(dict(max_violations=HUGE), "max_violations", id="max_violations-huge"),
+    pytest.param({"ban_time": math.inf}, "ban_time", id="ban_time-inf"),
+    pytest.param({"ban_time": 1e30}, "ban_time", id="ban_time-1e30"),
+    pytest.param({"find_window": math.nan}, "find_window", id="find_window-nan"),
+    pytest.param({"forget_after": math.inf}, "forget_after", id="forget_after-inf"),
+    pytest.param({"max_ban_time": -1}, "max_ban_time", id="max_ban_time-negative"),
+    pytest.param({"max_ban_time": math.inf}, "max_ban_time", id="max_ban_time-inf"),
+    pytest.param({"growth": math.nan}, "growth", id="growth-nan"),
+    pytest.param({"growth": math.inf}, "growth", id="growth-inf"),
+    pytest.param({"max_violations": HUGE}, "max_violations", id="max_violations-huge"),
 ]
 
 
