@@ -26,7 +26,7 @@ from cognitionos._fork import reset_after_fork
 from cognitionos._optional import require
 from cognitionos.errors import BackendUnavailable, ConfigurationError, StorageError
 from cognitionos.ratelimit._batch import BanState, Outcome, Request, Result, Spec
-from cognitionos.ratelimit._keys import decode_key, encode_key
+from cognitionos.ratelimit._keys import MAX_KEY_LENGTH, decode_key, encode_key
 from cognitionos.ratelimit._timeouts import DEFAULT_CONNECT_TIMEOUT, DEFAULT_TIMEOUT, effective
 from cognitionos.ratelimit.models import BanPolicy
 
@@ -464,9 +464,10 @@ class _RedisLayout:
                 )
             self._checked.add(spec.ident)
         skey = self._keyfn(encode_key(key), spec.ident)
-        if len(self._skeys) >= COMMAND_CACHE_SIZE:
-            self._skeys.clear()
-        self._skeys[(spec.ident, key)] = skey
+        if len(key) <= MAX_KEY_LENGTH:  # bounded in bytes too: never cache a 1 MB key
+            if len(self._skeys) >= COMMAND_CACHE_SIZE:
+                self._skeys.clear()
+            self._skeys[(spec.ident, key)] = skey
         return skey
 
     def ban_key(self, key: str) -> str:

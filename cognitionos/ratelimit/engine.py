@@ -23,7 +23,7 @@ from cognitionos.clock import Clock, SystemClock
 from cognitionos.errors import ConfigurationError, StorageError
 from cognitionos.metrics import CounterSet
 from cognitionos.ratelimit._batch import BanState, Outcome, Request, Result, Spec, compile_spec
-from cognitionos.ratelimit._keys import check_key
+from cognitionos.ratelimit._keys import MAX_KEY_LENGTH, check_key
 from cognitionos.ratelimit._memory import MemoryBackend
 from cognitionos.ratelimit._timeouts import check_timeout
 from cognitionos.ratelimit.models import Algorithm, Ban, BanPolicy, Decision, Limit, _seconds
@@ -195,9 +195,11 @@ class _Shared:
                 ck = (spec.ident, key, cost)
                 req = cache.get(ck)
                 if req is None:
-                    if len(cache) >= 4096:
-                        cache.clear()
-                    req = cache[ck] = Request(spec, key, skey(spec, key), cost, None)
+                    req = Request(spec, key, skey(spec, key), cost, None)
+                    if len(key) <= MAX_KEY_LENGTH:  # bounded in bytes: no 1 MB key cached
+                        if len(cache) >= 4096:
+                            cache.clear()
+                        cache[ck] = req
                 out.append([req])
             else:
                 out.append(self.requests([item]))  # validates and explains

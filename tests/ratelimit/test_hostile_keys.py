@@ -168,3 +168,17 @@ def test_asgi_nul_path_does_not_fail_the_service(postgres_url):
         return statuses
 
     assert asyncio.run(scenario()) == [200] * 5
+
+
+def test_long_keys_are_not_kept_in_the_limiters_caches(limiter_factory):
+    """The caches are bounded in entries; a 1 MB key must not make each entry a megabyte."""
+    limiter = limiter_factory("fixed_window")
+    keys = [f"{i}" + "m" * 1_000_000 for i in range(3)]
+    for key in keys:
+        assert limiter.hit(LIMIT, key).allowed
+    assert [d.allowed for d in limiter.hit_batch([(LIMIT, k) for k in keys])] == [True] * 3
+    cached = [k for _, k, _ in limiter._s._reqs] + [
+        k for _, k in getattr(limiter._backend, "_skeys", {})
+    ]
+    assert not any(len(k) > MAX_KEY_LENGTH for k in cached)
+    limiter.close()
