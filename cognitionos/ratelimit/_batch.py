@@ -13,7 +13,7 @@ from typing import Any
 import attrs
 
 from cognitionos.ratelimit import _core
-from cognitionos.ratelimit._keys import encode_key
+from cognitionos.ratelimit._keys import encode_name
 from cognitionos.ratelimit.models import Algorithm, BanPolicy, Limit
 
 __all__ = ["BanState", "Outcome", "Request", "Result", "Spec", "compile_spec", "evaluate"]
@@ -78,7 +78,7 @@ def compile_spec(limit: Limit, algorithm: Algorithm) -> Spec:
     )
     if limit.name:
         # a named policy keeps its own counters, even beside an identical unnamed one
-        ident += ":" + encode_key(limit.name)
+        ident += ":" + encode_name(limit.name)
     return Spec(limit, algorithm, _CODES[algorithm], period, amount, cap, ident, step)
 
 

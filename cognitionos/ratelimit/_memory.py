@@ -6,6 +6,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+from cognitionos._fork import reset_after_fork
 from cognitionos.ratelimit import _core
 from cognitionos.ratelimit._batch import BanState, Request, Result, Spec, evaluate
 from cognitionos.ratelimit.models import BanPolicy, Decision
@@ -24,7 +25,7 @@ class MemoryBackend:
     name = "memory"
     server_time = False
 
-    __slots__ = ("_bans", "_lock", "_states", "_sweep_at", "_violations", "_window")
+    __slots__ = ("__weakref__", "_bans", "_lock", "_states", "_sweep_at", "_violations", "_window")
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -33,6 +34,11 @@ class MemoryBackend:
         self._violations: dict[str, tuple[int, ...]] = {}
         self._sweep_at = 1024
         self._window = 0
+        reset_after_fork(self)
+
+    def _after_fork_in_child(self) -> None:
+        """A fresh lock in a forked child; the state is the child's own copy from here on."""
+        self._lock = threading.Lock()
 
     def storage_key(self, spec: Spec, key: str) -> Any:
         """Memory keys are tuples: no encoding cost on the hot path."""

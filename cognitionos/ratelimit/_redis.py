@@ -21,12 +21,13 @@ from collections.abc import Callable
 from functools import cache
 from importlib import resources
 from typing import Any
-from urllib.parse import unquote
 
+from cognitionos._fork import reset_after_fork
 from cognitionos._optional import require
 from cognitionos.errors import BackendUnavailable, ConfigurationError, StorageError
 from cognitionos.ratelimit._batch import BanState, Outcome, Request, Result, Spec
-from cognitionos.ratelimit._keys import encode_key
+from cognitionos.ratelimit._keys import MAX_KEY_LENGTH, decode_key, encode_key
+from cognitionos.ratelimit._timeouts import DEFAULT_CONNECT_TIMEOUT, DEFAULT_TIMEOUT, effective
 from cognitionos.ratelimit.models import BanPolicy
 
 __all__ = [
@@ -52,6 +53,23 @@ def lua_script() -> tuple[str, str]:
 # string-state algorithms (fixed window, anchored fixed window, sliding-window counter,
 # token bucket, GCRA): hit/hit_many over only these, without auto-block, use mode 4
 _LEAN_CODES = frozenset((1, 2, 3, 5, 6))
+
+
+def channel_kwargs(
+    pool: Any, timeout: float | None, connect_timeout: float | None
+) -> dict[str, Any]:
+    """The pool's connection arguments with the limiter's read and connect timeouts.
+
+    An explicit limiter timeout wins; else the client's own ``socket_timeout`` /
+    ``socket_connect_timeout`` if it sets one; else :data:`DEFAULT_TIMEOUT` /
+    :data:`DEFAULT_CONNECT_TIMEOUT`. A decision never waits unbounded on a hung server.
+    """
+    kwargs = dict(pool.connection_kwargs)
+    kwargs["socket_timeout"] = effective(timeout, kwargs.get("socket_timeout"), DEFAULT_TIMEOUT)
+    kwargs["socket_connect_timeout"] = effective(
+        connect_timeout, kwargs.get("socket_connect_timeout"), DEFAULT_CONNECT_TIMEOUT
+    )
+    return kwargs
 
 
 def _wrap(exc: Exception, what: str) -> StorageError:
@@ -135,9 +153,11 @@ class _Channel:
 
     __slots__ = ("_free", "_kwargs", "_make", "_pid", "encoding")
 
-    def __init__(self, pool: Any) -> None:
+    def __init__(
+        self, pool: Any, timeout: float | None = None, connect_timeout: float | None = None
+    ) -> None:
         self._make = pool.connection_class
-        self._kwargs = dict(pool.connection_kwargs)
+        self._kwargs = channel_kwargs(pool, timeout, connect_timeout)
         self.encoding = str(self._kwargs.get("encoding", "utf-8"))
         self._free: list[Any] = []
         self._pid = os.getpid()
@@ -186,6 +206,11 @@ class _Channel:
         self._free.append(conn)
         return replies
 
+    def forget(self) -> None:
+        """Drop every connection unclosed: in a forked child they are the parent's."""
+        self._free = []
+        self._pid = os.getpid()
+
     def close(self) -> None:
         free, self._free = self._free, []
         for conn in free:
@@ -215,10 +240,12 @@ class _AsyncChannel:
         "encoding",
     )
 
-    def __init__(self, pool: Any) -> None:
+    def __init__(
+        self, pool: Any, timeout: float | None = None, connect_timeout: float | None = None
+    ) -> None:
         self._make = pool.connection_class
-        self._kwargs = dict(pool.connection_kwargs)
-        self._timeout: float | None = self._kwargs.get("socket_timeout")
+        self._kwargs = channel_kwargs(pool, timeout, connect_timeout)
+        self._timeout: float | None = self._kwargs["socket_timeout"]
         self._kwargs["socket_timeout"] = None
         self.encoding = str(self._kwargs.get("encoding", "utf-8"))
         self._free: list[Any] = []
@@ -313,6 +340,12 @@ class _AsyncChannel:
         self._free.append(conn)
         return replies
 
+    def forget(self) -> None:
+        """Drop every connection and timer unclosed: in a forked child they are the parent's."""
+        self._free = []
+        self._deadlines, self._expired, self._watchdog = {}, set(), None
+        self._loop = None
+
     async def aclose(self) -> None:
         free, self._free = self._free, []
         if self._loop is asyncio.get_running_loop():
@@ -336,9 +369,11 @@ class _ProtocolChannel:
 
     __slots__ = ("_free", "_kwargs", "_loop", "_make", "encoding")
 
-    def __init__(self, pool: Any) -> None:
+    def __init__(
+        self, pool: Any, timeout: float | None = None, connect_timeout: float | None = None
+    ) -> None:
         self._make = pool.connection_class
-        self._kwargs = dict(pool.connection_kwargs)
+        self._kwargs = channel_kwargs(pool, timeout, connect_timeout)
         self.encoding = str(self._kwargs.get("encoding", "utf-8"))
         self._free: list[Any] = []
         self._loop: Any = None
@@ -385,6 +420,11 @@ class _ProtocolChannel:
         self._free.append(conn)
         return replies if count > 1 else [replies]
 
+    def forget(self) -> None:
+        """Drop every connection unclosed: in a forked child they are the parent's."""
+        self._free = []
+        self._loop = None
+
     async def aclose(self) -> None:
         free, self._free = self._free, []
         for conn in free:
@@ -424,9 +464,10 @@ class _RedisLayout:
                 )
             self._checked.add(spec.ident)
         skey = self._keyfn(encode_key(key), spec.ident)
-        if len(self._skeys) >= COMMAND_CACHE_SIZE:
-            self._skeys.clear()
-        self._skeys[(spec.ident, key)] = skey
+        if len(key) <= MAX_KEY_LENGTH:  # bounded in bytes too: never cache a 1 MB key
+            if len(self._skeys) >= COMMAND_CACHE_SIZE:
+                self._skeys.clear()
+            self._skeys[(spec.ident, key)] = skey
         return skey
 
     def ban_key(self, key: str) -> str:
@@ -445,7 +486,7 @@ class _RedisLayout:
         if policy is None:
             ban_args = ""
         else:
-            max_ban = -1 if policy.max_ban_time is None else round(policy.max_ban_time * 1e6)
+            max_ban = policy.ban_cap_us  # always capped: growth must not reach inf
             ban_args = (
                 f"{policy.max_violations} {round(policy.find_window * 1e6)} "
                 f"{round(policy.ban_time * 1e6)} {float(policy.growth)!r} {max_ban} "
@@ -666,7 +707,7 @@ class _RedisLayout:
     def decode_ban_key(self, raw: bytes | str) -> str:
         text = raw.decode() if isinstance(raw, bytes) else raw
         start, end = text.index("{") + 1, text.index("}")
-        return unquote(text[start:end])
+        return decode_key(text[start:end])
 
 
 def _layout_for(store: Any, client: Any, prefix: str, server_time: bool) -> _RedisLayout:
@@ -688,14 +729,28 @@ class RedisBackend(_RedisLayout):
 
     is_async = False
 
-    def __init__(self, client: Any, layout: _RedisLayout, *, owns_client: bool = False) -> None:
+    def __init__(
+        self,
+        client: Any,
+        layout: _RedisLayout,
+        *,
+        owns_client: bool = False,
+        timeout: float | None = None,
+        connect_timeout: float | None = None,
+    ) -> None:
         super().__init__(layout._keyfn, layout._ban_pattern, layout.server_time)
         self.client = client
         self._owns = owns_client
         pool = _pool_of(client, "redis.client")
-        self._channel = _Channel(pool) if pool is not None else None
+        self._channel = _Channel(pool, timeout, connect_timeout) if pool is not None else None
         if self._channel is not None:
             self._encoding = self._channel.encoding
+        reset_after_fork(self)
+
+    def _after_fork_in_child(self) -> None:
+        """In a forked child: new connections (the client's pool also checks the pid)."""
+        if self._channel is not None:
+            self._channel.forget()
 
     def _send(self, packed: bytes, argv: tuple[str, ...]) -> Any:
         """One EVALSHA: direct channel first; the client's own path if the connection fails."""
@@ -705,7 +760,7 @@ class RedisBackend(_RedisLayout):
             if channel is not None:
                 try:
                     return channel.call(packed)
-                except (rex.ConnectionError, rex.TimeoutError):
+                except rex.ConnectionError:  # a timeout is not retried: it would wait twice
                     pass  # once more through redis-py, with the client's retry policy
             return self.client.execute_command(*argv)
         except rex.NoScriptError:
@@ -752,7 +807,7 @@ class RedisBackend(_RedisLayout):
                         raise _wrap(rep, "batch decision")
                     out += self.batch_results(chunk, rep)
                 return out
-            except (rex.ConnectionError, rex.TimeoutError):
+            except rex.ConnectionError:  # a timeout is not retried: it would wait twice
                 pass  # once more through redis-py, with the client's retry policy
             except rex.RedisError as exc:
                 raise _wrap(exc, "batch decision") from exc
@@ -792,7 +847,7 @@ class RedisBackend(_RedisLayout):
                 again = channel.pipeline(b"".join([chunks[i] for i in missing]), len(missing))
                 for i, rep in zip(missing, again, strict=True):
                     replies[i] = rep
-        except (rex.ConnectionError, rex.TimeoutError):
+        except rex.ConnectionError:  # a timeout is not retried: it would wait twice
             return None  # once more through redis-py, with the client's retry policy
         except rex.RedisError as exc:
             raise _wrap(exc, "batch decision") from exc
@@ -892,7 +947,15 @@ class AsyncRedisBackend(_RedisLayout):
 
     is_async = True
 
-    def __init__(self, client: Any, layout: _RedisLayout, *, owns_client: bool = False) -> None:
+    def __init__(
+        self,
+        client: Any,
+        layout: _RedisLayout,
+        *,
+        owns_client: bool = False,
+        timeout: float | None = None,
+        connect_timeout: float | None = None,
+    ) -> None:
         super().__init__(layout._keyfn, layout._ban_pattern, layout.server_time)
         self.client = client
         self._owns = owns_client
@@ -902,11 +965,21 @@ class AsyncRedisBackend(_RedisLayout):
             from cognitionos.ratelimit._resp import supports
 
             if supports(pool.connection_class, pool.connection_kwargs):
-                self._channel = _ProtocolChannel(pool)
+                self._channel = _ProtocolChannel(pool, timeout, connect_timeout)
             else:
-                self._channel = _AsyncChannel(pool)
+                self._channel = _AsyncChannel(pool, timeout, connect_timeout)
         if self._channel is not None:
             self._encoding = self._channel.encoding
+        reset_after_fork(self)
+
+    def _after_fork_in_child(self) -> None:
+        """In a forked child: no parent socket is used again (redis.asyncio pools do not
+        check the pid; the channels' connections belong to the parent's event loop)."""
+        pool = getattr(self.client, "connection_pool", None)
+        if pool is not None and hasattr(pool, "reset"):
+            pool.reset()
+        if self._channel is not None:
+            self._channel.forget()
 
     async def run(
         self, reqs: list[Request], now: int | None, commit: bool, policy: BanPolicy | None
@@ -920,7 +993,7 @@ class AsyncRedisBackend(_RedisLayout):
                 if channel is not None:
                     try:
                         return self.result(reqs, await channel.call(packed))
-                    except (rex.ConnectionError, rex.TimeoutError):
+                    except rex.ConnectionError:  # a timeout is not retried: it would wait twice
                         pass  # once more through redis-py, with the client's retry policy
                 reply = await self.client.execute_command(*argv)
             except rex.NoScriptError:
@@ -952,7 +1025,7 @@ class AsyncRedisBackend(_RedisLayout):
                         raise _wrap(rep, "batch decision")
                     out += self.batch_results(chunk, rep)
                 return out
-            except (rex.ConnectionError, rex.TimeoutError):
+            except rex.ConnectionError:  # a timeout is not retried: it would wait twice
                 pass  # once more through redis-py, with the client's retry policy
             except rex.RedisError as exc:
                 raise _wrap(exc, "batch decision") from exc
@@ -987,7 +1060,7 @@ class AsyncRedisBackend(_RedisLayout):
                 again = await channel.pipeline(b"".join([chunks[i] for i in missing]), len(missing))
                 for i, rep in zip(missing, again, strict=True):
                     replies[i] = rep
-        except (rex.ConnectionError, rex.TimeoutError):
+        except rex.ConnectionError:  # a timeout is not retried: it would wait twice
             return None  # once more through redis-py, with the client's retry policy
         except rex.RedisError as exc:
             raise _wrap(exc, "batch decision") from exc
@@ -1082,7 +1155,12 @@ class AsyncRedisBackend(_RedisLayout):
 
 
 def redis_backend_from_store(
-    store: Any, *, prefix: str, asynchronous: bool
+    store: Any,
+    *,
+    prefix: str,
+    asynchronous: bool,
+    timeout: float | None = None,
+    connect_timeout: float | None = None,
 ) -> RedisBackend | AsyncRedisBackend:
     """Backend over a cognitionos Redis store (its client and key layout) or a bare client."""
     owner = store if getattr(store, "backend", None) == "redis" else None
@@ -1093,18 +1171,43 @@ def redis_backend_from_store(
         want = "redis.asyncio.Redis" if asynchronous else "redis.Redis"
         raise ConfigurationError(f"this limiter needs a {want} client, got {type(client).__name__}")
     if asynchronous:
-        return AsyncRedisBackend(client, layout)
-    return RedisBackend(client, layout)
+        return AsyncRedisBackend(client, layout, timeout=timeout, connect_timeout=connect_timeout)
+    return RedisBackend(client, layout, timeout=timeout, connect_timeout=connect_timeout)
 
 
 def redis_backend_from_url(
-    url: str, *, prefix: str, asynchronous: bool
+    url: str,
+    *,
+    prefix: str,
+    asynchronous: bool,
+    timeout: float | None = None,
+    connect_timeout: float | None = None,
 ) -> RedisBackend | AsyncRedisBackend:
-    """Open a client for ``url`` owned (and closed) by the backend."""
+    """Open a client for ``url`` owned (and closed) by the backend.
+
+    The client gets the limiter's timeouts (``socket_timeout`` / ``socket_connect_timeout``
+    in the URL's query win), so its own calls (bans, reset, retries) are bounded too.
+    """
     redis = require("redis", extra="redis", purpose="the Redis rate limiter")
+    read = effective(timeout, None, DEFAULT_TIMEOUT)
+    connect = effective(connect_timeout, None, DEFAULT_CONNECT_TIMEOUT)
     if asynchronous:
         require("redis.asyncio", extra="redis")
-        client = redis.asyncio.Redis.from_url(url)
-        return AsyncRedisBackend(client, _layout_for(None, client, prefix, True), owns_client=True)
-    client = redis.Redis.from_url(url)
-    return RedisBackend(client, _layout_for(None, client, prefix, True), owns_client=True)
+        aclient = redis.asyncio.Redis.from_url(
+            url, socket_timeout=read, socket_connect_timeout=connect
+        )
+        return AsyncRedisBackend(
+            aclient,
+            _layout_for(None, aclient, prefix, True),
+            owns_client=True,
+            timeout=timeout,
+            connect_timeout=connect_timeout,
+        )
+    client = redis.Redis.from_url(url, socket_timeout=read, socket_connect_timeout=connect)
+    return RedisBackend(
+        client,
+        _layout_for(None, client, prefix, True),
+        owns_client=True,
+        timeout=timeout,
+        connect_timeout=connect_timeout,
+    )

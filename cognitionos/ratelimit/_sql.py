@@ -23,11 +23,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from typing import Any
 
+from cognitionos._fork import reset_after_fork
 from cognitionos._optional import require
 from cognitionos.errors import BackendUnavailable, ConfigurationError, StorageError
 from cognitionos.ratelimit._batch import BanState, Request, Result, Spec, evaluate
 from cognitionos.ratelimit._core import SlidingLog, concurrency_release
-from cognitionos.ratelimit._keys import encode_key
+from cognitionos.ratelimit._keys import decode_key, encode_key
+from cognitionos.ratelimit._timeouts import DEFAULT_SQLITE_BUSY_TIMEOUT, effective
 from cognitionos.ratelimit.models import BanPolicy
 
 __all__ = [
@@ -137,6 +139,7 @@ class SqlBackend:
         prefix: str = "rl",
         table_prefix: str | None = None,
         owns_engine: bool = False,
+        busy_timeout: float | None = None,
     ) -> None:
         sa = require("sqlalchemy", extra="sql", purpose="the SQL rate limiter")
         self.engine = engine
@@ -153,6 +156,10 @@ class SqlBackend:
             else (DEFAULT_TABLE_PREFIX if prefix == "rl" else prefix)
         )
         self._owns = owns_engine
+        #: how long a decision waits for a SQLite write lock on the backend's own connections
+        self.busy_timeout_ms = round(
+            effective(busy_timeout, None, DEFAULT_SQLITE_BUSY_TIMEOUT) * 1000
+        )
         self._owner: Any = None
         self._commits = 0
         self._lock = threading.Lock()
@@ -168,6 +175,19 @@ class SqlBackend:
         self._raw_ok = self.dialect == "sqlite" and _is_sqlite_file(engine)
         self._local = threading.local()
         self._detached: list[Any] = []
+        reset_after_fork(self)
+
+    def _after_fork_in_child(self) -> None:
+        """In a forked child: drop the parent's connections unclosed (see ``cognitionos._fork``).
+
+        The engine's pool is emptied without closing (``dispose(close=False)``) unless it is
+        a private in-memory SQLite, whose one connection is the database itself.
+        """
+        self._lock = threading.Lock()
+        self._local = threading.local()
+        self._detached = []
+        if self.dialect == "postgresql" or self._raw_ok:
+            self.engine.dispose(close=False)
 
     def _statements(self) -> dict[str, str]:
         st, bt = self._state_t.name, self._bans_t.name
@@ -248,6 +268,9 @@ class SqlBackend:
         fairy.detach()
         conn = fairy.dbapi_connection
         conn.isolation_level = None  # autocommit: the transaction is our BEGIN IMMEDIATE
+        # the store waits 30 s for a lock; a decision waits at most the limiter's timeout,
+        # then on_backend_error decides
+        conn.execute(f"PRAGMA busy_timeout = {self.busy_timeout_ms}")
         local.conn, local.pid = conn, pid
         with self._lock:
             self._detached.append(fairy)
@@ -301,12 +324,15 @@ class SqlBackend:
     ) -> Result:
         """The statements of one decision, inside the caller's transaction."""
         sql = self._sql
+        # ban rows are keyed by the encoded caller key, like the state rows: a raw key
+        # (NUL, surrogates, 1 MB) would fail the query, and with it every caller's decision
         if len(reqs) == 1:
             skeys = [reqs[0].skey]
-            keys = [reqs[0].key]
+            raw_of = {encode_key(reqs[0].key): reqs[0].key}
         else:
             skeys = sorted({r.skey for r in reqs})
-            keys = sorted({r.key for r in reqs})
+            raw_of = {encode_key(k): k for k in {r.key for r in reqs}}
+        keys = sorted(raw_of)
         if commit:
             cur.executemany(sql["ensure_state"], [(k,) for k in skeys])
             if policy is not None:
@@ -322,11 +348,11 @@ class SqlBackend:
         )
         ban_rows = cur.fetchall()
         bans = {
-            k: BanState(int(u), int(o), int(kp), bool(m))
+            raw_of[k]: BanState(int(u), int(o), int(kp), bool(m))
             for k, u, o, kp, m, _ in ban_rows
             if kp > now or u > now
         }
-        violations = {k: tuple(int(t) for t in v.split()) for k, *_, v in ban_rows if v}
+        violations = {raw_of[k]: tuple(int(t) for t in v.split()) for k, *_, v in ban_rows if v}
         result = evaluate(
             reqs, states, now, commit=commit, policy=policy, bans=bans, violations=violations
         )
@@ -338,13 +364,13 @@ class SqlBackend:
         for key, ban in result.bans.items():
             cur.execute(
                 sql["update_ban"],
-                (ban.until, ban.offenses, ban.keep_until, ban.manual, None, key),
+                (ban.until, ban.offenses, ban.keep_until, ban.manual, None, encode_key(key)),
             )
         for key, times in result.violations.items():
             if key not in result.bans:
                 cur.execute(
                     sql["update_violations"],
-                    (" ".join(map(str, times)) if times else None, key),
+                    (" ".join(map(str, times)) if times else None, encode_key(key)),
                 )
         return result
 
@@ -377,7 +403,7 @@ class SqlBackend:
     def get_ban(self, key: str) -> BanState | None:
         """The ban record of ``key``."""
         with self._tx("get ban") as conn:
-            rows = conn.exec_driver_sql(self._in("select_bans", 1), (key,)).all()
+            rows = conn.exec_driver_sql(self._in("select_bans", 1), (encode_key(key),)).all()
         if not rows or (rows[0][1] == 0 and rows[0][3] == 0):
             return None
         _, u, o, kp, m, _ = rows[0]
@@ -385,20 +411,23 @@ class SqlBackend:
 
     def set_ban(self, key: str, ban: BanState | None, now: int) -> None:
         """Write or delete a ban record (and forget violations)."""
+        stored = encode_key(key)
         with self._tx("ban") as conn:
             if ban is None:
-                conn.exec_driver_sql(self._sql["delete_ban"], (key,))
+                conn.exec_driver_sql(self._sql["delete_ban"], (stored,))
             else:
                 conn.exec_driver_sql(
                     self._sql["upsert_ban"],
-                    (key, ban.until, ban.offenses, ban.keep_until, ban.manual),
+                    (stored, ban.until, ban.offenses, ban.keep_until, ban.manual),
                 )
 
     def list_bans(self, now: int) -> list[tuple[str, BanState]]:
         """Bans in force."""
         with self._tx("list bans") as conn:
             rows = conn.exec_driver_sql(self._sql["list_bans"], (now,)).all()
-        return [(k, BanState(int(u), int(o), int(kp), bool(m))) for k, u, o, kp, m in rows]
+        return [
+            (decode_key(k), BanState(int(u), int(o), int(kp), bool(m))) for k, u, o, kp, m in rows
+        ]
 
     def time_us(self, clock_now: int) -> int:
         """The decision time: the limiter's clock."""
@@ -418,13 +447,13 @@ class SqlBackend:
             self.engine.dispose()
 
 
-def sql_backend_from_url(url: str, *, prefix: str) -> SqlBackend:
+def sql_backend_from_url(url: str, *, prefix: str, busy_timeout: float | None = None) -> SqlBackend:
     """Open ``url`` with :func:`cognitionos.storage.open_store` and use its engine."""
     from cognitionos.storage import open_store
 
     store = open_store(url)
     try:
-        backend = SqlBackend(store.engine, prefix=prefix)
+        backend = SqlBackend(store.engine, prefix=prefix, busy_timeout=busy_timeout)
     except StorageError:
         store.close()
         raise

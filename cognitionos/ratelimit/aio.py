@@ -61,8 +61,16 @@ class AsyncRateLimiter:
         retry_backend_after: float = 1.0,
         prefix: str = "rl",
         server_time: bool = True,
+        timeout: float | None = None,
+        connect_timeout: float | None = None,
     ) -> None:
-        backend = resolve_backend(store, prefix=prefix, asynchronous=True)
+        backend = resolve_backend(
+            store,
+            prefix=prefix,
+            asynchronous=True,
+            timeout=timeout,
+            connect_timeout=connect_timeout,
+        )
         if hasattr(backend, "server_time") and not isinstance(backend, MemoryBackend):
             backend.server_time = backend.server_time and server_time
         self._s = _Shared(

@@ -23,9 +23,10 @@ from cognitionos.clock import Clock, SystemClock
 from cognitionos.errors import ConfigurationError, StorageError
 from cognitionos.metrics import CounterSet
 from cognitionos.ratelimit._batch import BanState, Outcome, Request, Result, Spec, compile_spec
-from cognitionos.ratelimit._keys import check_key
+from cognitionos.ratelimit._keys import MAX_KEY_LENGTH, check_key
 from cognitionos.ratelimit._memory import MemoryBackend
-from cognitionos.ratelimit.models import Algorithm, Ban, BanPolicy, Decision, Limit
+from cognitionos.ratelimit._timeouts import check_timeout
+from cognitionos.ratelimit.models import Algorithm, Ban, BanPolicy, Decision, Limit, _seconds
 
 __all__ = ["HitItem", "LimitLike", "OnBackendError", "RateLimiter"]
 
@@ -194,9 +195,11 @@ class _Shared:
                 ck = (spec.ident, key, cost)
                 req = cache.get(ck)
                 if req is None:
-                    if len(cache) >= 4096:
-                        cache.clear()
-                    req = cache[ck] = Request(spec, key, skey(spec, key), cost, None)
+                    req = Request(spec, key, skey(spec, key), cost, None)
+                    if len(key) <= MAX_KEY_LENGTH:  # bounded in bytes: no 1 MB key cached
+                        if len(cache) >= 4096:
+                            cache.clear()
+                        cache[ck] = req
                 out.append([req])
             else:
                 out.append(self.requests([item]))  # validates and explains
@@ -411,8 +414,7 @@ class _Shared:
         )
 
     def ban_record(self, key: str, seconds: float, old: BanState | None, now: int) -> BanState:
-        if not seconds > 0:
-            raise ConfigurationError(f"ban duration must be positive, got {seconds!r}")
+        _seconds("ban duration", seconds)
         offenses = (old.offenses if old is not None and old.keep_until > now else 0) + 1
         until = now + round(seconds * US)
         forget = round((self.ban_policy.forget_after if self.ban_policy else 0) * US)
@@ -432,8 +434,22 @@ def to_ban(key: str, ban: BanState, now: int) -> Ban:
     return Ban(key, (ban.until - now) / US, ban.offenses, ban.manual)
 
 
-def resolve_backend(store: Any, *, prefix: str, asynchronous: bool) -> Any:
-    """Pick the backend for a URL, a cognitionos store, a redis client or an SQLAlchemy engine."""
+def resolve_backend(
+    store: Any,
+    *,
+    prefix: str,
+    asynchronous: bool,
+    timeout: float | None = None,
+    connect_timeout: float | None = None,
+) -> Any:
+    """Pick the backend for a URL, a cognitionos store, a redis client or an SQLAlchemy engine.
+
+    ``timeout`` / ``connect_timeout`` bound the backend's own connections (see
+    :mod:`cognitionos.ratelimit._timeouts`); None takes the client's setting or the default.
+    """
+    timeout = check_timeout("timeout", timeout)
+    connect_timeout = check_timeout("connect_timeout", connect_timeout)
+    bounds = {"timeout": timeout, "connect_timeout": connect_timeout}
     if store is None or isinstance(store, MemoryBackend):
         return store if store is not None else MemoryBackend()
     if isinstance(store, str):
@@ -443,11 +459,11 @@ def resolve_backend(store: Any, *, prefix: str, asynchronous: bool) -> Any:
         if scheme in ("redis", "rediss", "unix"):
             from cognitionos.ratelimit._redis import redis_backend_from_url
 
-            return redis_backend_from_url(store, prefix=prefix, asynchronous=asynchronous)
+            return redis_backend_from_url(store, prefix=prefix, asynchronous=asynchronous, **bounds)
         if scheme.startswith(("sqlite", "postgresql")):
             from cognitionos.ratelimit._sql import sql_backend_from_url
 
-            return sql_backend_from_url(store, prefix=prefix)
+            return sql_backend_from_url(store, prefix=prefix, busy_timeout=timeout)
         raise ConfigurationError(f"unsupported storage URL scheme {scheme!r} for the rate limiter")
     kind = getattr(store, "backend", None)
     module = type(store).__module__
@@ -456,13 +472,13 @@ def resolve_backend(store: Any, *, prefix: str, asynchronous: bool) -> Any:
     if kind == "redis" or module.startswith("redis"):
         from cognitionos.ratelimit._redis import redis_backend_from_store
 
-        return redis_backend_from_store(store, prefix=prefix, asynchronous=asynchronous)
+        return redis_backend_from_store(store, prefix=prefix, asynchronous=asynchronous, **bounds)
     if kind in ("sqlite", "postgresql") or module.startswith("sqlalchemy"):
         from cognitionos.ratelimit._sql import SqlBackend
 
         sync_store = getattr(store, "sync", store)  # the async adapter wraps a sync store
         engine = getattr(sync_store, "engine", sync_store)
-        return SqlBackend(engine, prefix=prefix)
+        return SqlBackend(engine, prefix=prefix, busy_timeout=timeout)
     raise ConfigurationError(f"cannot rate-limit with storage {store!r}")
 
 
@@ -477,6 +493,12 @@ class RateLimiter:
         limiter = RateLimiter("redis://localhost:6379/0", algorithm="gcra")
         d = limiter.hit(Limit(amount=100, period=60, burst=20), "key:k1")
         limiter.hit_many([(per_ip, "ip:1.2.3.4"), (per_tenant, "tenant:acme")])
+
+    ``timeout`` bounds one request on the limiter's own Redis connections and its SQLite
+    busy wait; ``connect_timeout`` bounds opening a Redis connection. ``None`` (default)
+    takes the client's ``socket_timeout`` / ``socket_connect_timeout`` when it sets them,
+    else 1 s each (5 s for the SQLite busy wait). After a timeout, ``on_backend_error``
+    decides.
     """
 
     def __init__(
@@ -491,8 +513,16 @@ class RateLimiter:
         retry_backend_after: float = 1.0,
         prefix: str = "rl",
         server_time: bool = True,
+        timeout: float | None = None,
+        connect_timeout: float | None = None,
     ) -> None:
-        backend = resolve_backend(store, prefix=prefix, asynchronous=False)
+        backend = resolve_backend(
+            store,
+            prefix=prefix,
+            asynchronous=False,
+            timeout=timeout,
+            connect_timeout=connect_timeout,
+        )
         if not isinstance(backend, MemoryBackend):
             backend.server_time = backend.server_time and server_time
         self._s = _Shared(

@@ -22,6 +22,12 @@ from cognitionos.errors import ConfigurationError
 __all__ = ["Algorithm", "Ban", "BanPolicy", "Decision", "Limit"]
 
 US_PER_SECOND = 1_000_000
+#: Largest ``amount`` or ``burst``: a trillion per period is already no limit at all.
+MAX_AMOUNT = 10**12
+#: Longest period, window or ban (100 years of 365 days), in seconds. Every time the limiter
+#: stores (now + period, in microseconds) stays far inside a signed 64-bit integer, so no
+#: backend can overflow; one rule for all backends, checked when the value is built.
+MAX_PERIOD = 100 * 365 * 86400
 
 #: Seconds per granularity word. A month is 30 days and a year 365 days.
 GRANULARITIES: dict[str, int] = {
@@ -68,12 +74,38 @@ class Algorithm(enum.StrEnum):
     CONCURRENCY = "concurrency"
 
 
-def _positive_int(name: str, value: Any) -> int:
+def _show(value: Any) -> str:
+    """``repr`` for an error message, shortened: the input may be huge (5,000 digits)."""
+    try:
+        text = repr(value)
+    except ValueError:  # an int too long to print: say how long it is
+        return f"<an integer of about {value.bit_length() * 30103 // 100000} digits>"
+    return text if len(text) <= 60 else f"{text[:40]}...{text[-12:]} ({len(text)} chars)"
+
+
+def _positive_int(name: str, value: Any, limit: int = MAX_AMOUNT) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
-        raise ConfigurationError(f"{name} must be an integer, got {value!r}")
+        raise ConfigurationError(f"{name} must be an integer, got {_show(value)}")
     if value <= 0:
-        raise ConfigurationError(f"{name} must be positive, got {value!r}")
+        raise ConfigurationError(f"{name} must be positive, got {_show(value)}")
+    if value > limit:
+        raise ConfigurationError(f"{name} {_show(value)} is larger than the maximum {limit:,}")
     return value
+
+
+def _seconds(name: str, value: Any) -> float:
+    """A duration: a finite number of seconds in (0, MAX_PERIOD]; else ConfigurationError."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ConfigurationError(f"{name} must be a number of seconds, got {_show(value)}")
+    if not (isinstance(value, int) or math.isfinite(value)) or not value > 0:
+        raise ConfigurationError(
+            f"{name} must be a positive, finite number of seconds, got {_show(value)}"
+        )
+    if value > MAX_PERIOD:
+        raise ConfigurationError(
+            f"{name} {_show(value)} is longer than the maximum {MAX_PERIOD:,} s (100 years)"
+        )
+    return float(value)
 
 
 @attrs.frozen(slots=True, cache_hash=True)
@@ -98,8 +130,7 @@ class Limit:
         if self.burst is not None:
             _positive_int("burst", self.burst)
         period = self.period
-        if isinstance(period, bool) or not isinstance(period, int | float) or not period > 0:
-            raise ConfigurationError(f"period must be a positive number of seconds, got {period!r}")
+        _seconds("period", period)
         period_us = round(period * US_PER_SECOND)
         if period_us <= 0:
             raise ConfigurationError(f"period {period!r} is shorter than one microsecond")
@@ -144,13 +175,38 @@ class Limit:
         base = unit[:-1] if unit.endswith("s") and unit[:-1] in GRANULARITIES else unit
         if base not in GRANULARITIES:
             raise ConfigurationError(f"unknown time unit {match['unit']!r} in {whole!r}")
+        digits = match["amount"].lstrip("+-").lstrip("0")
+        if len(digits) > len(str(MAX_AMOUNT)):  # before int(): 5,000 digits would not convert
+            raise ConfigurationError(
+                f"amount {_show(match['amount'])} in {_show(whole)} is larger than "
+                f"the maximum {MAX_AMOUNT:,}"
+            )
         amount = int(match["amount"])
         if amount <= 0:
-            raise ConfigurationError(f"amount {match['amount']!r} in {whole!r} must be positive")
-        multiple = int(match["multiple"]) if match["multiple"] else 1
+            raise ConfigurationError(
+                f"amount {match['amount']!r} in {_show(whole)} must be positive"
+            )
+        multiple_text = (match["multiple"] or "1").lstrip("0")
+        if len(multiple_text) > len(str(MAX_PERIOD)):
+            raise ConfigurationError(
+                f"period {_show(match['multiple'])} {match['unit']} in {_show(whole)} is longer "
+                f"than the maximum {MAX_PERIOD:,} s (100 years)"
+            )
+        multiple = int(multiple_text or "0")
         if multiple <= 0:
-            raise ConfigurationError(f"period multiple {match['multiple']!r} in {whole!r} is zero")
-        return cls(amount=amount, period=multiple * GRANULARITIES[base])
+            raise ConfigurationError(
+                f"period multiple {match['multiple']!r} in {_show(whole)} is zero"
+            )
+        period = multiple * GRANULARITIES[base]
+        if period > MAX_PERIOD:
+            raise ConfigurationError(
+                f"period {match['multiple']} {match['unit']} in {_show(whole)} is longer than "
+                f"the maximum {MAX_PERIOD:,} s (100 years)"
+            )
+        try:
+            return cls(amount=amount, period=period)
+        except ConfigurationError as exc:
+            raise ConfigurationError(f"{exc} (in {_show(whole)})") from None
 
     def __str__(self) -> str:
         text = f"{self.amount}/{_format_period(self.period)}"
@@ -230,21 +286,38 @@ class BanPolicy:
     def __attrs_post_init__(self) -> None:
         _positive_int("max_violations", self.max_violations)
         for name in ("find_window", "ban_time", "forget_after"):
-            if not getattr(self, name) > 0:
-                raise ConfigurationError(f"{name} must be positive, got {getattr(self, name)!r}")
-        if self.growth < 1:
-            raise ConfigurationError(f"growth must be >= 1, got {self.growth!r}")
+            _seconds(name, getattr(self, name))
+        if self.max_ban_time is not None:
+            _seconds("max_ban_time", self.max_ban_time)
+        growth = self.growth
+        if (
+            isinstance(growth, bool)
+            or not isinstance(growth, int | float)
+            or not math.isfinite(growth)
+            or not growth >= 1
+        ):
+            raise ConfigurationError(f"growth must be a finite number >= 1, got {_show(growth)}")
+
+    @property
+    def ban_cap_us(self) -> int:
+        """The longest ban in microseconds: ``max_ban_time``, else 100 years."""
+        cap = self.max_ban_time if self.max_ban_time is not None else MAX_PERIOD
+        return round(cap * US_PER_SECOND)
 
     def ban_duration_us(self, offenses: int) -> int:
         """Length of the ``offenses``-th ban (1 for a first offender) in microseconds.
 
         Computed exactly as the Redis script does (double arithmetic, round half up),
-        so every backend bans for the same time.
+        so every backend bans for the same time; growth past :attr:`ban_cap_us` (even
+        past the largest double) stops at it.
         """
         base = round(self.ban_time * US_PER_SECOND)
-        us = math.floor(base * self.growth ** max(0, offenses - 1) + 0.5)
-        if self.max_ban_time is not None:
-            us = min(us, round(self.max_ban_time * US_PER_SECOND))
+        try:
+            raw = base * self.growth ** max(0, offenses - 1) + 0.5
+        except OverflowError:  # the Lua script's double would be inf: capped below
+            raw = math.inf
+        cap = self.ban_cap_us
+        us = cap if not raw < cap + 1 else min(math.floor(raw), cap)
         return max(1, us)
 
 

@@ -122,6 +122,10 @@ class Subscribers:
         with self._lock:
             self._subs = tuple(s for s in self._subs if s is not sub)
 
+    def after_fork(self) -> None:
+        """In a forked child: a fresh lock (another thread may have held it at the fork)."""
+        self._lock = threading.Lock()
+
     def clear(self) -> None:
         """Unregister everyone."""
         with self._lock:

@@ -13,6 +13,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from cognitionos._fork import reset_after_fork
 from cognitionos.clock import Clock, SystemClock
 from cognitionos.errors import ConfigurationError
 from cognitionos.storage._base import (
@@ -64,6 +65,12 @@ class MemoryStore(BaseStore):
         self.max_events_per_stream = max_events_per_stream
         #: number of keys evicted because the cap was reached
         self.evictions = 0
+        reset_after_fork(self)
+
+    def _after_fork_in_child(self) -> None:
+        """In a forked child: fresh locks; the data is the child's own copy from here on."""
+        self._lock = threading.Lock()
+        self._subs.after_fork()
 
     # -- internals (callers hold the lock) -------------------------------------------------
 

@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
+from cognitionos._fork import reset_after_fork
 from cognitionos._optional import require
 from cognitionos.errors import ConfigurationError, StorageError
 from cognitionos.storage._base import (
@@ -96,6 +97,26 @@ class RedisStore(BaseStore):
         self._pubsub: Any = None
         self._feed_thread: Any = None
         self.ping()
+        reset_after_fork(self)
+
+    def _after_fork_in_child(self) -> None:
+        """In a forked child: own connections and a pub/sub thread of its own.
+
+        redis-py's pools notice the new pid and open new connections; the parent's pub/sub
+        connection and thread are dropped unclosed (closing would disturb the parent's).
+        """
+        pool = getattr(self.client, "connection_pool", None)
+        if pool is not None and hasattr(pool, "reset"):
+            pool.reset()
+        self._subs.after_fork()
+        self._feed_lock = threading.Lock()
+        self._pubsub = None
+        self._feed_thread = None
+        if self._subs:
+            try:
+                self._start_feed(wait=False)
+            except StorageError:
+                log.warning("change feed of %s not restarted after fork", self._masked)
 
     def script(self, source: str, sha: str | None = None) -> LuaScript:
         """Wrap a Lua script for EVALSHA with NOSCRIPT reload."""
@@ -250,20 +271,23 @@ class RedisStore(BaseStore):
     def subscribe(self, prefix: str, callback: Callable[[Change], None]) -> FeedSubscription:
         """Deliver changes under ``prefix`` published by any client, on a pub/sub thread."""
         sub = self._subs.add(prefix, callback)
+        self._start_feed(wait=True)
+        return sub
+
+    def _start_feed(self, *, wait: bool) -> None:
         with self._feed_lock:
             if self._pubsub is None:
                 with self._errors("subscribe"):
                     pubsub = self.client.pubsub(ignore_subscribe_messages=True)
                     pubsub.subscribe(**{self.layout.channel: self._on_message})
                     # wait for the server's confirmation: from here on no change is missed
-                    deadline = time.monotonic() + 5
+                    deadline = time.monotonic() + (5 if wait else 0)
                     while not pubsub.subscribed and time.monotonic() < deadline:
                         pubsub.get_message(timeout=0.1)
                     self._pubsub = pubsub
                     self._feed_thread = pubsub.run_in_thread(
                         sleep_time=0.2, daemon=True, exception_handler=self._on_feed_error
                     )
-        return sub
 
     def _on_feed_error(self, exc: BaseException, pubsub: Any, thread: Any) -> None:
         # keep the thread alive: the next get_message reconnects and re-subscribes

@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
+from cognitionos._fork import reset_after_fork
 from cognitionos._optional import require
 from cognitionos.errors import ConfigurationError
 from cognitionos.storage._base import (
@@ -81,6 +82,20 @@ class AsyncRedisStore(BaseStore):
         self._subs = Subscribers()
         self._listener: asyncio.Task[None] | None = None
         self._pubsub: Any = None
+        reset_after_fork(self)
+
+    def _after_fork_in_child(self) -> None:
+        """In a forked child: new connections (redis.asyncio's pool does not check the pid).
+
+        The listener task belonged to the parent's event loop; the next :meth:`subscribe`
+        in the child starts one on the child's loop.
+        """
+        pool = getattr(self.client, "connection_pool", None)
+        if pool is not None and hasattr(pool, "reset"):
+            pool.reset()
+        self._subs.after_fork()
+        self._listener = None
+        self._pubsub = None
 
     def script(self, source: str, sha: str | None = None) -> AsyncLuaScript:
         """Wrap a Lua script for EVALSHA with NOSCRIPT reload."""

@@ -25,6 +25,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
+from cognitionos._fork import reset_after_fork
 from cognitionos._optional import require
 from cognitionos.clock import Clock, SystemClock
 from cognitionos.errors import BackendUnavailable, ConfigurationError, StorageError
@@ -170,6 +171,22 @@ class SQLStore(BaseStore):
         except StorageError:
             self.engine.dispose()
             raise
+        reset_after_fork(self)
+
+    def _after_fork_in_child(self) -> None:
+        """In a forked child: own connections, own locks, own feed thread (see ``_fork``)."""
+        if self._conn_lock is not None:
+            # a private in-memory database lives in the connection: the child's copy is its own
+            self._conn_lock = threading.Lock()
+        else:
+            # the parent's pooled connections stay the parent's; new ones open on first use
+            self.engine.dispose(close=False)
+        self._subs.after_fork()
+        self._feed_lock = threading.Lock()
+        self._feed_thread = None  # threads do not survive a fork
+        self._stop = threading.Event()
+        if self._subs and not self._closed:
+            self._start_feed(wait=False)
 
     # -- plumbing --------------------------------------------------------------------------
 
@@ -487,6 +504,10 @@ class SQLStore(BaseStore):
     def subscribe(self, prefix: str, callback: Callable[[Change], None]) -> FeedSubscription:
         """Deliver changes under ``prefix`` from any process, on a background thread."""
         sub = self._subs.add(prefix, callback)
+        self._start_feed(wait=True)
+        return sub
+
+    def _start_feed(self, *, wait: bool) -> None:
         with self._feed_lock:
             if self._feed_thread is None:
                 target = self._listen_pg if self.dialect == "postgresql" else self._poll_journal
@@ -498,9 +519,9 @@ class SQLStore(BaseStore):
                     daemon=True,
                 )
                 self._feed_thread.start()
-                # the feed must be listening before subscribe returns, or an immediate write is lost
-                ready.wait(10)
-        return sub
+                if wait:
+                    # listening before subscribe returns, or an immediate write is lost
+                    ready.wait(10)
 
     def _poll_journal(self, ready: threading.Event) -> None:
         last: int | None = None
