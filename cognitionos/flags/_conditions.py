@@ -40,7 +40,7 @@ from cognitionos.flags._js import (
     js_to_number,
     js_truthy,
     js_type,
-    padded_version,
+    version_key,
 )
 
 __all__ = [
@@ -351,10 +351,10 @@ def _op_order(test: Callable[[int], bool]) -> Callable[[_Compiler, Any, str], Pr
 
 def _op_version(test: Callable[[int], bool]) -> Callable[[_Compiler, Any, str], Predicate]:
     def build(c: _Compiler, arg: Any, path: str) -> Predicate:
-        expected = padded_version(arg)
+        expected = version_key(arg)
 
         def check(v: Any) -> bool:
-            actual = padded_version(v)
+            actual = version_key(v)
             return test((actual > expected) - (actual < expected))
 
         return check
