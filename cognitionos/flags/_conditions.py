@@ -17,8 +17,9 @@ Unleash importer needs:
   with ``String()`` as JavaScript does).
 
 Every regular expression runs on RE2 (see :mod:`cognitionos.flags._regex`): matching
-time is linear in the attribute's length, and patterns RE2 cannot run (backreferences,
-lookaround) are invalid.
+time is linear in the attribute's length. Patterns RE2 cannot run (backreferences,
+lookaround) raise even in lenient mode, so the flag fails visibly instead of never
+matching.
 
 In strict mode (the default) unknown operators, invalid regular expressions
 and malformed operands raise :class:`~cognitionos.errors.ConfigurationError`
@@ -47,7 +48,7 @@ from cognitionos.flags._js import (
     js_type,
     version_key,
 )
-from cognitionos.flags._regex import compile_search
+from cognitionos.flags._regex import UnsupportedPattern, compile_search
 
 __all__ = [
     "Predicate",
@@ -93,6 +94,21 @@ class _Compiler:
         if self.strict:
             raise ConfigurationError(f"{self.where}{path}: {message}")
         return _never
+
+    def pattern(self, path: str, pattern: str, ignore_case: bool) -> Predicate | None:
+        """A linear-time search for ``pattern``; None (or an error) when it does not compile.
+
+        A malformed pattern follows :meth:`fail`. One that is valid for JavaScript
+        but needs backtracking raises even in lenient mode: answering "no match"
+        would silently differ from the vendor's SDK, so the flag must fail instead.
+        """
+        try:
+            return compile_search(pattern, ignore_case=ignore_case)
+        except UnsupportedPattern as exc:
+            raise UnsupportedPattern(f"{self.where}{path}: {exc}") from None
+        except ConfigurationError as exc:
+            self.fail(path, str(exc))
+            return None
 
     # -- conditions on an object -------------------------------------------------
     def condition(self, cond: Any, path: str) -> Predicate:
@@ -418,10 +434,9 @@ def _op_regex(ignore_case: bool) -> Callable[[_Compiler, Any, str], Predicate]:
     def build(c: _Compiler, arg: Any, path: str) -> Predicate:
         if not isinstance(arg, str):
             return c.fail(path, "needs a regular expression string")
-        try:
-            found = compile_search(arg, ignore_case=ignore_case)
-        except ConfigurationError as exc:
-            return c.fail(path, str(exc))
+        found = c.pattern(path, arg, ignore_case)
+        if found is None:
+            return _never
         # RegExp.prototype.test coerces its argument with String()
         return lambda v: found(v if type(v) is str else js_string(v))
 
@@ -435,10 +450,9 @@ def _op_matches(ignore_case: bool) -> Callable[[_Compiler, Any, str], Predicate]
     def build(c: _Compiler, arg: Any, path: str) -> Predicate:
         if not isinstance(arg, str):
             return c.fail(path, "needs a regular expression string")
-        try:
-            found = compile_search(arg, ignore_case=ignore_case)
-        except ConfigurationError as exc:
-            return c.fail(path, str(exc))
+        found = c.pattern(path, arg, ignore_case)
+        if found is None:
+            return _never
         return lambda v: type(v) is str and found(v)
 
     return build

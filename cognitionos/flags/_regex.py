@@ -20,9 +20,18 @@ from typing import Any
 
 from cognitionos.errors import ConfigurationError, MissingDependency
 
-__all__ = ["compile_search"]
+__all__ = ["UnsupportedPattern", "compile_search"]
 
 _LOOKAROUND = ("(?=", "(?!", "(?<=", "(?<!")
+
+
+class UnsupportedPattern(ConfigurationError):
+    """A pattern valid for a backtracking engine that RE2 cannot run (backreference, lookaround).
+
+    Unlike a malformed pattern, which the vendors' SDKs treat as never matching,
+    such a pattern means something we cannot evaluate: lenient loading reports it
+    too, so the flag answers PARSE_ERROR instead of silently never matching.
+    """
 
 
 def _re2() -> Any:
@@ -63,26 +72,27 @@ def _from_javascript(pattern: str) -> str:
     return "".join(out)
 
 
-def _explain(pattern: str, message: str) -> str:
+def _problem(pattern: str, message: str) -> ConfigurationError:
     if any(m in message for m in _LOOKAROUND):
-        return (
+        return UnsupportedPattern(
             f"unsupported regular expression {pattern!r}: lookaround is not available "
             "in the linear-time (RE2) dialect"
         )
     if message.startswith("invalid escape sequence: \\") and (
         message[-1:].isdigit() or message.endswith("\\k")
     ):
-        return (
+        return UnsupportedPattern(
             f"unsupported regular expression {pattern!r}: backreferences are not available "
             "in the linear-time (RE2) dialect"
         )
-    return f"invalid regular expression {pattern!r}: {message}"
+    return ConfigurationError(f"invalid regular expression {pattern!r}: {message}")
 
 
 def compile_search(pattern: str, *, ignore_case: bool = False) -> Callable[[str], bool]:
     """A function telling whether ``pattern`` occurs anywhere in a string, in linear time.
 
-    Raises :class:`ConfigurationError` when RE2 cannot compile the pattern::
+    Raises :class:`ConfigurationError` when RE2 cannot compile the pattern
+    (:class:`UnsupportedPattern` when it is valid elsewhere but needs backtracking)::
 
         found = compile_search("^(mobile|tablet)", ignore_case=True)
         found("Mobile Safari")  # True
@@ -97,7 +107,7 @@ def compile_search(pattern: str, *, ignore_case: bool = False) -> Callable[[str]
     except re2.error as exc:
         raw = exc.args[0] if exc.args else ""
         message = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)
-        raise ConfigurationError(_explain(pattern, message)) from None
+        raise _problem(pattern, message) from None
     low = getattr(compiled, "_regexp", None)
     anchor = getattr(getattr(re2, "_Anchor", None), "UNANCHORED", None)
     if low is None or anchor is None or not hasattr(low, "Match"):

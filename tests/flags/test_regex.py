@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from cognitionos.errors import ConfigurationError
-from cognitionos.flags import FlagDefinition, FlagEngine, Rule
+from cognitionos.flags import ErrorCode, FlagDefinition, FlagEngine, Reason, Rule
 from cognitionos.flags._conditions import compile_condition
 
 #: catastrophic for a backtracking engine: 27 characters took ~28 s with Python's re
@@ -79,8 +79,18 @@ def test_patterns_re2_cannot_run_are_rejected_by_name(pattern: str, words: str) 
         compile_condition({"s": {"$regex": pattern}}, where="flag 'f' rules[0].condition")
     assert "flag 'f' rules[0].condition: s.$regex" in str(info.value)
     assert repr(pattern) in str(info.value)
-    # lenient loading (GrowthBook SDK behaviour): the condition never matches
-    assert compile_condition({"s": {"$regex": pattern}}, strict=False)({"s": "foobar"}) is False
+
+
+def test_lenient_loading_never_matches_a_malformed_pattern() -> None:
+    # the GrowthBook spec's behaviour for a pattern JavaScript rejects too
+    assert compile_condition({"s": {"$regex": "(unclosed"}}, strict=False)({"s": "("}) is False
+
+
+@pytest.mark.parametrize("pattern", ["^(a)\\1$", "foo(?=bar)"])
+def test_lenient_loading_still_refuses_a_pattern_only_backtracking_can_run(pattern: str) -> None:
+    # JavaScript would run it: answering "no match" would silently differ from the SDK
+    with pytest.raises(ConfigurationError, match="RE2"):
+        compile_condition({"s": {"$regex": pattern}}, strict=False)
 
 
 def test_strict_growthbook_import_names_the_unsupported_pattern() -> None:
@@ -94,9 +104,32 @@ def test_strict_growthbook_import_names_the_unsupported_pattern() -> None:
         FlagEngine.from_growthbook(payload, strict=True)
 
 
-def test_unleash_constraint_with_backreference_never_matches() -> None:
-    engine = _unleash({"contextName": "userId", "operator": "REGEX", "value": "^(a)\\1$"})
-    assert engine.is_on("f", {"userId": "aa"}) is False
+@pytest.mark.parametrize(
+    "load",
+    [
+        lambda p: _unleash({"contextName": "userId", "operator": "REGEX", "value": p}),
+        lambda p: FlagEngine.from_growthbook(
+            {
+                "features": {
+                    "f": {
+                        "defaultValue": 0,
+                        "rules": [{"condition": {"userId": {"$regex": p}}, "force": 1}],
+                    }
+                }
+            }
+        ),
+    ],
+    ids=["unleash", "growthbook"],
+)
+def test_vendor_flag_needing_backtracking_evaluates_to_parse_error(
+    load: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    engine = load("^(a)\\1$")
+    ev = engine.evaluate("f", {"userId": "aa"}, default="d")
+    assert (ev.value, ev.reason, ev.error_code) == ("d", Reason.ERROR, ErrorCode.PARSE_ERROR)
+    assert "backreferences" in (ev.error_message or "")
+    assert engine.counters.snapshot()["invalid_flags"] == 1
+    assert "backreferences" in caplog.text
 
 
 @pytest.mark.parametrize(
@@ -135,7 +168,7 @@ def test_re2_is_imported_only_when_a_pattern_is_compiled() -> None:
         "e = FlagEngine.from_growthbook({'features': {'f': {'defaultValue': 1, 'rules': "
         "[{'condition': {'c': {'$regex': '^N'}}, 'force': 2}]}}})\n"
         "FlagEngine.from_growthbook({'features': {'g': {'defaultValue': 1, 'rules': "
-        "[{'condition': {'c': {'$regex': '(a)\\\\1'}}, 'force': 2}]}}}, strict=False)\n"
+        "[{'condition': {'c': {'$regex': '(unclosed'}}, 'force': 2}]}}}, strict=False)\n"
         "print(json.dumps([before, 're2' in sys.modules, e.evaluate('f', {'c': 'NL'}).value]))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
