@@ -13,7 +13,13 @@ Unleash importer needs:
   ordering (no leading ``v``; build metadata ignored);
 - ``$dateAfter`` ``$dateBefore``: ISO-8601 instants;
 - ``$ipIn``: an IP address inside one of the listed networks or addresses;
-- ``$matches`` ``$matchesi``: an RE2-syntax regular expression, strings only.
+- ``$matches`` ``$matchesi``: a regular expression, strings only (``$regex`` coerces
+  with ``String()`` as JavaScript does).
+
+Every regular expression runs on RE2 (see :mod:`cognitionos.flags._regex`): matching
+time is linear in the attribute's length. Patterns RE2 cannot run (backreferences,
+lookaround) raise even in lenient mode, so the flag fails visibly instead of never
+matching.
 
 In strict mode (the default) unknown operators, invalid regular expressions
 and malformed operands raise :class:`~cognitionos.errors.ConfigurationError`
@@ -40,8 +46,9 @@ from cognitionos.flags._js import (
     js_to_number,
     js_truthy,
     js_type,
-    padded_version,
+    version_key,
 )
+from cognitionos.flags._regex import UnsupportedPattern, compile_search
 
 __all__ = [
     "Predicate",
@@ -49,7 +56,6 @@ __all__ = [
     "compile_value_condition",
     "is_operator_object",
     "parse_semver",
-    "re2_to_python",
 ]
 
 #: A compiled condition: takes the object under test, answers match or not.
@@ -88,6 +94,21 @@ class _Compiler:
         if self.strict:
             raise ConfigurationError(f"{self.where}{path}: {message}")
         return _never
+
+    def pattern(self, path: str, pattern: str, ignore_case: bool) -> Predicate | None:
+        """A linear-time search for ``pattern``; None (or an error) when it does not compile.
+
+        A malformed pattern follows :meth:`fail`. One that is valid for JavaScript
+        but needs backtracking raises even in lenient mode: answering "no match"
+        would silently differ from the vendor's SDK, so the flag must fail instead.
+        """
+        try:
+            return compile_search(pattern, ignore_case=ignore_case)
+        except UnsupportedPattern as exc:
+            raise UnsupportedPattern(f"{self.where}{path}: {exc}") from None
+        except ConfigurationError as exc:
+            self.fail(path, str(exc))
+            return None
 
     # -- conditions on an object -------------------------------------------------
     def condition(self, cond: Any, path: str) -> Predicate:
@@ -351,10 +372,10 @@ def _op_order(test: Callable[[int], bool]) -> Callable[[_Compiler, Any, str], Pr
 
 def _op_version(test: Callable[[int], bool]) -> Callable[[_Compiler, Any, str], Predicate]:
     def build(c: _Compiler, arg: Any, path: str) -> Predicate:
-        expected = padded_version(arg)
+        expected = version_key(arg)
 
         def check(v: Any) -> bool:
-            actual = padded_version(v)
+            actual = version_key(v)
             return test((actual > expected) - (actual < expected))
 
         return check
@@ -409,139 +430,30 @@ def _op_all(insensitive: bool) -> Callable[[_Compiler, Any, str], Predicate]:
     return build
 
 
-def _op_regex(flags: int) -> Callable[[_Compiler, Any, str], Predicate]:
+def _op_regex(ignore_case: bool) -> Callable[[_Compiler, Any, str], Predicate]:
     def build(c: _Compiler, arg: Any, path: str) -> Predicate:
         if not isinstance(arg, str):
             return c.fail(path, "needs a regular expression string")
-        try:
-            rx = re.compile(arg, flags)
-        except re.error as exc:
-            return c.fail(path, f"invalid regular expression {arg!r}: {exc}")
-        search = rx.search
+        found = c.pattern(path, arg, ignore_case)
+        if found is None:
+            return _never
         # RegExp.prototype.test coerces its argument with String()
-        return lambda v: search(v if type(v) is str else js_string(v)) is not None
+        return lambda v: found(v if type(v) is str else js_string(v))
 
     return build
 
 
 # --- operators for imported vendor semantics -------------------------------------
 
-_POSIX_CLASSES = {
-    "alpha": "a-zA-Z",
-    "digit": "0-9",
-    "alnum": "a-zA-Z0-9",
-    "upper": "A-Z",
-    "lower": "a-z",
-    "space": " \\t\\n\\r\\f\\v",
-    "blank": " \\t",
-    "word": "a-zA-Z0-9_",
-    "xdigit": "0-9A-Fa-f",
-    "punct": "!-/:-@\\[-`{-~",
-    "cntrl": "\\x00-\\x1f\\x7f",
-    "print": " -~",
-    "graph": "!-~",
-    "ascii": "\\x00-\\x7f",
-}
-_INLINE_FLAGS = re.compile(r"\(\?([imsU]+)\)")
 
-
-def re2_to_python(pattern: str) -> str | None:
-    """Translate an RE2 pattern (Unleash, Go) to Python ``re``; ``None`` if RE2 would reject it.
-
-    RE2 has no lookaround or backreferences, knows POSIX classes like
-    ``[[:alpha:]]`` and lets inline flags such as ``(?i)`` appear anywhere,
-    applying to the rest of the enclosing group.
-    """
-    out: list[str] = []
-    pending = [0]  # scoped-flag groups to close, per nesting level
-    flags_at = [""]
-    i = 0
-    n = len(pattern)
-    while i < n:
-        ch = pattern[i]
-        if ch == "\\":
-            nxt = pattern[i + 1 : i + 2]
-            if nxt.isdigit() and nxt != "0":
-                return None  # backreference
-            out.append(pattern[i : i + 2])
-            i += 2
-            continue
-        if ch == "[":
-            j = i + 1
-            if j < n and pattern[j] == "^":
-                j += 1
-            if j < n and pattern[j] == "]":
-                j += 1
-            chunk = ["["]
-            k = i + 1
-            while k < n and not (pattern[k] == "]" and k >= j):
-                if pattern.startswith("[:", k):
-                    end = pattern.find(":]", k + 2)
-                    name = pattern[k + 2 : end] if end > 0 else ""
-                    if name in _POSIX_CLASSES:
-                        chunk.append(_POSIX_CLASSES[name])
-                        k = end + 2
-                        continue
-                if pattern[k] == "\\":
-                    chunk.append(pattern[k : k + 2])
-                    k += 2
-                    continue
-                chunk.append(pattern[k])
-                k += 1
-            chunk.append("]")
-            out.append("".join(chunk))
-            i = k + 1
-            continue
-        if ch == "(":
-            if pattern.startswith(("(?=", "(?!", "(?<=", "(?<!"), i):
-                return None
-            m = _INLINE_FLAGS.match(pattern, i)
-            if m:
-                out.append(f"(?{m.group(1).replace('U', '')}:" if m.group(1) != "U" else "(?:")
-                pending[-1] += 1
-                flags_at[-1] += m.group(1)
-                i = m.end()
-                continue
-            if pattern.startswith("(?<", i) and not pattern.startswith("(?<=", i):
-                out.append("(?P<")
-                i += 3
-            else:
-                out.append("(")
-                i += 1
-            pending.append(0)
-            flags_at.append("")
-            continue
-        if ch == ")":
-            if len(pending) > 1:
-                out.append(")" * pending.pop())
-                flags_at.pop()
-            out.append(")")
-            i += 1
-            continue
-        if ch == "|" and pending[-1]:
-            out.append(")" * pending[-1] + "|" + f"(?{flags_at[-1].replace('U', '') or ''}:")
-            pending[-1] = 1
-            i += 1
-            continue
-        out.append(ch)
-        i += 1
-    out.append(")" * pending[0])
-    return "".join(out)
-
-
-def _op_matches(flags: int) -> Callable[[_Compiler, Any, str], Predicate]:
+def _op_matches(ignore_case: bool) -> Callable[[_Compiler, Any, str], Predicate]:
     def build(c: _Compiler, arg: Any, path: str) -> Predicate:
         if not isinstance(arg, str):
             return c.fail(path, "needs a regular expression string")
-        translated = re2_to_python(arg)
-        if translated is None:
-            return c.fail(path, f"unsupported regular expression {arg!r} (RE2 syntax)")
-        try:
-            rx = re.compile(translated, flags | re.ASCII)
-        except re.error as exc:
-            return c.fail(path, f"invalid regular expression {arg!r}: {exc}")
-        search = rx.search
-        return lambda v: type(v) is str and search(v) is not None
+        found = c.pattern(path, arg, ignore_case)
+        if found is None:
+            return _never
+        return lambda v: type(v) is str and found(v)
 
     return build
 
@@ -742,8 +654,8 @@ _OPERATORS: dict[str, Callable[[_Compiler, Any, str], Predicate]] = {
     "$elemMatch": _op_elem_match,
     "$all": _op_all(False),
     "$alli": _op_all(True),
-    "$regex": _op_regex(0),
-    "$regexi": _op_regex(re.IGNORECASE),
+    "$regex": _op_regex(False),
+    "$regexi": _op_regex(True),
     "$type": _op_type,
     "$startsWith": _op_string("starts", False),
     "$startsWithi": _op_string("starts", True),
@@ -764,8 +676,8 @@ _OPERATORS: dict[str, Callable[[_Compiler, Any, str], Predicate]] = {
     "$dateAfter": _op_date(True),
     "$dateBefore": _op_date(False),
     "$ipIn": _op_ip_in,
-    "$matches": _op_matches(0),
-    "$matchesi": _op_matches(re.IGNORECASE),
+    "$matches": _op_matches(False),
+    "$matchesi": _op_matches(True),
 }
 
 #: Every operator the condition language knows (logical ones included).

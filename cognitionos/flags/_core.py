@@ -364,7 +364,7 @@ class _Call:
 class Snapshot:
     """Immutable compiled flags; :meth:`evaluate` is the hot path."""
 
-    __slots__ = ("_bandits", "_flags", "definitions", "uses_time", "version")
+    __slots__ = ("_bandits", "_flags", "_invalid", "definitions", "uses_time", "version")
 
     def __init__(
         self,
@@ -376,20 +376,27 @@ class Snapshot:
     ) -> None:
         self._flags = flags
         self._bandits = bandits
+        # flags that failed to load live apart, so the hot path pays nothing for them
+        self._invalid = MappingProxyType(dict(definitions.invalid))
         self.definitions = definitions
         self.uses_time = uses_time
         self.version = version
 
     @property
     def keys(self) -> tuple[str, ...]:
-        """Flag keys in definition order."""
-        return tuple(self._flags)
+        """Flag keys in definition order (flags that failed to load last)."""
+        return (*self._flags, *self._invalid)
+
+    @property
+    def invalid(self) -> Mapping[str, str]:
+        """Flags that failed to load, with the reason; they evaluate to PARSE_ERROR."""
+        return self._invalid
 
     def __contains__(self, key: object) -> bool:
-        return key in self._flags
+        return key in self._flags or key in self._invalid
 
     def __len__(self) -> int:
-        return len(self._flags)
+        return len(self._flags) + len(self._invalid)
 
     # -- flags --------------------------------------------------------------------------
     def static(self, key: str) -> Evaluation | None:
@@ -415,6 +422,15 @@ class Snapshot:
     def _eval(self, key: str, call: _Call, default: Any, stack: tuple[str, ...]) -> Evaluation:
         flag = self._flags.get(key)
         if flag is None:
+            problem = self._invalid.get(key)
+            if problem is not None:
+                return Evaluation(
+                    flag_key=key,
+                    value=default,
+                    reason=Reason.ERROR,
+                    error_code=ErrorCode.PARSE_ERROR,
+                    error_message=problem,
+                )
             return Evaluation(
                 flag_key=key,
                 value=default,
@@ -952,6 +968,7 @@ def compile_snapshot(
     version: int = 0,
     allow_cycles: bool = False,
     strict: bool = True,
+    isolate: bool = False,
 ) -> Snapshot:
     """Validate and compile ``definitions`` into a :class:`Snapshot`.
 
@@ -959,16 +976,42 @@ def compile_snapshot(
     operators, invalid regexes, malformed rules and (unless ``allow_cycles``)
     prerequisite cycles. ``strict=False`` compiles unknown operators and invalid
     regexes into never-matching conditions instead (GrowthBook SDK behaviour).
+    ``isolate=True`` raises for none of these: a flag that does not compile (or
+    sits on a forbidden cycle) joins ``definitions.invalid`` and evaluates to
+    PARSE_ERROR, and every other flag is served.
     """
     flags = [f.for_environment(environment) for f in definitions.flags]
+    groups = definitions.saved_groups
+    failed: dict[str, str] = {}
     if not allow_cycles:
         cycle = find_prerequisite_cycle(flags)
-        if cycle:
-            raise ConfigurationError(
-                f"flag {cycle[0]!r}: prerequisites: cycle {' -> '.join(cycle)}"
+        while cycle:
+            problem = f"flag {cycle[0]!r}: prerequisites: cycle {' -> '.join(cycle)}"
+            if not isolate:
+                raise ConfigurationError(problem)
+            failed.update(dict.fromkeys(cycle, problem))
+            flags = [f for f in flags if f.key not in failed]
+            cycle = find_prerequisite_cycle(flags)
+    compiled: dict[str, _CompiledFlag] = {}
+    for flag in flags:
+        try:
+            compiled[flag.key] = _compile_flag(flag, groups, strict)
+        except Exception as exc:
+            if not isolate:
+                raise
+            # isolation is the point: whatever one definition does, the others are served
+            text = (
+                str(exc) if isinstance(exc, ConfigurationError) else f"{type(exc).__name__}: {exc}"
             )
-    groups = definitions.saved_groups
-    compiled = {f.key: _compile_flag(f, groups, strict) for f in flags}
+            failed[flag.key] = text if flag.key in text else f"flag {flag.key!r}: {text}"
+    if failed:
+        definitions = definitions.model_copy(
+            update={
+                "flags": [f for f in definitions.flags if f.key not in failed],
+                "invalid": {**definitions.invalid, **failed},
+            }
+        )
+        flags = [f for f in flags if f.key not in failed]
     uses_time = any(
         r.start_at is not None or r.end_at is not None or r.ramp is not None
         for f in flags

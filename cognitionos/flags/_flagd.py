@@ -32,8 +32,11 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
 
+from pydantic import ValidationError
+
 from cognitionos.errors import ConfigurationError
 from cognitionos.flags._conditions import parse_semver
+from cognitionos.flags._growthbook import validation_error
 from cognitionos.flags._js import js_compare, js_string, js_to_number
 from cognitionos.flags.models import FlagDefinition, FlagSet, Rule
 from cognitionos.hashing import murmur3_32
@@ -584,8 +587,12 @@ def _flag(
     )
 
 
-def flag_set_from_flagd(payload: Mapping[str, Any]) -> FlagSet:
-    """Convert a flagd flag definition document (or a bare ``{key: flag}`` mapping)."""
+def flag_set_from_flagd(payload: Mapping[str, Any], *, strict: bool = True) -> FlagSet:
+    """Convert a flagd flag definition document (or a bare ``{key: flag}`` mapping).
+
+    ``strict`` (the default) rejects the whole document for one bad flag; with
+    ``strict=False`` each bad flag lands in ``FlagSet.invalid`` with its reason.
+    """
     if not isinstance(payload, Mapping):
         raise ConfigurationError("flagd payload must be an object")
     raw_flags = payload.get("flags") if "flags" in payload else payload
@@ -594,10 +601,19 @@ def flag_set_from_flagd(payload: Mapping[str, Any]) -> FlagSet:
     evaluators = payload.get("$evaluators") or {}
     set_meta = payload.get("metadata") if "flags" in payload else None
     flags = []
+    invalid: dict[str, str] = {}
     for key, raw in raw_flags.items():
         if str(key).startswith("$"):
             continue
-        if not isinstance(raw, Mapping):
-            raise ConfigurationError(f"flag {key!r}: must be an object")
-        flags.append(_flag(str(key), raw, evaluators, set_meta))
-    return FlagSet(flags=flags)
+        try:
+            if not isinstance(raw, Mapping):
+                raise ConfigurationError(f"flag {key!r}: must be an object")
+            flags.append(_flag(str(key), raw, evaluators, set_meta))
+        except (ConfigurationError, ValidationError) as exc:
+            problem = (
+                validation_error(exc, f"flag {key!r}") if isinstance(exc, ValidationError) else exc
+            )
+            if strict:
+                raise problem from None
+            invalid[str(key)] = str(problem)
+    return FlagSet(flags=flags, invalid=invalid)

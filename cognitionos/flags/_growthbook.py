@@ -154,44 +154,65 @@ def _rule(raw: Mapping[str, Any]) -> dict[str, Any] | None:
     return None  # the SDK ignores a rule with no outcome and no prerequisites
 
 
-def flag_set_from_growthbook(payload: Mapping[str, Any]) -> FlagSet:
-    """Convert a GrowthBook payload into a :class:`FlagSet` (validation only; no compilation)."""
+def _feature(key: str, feature: Any) -> FlagDefinition:
+    """One GrowthBook feature as a flag; raises ConfigurationError naming what is wrong."""
+    if not isinstance(feature, Mapping):
+        raise ConfigurationError(f"flag {key!r}: feature definition must be an object")
+    raw_rules = feature.get("rules") or []
+    if not isinstance(raw_rules, list):
+        raise ConfigurationError(f"flag {key!r} rules: must be a list")
+    rules = []
+    for i, raw_rule in enumerate(raw_rules):
+        if not isinstance(raw_rule, Mapping):
+            raise ConfigurationError(f"flag {key!r} rules[{i}]: rule must be an object")
+        r = _rule(raw_rule)
+        if r is None:
+            continue
+        try:
+            rules.append(Rule.model_validate(r))
+        except ValidationError as exc:
+            raise validation_error(exc, f"flag {key!r} rules[{i}]") from None
+    default = feature.get("defaultValue")
+    try:
+        return FlagDefinition(
+            key=key, default_value=default, type=_infer_type(default), rules=rules
+        )
+    except ValidationError as exc:
+        raise validation_error(exc, f"flag {key!r}") from None
+
+
+def flag_set_from_growthbook(payload: Mapping[str, Any], *, strict: bool = True) -> FlagSet:
+    """Convert a GrowthBook payload into a :class:`FlagSet` (validation only; no compilation).
+
+    ``strict`` (the default) rejects the whole payload for one bad feature; with
+    ``strict=False`` each bad feature lands in ``FlagSet.invalid`` with its reason.
+    """
     if not isinstance(payload, Mapping):
         raise ConfigurationError("GrowthBook payload must be an object")
     features = payload.get("features") or {}
     if not isinstance(features, Mapping):
         raise ConfigurationError("GrowthBook payload: 'features' must be an object")
     flags = []
+    invalid: dict[str, str] = {}
     for key, feature in features.items():
-        if not isinstance(feature, Mapping):
-            raise ConfigurationError(f"flag {key!r}: feature definition must be an object")
-        rules = []
-        for i, raw_rule in enumerate(feature.get("rules") or []):
-            if not isinstance(raw_rule, Mapping):
-                raise ConfigurationError(f"flag {key!r} rules[{i}]: rule must be an object")
-            r = _rule(raw_rule)
-            if r is None:
-                continue
-            try:
-                rules.append(Rule.model_validate(r))
-            except ValidationError as exc:
-                raise validation_error(exc, f"flag {key!r} rules[{i}]") from None
-        default = feature.get("defaultValue")
         try:
-            flags.append(
-                FlagDefinition(
-                    key=str(key), default_value=default, type=_infer_type(default), rules=rules
-                )
-            )
-        except ValidationError as exc:
-            raise validation_error(exc, f"flag {key!r}") from None
+            flags.append(_feature(str(key), feature))
+        except ConfigurationError as exc:
+            if strict:
+                raise
+            invalid[str(key)] = str(exc)
     groups = payload.get("savedGroups") or {}
     bandits = payload.get("contextualBandits") or {}
+    if not isinstance(groups, Mapping) or not isinstance(bandits, Mapping):
+        raise ConfigurationError(
+            "GrowthBook payload: 'savedGroups' and 'contextualBandits' must be objects"
+        )
     try:
         return FlagSet(
             flags=flags,
             saved_groups={k: v for k, v in groups.items() if isinstance(v, list)},
             contextual_bandits=dict(bandits),
+            invalid=invalid,
         )
     except ValidationError as exc:
         raise validation_error(exc, "GrowthBook payload") from None

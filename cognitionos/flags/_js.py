@@ -22,7 +22,7 @@ __all__ = [
     "js_to_number",
     "js_truthy",
     "js_type",
-    "padded_version",
+    "version_key",
 ]
 
 _NAN = math.nan
@@ -239,23 +239,45 @@ def js_json(value: Any) -> str:
     return json.dumps(js_string(value), ensure_ascii=False)
 
 
-_VERSION_STRIP = re.compile(r"(^v|\+.*$)")
-_VERSION_SPLIT = re.compile(r"[-.]")
-_DIGITS = re.compile(r"[0-9]+")
-
-
-def _padded(text: str) -> str:
-    parts = _VERSION_SPLIT.split(_VERSION_STRIP.sub("", text))
-    if len(parts) == 3:
-        # "~" sorts after every pre-release tag, so 1.0.0 > 1.0.0-rc
-        parts.append("~")
-    return "-".join(p.rjust(5, " ") if _DIGITS.fullmatch(p) else p for p in parts)
-
-
-def padded_version(value: Any) -> str:
-    """GrowthBook's ``paddedVersionString``: a string whose ordering is version ordering."""
+def _version_text(value: Any) -> str:
+    # GrowthBook coerces like JS: a number becomes its String(), any other
+    # non-string or an empty string is treated as version "0"
     if type(value) in (int, float):
-        value = _number_to_string(value)
-    if not value or type(value) is not str:
-        value = "0"
-    return _padded(value)
+        return _number_to_string(value)
+    if type(value) is not str or not value:
+        return "0"
+    return value
+
+
+#: ranks of the three kinds of version part; a release ranks above any pre-release part
+_NUMERIC, _TEXT, _RELEASE = 0, 1, 2
+
+
+def version_key(value: Any) -> tuple[tuple[int, int | bytes], ...]:
+    """A sort key giving the version order of GrowthBook's ``$veq``/``$vgt``/... operators.
+
+    The order the conformance suite asks for, stated as rules:
+
+    - a leading ``v`` and ``+build`` metadata do not count; ``.`` and ``-`` both separate
+      parts, so ``1-2-3`` equals ``1.2.3`` and ``1.2.3.4`` equals ``1.2.3-4``;
+    - parts compare left to right: numbers by value, other text by UTF-16 code
+      units (so ``R2 < r100 < r2``), and a number below any text (``1.0.0-9 < 1.0.0-a``);
+    - a version of exactly three parts is a release and ranks above every
+      pre-release of it (``1.0.0-rc.1 < 1.0.0``);
+    - when one version is the start of the other, the shorter ranks lower
+      (``1.0.0-alpha < 1.0.0-alpha.1``).
+    """
+    text = _version_text(value)
+    if text[0] == "v":
+        text = text[1:]
+    text = text.partition("+")[0]
+    parts = text.replace("-", ".").split(".")
+    key: list[tuple[int, int | bytes]] = [
+        (_NUMERIC, int(p))
+        if p.isascii() and p.isdigit()
+        else (_TEXT, p.encode("utf-16-be", "surrogatepass"))
+        for p in parts
+    ]
+    if len(key) == 3:
+        key.append((_RELEASE, 0))
+    return tuple(key)

@@ -305,11 +305,22 @@ def _apply_delta_events(events: list[Any]) -> dict[str, Any]:
     return {"features": list(features.values()), "segments": list(segments.values())}
 
 
-def flag_set_from_unleash(payload: Mapping[str, Any]) -> FlagSet:
+def _problem(exc: Exception, name: str) -> ConfigurationError:
+    """The library error for a toggle that failed to load, naming the toggle."""
+    if isinstance(exc, ConfigurationError):
+        return exc
+    if isinstance(exc, ValidationError):
+        return validation_error(exc, f"flag {name!r}")
+    return ConfigurationError(f"flag {name!r}: {exc}")
+
+
+def flag_set_from_unleash(payload: Mapping[str, Any], *, strict: bool = True) -> FlagSet:
     """Convert an Unleash client features payload into a :class:`FlagSet`.
 
     Both the full payload (``{"features": [...], "segments": [...]}``) and the delta
-    API's ``{"events": [...]}`` are accepted.
+    API's ``{"events": [...]}`` are accepted. ``strict`` (the default) rejects the
+    whole payload for one bad toggle; with ``strict=False`` each bad toggle lands in
+    ``FlagSet.invalid`` with its reason.
     """
     if not isinstance(payload, Mapping):
         raise ConfigurationError("Unleash payload must be an object")
@@ -326,6 +337,7 @@ def flag_set_from_unleash(payload: Mapping[str, Any]) -> FlagSet:
             ]
     by_name = {str(f.get("name")): f for f in raw_features if isinstance(f, Mapping)}
     flags = []
+    invalid: dict[str, str] = {}
     for name, f in by_name.items():
         try:
             strategies = [s for s in f.get("strategies") or [] if isinstance(s, Mapping)]
@@ -348,6 +360,9 @@ def flag_set_from_unleash(payload: Mapping[str, Any]) -> FlagSet:
                     variants=variants,  # type: ignore[arg-type]
                 )
             )
-        except ValidationError as exc:
-            raise validation_error(exc, f"flag {name!r}") from None
-    return FlagSet(flags=flags)
+        except (ConfigurationError, ValueError, TypeError) as exc:
+            problem = _problem(exc, name)
+            if strict:
+                raise problem from None
+            invalid[name] = str(problem)
+    return FlagSet(flags=flags, invalid=invalid)

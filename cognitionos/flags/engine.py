@@ -11,6 +11,7 @@ attributes::
 from __future__ import annotations
 
 import json
+import logging
 import random
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -25,6 +26,7 @@ from cognitionos.flags._growthbook import (
     flag_set_from_growthbook,
     validation_error,
 )
+from cognitionos.flags._store import StoreSync
 from cognitionos.flags.models import (
     ErrorCode,
     Evaluation,
@@ -37,6 +39,13 @@ from cognitionos.flags.models import (
 from cognitionos.metrics import CounterSet
 
 __all__ = ["FlagEngine"]
+
+log = logging.getLogger("cognitionos.flags")
+
+_COUNTER_HELP = {
+    "invalid_flags": "Flag definitions that failed to load and evaluate to PARSE_ERROR",
+    "reload_errors": "Failures to reload definitions from the store (last snapshot kept)",
+}
 
 
 class FlagEngine:
@@ -85,13 +94,22 @@ class FlagEngine:
                 fs = FlagSet(flags=list(definitions or []))
             except ValidationError as exc:
                 raise validation_error(exc, "flag set") from None
+        self._reported: frozenset[tuple[str, str]] = frozenset()
         self._snapshot: Snapshot = compile_snapshot(
             fs, environment=environment, allow_cycles=allow_cycles
         )
+        self._report_invalid(self._snapshot)
         if store is not None:
-            from cognitionos.flags._store import StoreSync
-
-            self._sync = StoreSync(self, store, actor=actor, namespace=namespace)
+            self._sync = StoreSync(
+                store,
+                clock=self._clock,
+                publish=self._publish_stored,
+                environment=environment,
+                allow_cycles=allow_cycles,
+                actor=actor,
+                namespace=namespace,
+                on_reload_error=self._reload_failed,
+            )
 
     # -- construction ------------------------------------------------------------------------
     @classmethod
@@ -99,22 +117,30 @@ class FlagEngine:
         cls,
         payload: Mapping[str, Any] | str,
         *,
-        strict: bool = True,
+        strict: bool = False,
         environment: str | None = None,
         clock: Clock | None = None,
         track_evaluations: bool = False,
     ) -> FlagEngine:
         """Engine for a GrowthBook SDK payload (``{"features": ..., "savedGroups": ...}``).
 
-        ``strict=False`` accepts unknown operators and invalid regexes, which then
-        never match (the GrowthBook SDK behaviour); prerequisite cycles are always
-        accepted here and reported per evaluation, as GrowthBook does.
+        By default the engine loads what it can, as the GrowthBook SDK does: unknown
+        operators and invalid regexes never match, and a feature that cannot be
+        loaded at all evaluates to ERROR/PARSE_ERROR (listed in
+        ``engine.definitions.invalid``) while the others work. ``strict=True``
+        rejects the whole payload instead, naming the first problem (for CI).
+        Prerequisite cycles are always accepted and reported per evaluation, as
+        GrowthBook does.
         """
-        data = json.loads(payload) if isinstance(payload, str) else payload
-        fs = flag_set_from_growthbook(data)
+        data = _document(payload, "GrowthBook payload")
+        fs = flag_set_from_growthbook(data, strict=strict)
         engine = cls.__new__(cls)
         engine._init_bare(clock, environment, track_evaluations=track_evaluations)
-        engine._snapshot = _compile_lenient(fs, environment, strict)
+        engine._install(
+            compile_snapshot(
+                fs, environment=environment, allow_cycles=True, strict=strict, isolate=not strict
+            )
+        )
         engine._allow_cycles = True
         return engine
 
@@ -129,21 +155,26 @@ class FlagEngine:
         clock: Clock | None = None,
         rng: random.Random | None = None,
         track_evaluations: bool = False,
+        strict: bool = False,
     ) -> FlagEngine:
         """Engine for an Unleash client API payload (``/api/client/features``).
 
         Attributes use Unleash context names (``userId``, ``sessionId``,
         ``remoteAddress``, ``properties``...); ``environment``, ``app_name`` and
-        ``hostname`` fill the context fields the SDK would fill itself.
+        ``hostname`` fill the context fields the SDK would fill itself. A toggle
+        that cannot be loaded evaluates to ERROR/PARSE_ERROR while the others
+        work; ``strict=True`` rejects the whole payload instead (for CI).
+        Unknown strategies, operators and invalid regexes never match either way,
+        as in the Unleash SDKs.
         """
         from cognitionos.flags._unleash import flag_set_from_unleash
 
-        data = json.loads(payload) if isinstance(payload, str) else payload
-        fs = flag_set_from_unleash(data)
+        data = _document(payload, "Unleash payload")
+        fs = flag_set_from_unleash(data, strict=strict)
         engine = cls.__new__(cls)
         engine._init_bare(clock, None, rng, track_evaluations=track_evaluations)
         engine._allow_cycles = True
-        engine._snapshot = compile_snapshot(fs, allow_cycles=True, strict=False)
+        engine._install(compile_snapshot(fs, allow_cycles=True, strict=False, isolate=not strict))
         engine._flatten_properties = True
         if environment is not None:
             engine._implicit["environment"] = environment
@@ -159,6 +190,7 @@ class FlagEngine:
         *,
         clock: Clock | None = None,
         track_evaluations: bool = False,
+        strict: bool = False,
     ) -> FlagEngine:
         """Engine for flagd flag definitions (``{"flags": {...}, "$evaluators": {...}}``).
 
@@ -166,14 +198,17 @@ class FlagEngine:
         ``starts_with``, ``ends_with`` and ``$ref``); the context's ``targetingKey``
         feeds ``fractional``, and ``$flagd.timestamp`` comes from ``clock``. The
         OpenFeature spec's ``test-flags.json`` shape (``contextEvaluator``) loads too.
+        A flag that cannot be loaded (say, an unknown JsonLogic operation) evaluates
+        to ERROR/PARSE_ERROR while the others work; ``strict=True`` rejects the
+        whole document instead (for CI).
         """
         from cognitionos.flags._flagd import flag_set_from_flagd
 
-        data = json.loads(payload) if isinstance(payload, str) else payload
-        fs = flag_set_from_flagd(data)
+        data = _document(payload, "flagd document")
+        fs = flag_set_from_flagd(data, strict=strict)
         engine = cls.__new__(cls)
         engine._init_bare(clock, None, track_evaluations=track_evaluations)
-        engine._snapshot = compile_snapshot(fs)
+        engine._install(compile_snapshot(fs, isolate=not strict))
         engine._stamp_time = any(f.rules for f in fs.flags)
         return engine
 
@@ -204,6 +239,7 @@ class FlagEngine:
         self._stamp_time = False
         self._sync = None
         self._stats = {} if track_evaluations else None
+        self._reported = frozenset()
         self._init_counters()
 
     # -- evaluation ------------------------------------------------------------------------
@@ -240,8 +276,9 @@ class FlagEngine:
         return ev
 
     def _init_counters(self) -> None:
-        #: totals per (flag, variant or reason) for EngineCollector; kept with track_evaluations
-        self.counters = CounterSet("flags", ())
+        #: invalid flags and reload failures, plus totals per (flag, variant or reason)
+        #: for EngineCollector (those kept with track_evaluations)
+        self.counters = CounterSet("flags", _COUNTER_HELP, help=_COUNTER_HELP)
         self._evaluations = self.counters.labelled(
             "evaluations", "flag", "variant", help="Flag evaluations by flag and variant or reason"
         )
@@ -372,11 +409,47 @@ class FlagEngine:
 
     def replace(self, definitions: FlagSet) -> None:
         """Compile ``definitions`` and swap them in atomically (readers never see a mix)."""
-        self._snapshot = compile_snapshot(
-            definitions,
-            environment=self._environment,
-            version=self._snapshot.version + 1,
-            allow_cycles=self._allow_cycles,
+        self._install(
+            compile_snapshot(
+                definitions,
+                environment=self._environment,
+                version=self._snapshot.version + 1,
+                allow_cycles=self._allow_cycles,
+            )
+        )
+
+    def _publish_stored(self, definitions: FlagSet) -> None:
+        # what a store holds is compiled flag by flag: one bad definition (say, from
+        # a newer release) turns into one PARSE_ERROR flag, never a failed reload
+        self._install(
+            compile_snapshot(
+                definitions,
+                environment=self._environment,
+                version=self._snapshot.version + 1,
+                allow_cycles=self._allow_cycles,
+                isolate=True,
+            )
+        )
+
+    def _install(self, snapshot: Snapshot) -> None:
+        self._snapshot = snapshot
+        self._report_invalid(snapshot)
+
+    def _report_invalid(self, snapshot: Snapshot) -> None:
+        """Count and log each invalid flag once (again only if its reason changes)."""
+        current = frozenset(snapshot.invalid.items())
+        for key, reason in sorted(current - self._reported):
+            self.counters.inc("invalid_flags")
+            log.error("flag %r is invalid and evaluates to PARSE_ERROR: %s", key, reason)
+        self._reported = current
+
+    def _reload_failed(self, exc: Exception) -> None:
+        self.counters.inc("reload_errors")
+        log.error(
+            "reloading flags from the store failed; still serving snapshot version %d: %s: %s",
+            self._snapshot.version,
+            type(exc).__name__,
+            exc,
         )
 
     def export(self) -> dict[str, Any]:
@@ -447,8 +520,13 @@ class FlagEngine:
 _OFF_REASONS = frozenset({Reason.DISABLED, Reason.PREREQUISITE_FAILED, Reason.ERROR})
 
 
-def _compile_lenient(fs: FlagSet, environment: str | None, strict: bool) -> Snapshot:
-    return compile_snapshot(fs, environment=environment, allow_cycles=True, strict=strict)
+def _document(payload: Mapping[str, Any] | str, what: str) -> Any:
+    if not isinstance(payload, str):
+        return payload
+    try:
+        return json.loads(payload)
+    except ValueError as exc:
+        raise ConfigurationError(f"{what}: not valid JSON ({exc})") from None
 
 
 def _error(key: str, default: Any, code: ErrorCode, message: str) -> Evaluation:

@@ -22,7 +22,14 @@ from types import MappingProxyType
 from typing import Any, Literal
 
 import attrs
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 __all__ = [
     "EnvironmentOverride",
@@ -47,8 +54,29 @@ _EMPTY: Mapping[str, Any] = MappingProxyType({})
 HashVersion = int | Literal["unleash"]
 
 
+#: validation context key: drop fields this release does not know (reading a store
+#: written by a newer release) instead of rejecting them; their names are collected
+#: under ``_IGNORED_FIELDS`` in the same context
+_IGNORE_UNKNOWN_FIELDS = "ignore_unknown_fields"
+_IGNORED_FIELDS = "ignored_fields"
+
+
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _forward_compatible(cls, data: Any, info: ValidationInfo) -> Any:
+        # user input stays strict (extra="forbid"); only a caller that asks for it,
+        # the store reader, tolerates fields added by a newer release
+        ctx = info.context
+        if not ctx or not ctx.get(_IGNORE_UNKNOWN_FIELDS) or not isinstance(data, Mapping):
+            return data
+        unknown = [k for k in data if k not in cls.model_fields]
+        if not unknown:
+            return data
+        ctx.setdefault(_IGNORED_FIELDS, []).extend(f"{cls.__name__}.{k}" for k in unknown)
+        return {k: v for k, v in data.items() if k not in unknown}
 
 
 class Prerequisite(_Model):
@@ -257,11 +285,18 @@ FlagDefinition.model_rebuild()
 
 
 class FlagSet(_Model):
-    """A complete set of flag definitions plus the saved groups their conditions reference."""
+    """A complete set of flag definitions plus the saved groups their conditions reference.
+
+    ``invalid`` lists flags that could not be loaded (from a store or a vendor
+    document), with the reason; they answer ERROR/PARSE_ERROR when evaluated.
+    """
 
     flags: list[FlagDefinition] = Field(default_factory=list)
     saved_groups: dict[str, list[Any]] = Field(default_factory=dict)
     contextual_bandits: dict[str, Any] = Field(default_factory=dict)
+    #: flags that failed to load (key -> reason): each evaluates to reason ERROR with
+    #: error code PARSE_ERROR while every other flag keeps working
+    invalid: dict[str, str] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _unique(self) -> FlagSet:
@@ -269,6 +304,8 @@ class FlagSet(_Model):
         for f in self.flags:
             if f.key in seen:
                 raise ValueError(f"duplicate flag key {f.key!r}")
+            if f.key in self.invalid:
+                raise ValueError(f"flag {f.key!r} is both defined and listed as invalid")
             seen.add(f.key)
         return self
 

@@ -104,11 +104,12 @@ def test_malformed_definitions_are_rejected_at_load_naming_flag_and_field(
 def test_growthbook_payload_errors_name_flag_and_field() -> None:
     bad = {"features": {"pay": {"defaultValue": 1, "rules": [{"force": 2, "coverage": "lots"}]}}}
     with pytest.raises(ConfigurationError, match=r"flag 'pay' rules\[0\].*coverage"):
-        FlagEngine.from_growthbook(bad)
+        FlagEngine.from_growthbook(bad, strict=True)
     unknown = {"features": {"pay": {"rules": [{"force": 2, "condition": {"a": {"$nope": 1}}}]}}}
     with pytest.raises(ConfigurationError, match=r"'pay'.*\$nope"):
-        FlagEngine.from_growthbook(unknown)
-    lenient = FlagEngine.from_growthbook(unknown, strict=False)
+        FlagEngine.from_growthbook(unknown, strict=True)
+    # by default the SDK behaviour: an unknown operator never matches
+    lenient = FlagEngine.from_growthbook(unknown)
     assert lenient.evaluate("pay", {"a": 1}).reason is Reason.DEFAULT
 
 

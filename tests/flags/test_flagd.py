@@ -165,12 +165,15 @@ def test_json_logic_semantics() -> None:
 
 
 def test_bad_definitions_are_rejected_at_load() -> None:
+    def strict(**flags: Any) -> FlagEngine:
+        return FlagEngine.from_flagd({"flags": flags}, strict=True)
+
     with pytest.raises(ConfigurationError, match="unknown JsonLogic operation"):
-        _engine(f={"variants": {"a": 1}, "defaultVariant": "a", "targeting": {"nope": [1]}})
+        strict(f={"variants": {"a": 1}, "defaultVariant": "a", "targeting": {"nope": [1]}})
     with pytest.raises(ConfigurationError, match="defaultVariant"):
-        _engine(f={"variants": {"a": 1}, "defaultVariant": "b"})
+        strict(f={"variants": {"a": 1}, "defaultVariant": "b"})
     with pytest.raises(ConfigurationError, match="unknown \\$ref"):
-        _engine(f={"variants": {"a": 1}, "defaultVariant": "a", "targeting": {"$ref": "x"}})
+        strict(f={"variants": {"a": 1}, "defaultVariant": "a", "targeting": {"$ref": "x"}})
 
 
 def test_openfeature_spec_test_flag_shape() -> None:

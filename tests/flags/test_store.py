@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import time
-import uuid
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,36 +10,6 @@ import pytest
 from cognitionos.clock import ManualClock
 from cognitionos.errors import ConfigurationError
 from cognitionos.flags import FlagDefinition, FlagEngine, FlagSet, Prerequisite, Reason, Rule
-
-
-@pytest.fixture(
-    params=[
-        pytest.param("memory", marks=pytest.mark.memory),
-        pytest.param("sqlite", marks=pytest.mark.sqlite),
-        pytest.param("postgresql", marks=pytest.mark.postgresql),
-        pytest.param("redis", marks=pytest.mark.redis),
-    ]
-)
-def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
-    if request.param == "memory":
-        from cognitionos.storage import open_store
-
-        # one shared memory store object stands for "the same database"
-        store = open_store("memory://")
-        yield store
-        store.close()
-    elif request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'flags.db'}"
-    else:
-        yield request.getfixturevalue(
-            {"postgresql": "postgres_url", "redis": "redis_url"}[request.param]
-        )
-
-
-@pytest.fixture
-def ns() -> str:
-    """A fresh namespace: shared servers keep other tests' flags."""
-    return f"t{uuid.uuid4().hex[:10]}/"
 
 
 def test_definitions_persist_and_validate_on_write(store_url: Any, ns: str) -> None:
