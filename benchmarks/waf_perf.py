@@ -1,7 +1,12 @@
 """CPU cost of Firewall.inspect on four request archetypes, rule-set compile time and the
 worst 100 KB adversarial body.
 
-    python benchmarks/waf_perf.py [--rounds 2000]
+    python benchmarks/waf_perf.py [--rounds 2000] [--interleave 100] [--no-adversarial]
+
+Ours is measured twice per round: with the shipped shortcuts (``Firewall()``: numbers and 1-2
+character tokens skip the detectors, proven equivalent by tests/waf/test_shortcuts.py) and with
+them off (``Firewall(shortcuts=False)``: every detector on every value). Both sides inspect the
+same parts of each request (see docs/waf.md, "What each side inspects").
 
 The oracle, libmodsecurity + OWASP CRS, is measured in the same run when given: it runs in a
 separate interpreter so it never becomes a dependency of ours, kept running so that its rounds
@@ -240,6 +245,9 @@ def main() -> None:
     )
     ap.add_argument("--crs-setup", default=None, help="crs-setup.conf of an OWASP CRS install")
     ap.add_argument("--crs-rules", default=None, help="rules/ directory of that CRS install")
+    ap.add_argument(
+        "--no-adversarial", action="store_true", help="skip the 100 KB adversarial bodies"
+    )
     args = ap.parse_args()
 
     for mod in [m for m in sys.modules if m.startswith("cognitionos.waf")]:
@@ -254,41 +262,62 @@ def main() -> None:
     )
 
     fw = Firewall()
+    full = Firewall(shortcuts=False)
     peer = modsecurity_peer(args.peer_python, args.crs_setup, args.crs_rules)
-    header = f"\n{'archetype':<28}{'p50 us':>9}{'p99 us':>9}{'req/s/core':>12}"
+    header = (
+        f"\n{'archetype':<28}{'p50 us':>9}{'p99 us':>9}{'req/s/core':>12}{'p50 no-sc':>11}"
+    )
     print(
-        header + (f"{'CRS p50':>10}{'CRS p99':>10}{'ratio':>8}{'rounds range':>16}" if peer else "")
+        header
+        + (
+            f"{'CRS p50':>10}{'CRS p99':>10}{'ratio':>8}{'no-sc':>8}{'rounds range':>16}"
+            if peer
+            else ""
+        )
     )
     rounds = max(1, args.interleave)
     ours_per_round = max(1, args.rounds // rounds)
     for name, req in archetypes().items():
         times: list[float] = []
+        full_times: list[float] = []
         peer_times: list[float] = []
         ratios: list[float] = []
+        full_ratios: list[float] = []
         for _ in range(rounds):
             # both sides warm up again after the other's round (a quarter of the round)
             mine = cpu_times(lambda r=req: fw.inspect(r), ours_per_round, ours_per_round // 4)
             times += mine
+            mine_full = cpu_times(
+                lambda r=req: full.inspect(r), ours_per_round, ours_per_round // 4
+            )
+            full_times += mine_full
             if peer is not None:
                 # the peer is ~10x slower: a fifth as many inspections keeps rounds comparable
                 theirs = peer.times(name, max(3, ours_per_round // 5))
                 peer_times += theirs
                 ratios.append(statistics.median(theirs) / statistics.median(mine))
+                full_ratios.append(statistics.median(theirs) / statistics.median(mine_full))
         p50, p99 = statistics.median(times), pct(times, 0.99)
-        line = f"{name:<28}{p50:>9.1f}{p99:>9.1f}{1e6 / statistics.mean(times):>12.0f}"
+        line = (
+            f"{name:<28}{p50:>9.1f}{p99:>9.1f}{1e6 / statistics.mean(times):>12.0f}"
+            f"{statistics.median(full_times):>11.1f}"
+        )
         if peer is not None:
             spread = f"{min(ratios):.1f}-{max(ratios):.1f}x"
             line += (
                 f"{statistics.median(peer_times):>10.1f}{pct(peer_times, 0.99):>10.1f}"
-                f"{statistics.median(ratios):>7.1f}x{spread:>16}"
+                f"{statistics.median(ratios):>7.1f}x{statistics.median(full_ratios):>7.1f}x"
+                f"{spread:>16}"
             )
         print(line)
     if peer is not None:
         peer.close()
         print(
             "ratio: the median over rounds of (peer p50 / our p50) within a round; ours and the "
-            "peer's rounds alternate"
+            "peer's rounds alternate; no-sc: ours with shortcuts=False"
         )
+    if args.no_adversarial:
+        return
 
     worst = (0.0, "")
     for unit in [

@@ -8,8 +8,10 @@ the app. In detect-only mode nothing is blocked and ``X-WAF-Would-Block`` /
     app = FirewallMiddleware(app, Firewall(paranoia=1), trusted_proxies=["10.0.0.0/8"])
     wsgi_app = FirewallWSGIMiddleware(wsgi_app, Firewall(mode="detect"))
 
-``middleware.counters`` (a :class:`~cognitionos.metrics.CounterSet`: inspected, blocked,
-would_block, too_large, and attacks per category) is read at scrape time by
+``middleware.counters`` is the firewall's own ``firewall.counters`` (a
+:class:`~cognitionos.metrics.CounterSet`: inspected, blocked, would_block, too_large, and
+attacks per category); the firewall counts its decisions, the middleware adds only
+``too_large`` (bodies refused before inspection). It is read at scrape time by
 :class:`~cognitionos.integrations.prometheus.EngineCollector`.
 """
 
@@ -21,6 +23,7 @@ import secrets
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from typing import Any
 
+from cognitionos.errors import ConfigurationError
 from cognitionos.integrations.proxies import TrustedProxies
 from cognitionos.metrics import CounterSet
 from cognitionos.waf import AutoBlacklist, Firewall, Request, Verdict
@@ -34,20 +37,13 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 
-def firewall_counters() -> CounterSet:
-    """The counters both middlewares keep: totals plus attacks per category."""
-    counters = CounterSet(
-        "waf",
-        ("inspected", "blocked", "would_block", "too_large"),
-        help={
-            "inspected": "Requests inspected by the firewall",
-            "blocked": "Requests refused with 403",
-            "would_block": "Requests whose score reached the threshold (also in detect mode)",
-            "too_large": "Requests refused because the body exceeded max_body_bytes",
-        },
-    )
-    counters.labelled("attacks", "category", help="Requests reaching the threshold, by category")
-    return counters
+def firewall_counters(firewall: Firewall | None = None) -> CounterSet:
+    """The counters of ``firewall`` (of a new default :class:`Firewall` when None).
+
+    Kept for callers of earlier releases: the counters now live on the firewall
+    (``firewall.counters``), so every front that shares a firewall shares its totals.
+    """
+    return (firewall or Firewall()).counters
 
 
 class _Guard:
@@ -62,6 +58,11 @@ class _Guard:
         counters: CounterSet | None,
     ) -> None:
         self.firewall = firewall or Firewall()
+        if counters is not None and counters is not self.firewall.counters:
+            raise ConfigurationError(
+                "counters= is no longer separate from the firewall: read firewall.counters "
+                "(or middleware.counters, the same object)"
+            )
         self.blacklist = blacklist
         self.max_body_bytes = max_body_bytes
         self.proxies = (
@@ -69,11 +70,8 @@ class _Guard:
             if isinstance(trusted_proxies, TrustedProxies)
             else TrustedProxies(trusted_proxies)
         )
-        self.counters = counters or firewall_counters()
-        self._inspected = self.counters.incrementer("inspected")
-        self._blocked = self.counters.incrementer("blocked")
-        self._would_block = self.counters.incrementer("would_block")
-        self._attacks = self.counters.labelled("attacks", "category")
+        #: The firewall's counters: it counts its decisions, the middleware adds ``too_large``.
+        self.counters = self.firewall.counters
 
     def client_ip(self, peer: str | None, headers: list[tuple[str, str]]) -> str | None:
         """The client address; forwarded headers count only through trusted proxies."""
@@ -85,16 +83,6 @@ class _Guard:
             peer, forwarded_for=forwarded_for or None, forwarded=forwarded or None
         )
         return peer if ip == "unknown" else ip
-
-    def record(self, verdict: Verdict) -> None:
-        """Count one verdict."""
-        self._inspected()
-        if verdict.blocked:
-            self._blocked()
-        if verdict.would_block:
-            self._would_block()
-            for category in verdict.categories:
-                self._attacks.inc((category,))
 
 
 def _forbidden_body(incident: str, verdict: Verdict | None, reason: str) -> bytes:
@@ -164,7 +152,6 @@ class FirewallMiddleware(_Guard):
                 )
                 return
         verdict = self.firewall.inspect(request)
-        self.record(verdict)
         if self.blacklist is not None and verdict.would_block:
             import anyio.to_thread
 
@@ -301,7 +288,6 @@ class FirewallWSGIMiddleware(_Guard):
                 [],
             )
         verdict = self.firewall.inspect(request)
-        self.record(verdict)
         if self.blacklist is not None and verdict.would_block:
             self.blacklist.record(request, verdict)
         if verdict.blocked:

@@ -134,7 +134,12 @@ _ENTITY_SPLIT = re.compile(r"&(?:#[0-9]|#x[0-9a-f]|[a-z]{2,8};)", re.IGNORECASE)
 
 def parse_cookies(header: str, limits: ParseLimits, out: ParsedRequest) -> None:
     """``a=1; b=2`` into cookie and cookie-name fields."""
-    for part in _COOKIE_SPLIT.split(header)[: limits.max_args]:
+    parts = _COOKIE_SPLIT.split(header)
+    if len(parts) > limits.max_args:
+        # the cookies past the limit are not inspected: that must not pass silently
+        out.anomalies.append(Anomaly("too-many-args", "header:cookie", str(len(parts))))
+        parts = parts[: limits.max_args]
+    for part in parts:
         if not part.strip():
             continue
         name, sep, value = part.partition("=")

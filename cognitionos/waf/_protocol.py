@@ -551,12 +551,14 @@ def _is_session_name(name: str) -> bool:
 
 
 #: Parse anomalies -> (rule id, severity). An unparsable or oversized body hides its content
-#: from inspection, so it blocks (as ModSecurity's REQBODY_ERROR does).
+#: from inspection, so it blocks (as ModSecurity's REQBODY_ERROR does); so does every count or
+#: depth limit (headers, arguments, cookies, parts, nodes, nesting): what lies past it is never
+#: inspected, so it must not pass on a warning.
 _ANOMALY_RULES: dict[str, tuple[str, Severity]] = {
     "json-invalid": ("920901", _CRIT),
     "json-too-deep": ("920902", _CRIT),
     "xml-too-deep": ("920903", _CRIT),
-    "xml-too-large": ("920904", _WARN),
+    "xml-too-large": ("920904", _CRIT),
     "multipart-malformed": ("920905", _CRIT),
     "multipart-no-boundary": ("920906", _CRIT),
     "too-many-parts": ("920907", _CRIT),
@@ -564,5 +566,5 @@ _ANOMALY_RULES: dict[str, tuple[str, Severity]] = {
     "too-many-args": ("920380", _CRIT),
     "body-too-large": ("920400", _CRIT),
     "json-too-large": ("920910", _CRIT),
-    "too-many-headers": ("920908", _WARN),
+    "too-many-headers": ("920908", _CRIT),
 }

@@ -14,6 +14,7 @@ from typing import Any, Literal
 import attrs
 
 from cognitionos.errors import ConfigurationError
+from cognitionos.metrics import CounterSet
 from cognitionos.waf._normalize import explain_steps
 from cognitionos.waf._parse import Field, ParseLimits, parse_request
 from cognitionos.waf._protocol import ProtocolPolicy, check_protocol
@@ -25,19 +26,25 @@ from cognitionos.waf.rules import CustomRule, Exclusion, coerce_exclusions, coer
 
 __all__ = ["Explanation", "Firewall"]
 
-# Values made only of these characters cannot carry any attack the rules look for.
-_TRIVIAL = re.compile(r"^[A-Za-z0-9-]{0,64}$")
-# Plain prose (letters, digits, spaces, commas, hyphens) can only carry word-level attacks:
-# SQL keyword sequences, a shell command with flags, a scanner name.
-_PROSE = re.compile(r"^[A-Za-z0-9 ,-]{0,8192}$")
-_PROSE_DETECTORS = frozenset(
-    {"sqli_syntax", "sqli_keyword_density", "command_injection", "scanner_tool"}
-)
+# Values the detectors are known to pass: decimal numbers, and tokens of at most two letters,
+# digits or hyphens (``id``, ``q``, ``en``). Every built-in detector was run over all such
+# tokens (63**2 + 63 of them), the path "/" and 120k numbers without a match, and
+# tests/waf/test_shortcuts.py reruns that proof on every change. Longer words are not
+# shortcuts: ``localhost``, ``sqlmap``, ``web-inf``, ``msdb`` and base64 text all fire.
+_SHORTCUT = re.compile(r"[0-9]{0,64}|[A-Za-z0-9-]{0,2}|/")
 #: Inspection budget rules (see ParseLimits): too many values, one value too long, all values
 #: too long together.
 RULE_TOO_MANY_VALUES = "920910"
 RULE_VALUE_TOO_LONG = "920911"
 RULE_OVER_CHAR_BUDGET = "920912"
+
+#: The counters every :class:`Firewall` keeps (``fw.counters``), with their help text.
+_COUNTER_HELP = {
+    "inspected": "Requests inspected by the firewall (one per decision)",
+    "blocked": "Requests the verdict blocks",
+    "would_block": "Requests whose score reached the threshold (also in detect mode)",
+    "too_large": "Requests refused before inspection: body over the middleware's max_body_bytes",
+}
 
 #: (id of the rule list, value kind, value): one detector run per request and key.
 InspectKey = tuple[int, str, str]
@@ -97,6 +104,7 @@ class Firewall:
         disabled_rules: Iterable[str] = (),
         limits: ParseLimits | None = None,
         policy: ProtocolPolicy | None = None,
+        shortcuts: bool = True,
     ) -> None:
         if paranoia not in (1, 2, 3, 4):
             raise ConfigurationError(f"paranoia must be 1..4, got {paranoia!r}")
@@ -109,6 +117,16 @@ class Firewall:
         self.mode = mode
         self.limits = limits or ParseLimits()
         self.policy = policy or ProtocolPolicy()
+        #: Skip the detectors on values proven to pass them (numbers, 1-2 character tokens).
+        #: ``False`` runs every detector on every value (equal-work benchmarks, differential tests).
+        self.shortcuts = bool(shortcuts)
+        self.counters = CounterSet("waf", _COUNTER_HELP, help=_COUNTER_HELP)
+        self._count_inspected = self.counters.incrementer("inspected")
+        self._count_blocked = self.counters.incrementer("blocked")
+        self._count_would_block = self.counters.incrementer("would_block")
+        self._attacks = self.counters.labelled(
+            "attacks", "category", help="Requests reaching the threshold, by rule family"
+        )
         disabled = frozenset(disabled_rules)
         self.disabled_rules = disabled
         self._rules: tuple[BuiltinRule, ...] = tuple(
@@ -125,9 +143,7 @@ class Firewall:
         self.exclusions = coerce_exclusions(exclusions)
         # Rule lists per value kind, resolved once.
         self._by_kind: dict[tuple[str, str], tuple[BuiltinRule, ...]] = {}
-        self._rule_sets: dict[
-            tuple[str, str], tuple[tuple[BuiltinRule, ...], tuple[BuiltinRule, ...]]
-        ] = {}
+        self._rule_sets: dict[tuple[str, str], tuple[BuiltinRule, ...]] = {}
 
     def __repr__(self) -> str:
         return f"Firewall(paranoia={self.paranoia}, threshold={self.threshold}, mode={self.mode!r})"
@@ -137,12 +153,9 @@ class Firewall:
         """The built-in rules active at this paranoia level."""
         return self._rules
 
-    def _rule_set(
-        self, kind: str, name: str
-    ) -> tuple[tuple[BuiltinRule, ...], tuple[BuiltinRule, ...]]:
-        """The rules for values of ``kind`` (headers: by name) and their prose subset, cached."""
-        rules = self._rules_for(kind, name)
-        found = (rules, self._prose_rules_for(kind, rules))
+    def _rule_set(self, kind: str, name: str) -> tuple[BuiltinRule, ...]:
+        """The rules for values of ``kind`` (headers: by name), cached per kind and header."""
+        found = self._rules_for(kind, name)
         self._rule_sets[(kind, name if kind == "header" else "")] = found
         return found
 
@@ -154,23 +167,32 @@ class Firewall:
             self._by_kind[key] = found
         return found
 
-    def _prose_rules_for(
-        self, kind: str, rules: tuple[BuiltinRule, ...]
-    ) -> tuple[BuiltinRule, ...]:
-        key = ("prose", kind)
-        found = self._by_kind.get(key)
-        if found is None:
-            found = tuple(r for r in rules if r.detector in _PROSE_DETECTORS)
-            self._by_kind[key] = found
-        return found
-
     def _excluded(self, req: Request, location: str, rule_id: str, category: str) -> bool:
         return any(
             e.covers(req.method, req.path, location, rule_id, category) for e in self.exclusions
         )
 
+    def passes_shortcut(self, kind: str, value: str) -> bool:
+        """Whether ``value`` skips the built-in detectors (proven to pass them; never headers)."""
+        return self.shortcuts and kind != "header" and _SHORTCUT.fullmatch(value) is not None
+
     def inspect(self, request: Request) -> Verdict:
-        """Inspect one request and return the verdict (never raises on hostile input)."""
+        """Inspect one request and return the verdict (never raises on hostile input).
+
+        Every call is counted in :attr:`counters` (inspected, blocked, would_block, and the
+        categories of a request reaching the threshold under ``attacks``).
+        """
+        verdict = self._inspect(request)
+        self._count_inspected()
+        if verdict.would_block:
+            self._count_would_block()
+            if verdict.blocked:
+                self._count_blocked()
+            for category in verdict.categories:
+                self._attacks.inc((category,))
+        return verdict
+
+    def _inspect(self, request: Request) -> Verdict:
         parsed = parse_request(request, self.limits)
         matches: list[Match] = []
         seen: set[tuple[str, str]] = set()
@@ -188,35 +210,43 @@ class Firewall:
 
         limits = self.limits
         partial = limits.oversize == "inspect_ends"
-        budget_severity = Severity.WARNING if partial else Severity.CRITICAL
         for match in check_protocol(request, parsed, self.policy):
             if match.rule_id not in self.disabled_rules:
-                if match.rule_id == RULE_TOO_MANY_VALUES and partial:
-                    match = attrs.evolve(match, severity=Severity.WARNING)
                 add(match)
 
         budget_flagged: list[str] = []
 
-        def over_budget(rule_id: str, location: str, snippet: str, message: str) -> str:
+        def over_budget(
+            rule_id: str, location: str, snippet: str, message: str, *, ends: bool = True
+        ) -> str:
             """Record a budget match and say what to do with the request.
 
+            ``ends``: what is over this limit can still be inspected at its ends (value
+            length, character budget); with ``oversize="inspect_ends"`` the match is then a
+            warning. A limit whose excess cannot be inspected (``ends=False``: the count of
+            values) is critical in every mode: what lies beyond it is never seen, so it must
+            not pass on a warning.
+
             ``"stop"``: the match decides the verdict by itself (``oversize="block"``, kept,
-            reaching the threshold), nothing is inspected. ``"partial"``: the match is kept but
-            does not decide, inspect what fits the budget (with ``oversize="inspect_ends"`` only
-            the first limit a request exceeds is reported: two warnings would block a large
-            legitimate request). ``"all"``: the rule is disabled or excluded for this
+            reaching the threshold), nothing else is inspected. ``"partial"``: the match is
+            kept, inspect what fits the budget (with ``oversize="inspect_ends"`` only the
+            first end-inspected limit a request exceeds is reported: two warnings would block a
+            large legitimate request). ``"all"``: the rule is disabled or excluded for this
             request, that limit does not apply.
             """
             if rule_id in self.disabled_rules:
                 return "all"
-            if partial and budget_flagged:
+            warn = partial and ends
+            if warn and budget_flagged:
                 return "partial"  # one warning per request says it was inspected in part
+            severity = Severity.WARNING if warn else Severity.CRITICAL
             before = len(matches)
-            add(Match(rule_id, "protocol", location, snippet[:80], budget_severity, 1, message))
+            add(Match(rule_id, "protocol", location, snippet[:80], severity, 1, message))
             if len(matches) == before:
                 return "all"
-            budget_flagged.append(rule_id)
-            if not partial and matches[-1].points >= self.threshold:
+            if warn:
+                budget_flagged.append(rule_id)
+            elif not partial and matches[-1].points >= self.threshold:
                 return "stop"
             return "partial"
 
@@ -227,22 +257,18 @@ class Firewall:
         count_limit = limits.max_inspected_values
         rule_sets = self._rule_sets
         any_custom = bool(self.custom_rules)
-        trivial = _TRIVIAL.match
-        prose = _PROSE.match
+        shortcut = _SHORTCUT.fullmatch if self.shortcuts else None
         for field in parsed.fields:
             kind = field.kind
             plain = kind != "header"
-            found = rule_sets.get((kind, "" if plain else field.name))
-            if found is None:
-                found = self._rule_set(kind, field.name)
-            rules, prose_rules = found
+            rules = rule_sets.get((kind, "" if plain else field.name))
+            if rules is None:
+                rules = self._rule_set(kind, field.name)
             if not rules and not any_custom:
                 continue
             value = field.value
             key: InspectKey | None = None
-            if rules and value != "/" and not (plain and trivial(value)):
-                if plain and prose(value):
-                    rules = prose_rules
+            if rules and not (plain and shortcut is not None and shortcut(value)):
                 key = (id(rules), kind, value)
                 if key not in first_field:
                     if len(first_field) == count_limit:
@@ -251,6 +277,7 @@ class Firewall:
                             "limit:max_inspected_values",
                             f"{field.location} (more than {count_limit} values)",
                             "more values than the inspection limit (max_inspected_values)",
+                            ends=False,
                         )
                         if action == "stop":
                             return self._verdict(matches)

@@ -6,10 +6,14 @@ import asyncio
 import io
 import json
 
+import pytest
+
 from cognitionos.clock import ManualClock
+from cognitionos.errors import ConfigurationError
 from cognitionos.integrations.waf import FirewallMiddleware, FirewallWSGIMiddleware
+from cognitionos.metrics import CounterSet
 from cognitionos.storage import open_store
-from cognitionos.waf import AutoBlacklist, Firewall
+from cognitionos.waf import AutoBlacklist, Firewall, Request
 
 
 async def echo_app(scope, receive, send):
@@ -218,3 +222,18 @@ def test_wsgi_chunked_upload_is_inspected_and_replayed():
     out = b"".join(mw(environ(b"a=" + b"x" * 100), start_response))
     assert seen["status"] == "413 Payload Too Large"
     assert mw.counters.snapshot()["too_large"] == 1
+
+
+def test_the_middleware_reads_the_firewall_counters():
+    fw = Firewall()
+    asgi = FirewallMiddleware(echo_app, fw)
+    wsgi = FirewallWSGIMiddleware(wsgi_app, fw)
+    assert asgi.counters is fw.counters and wsgi.counters is fw.counters
+    call(asgi, query=b"q=%3Cscript%3Ealert(1)%3C/script%3E")
+    call(asgi, query=b"q=hello")
+    fw.inspect(Request.from_raw("GET", "/?q=%27%20or%201%3D1--", headers=[("Host", "h")]))
+    totals = fw.counters.snapshot()
+    assert (totals["inspected"], totals["blocked"], totals["would_block"]) == (3, 2, 2)
+    assert fw.counters.families()["attacks"].snapshot() == {("xss",): 1, ("sqli",): 1}
+    with pytest.raises(ConfigurationError):
+        FirewallMiddleware(echo_app, fw, counters=CounterSet("waf", ()))
