@@ -6,8 +6,8 @@ from collections.abc import Callable
 
 import attrs
 
-from cognitionos.waf._detectors import DETECTORS
 from cognitionos.waf._subject import Subject
+from cognitionos.waf.detectors import DETECTORS
 from cognitionos.waf.models import Severity
 
 __all__ = ["BUILTIN_RULES", "BuiltinRule"]
