@@ -42,6 +42,7 @@ from cognitionos.flags._js import (
     js_type,
     padded_version,
 )
+from cognitionos.flags._semver import parse_semver
 
 __all__ = [
     "Predicate",
@@ -609,28 +610,6 @@ def _op_num(test: Callable[[int], bool]) -> Callable[[_Compiler, Any, str], Pred
         return check
 
     return build
-
-
-_SEMVER = re.compile(
-    r"(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)"
-    r"(?:-((?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*)(?:\.(?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*))*))?"
-    r"(?:\+([0-9a-zA-Z-]+(?:\.[0-9a-zA-Z-]+)*))?"
-)
-
-
-def parse_semver(text: Any) -> tuple[Any, ...] | None:
-    """A sort key for a strict SemVer 2.0 string (build metadata ignored), ``None`` if invalid."""
-    if not isinstance(text, str):
-        return None
-    m = _SEMVER.fullmatch(text.strip())
-    if m is None:
-        return None
-    core = (int(m.group(1)), int(m.group(2)), int(m.group(3)))
-    pre = m.group(4)
-    if pre is None:
-        return (*core, 1, ())
-    idents = tuple((0, int(p), "") if p.isdigit() else (1, 0, p) for p in pre.split("."))
-    return (*core, 0, idents)
 
 
 def _op_semver(test: Callable[[int], bool]) -> Callable[[_Compiler, Any, str], Predicate]:

@@ -33,8 +33,8 @@ from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
 
 from cognitionos.errors import ConfigurationError
-from cognitionos.flags._conditions import parse_semver
 from cognitionos.flags._js import js_compare, js_string, js_to_number
+from cognitionos.flags._semver import parse_semver
 from cognitionos.flags.models import FlagDefinition, FlagSet, Rule
 from cognitionos.hashing import murmur3_32
 
