@@ -106,7 +106,15 @@ def _percentage(raw: Any) -> float:
         return 0.0
 
 
-def _variants(raw: Any, group: str, murmur_seed: int) -> dict[str, Any] | None:
+def _variants(
+    raw: Any, group: str, murmur_seed: int, stickiness: Any = None
+) -> dict[str, Any] | None:
+    """Unleash variants as a variant split.
+
+    ``stickiness`` is the strategy's own stickiness: strategy variants follow it
+    (their own ``stickiness`` field is not consulted, as in Unleash's engine);
+    feature-level variants take the first variant's.
+    """
     if not isinstance(raw, list) or not raw:
         return None
     variations = []
@@ -131,7 +139,9 @@ def _variants(raw: Any, group: str, murmur_seed: int) -> dict[str, Any] | None:
         variations.append(item)
     if not variations:
         return None
-    sticky = raw[0].get("stickiness") if isinstance(raw[0], Mapping) else None
+    sticky = stickiness
+    if sticky is None:
+        sticky = raw[0].get("stickiness") if isinstance(raw[0], Mapping) else None
     chain = _VARIANT_STICKINESS if sticky in (None, "", "default") else [str(sticky)]
     return {
         "variations": variations,
@@ -192,7 +202,10 @@ def _strategy(
         parts.append(NEVER)  # unknown (custom) strategies are off, as in Unleash SDKs
     if parts:
         rule["condition"] = parts[0] if len(parts) == 1 else {"$and": parts}
-    variants = _variants(s.get("variants"), group, UNLEASH_VARIANT_SEED)
+    # strategy variants follow the strategy's stickiness ("default" without one)
+    variants = _variants(
+        s.get("variants"), group, UNLEASH_VARIANT_SEED, params.get("stickiness") or "default"
+    )
     if variants is not None:
         rule["variants"] = variants
     return rule
@@ -334,8 +347,8 @@ def flag_set_from_unleash(payload: Mapping[str, Any]) -> FlagSet:
             if strategies and not raw_rules:
                 raw_rules = [{"force": True, "value": True, "condition": NEVER}]
             rules = [Rule.model_validate(r) for r in raw_rules] or [Rule(value=True, force=True)]
-            # legacy flag-level variants hash with seed 0, strategy variants with the variant seed
-            variants = _variants(f.get("variants"), name, 0)
+            # feature-level variants hash with the variant seed too, grouped by the feature name
+            variants = _variants(f.get("variants"), name, UNLEASH_VARIANT_SEED)
             flags.append(
                 FlagDefinition(
                     key=name,
