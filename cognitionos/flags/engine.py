@@ -159,6 +159,7 @@ class FlagEngine:
         *,
         clock: Clock | None = None,
         track_evaluations: bool = False,
+        fractional: str = "cbor",
     ) -> FlagEngine:
         """Engine for flagd flag definitions (``{"flags": {...}, "$evaluators": {...}}``).
 
@@ -166,11 +167,13 @@ class FlagEngine:
         ``starts_with``, ``ends_with`` and ``$ref``); the context's ``targetingKey``
         feeds ``fractional``, and ``$flagd.timestamp`` comes from ``clock``. The
         OpenFeature spec's ``test-flags.json`` shape (``contextEvaluator``) loads too.
+        ``fractional="legacy"`` buckets ``fractional`` as flagd did before it hashed
+        CBOR-encoded keys (``"cbor"``, the default, is flagd's current bucketing).
         """
-        from cognitionos.flags._flagd import flag_set_from_flagd
+        from cognitionos.flags._flagd import flag_set_from_flagd, with_fractional
 
         data = json.loads(payload) if isinstance(payload, str) else payload
-        fs = flag_set_from_flagd(data)
+        fs = with_fractional(flag_set_from_flagd(data), fractional)
         engine = cls.__new__(cls)
         engine._init_bare(clock, None, track_evaluations=track_evaluations)
         engine._snapshot = compile_snapshot(fs)

@@ -17,7 +17,7 @@ from typing import Any
 
 TALLY_FILE = os.environ.get("COGNITIONOS_DIFF_TALLY") or None
 
-#: vendor -> [examples, agreeing examples]
+#: vendor -> [examples, agreeing examples, examples on a documented difference]
 _COUNTS: dict[str, list[int]] = {}
 #: vendor -> kinds of difference seen (tally mode only)
 DIFFERENCES: dict[str, Counter[str]] = {}
@@ -25,7 +25,7 @@ DIFFERENCES: dict[str, Counter[str]] = {}
 
 def check(vendor: str, ours: Any, theirs: Any, example: Any) -> None:
     """Count one example for ``vendor``; fail on a difference unless tallying."""
-    counts = _COUNTS.setdefault(vendor, [0, 0])
+    counts = _COUNTS.setdefault(vendor, [0, 0, 0])
     counts[0] += 1
     if ours == theirs:
         counts[1] += 1
@@ -35,13 +35,18 @@ def check(vendor: str, ours: Any, theirs: Any, example: Any) -> None:
     DIFFERENCES.setdefault(vendor, Counter())[f"{ours!r} vs {theirs!r}"[:160]] += 1
 
 
+def skip_documented(vendor: str) -> None:
+    """Count an example that falls on a documented difference (not compared)."""
+    _COUNTS.setdefault(vendor, [0, 0, 0])[2] += 1
+
+
 def write_tally() -> None:
     """Append this process's counts to the tally file (tally mode only)."""
     if TALLY_FILE is None:
         return
     with open(TALLY_FILE, "a", encoding="utf-8") as fh:
-        for vendor, (n, agree) in sorted(_COUNTS.items()):
-            fh.write(f"{vendor} {n} {agree}\n")
+        for vendor, (n, agree, documented) in sorted(_COUNTS.items()):
+            fh.write(f"{vendor} examples={n} agree={agree} documented-difference={documented}\n")
             for diff, times in DIFFERENCES.get(vendor, Counter()).most_common(8):
                 fh.write(f"  {times}x {diff}\n")
     _COUNTS.clear()
