@@ -262,6 +262,31 @@ def _merge_and(rules: list[dict[str, Any]]) -> dict[str, Any] | None:
     return out
 
 
+def _refers_to_missing_segment(
+    strategies: list[Mapping[str, Any]], segments: Mapping[Any, Any]
+) -> bool:
+    """Whether a strategy (or a member of a strategy group) names an unknown segment.
+
+    Unleash's engine then treats the whole feature as off, whatever its other
+    strategies say.
+    """
+    for s in strategies:
+        if any(seg not in segments for seg in s.get("segments") or []):
+            return True
+        members = [m for m in s.get("group") or [] if isinstance(m, Mapping)]
+        if members and _refers_to_missing_segment(members, segments):
+            return True
+    return False
+
+
+def _has_variants(feature: Mapping[str, Any]) -> bool:
+    if feature.get("variants"):
+        return True
+    return any(
+        isinstance(s, Mapping) and s.get("variants") for s in feature.get("strategies") or []
+    )
+
+
 def _dependencies(raw: Any, features: Mapping[str, Mapping[str, Any]]) -> list[Prerequisite]:
     out = []
     for d in raw or []:
@@ -277,10 +302,11 @@ def _dependencies(raw: Any, features: Mapping[str, Mapping[str, Any]]) -> list[P
             cond: dict[str, Any] = {"exists": True, "value": {"$ne": True}}
         else:
             cond = {"value": True}
-            if d.get("variants"):
+            # Unleash's engine checks the variants only of a parent that defines some
+            if d.get("variants") and _has_variants(parent_def):
                 wanted: list[Any] = [str(v) for v in d["variants"]]
                 if "disabled" in wanted:
-                    # a parent without variants reports Unleash's "disabled" variant
+                    # a parent serving none of its variants reports Unleash's "disabled"
                     wanted.append(None)
                 cond["variant"] = {"$in": wanted}
         out.append(Prerequisite(flag=parent, condition=cond))
@@ -344,7 +370,7 @@ def flag_set_from_unleash(payload: Mapping[str, Any]) -> FlagSet:
             strategies = [s for s in f.get("strategies") or [] if isinstance(s, Mapping)]
             # an enabled toggle without strategies is on for everyone
             raw_rules = [r for s in strategies for r in _strategy_rules(name, s, segments)]
-            if strategies and not raw_rules:
+            if (strategies and not raw_rules) or _refers_to_missing_segment(strategies, segments):
                 raw_rules = [{"force": True, "value": True, "condition": NEVER}]
             rules = [Rule.model_validate(r) for r in raw_rules] or [Rule(value=True, force=True)]
             # feature-level variants hash with the variant seed too, grouped by the feature name

@@ -92,7 +92,7 @@ def compare(payload: dict[str, Any], contexts: list[dict[str, Any]]) -> None:
         for ctx in contexts:
             theirs = (client.is_enabled(name, dict(ctx)), _variant(client.get_variant(name, ctx)))
             mine = (ours.is_on(name, ctx), _variant(ours.get_variant(name, ctx)))
-            _vendor.check(VENDOR, mine, theirs, (feature, ctx))
+            _vendor.check(VENDOR, mine, theirs, (name, payload, ctx))
 
 
 # --- fixed cases: the known divergences of issue 9 ---------------------------------------------
@@ -293,6 +293,8 @@ def strategies(draw: st.DrawFn) -> dict[str, Any]:
         s["parameters"] = {"IPs": "10.0.0.1, 192.168.0.0/16"}
     if draw(st.booleans()):
         s["constraints"] = draw(st.lists(constraints(), min_size=1, max_size=2))
+    if draw(st.integers(0, 3)) == 0:
+        s["segments"] = draw(st.lists(st.sampled_from([1, 2, 3]), min_size=1, max_size=2))
     if draw(st.integers(0, 2)) == 0:
         s["variants"] = draw(variant_lists(True))
     return s
@@ -330,14 +332,43 @@ def unleash_contexts(draw: st.DrawFn) -> dict[str, Any]:
     return ctx
 
 
+@st.composite
+def payloads_with_parents(draw: st.DrawFn) -> dict[str, Any]:
+    """A feature, sometimes depending on a parent feature, and the segments they use."""
+    child = draw(features())
+    found = [child]
+    if draw(st.integers(0, 2)) == 0:
+        parent = {**draw(features()), "name": "parent"}
+        dep: dict[str, Any] = {"feature": "parent"}
+        how = draw(st.sampled_from(["on", "off", "variants"]))
+        if how == "off":
+            dep["enabled"] = False
+        elif how == "variants":
+            dep["variants"] = draw(
+                st.lists(st.sampled_from(["v0", "v1", "disabled"]), min_size=1, max_size=2)
+            )
+        child["dependencies"] = [dep]
+        found.append(parent)
+    segments = [
+        {"id": 1, "constraints": [{"contextName": "tenant", "operator": "IN", "values": ["t1"]}]},
+        {
+            "id": 2,
+            "constraints": [
+                {"contextName": "userId", "operator": "STR_ENDS_WITH", "values": ["1", "2", "3"]}
+            ],
+        },
+    ]  # segment 3 is referred to but missing: a strategy using it is off
+    return {"version": 2, "features": found, "segments": segments}
+
+
 @settings(
     max_examples=EXAMPLES,
     deadline=None,
     derandomize=True,
     suppress_health_check=[HealthCheck.too_slow],
 )
-@given(feature=features(), ctx=unleash_contexts())
+@given(payload=payloads_with_parents(), ctx=unleash_contexts())
 def test_generated_features_match_the_unleash_sdk(
-    feature: dict[str, Any], ctx: dict[str, Any]
+    payload: dict[str, Any], ctx: dict[str, Any]
 ) -> None:
-    compare({"version": 2, "features": [feature]}, [ctx])
+    compare(payload, [ctx])
