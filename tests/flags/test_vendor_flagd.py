@@ -297,6 +297,7 @@ def conditions(draw: st.DrawFn, depth: int = 0) -> Any:
     kind = draw(
         st.sampled_from(
             ["eq", "ne", "rel", "between", "in_list", "in_str", "starts", "ends", "semver"]
+            + ["strict", "missing", "substr", "flag_key", "var_default", "truthy"]
             + (["and", "or", "not"] if depth < 2 else [])
         )
     )
@@ -321,6 +322,22 @@ def conditions(draw: st.DrawFn, depth: int = 0) -> Any:
     if kind == "semver":
         op = draw(st.sampled_from(["=", "!=", "<", "<=", ">", ">=", "^", "~", "=>"]))
         return {"sem_ver": [_var("version"), op, draw(versions)]}
+    if kind == "strict":
+        return {draw(st.sampled_from(["===", "!=="])): [_var("tier"), draw(strings)]}
+    if kind == "missing":
+        keys = draw(st.lists(st.sampled_from(ATTRS), min_size=1, max_size=3))
+        return {"!": [{"missing": keys}]}
+    if kind == "substr":
+        start = draw(st.integers(-4, 4))
+        return {
+            "==": [{"substr": [_var("email"), start, 2]}, draw(st.sampled_from(["a@", "io", "rg"]))]
+        }
+    if kind == "flag_key":
+        return {"==": [_var("$flagd.flagKey"), draw(st.sampled_from(["f", "g"]))]}
+    if kind == "var_default":
+        return {"==": [{"var": ["tier", "silver"]}, draw(strings)]}
+    if kind == "truthy":
+        return {"!!": [_var(draw(st.sampled_from(ATTRS)))]}
     parts = draw(st.lists(conditions(depth + 1), min_size=1, max_size=3))
     if kind == "not":
         return {"!": [parts[0]]}
@@ -436,7 +453,8 @@ def _documented_difference(targeting: Any, attrs: dict[str, Any]) -> bool:
             op in ("==", "!=")
             and isinstance(args, list)
             and isinstance(args[0], dict)
-            and args[0].get("var") not in attrs
+            and isinstance(args[0].get("var"), str)
+            and args[0]["var"] not in attrs
             and isinstance(args[1], (int, float))
         ):
             return True
