@@ -279,14 +279,6 @@ def _refers_to_missing_segment(
     return False
 
 
-def _has_variants(feature: Mapping[str, Any]) -> bool:
-    if feature.get("variants"):
-        return True
-    return any(
-        isinstance(s, Mapping) and s.get("variants") for s in feature.get("strategies") or []
-    )
-
-
 def _dependencies(raw: Any, features: Mapping[str, Mapping[str, Any]]) -> list[Prerequisite]:
     out = []
     for d in raw or []:
@@ -302,13 +294,11 @@ def _dependencies(raw: Any, features: Mapping[str, Mapping[str, Any]]) -> list[P
             cond: dict[str, Any] = {"exists": True, "value": {"$ne": True}}
         else:
             cond = {"value": True}
-            # Unleash's engine checks the variants only of a parent that defines some
-            if d.get("variants") and _has_variants(parent_def):
+            if d.get("variants"):
+                # Unleash's engine checks the variant only when the parent serves one: a
+                # parent on without a variant (Unleash's "disabled") satisfies any list
                 wanted: list[Any] = [str(v) for v in d["variants"]]
-                if "disabled" in wanted:
-                    # a parent serving none of its variants reports Unleash's "disabled"
-                    wanted.append(None)
-                cond["variant"] = {"$in": wanted}
+                cond["variant"] = {"$in": [*wanted, None]}
         out.append(Prerequisite(flag=parent, condition=cond))
     return out
 

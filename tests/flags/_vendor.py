@@ -21,6 +21,8 @@ TALLY_FILE = os.environ.get("COGNITIONOS_DIFF_TALLY") or None
 _COUNTS: dict[str, list[int]] = {}
 #: vendor -> kinds of difference seen (tally mode only)
 DIFFERENCES: dict[str, Counter[str]] = {}
+#: vendor -> kind of difference -> its first example (tally mode only)
+EXAMPLES: dict[str, dict[str, str]] = {}
 
 
 def check(vendor: str, ours: Any, theirs: Any, example: Any) -> None:
@@ -32,7 +34,9 @@ def check(vendor: str, ours: Any, theirs: Any, example: Any) -> None:
         return
     if TALLY_FILE is None:
         raise AssertionError(f"{vendor}: ours {ours!r} != SDK {theirs!r} for {example!r}")
-    DIFFERENCES.setdefault(vendor, Counter())[f"{ours!r} vs {theirs!r}"[:160]] += 1
+    kind = f"{ours!r} vs {theirs!r}"[:160]
+    DIFFERENCES.setdefault(vendor, Counter())[kind] += 1
+    EXAMPLES.setdefault(vendor, {}).setdefault(kind, repr(example)[:2000])
 
 
 def skip_documented(vendor: str) -> None:
@@ -49,5 +53,7 @@ def write_tally() -> None:
             fh.write(f"{vendor} examples={n} agree={agree} documented-difference={documented}\n")
             for diff, times in DIFFERENCES.get(vendor, Counter()).most_common(8):
                 fh.write(f"  {times}x {diff}\n")
+                fh.write(f"     e.g. {EXAMPLES.get(vendor, {}).get(diff, '')}\n")
     _COUNTS.clear()
     DIFFERENCES.clear()
+    EXAMPLES.clear()

@@ -256,3 +256,38 @@ def test_a_strategy_naming_an_unknown_segment_turns_the_whole_feature_off() -> N
     )
     assert not engine.is_on("f", {"userId": "u1"})
     assert engine.is_on("g", {"userId": "u1"})
+
+
+def test_dependency_variants_apply_only_when_the_parent_serves_a_variant() -> None:
+    with_variants = {
+        "name": "parent",
+        "enabled": True,
+        "strategies": [
+            {"name": "default"},  # matches first, without variants: parent serves none
+            {
+                "name": "userWithId",
+                "parameters": {"userIds": "u1"},
+                "variants": [{"name": "blue", "weight": 1}],
+            },
+        ],
+    }
+    feature_variants = {
+        "name": "fv-parent",
+        "enabled": True,
+        "strategies": [{"name": "default"}],
+        "variants": [{"name": "blue", "weight": 1}],
+    }
+    engine = FlagEngine.from_unleash(
+        {
+            "features": [
+                with_variants,
+                feature_variants,
+                _default("a", dependencies=[{"feature": "parent", "variants": ["red"]}]),
+                _default("b", dependencies=[{"feature": "fv-parent", "variants": ["red"]}]),
+                _default("c", dependencies=[{"feature": "fv-parent", "variants": ["blue"]}]),
+            ]
+        }
+    )
+    assert engine.is_on("a", {"userId": "u1"})
+    assert not engine.is_on("b", {"userId": "u1"})
+    assert engine.is_on("c", {"userId": "u1"})

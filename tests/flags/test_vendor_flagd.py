@@ -467,6 +467,7 @@ def _documented_difference(targeting: Any, attrs: dict[str, Any]) -> bool:
     max_examples=EXAMPLES,
     deadline=None,
     derandomize=True,
+    database=None,
     suppress_health_check=[HealthCheck.too_slow],
 )
 @given(flag=flags(), ctx=contexts())
@@ -490,7 +491,7 @@ json_values = st.recursive(
 )
 
 
-@settings(max_examples=400, deadline=None, derandomize=True)
+@settings(max_examples=400, deadline=None, derandomize=True, database=None)
 @given(value=json_values)
 def test_fractional_keys_encode_like_the_sdk(value: Any) -> None:
     """Our CBOR encoding of fractional keys is byte-for-byte the SDK's (cbor2, canonical)."""

@@ -99,6 +99,7 @@ def _theirs(feature: dict[str, Any], attrs: dict[str, Any]) -> tuple[Any, ...]:
     max_examples=EXAMPLES,
     deadline=None,
     derandomize=True,
+    database=None,
     suppress_health_check=[HealthCheck.too_slow],
 )
 @given(
