@@ -49,10 +49,12 @@ from cognitionos.flags._js import (
     version_key,
 )
 from cognitionos.flags._regex import UnsupportedPattern, compile_search
+from cognitionos.flags._semver import parse_semver
 
 __all__ = [
     "Predicate",
     "compile_condition",
+    "compile_targeting",
     "compile_value_condition",
     "is_operator_object",
     "parse_semver",
@@ -145,27 +147,22 @@ class _Compiler:
         Without ``variant`` the rule's result must be truthy; with it, the rule must
         select that variant (a string, or a boolean read as ``"true"``/``"false"``).
         """
-        from cognitionos.flags._flagd import compile_json_logic, json_logic_truthy, variant_of
+        from cognitionos.flags._flagd import json_logic_truthy, variant_of
 
         if not isinstance(spec, Mapping) or "rule" not in spec:
             return self.fail(path, "$jsonLogic needs an object with a 'rule'")
         try:
-            run = compile_json_logic(spec["rule"], where=f"{self.where}{path}")
+            run = compile_targeting(spec, where=f"{self.where}{path}")
         except ConfigurationError as exc:
             if self.strict:
                 raise
             del exc
             return _never
         want = spec.get("variant")
-
-        def data(attrs: Any) -> Any:
-            flagd = {"flagKey": spec.get("flag", ""), "timestamp": _timestamp(attrs)}
-            return {**attrs, "$flagd": flagd} if isinstance(attrs, Mapping) else attrs
-
         if want is None:
-            return lambda attrs: json_logic_truthy(run(data(attrs)))
+            return lambda attrs: json_logic_truthy(run(attrs))
         target = str(want)
-        return lambda attrs: variant_of(run(data(attrs))) == target
+        return lambda attrs: variant_of(run(attrs)) == target
 
     # -- conditions on one value ----------------------------------------------------
     def value(self, cond: Any, path: str, insensitive: bool = False) -> Predicate:
@@ -523,28 +520,6 @@ def _op_num(test: Callable[[int], bool]) -> Callable[[_Compiler, Any, str], Pred
     return build
 
 
-_SEMVER = re.compile(
-    r"(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)"
-    r"(?:-((?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*)(?:\.(?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*))*))?"
-    r"(?:\+([0-9a-zA-Z-]+(?:\.[0-9a-zA-Z-]+)*))?"
-)
-
-
-def parse_semver(text: Any) -> tuple[Any, ...] | None:
-    """A sort key for a strict SemVer 2.0 string (build metadata ignored), ``None`` if invalid."""
-    if not isinstance(text, str):
-        return None
-    m = _SEMVER.fullmatch(text.strip())
-    if m is None:
-        return None
-    core = (int(m.group(1)), int(m.group(2)), int(m.group(3)))
-    pre = m.group(4)
-    if pre is None:
-        return (*core, 1, ())
-    idents = tuple((0, int(p), "") if p.isdigit() else (1, 0, p) for p in pre.split("."))
-    return (*core, 0, idents)
-
-
 def _op_semver(test: Callable[[int], bool]) -> Callable[[_Compiler, Any, str], Predicate]:
     def build(c: _Compiler, arg: Any, path: str) -> Predicate:
         expected = parse_semver(arg)
@@ -689,6 +664,27 @@ def _timestamp(attrs: Any) -> int:
     raw = attrs.get("currentTime") if isinstance(attrs, Mapping) else None
     when = parse_instant(raw) if raw is not None else None
     return int(when) if when is not None else 0
+
+
+def compile_targeting(spec: Mapping[str, Any], *, where: str) -> Callable[[Any], Any]:
+    """flagd targeting ``{"rule", "flag", "fractional"?}`` as ``attributes -> raw result``.
+
+    The rule sees the attributes plus ``$flagd.flagKey`` and ``$flagd.timestamp``;
+    ``fractional`` picks the bucketing mode (see ``compile_json_logic``).
+    """
+    from cognitionos.flags._flagd import compile_json_logic
+
+    run = compile_json_logic(
+        spec.get("rule"), where=where, fractional=str(spec.get("fractional", "cbor"))
+    )
+    flag_key = spec.get("flag", "")
+
+    def evaluate(attrs: Any) -> Any:
+        if not isinstance(attrs, Mapping):
+            return run(attrs)
+        return run({**attrs, "$flagd": {"flagKey": flag_key, "timestamp": _timestamp(attrs)}})
+
+    return evaluate
 
 
 def compile_condition(

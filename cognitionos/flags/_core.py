@@ -23,7 +23,8 @@ from cognitionos.flags._bucketing import (
     in_namespace,
     query_string_override,
 )
-from cognitionos.flags._conditions import Predicate, compile_condition
+from cognitionos.flags._conditions import Predicate, compile_condition, compile_targeting
+from cognitionos.flags._flagd import UNNAMEABLE, variant_of
 from cognitionos.flags._js import js_string, js_truthy
 from cognitionos.flags.models import (
     ErrorCode,
@@ -324,14 +325,25 @@ class _CompiledRule:
     split: _Split | None
 
 
+class _Targeting:
+    """flagd targeting run once per evaluation: its result names the variant to serve."""
+
+    __slots__ = ("by_variant", "run")
+
+    def __init__(self, run: Any, by_variant: dict[str, Evaluation]) -> None:
+        self.run = run
+        self.by_variant = by_variant
+
+
 class _CompiledFlag:
-    __slots__ = ("default_eval", "enabled", "gates", "key", "rules", "split")
+    __slots__ = ("default_eval", "enabled", "gates", "key", "rules", "split", "targeting")
     default_eval: Evaluation
     enabled: bool
     gates: tuple[_Parent, ...]
     key: str
     rules: tuple[_CompiledRule, ...]
     split: _Split | None
+    targeting: _Targeting | None
 
 
 def _filtered_out(filters: _Filters, attrs: Mapping[str, Any]) -> bool:
@@ -453,6 +465,8 @@ class Snapshot:
                     return Evaluation(
                         flag_key=key, value=default, reason=Reason.PREREQUISITE_FAILED
                     )
+        if flag.targeting is not None:
+            return self._target(flag, flag.targeting, attrs, default)
         for rule in flag.rules:
             if rule.parents:
                 skip = False
@@ -520,9 +534,26 @@ class Snapshot:
                     rule_id=rule.evaluation.rule_id,
                     experiment=res,
                 )
-        if flag.default_eval.value is None and default is not None:
-            return Evaluation(flag_key=key, value=default, reason=flag.default_eval.reason)
-        return flag.default_eval
+        return _fall_back(flag, default)
+
+    def _target(
+        self, flag: _CompiledFlag, targeting: _Targeting, attrs: Mapping[str, Any], default: Any
+    ) -> Evaluation:
+        name = variant_of(targeting.run(attrs))
+        if name is None:
+            return _fall_back(flag, default)
+        ev = targeting.by_variant.get(name) if name is not UNNAMEABLE else None
+        if ev is not None:
+            return ev
+        # flagd: a result that names no variant is an evaluation error, not the default
+        shown = "a list or an object" if name is UNNAMEABLE else repr(name)
+        return Evaluation(
+            flag_key=flag.key,
+            value=default,
+            reason=Reason.ERROR,
+            error_code=ErrorCode.GENERAL,
+            error_message=f"flag {flag.key!r}: targeting chose {shown}, not one of its variants",
+        )
 
     def _parent_ok(self, parent: _Parent, call: _Call, stack: tuple[str, ...]) -> bool | None:
         """Whether the prerequisite holds; ``None`` signals a cycle."""
@@ -763,6 +794,13 @@ def _save_sticky(sticky: Any, exp: _Experiment, res: ExperimentResult) -> None:
     sticky.save_assignments(name, value, existing)
 
 
+def _fall_back(flag: _CompiledFlag, default: Any) -> Evaluation:
+    """No rule applied: the flag's default, or the caller's when the flag has none."""
+    if flag.default_eval.value is None and default is not None:
+        return Evaluation(flag_key=flag.key, value=default, reason=flag.default_eval.reason)
+    return flag.default_eval
+
+
 def _cyclic(key: str, default: Any) -> Evaluation:
     return Evaluation(
         flag_key=key,
@@ -895,15 +933,70 @@ def _compile_flag(flag: FlagDefinition, groups: Mapping[str, Any], strict: bool)
     gates = [p.model_copy(update={"gate": True}) for p in flag.prerequisites]
     cf.gates = _compile_parents(gates, groups, f"flag {flag.key!r} prerequisites", strict)
     cf.rules = tuple(_compile_rule(flag, i, r, groups, strict) for i, r in enumerate(flag.rules))
+    # a flag with no value of its own serves the caller's default: reason DEFAULT
+    unset = flag.default_value is None and flag.default_variant is None
     cf.default_eval = Evaluation(
         flag_key=flag.key,
         value=flag.default_value,
-        reason=Reason.DEFAULT if flag.rules else Reason.STATIC,
+        reason=Reason.DEFAULT if flag.rules or unset else Reason.STATIC,
         variant=flag.default_variant,
     )
+    cf.targeting = _compile_targeting(flag, cf.rules, strict)
     base = Evaluation(flag_key=flag.key, value=True, reason=Reason.SPLIT)
     cf.split = _Split(flag.variants, flag.key, base, strict) if flag.variants else None
     return cf
+
+
+_PLAIN_RULE_FIELDS = frozenset({"id", "condition", "value", "variant", "force"})
+
+
+def _shared_targeting(flag: FlagDefinition) -> Mapping[str, Any] | None:
+    """The one flagd targeting spec behind all of a flag's rules, if that is its shape.
+
+    The flagd importer writes one rule per variant, each forcing that variant when
+    ``{"$jsonLogic": {"rule": R, "variant": v}}`` holds, all with the same ``R``.
+    Such a flag runs ``R`` once and looks the variant up (and a result naming no
+    variant is an error, as in flagd), instead of running ``R`` per variant.
+    """
+    shared: Mapping[str, Any] | None = None
+    for rule in flag.rules:
+        cond = rule.condition
+        if not isinstance(cond, Mapping) or len(cond) != 1 or "$jsonLogic" not in cond:
+            return None
+        spec = cond["$jsonLogic"]
+        if not isinstance(spec, Mapping) or "rule" not in spec or rule.variant is None:
+            return None
+        if spec.get("variant") != rule.variant:
+            return None
+        if set(rule.model_dump(exclude_defaults=True)) - _PLAIN_RULE_FIELDS:
+            return None
+        if not rule.force:
+            return None
+        if shared is None:
+            shared = spec
+        elif {k: v for k, v in spec.items() if k != "variant"} != {
+            k: v for k, v in shared.items() if k != "variant"
+        }:
+            return None
+    return shared
+
+
+def _compile_targeting(
+    flag: FlagDefinition, rules: Sequence[_CompiledRule], strict: bool
+) -> _Targeting | None:
+    spec = _shared_targeting(flag)
+    if spec is None:
+        return None
+    try:
+        run = compile_targeting(spec, where=f"flag {flag.key!r} targeting")
+    except ConfigurationError:
+        if strict:
+            raise
+        return None  # lenient: the per-rule predicates never match, as before
+    by_variant: dict[str, Evaluation] = {}
+    for rule, compiled in zip(flag.rules, rules, strict=True):
+        by_variant.setdefault(str(rule.variant), compiled.evaluation)
+    return _Targeting(run, by_variant)
 
 
 def _compile_bandits(raw: Mapping[str, Any], strict: bool) -> dict[str, _Bandit]:

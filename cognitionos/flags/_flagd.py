@@ -29,23 +29,28 @@ from __future__ import annotations
 
 import math
 import re
+import struct
 from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
 
 from pydantic import ValidationError
 
 from cognitionos.errors import ConfigurationError
-from cognitionos.flags._conditions import parse_semver
 from cognitionos.flags._growthbook import validation_error
 from cognitionos.flags._js import js_compare, js_string, js_to_number
+from cognitionos.flags._semver import parse_semver
 from cognitionos.flags.models import FlagDefinition, FlagSet, Rule
 from cognitionos.hashing import murmur3_32
 
 __all__ = [
+    "FRACTIONAL_MODES",
+    "UNNAMEABLE",
     "compile_json_logic",
     "flag_set_from_flagd",
     "json_logic_truthy",
     "translate_context_evaluator",
+    "variant_of",
+    "with_fractional",
 ]
 
 _Expr = Callable[[Any], Any]
@@ -122,24 +127,47 @@ def _var(data: Any, path: Any, default: Any = None) -> Any:
     return default if cur is None else cur
 
 
-def _semver_key(text: Any) -> tuple[Any, ...] | None:
-    if not isinstance(text, str):
+def _semver_key(value: Any) -> tuple[Any, ...] | None:
+    """flagd's reading of a version: text or a number, optional ``v``, partial versions padded.
+
+    ``"1"`` reads as 1.0.0 and ``"1.2"`` as 1.2.0 (also with a pre-release or build
+    suffix); numbers read as their decimal text (``1.2`` is 1.2.0). Anything else,
+    including surrounding spaces, is not a version.
+    """
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
         return None
-    s = text.strip()
-    if s[:1] in ("v", "V"):
-        s = s[1:]
-    return parse_semver(s)
+    text = value if isinstance(value, str) else _decimal_text(value)
+    if text[:1] in ("v", "V"):
+        text = text[1:]
+    if text != text.strip():
+        return None
+    cut = len(text)
+    for mark in ("-", "+"):
+        at = text.find(mark)
+        if at != -1:
+            cut = min(cut, at)
+    core = text[:cut]
+    dots = core.count(".")
+    if dots < 2:
+        text = core + ".0" * (2 - dots) + text[cut:]
+    return parse_semver(text)
 
 
-def _sem_ver(args: list[Any]) -> bool:
+def _decimal_text(x: int | float) -> str:
+    # Python's own shortest repr: 1.2 -> "1.2", 3 -> "3" (3.0 -> "3.0" pads to the same 3.0.0)
+    return repr(x)
+
+
+def _sem_ver(args: list[Any]) -> bool | None:
+    """flagd ``sem_ver``; any error (arity, version, operator) yields null."""
     if len(args) != 3:
-        return False
+        return None
     left, op, right = args
     a, b = _semver_key(left), _semver_key(right)
     if a is None or b is None or not isinstance(op, str):
-        return False
+        return None
     cmp = (a > b) - (a < b)
-    if op in ("=", "=="):
+    if op == "=":
         return cmp == 0
     if op == "!=":
         return cmp != 0
@@ -155,11 +183,19 @@ def _sem_ver(args: list[Any]) -> bool:
         return bool(a[0] == b[0])
     if op == "~":  # same major and minor version
         return bool(a[0] == b[0] and a[1] == b[1])
-    return False
+    return None
 
 
-def _fractional(args: list[Any], data: Any) -> Any:
-    """flagd ``fractional``: hash the bucketing key into weighted variants."""
+#: ``fractional`` bucketing: ``"cbor"`` (flagd today) or ``"legacy"`` (flagd before CBOR keys)
+FRACTIONAL_MODES = ("cbor", "legacy")
+
+
+def _fractional_legacy(args: list[Any], data: Any) -> Any:
+    """The older flagd ``fractional``: a string key, ``|int32 hash| / MaxInt32`` of the weights.
+
+    The key is the first argument when it is a string, else ``flagKey + targetingKey``.
+    Bucket names are strings and weights non-negative numbers; anything else yields null.
+    """
     if args and isinstance(args[0], str):
         key, buckets = args[0], args[1:]
     else:
@@ -190,6 +226,141 @@ def _fractional(args: list[Any], data: Any) -> Any:
     return variants[-1][0]
 
 
+def _fractional(args: list[Any], data: Any) -> Any:
+    """flagd ``fractional``: MurmurHash3 of the CBOR-encoded key, scaled onto integer weights.
+
+    The key is the first argument unless that is a bucket (a list), in which case it
+    is ``[flagKey, targetingKey]`` (a non-empty ``targetingKey`` is needed). Buckets
+    are ``[name]`` or ``[name, integer weight]``; negative weights count as 0. Any
+    error (a missing key, a non-integer weight, a total of 0 or above 2**31 - 1)
+    yields null.
+    """
+    if not args:
+        return None
+    if not isinstance(args[0], list):
+        key: Any = args[0]
+        buckets = args[1:]
+        if key is None:
+            return None
+    else:
+        target = data.get("targetingKey") if isinstance(data, Mapping) else None
+        if not isinstance(target, str) or not target:
+            return None
+        flagd = data.get("$flagd") if isinstance(data, Mapping) else None
+        flag_key = flagd.get("flagKey", "") if isinstance(flagd, Mapping) else ""
+        key, buckets = [flag_key, target], args
+    names: list[Any] = []
+    weights: list[int] = []
+    for b in buckets:
+        if not isinstance(b, list) or not b or len(b) > 2:
+            return None
+        weight = b[1] if len(b) == 2 else 1
+        if type(weight) is not int:
+            return None
+        names.append(b[0])
+        weights.append(max(0, weight))
+    total = sum(weights)
+    if total <= 0 or total > _MAX_INT32:
+        return None
+    try:
+        encoded = _cbor(key)
+    except (UnicodeEncodeError, ValueError, RecursionError):
+        return None
+    bucket = (murmur3_32(encoded) * total) >> 32
+    end = 0
+    for name, weight in zip(names, weights, strict=True):
+        end += weight
+        if bucket < end:
+            return name
+    return None
+
+
+def _cbor(value: Any) -> bytes:
+    """Canonical CBOR (RFC 8949 deterministic encoding) of a JSON value, as flagd hashes it.
+
+    Whole floats that fit 64 bits are encoded as integers; other floats take the
+    shortest of half, single and double precision that keeps their value.
+    """
+    out = bytearray()
+    _cbor_into(out, value, 0)
+    return bytes(out)
+
+
+def _cbor_head(out: bytearray, major: int, n: int) -> None:
+    if n < 24:
+        out.append(major << 5 | n)
+    elif n < 2**8:
+        out += bytes((major << 5 | 24, n))
+    elif n < 2**16:
+        out.append(major << 5 | 25)
+        out += n.to_bytes(2, "big")
+    elif n < 2**32:
+        out.append(major << 5 | 26)
+        out += n.to_bytes(4, "big")
+    else:
+        out.append(major << 5 | 27)
+        out += n.to_bytes(8, "big")
+
+
+def _cbor_into(out: bytearray, value: Any, depth: int) -> None:
+    if depth > 64:
+        raise ValueError("fractional key nested too deeply")
+    if value is None:
+        out.append(0xF6)
+    elif value is True:
+        out.append(0xF5)
+    elif value is False:
+        out.append(0xF4)
+    elif isinstance(value, float) and value.is_integer() and -(2**63) <= value <= 2**64 - 1:
+        _cbor_into(out, int(value), depth)
+    elif isinstance(value, int):
+        major, n = (0, value) if value >= 0 else (1, -1 - value)
+        if n < 2**64:
+            _cbor_head(out, major, n)
+        else:  # bignum: tag 2 (or 3) over the big-endian magnitude
+            raw = n.to_bytes((n.bit_length() + 7) // 8, "big")
+            _cbor_head(out, 6, 2 + major)
+            _cbor_head(out, 2, len(raw))
+            out += raw
+    elif isinstance(value, float):
+        out += _cbor_float(value)
+    elif isinstance(value, str):
+        raw = value.encode("utf-8")
+        _cbor_head(out, 3, len(raw))
+        out += raw
+    elif isinstance(value, (list, tuple)):
+        _cbor_head(out, 4, len(value))
+        for item in value:
+            _cbor_into(out, item, depth + 1)
+    elif isinstance(value, Mapping):
+        pairs: list[tuple[bytes, bytes]] = []
+        for k, v in value.items():
+            key_out, value_out = bytearray(), bytearray()
+            _cbor_into(key_out, k, depth + 1)
+            _cbor_into(value_out, v, depth + 1)
+            pairs.append((bytes(key_out), bytes(value_out)))
+        # deterministic map order: shorter encoded keys first, then bytewise
+        pairs.sort(key=lambda kv: (len(kv[0]), kv[0]))
+        _cbor_head(out, 5, len(pairs))
+        for key_bytes, value_bytes in pairs:
+            out += key_bytes + value_bytes
+    else:
+        raise ValueError(f"cannot encode {type(value).__name__}")
+
+
+def _cbor_float(x: float) -> bytes:
+    if x != x:
+        return b"\xf9\x7e\x00"
+    for fmt, head in (("e", 0xF9), ("f", 0xFA)):
+        try:
+            packed = struct.pack(">" + fmt, x)
+        except OverflowError:
+            continue
+        if struct.unpack(">" + fmt, packed)[0] == x:
+            return bytes((head,)) + packed
+    return b"\xfb" + struct.pack(">d", x)
+
+
 def _compare_chain(op: str, values: list[Any]) -> bool:
     def ok(a: Any, b: Any) -> bool:
         r = js_compare(a, b)
@@ -197,7 +368,8 @@ def _compare_chain(op: str, values: list[Any]) -> bool:
             return False
         return {"<": r < 0, "<=": r <= 0, ">": r > 0, ">=": r >= 0}[op]
 
-    if len(values) == 3 and op in ("<", "<="):
+    # three operands chain (a < b < c: "between"); flagd's SDKs chain > and >= the same way
+    if len(values) == 3:
         return ok(values[0], values[1]) and ok(values[1], values[2])
     return len(values) >= 2 and ok(values[0], values[1])
 
@@ -205,8 +377,14 @@ def _compare_chain(op: str, values: list[Any]) -> bool:
 class _Compiler:
     """JsonLogic expression -> closure over the data object."""
 
-    def __init__(self, where: str) -> None:
+    def __init__(self, where: str, fractional: str = "cbor") -> None:
         self.where = where
+        if fractional not in FRACTIONAL_MODES:
+            raise ConfigurationError(
+                f"{where}: fractional must be one of {', '.join(FRACTIONAL_MODES)}, "
+                f"got {fractional!r}"
+            )
+        self.fractional = _fractional if fractional == "cbor" else _fractional_legacy
 
     def fail(self, message: str) -> ConfigurationError:
         return ConfigurationError(f"{self.where}: {message}")
@@ -316,25 +494,22 @@ class _Compiler:
             "in": lambda a, d: _in(a),
             "merge": lambda a, d: [y for x in a for y in (x if isinstance(x, list) else [x])],
             "log": lambda a, d: a[0] if a else None,
-            "starts_with": lambda a, d: (
-                len(a) == 2
-                and isinstance(a[0], str)
-                and isinstance(a[1], str)
-                and a[0].startswith(a[1])
-            ),
-            "ends_with": lambda a, d: (
-                len(a) == 2
-                and isinstance(a[0], str)
-                and isinstance(a[1], str)
-                and a[0].endswith(a[1])
-            ),
+            "starts_with": lambda a, d: _string_test(a, str.startswith),
+            "ends_with": lambda a, d: _string_test(a, str.endswith),
             "sem_ver": lambda a, d: _sem_ver(a),
-            "fractional": _fractional,
+            "fractional": self.fractional,
         }
         fn = ops.get(op)
         if fn is None:
             raise self.fail(f"unknown JsonLogic operation {op!r}")
         return fn
+
+
+def _string_test(a: list[Any], test: Callable[[str, str], bool]) -> bool | None:
+    # flagd's string operations: two strings, else an operator error (null)
+    if len(a) != 2 or not isinstance(a[0], str) or not isinstance(a[1], str):
+        return None
+    return test(a[0], a[1])
 
 
 def _two(a: list[Any]) -> tuple[Any, Any]:
@@ -383,23 +558,36 @@ def _in(a: list[Any]) -> bool:
     return False
 
 
-def compile_json_logic(expr: Any, *, where: str = "targeting") -> _Expr:
+def compile_json_logic(expr: Any, *, where: str = "targeting", fractional: str = "cbor") -> _Expr:
     """Compile a JsonLogic expression (with flagd's operations) into ``data -> result``.
 
+    ``fractional`` picks the bucketing of the ``fractional`` operation: ``"cbor"``
+    (flagd's current one) or ``"legacy"`` (the string-key one flagd used before).
     Unknown operations raise :class:`ConfigurationError` at compile time::
 
         compile_json_logic({"==": [{"var": "tier"}, "gold"]})({"tier": "gold"})  # True
     """
-    return _Compiler(where).compile(expr)
+    return _Compiler(where, fractional).compile(expr)
 
 
-def variant_of(result: Any) -> str | None:
-    """The variant a targeting result selects: strings as they are, booleans as ``"true"``."""
+#: a targeting result that names no variant (a list, an object): an evaluation error
+UNNAMEABLE = object()
+
+
+def variant_of(result: Any) -> Any:
+    """The variant name a targeting result selects, as flagd reads it.
+
+    ``None`` (null) selects the default variant; booleans name ``"true"``/``"false"``,
+    numbers their decimal text, strings themselves. Lists and objects return
+    :data:`UNNAMEABLE`.
+    """
+    if result is None or isinstance(result, str):
+        return result
     if isinstance(result, bool):
         return "true" if result else "false"
-    if isinstance(result, str) and result != "":
-        return result
-    return None
+    if isinstance(result, (int, float)):
+        return _decimal_text(result)
+    return UNNAMEABLE
 
 
 # --- the contextEvaluator expressions of the OpenFeature spec's test flags --------------------
@@ -470,7 +658,8 @@ class _ExprParser:
         if self.take_op(":") is None:
             raise ConfigurationError(f"contextEvaluator: missing ':' in {self.text!r}")
         no = self.ternary()
-        return {"if": [cond, yes, no]}
+        # an empty string as the chosen result means "no variant" (null in JsonLogic)
+        return {"if": [cond, None if yes == "" else yes, None if no == "" else no]}
 
     _LEVELS: ClassVar[tuple[tuple[str, ...], ...]] = (
         ("||",),
@@ -552,6 +741,8 @@ def _flag(
     state = raw.get("state", "ENABLED")
     if state not in ("ENABLED", "DISABLED"):
         raise ConfigurationError(f"{where} state: must be ENABLED or DISABLED, got {state!r}")
+    if raw.get("disabled") is True:  # flag files written as {"disabled": true} mean DISABLED
+        state = "DISABLED"
     default_variant = raw.get("defaultVariant")
     if default_variant is not None and default_variant not in variants:
         raise ConfigurationError(
@@ -585,6 +776,33 @@ def _flag(
         rules=rules,
         metadata=metadata,
     )
+
+
+def with_fractional(flags: FlagSet, mode: str) -> FlagSet:
+    """``flags`` with every flagd targeting set to bucket ``fractional`` by ``mode``.
+
+    ``"cbor"`` is flagd's current bucketing and the default; ``"legacy"`` is the
+    string-key one that flagd and its SDKs used before (for definitions whose
+    rollouts must keep their old assignments).
+    """
+    if mode not in FRACTIONAL_MODES:
+        raise ConfigurationError(
+            f"fractional must be one of {', '.join(FRACTIONAL_MODES)}, got {mode!r}"
+        )
+    if mode == "cbor":
+        return flags
+    out = []
+    for flag in flags.flags:
+        rules = []
+        for rule in flag.rules:
+            cond = rule.condition
+            spec = cond.get("$jsonLogic") if cond is not None else None
+            if cond is not None and isinstance(spec, Mapping):
+                updated = {**cond, "$jsonLogic": {**spec, "fractional": mode}}
+                rule = rule.model_copy(update={"condition": updated})
+            rules.append(rule)
+        out.append(flag.model_copy(update={"rules": rules}))
+    return flags.model_copy(update={"flags": out})
 
 
 def flag_set_from_flagd(payload: Mapping[str, Any], *, strict: bool = True) -> FlagSet:

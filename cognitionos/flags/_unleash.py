@@ -106,7 +106,15 @@ def _percentage(raw: Any) -> float:
         return 0.0
 
 
-def _variants(raw: Any, group: str, murmur_seed: int) -> dict[str, Any] | None:
+def _variants(
+    raw: Any, group: str, murmur_seed: int, stickiness: Any = None
+) -> dict[str, Any] | None:
+    """Unleash variants as a variant split.
+
+    ``stickiness`` is the strategy's own stickiness: strategy variants follow it
+    (their own ``stickiness`` field is not consulted, as in Unleash's engine);
+    feature-level variants take the first variant's.
+    """
     if not isinstance(raw, list) or not raw:
         return None
     variations = []
@@ -131,7 +139,9 @@ def _variants(raw: Any, group: str, murmur_seed: int) -> dict[str, Any] | None:
         variations.append(item)
     if not variations:
         return None
-    sticky = raw[0].get("stickiness") if isinstance(raw[0], Mapping) else None
+    sticky = stickiness
+    if sticky is None:
+        sticky = raw[0].get("stickiness") if isinstance(raw[0], Mapping) else None
     chain = _VARIANT_STICKINESS if sticky in (None, "", "default") else [str(sticky)]
     return {
         "variations": variations,
@@ -192,7 +202,10 @@ def _strategy(
         parts.append(NEVER)  # unknown (custom) strategies are off, as in Unleash SDKs
     if parts:
         rule["condition"] = parts[0] if len(parts) == 1 else {"$and": parts}
-    variants = _variants(s.get("variants"), group, UNLEASH_VARIANT_SEED)
+    # strategy variants follow the strategy's stickiness ("default" without one)
+    variants = _variants(
+        s.get("variants"), group, UNLEASH_VARIANT_SEED, params.get("stickiness") or "default"
+    )
     if variants is not None:
         rule["variants"] = variants
     return rule
@@ -249,6 +262,23 @@ def _merge_and(rules: list[dict[str, Any]]) -> dict[str, Any] | None:
     return out
 
 
+def _refers_to_missing_segment(
+    strategies: list[Mapping[str, Any]], segments: Mapping[Any, Any]
+) -> bool:
+    """Whether a strategy (or a member of a strategy group) names an unknown segment.
+
+    Unleash's engine then treats the whole feature as off, whatever its other
+    strategies say.
+    """
+    for s in strategies:
+        if any(seg not in segments for seg in s.get("segments") or []):
+            return True
+        members = [m for m in s.get("group") or [] if isinstance(m, Mapping)]
+        if members and _refers_to_missing_segment(members, segments):
+            return True
+    return False
+
+
 def _dependencies(raw: Any, features: Mapping[str, Mapping[str, Any]]) -> list[Prerequisite]:
     out = []
     for d in raw or []:
@@ -265,11 +295,10 @@ def _dependencies(raw: Any, features: Mapping[str, Mapping[str, Any]]) -> list[P
         else:
             cond = {"value": True}
             if d.get("variants"):
+                # Unleash's engine checks the variant only when the parent serves one: a
+                # parent on without a variant (Unleash's "disabled") satisfies any list
                 wanted: list[Any] = [str(v) for v in d["variants"]]
-                if "disabled" in wanted:
-                    # a parent without variants reports Unleash's "disabled" variant
-                    wanted.append(None)
-                cond["variant"] = {"$in": wanted}
+                cond["variant"] = {"$in": [*wanted, None]}
         out.append(Prerequisite(flag=parent, condition=cond))
     return out
 
@@ -343,11 +372,11 @@ def flag_set_from_unleash(payload: Mapping[str, Any], *, strict: bool = True) ->
             strategies = [s for s in f.get("strategies") or [] if isinstance(s, Mapping)]
             # an enabled toggle without strategies is on for everyone
             raw_rules = [r for s in strategies for r in _strategy_rules(name, s, segments)]
-            if strategies and not raw_rules:
+            if (strategies and not raw_rules) or _refers_to_missing_segment(strategies, segments):
                 raw_rules = [{"force": True, "value": True, "condition": NEVER}]
             rules = [Rule.model_validate(r) for r in raw_rules] or [Rule(value=True, force=True)]
-            # legacy flag-level variants hash with seed 0, strategy variants with the variant seed
-            variants = _variants(f.get("variants"), name, 0)
+            # feature-level variants hash with the variant seed too, grouped by the feature name
+            variants = _variants(f.get("variants"), name, UNLEASH_VARIANT_SEED)
             flags.append(
                 FlagDefinition(
                     key=name,

@@ -191,6 +191,7 @@ class FlagEngine:
         clock: Clock | None = None,
         track_evaluations: bool = False,
         strict: bool = False,
+        fractional: str = "cbor",
     ) -> FlagEngine:
         """Engine for flagd flag definitions (``{"flags": {...}, "$evaluators": {...}}``).
 
@@ -200,12 +201,14 @@ class FlagEngine:
         OpenFeature spec's ``test-flags.json`` shape (``contextEvaluator``) loads too.
         A flag that cannot be loaded (say, an unknown JsonLogic operation) evaluates
         to ERROR/PARSE_ERROR while the others work; ``strict=True`` rejects the
-        whole document instead (for CI).
+        whole document instead (for CI). ``fractional="legacy"`` buckets
+        ``fractional`` as flagd did before it hashed CBOR-encoded keys (``"cbor"``,
+        the default, is flagd's current bucketing).
         """
-        from cognitionos.flags._flagd import flag_set_from_flagd
+        from cognitionos.flags._flagd import flag_set_from_flagd, with_fractional
 
         data = _document(payload, "flagd document")
-        fs = flag_set_from_flagd(data, strict=strict)
+        fs = with_fractional(flag_set_from_flagd(data, strict=strict), fractional)
         engine = cls.__new__(cls)
         engine._init_bare(clock, None, track_evaluations=track_evaluations)
         engine._install(compile_snapshot(fs, isolate=not strict))

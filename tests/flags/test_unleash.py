@@ -311,7 +311,8 @@ def test_variants_follow_unleash_hashing_and_overrides() -> None:
     )
     for i in range(300):
         uid = f"u{i}"
-        legacy_target = murmur3_32(f"legacy:{uid}", 0) % 100 + 1
+        # feature-level variants hash like strategy variants: "<feature>:<id>", variant seed
+        legacy_target = murmur3_32(f"legacy:{uid}", UNLEASH_VARIANT_SEED) % 100 + 1
         ev = engine.evaluate("legacy", {"userId": uid})
         assert ev.value is True
         assert ev.variant == ("a" if legacy_target <= 30 else "b")
@@ -322,3 +323,44 @@ def test_variants_follow_unleash_hashing_and_overrides() -> None:
             "x" if strat_target <= 1 else "y"
         )
     assert engine.evaluate("legacy", {"userId": "vip"}).variant == "b"
+
+
+def test_strategy_variants_follow_the_strategy_stickiness() -> None:
+    # Unleash's engine buckets strategy variants by the strategy's stickiness; the
+    # variants' own "stickiness" field is not consulted ("default" without one)
+    own = [{"name": "x", "weight": 1, "stickiness": "userId"}, {"name": "y", "weight": 1}]
+    engine = FlagEngine.from_unleash(
+        {
+            "features": [
+                _feature(
+                    "by-tenant",
+                    [
+                        {
+                            "name": "flexibleRollout",
+                            "parameters": {
+                                "rollout": "100",
+                                "stickiness": "tenant",
+                                "groupId": "g",
+                            },
+                            "variants": own,
+                        }
+                    ],
+                ),
+                _feature(
+                    "plain",
+                    [
+                        {
+                            "name": "default",
+                            "variants": [{**v, "stickiness": "sessionId"} for v in own],
+                        }
+                    ],
+                ),
+            ]
+        }
+    )
+    for i in range(100):
+        ctx = {"userId": f"u{i}", "sessionId": f"s{i * 7}", "properties": {"tenant": f"t{i}"}}
+        by_tenant = murmur3_32(f"g:t{i}", UNLEASH_VARIANT_SEED) % 2 + 1
+        assert engine.evaluate("by-tenant", ctx).variant == ("x" if by_tenant <= 1 else "y")
+        by_user = murmur3_32(f"plain:u{i}", UNLEASH_VARIANT_SEED) % 2 + 1
+        assert engine.evaluate("plain", ctx).variant == ("x" if by_user <= 1 else "y")

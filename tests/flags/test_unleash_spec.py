@@ -58,7 +58,9 @@ def test_a_leading_v_is_not_semver_on_either_side() -> None:
 
 
 def test_dependency_on_the_disabled_variant_of_a_parent_without_variants() -> None:
-    # a parent that is on but has no variants reports the variant "disabled"
+    # a parent that is on but defines no variants satisfies any variant requirement:
+    # Unleash's engine (UnleashClient 6.9 / Yggdrasil 0.21) checks variants only of a
+    # parent that has some; the spec's own case only asks for "disabled"
     engine = FlagEngine.from_unleash(
         {
             "features": [
@@ -75,7 +77,7 @@ def test_dependency_on_the_disabled_variant_of_a_parent_without_variants() -> No
         }
     )
     assert engine.is_on("wants-disabled", {})
-    assert not engine.is_on("wants-named", {})
+    assert engine.is_on("wants-named", {})
 
 
 def _flag(name: str, strategy: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -234,3 +236,58 @@ def test_context_fields_resolve_top_level_before_properties() -> None:
     assert engine.is_on("f", {"plan": "gold"})
     assert engine.is_on("f", {"properties": {"plan": "gold"}})
     assert not engine.is_on("f", {"plan": "free", "properties": {"plan": "gold"}})
+
+
+def test_a_strategy_naming_an_unknown_segment_turns_the_whole_feature_off() -> None:
+    # Unleash's engine: one strategy referring to a missing segment disables the feature,
+    # even when another strategy of it would match
+    engine = FlagEngine.from_unleash(
+        {
+            "features": [
+                {
+                    "name": "f",
+                    "enabled": True,
+                    "strategies": [{"name": "default", "segments": [9]}, {"name": "default"}],
+                },
+                {"name": "g", "enabled": True, "strategies": [{"name": "default"}]},
+            ],
+            "segments": [{"id": 1, "constraints": []}],
+        }
+    )
+    assert not engine.is_on("f", {"userId": "u1"})
+    assert engine.is_on("g", {"userId": "u1"})
+
+
+def test_dependency_variants_apply_only_when_the_parent_serves_a_variant() -> None:
+    with_variants = {
+        "name": "parent",
+        "enabled": True,
+        "strategies": [
+            {"name": "default"},  # matches first, without variants: parent serves none
+            {
+                "name": "userWithId",
+                "parameters": {"userIds": "u1"},
+                "variants": [{"name": "blue", "weight": 1}],
+            },
+        ],
+    }
+    feature_variants = {
+        "name": "fv-parent",
+        "enabled": True,
+        "strategies": [{"name": "default"}],
+        "variants": [{"name": "blue", "weight": 1}],
+    }
+    engine = FlagEngine.from_unleash(
+        {
+            "features": [
+                with_variants,
+                feature_variants,
+                _default("a", dependencies=[{"feature": "parent", "variants": ["red"]}]),
+                _default("b", dependencies=[{"feature": "fv-parent", "variants": ["red"]}]),
+                _default("c", dependencies=[{"feature": "fv-parent", "variants": ["blue"]}]),
+            ]
+        }
+    )
+    assert engine.is_on("a", {"userId": "u1"})
+    assert not engine.is_on("b", {"userId": "u1"})
+    assert engine.is_on("c", {"userId": "u1"})

@@ -72,6 +72,12 @@ FLAGS: dict[str, Any] = {
         "variants": {"on": True, "off": False},
         "defaultVariant": "on",
     },
+    "disabled-true-flag": {
+        "disabled": True,
+        "variants": {"on": True, "off": False},
+        "defaultVariant": "on",
+        "targeting": {"if": [True, "on", "off"]},
+    },
     "boolean-zero-flag": _zero({"zero": False, "non-zero": True}, False),
     "string-zero-flag": _zero({"zero": "", "non-zero": "str"}, False),
     "integer-zero-flag": _zero({"zero": 0, "non-zero": 1}, False),
@@ -199,6 +205,12 @@ def test_type_mismatch_returns_default(
 def test_disabled_flag_returns_default_with_disabled_reason(client: OpenFeatureClient) -> None:
     d = client.get_boolean_details("boolean-disabled-flag", False)
     assert (d.value, d.reason, d.error_code) == (False, "DISABLED", None)
+
+
+def test_flag_marked_disabled_true_resolves_disabled(client: OpenFeatureClient) -> None:
+    # flagd-format files sometimes mark a flag {"disabled": true} instead of "state"
+    d = client.get_boolean_details("disabled-true-flag", False)
+    assert (d.value, d.variant, d.reason, d.error_code) == (False, None, "DISABLED", None)
 
 
 def test_flag_metadata_is_returned(client: OpenFeatureClient) -> None:
