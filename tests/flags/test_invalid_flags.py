@@ -17,7 +17,12 @@ from cognitionos.errors import ConfigurationError, StorageError
 from cognitionos.flags import ErrorCode, FlagDefinition, FlagEngine, FlagSet, Reason, Rule
 
 #: a flag written by a newer release: a field this release does not know
-NEWER = {"key": "newer", "default_value": 1, "rollout_v9": {"steps": [0.1, 0.5]}}
+NEWER = {
+    "key": "newer",
+    "default_value": 1,
+    "rollout_v9": {"steps": [0.1, 0.5]},
+    "rules": [{"condition": {"c": "NL"}, "value": 2, "sticky_v2": True}],
+}
 #: an operator this release does not know
 UNKNOWN_OP = {"key": "bad", "rules": [{"condition": {"a": {"$fromTheFuture": 1}}, "value": 2}]}
 
@@ -68,6 +73,7 @@ def test_bad_stored_flags_break_only_themselves(
             assert engine.evaluate("good", {}).value is True
             # forward compatible: the unknown field is ignored, the flag works
             assert engine.evaluate("newer", {}).value == 1
+            assert engine.evaluate("newer", {"c": "NL"}).value == 2
             for key, words in [
                 ("bad", "$fromTheFuture"),
                 ("garbage", "not valid JSON"),
@@ -86,7 +92,7 @@ def test_bad_stored_flags_break_only_themselves(
             assert engine.counters.snapshot()["invalid_flags"] == 3
             logged = caplog.text
             assert "'bad'" in logged and "PARSE_ERROR" in logged
-            assert "rollout_v9" in logged
+            assert "rollout_v9" in logged and "sticky_v2" in logged
 
             # writes go on, the kill switch first
             engine.toggle("kill", False)
