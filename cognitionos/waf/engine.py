@@ -17,6 +17,7 @@ from cognitionos.errors import ConfigurationError
 from cognitionos.metrics import CounterSet
 from cognitionos.waf._normalize import explain_steps
 from cognitionos.waf._parse import Field, ParseLimits, parse_request
+from cognitionos.waf._prefilter import literal_prefilter
 from cognitionos.waf._protocol import ProtocolPolicy, check_protocol
 from cognitionos.waf._ruleset import BUILTIN_RULES, BuiltinRule
 from cognitionos.waf._sqli import _compact, fingerprint, tokenize
@@ -120,6 +121,9 @@ class Firewall:
         #: Skip the detectors on values proven to pass them (numbers, 1-2 character tokens).
         #: ``False`` runs every detector on every value (equal-work benchmarks, differential tests).
         self.shortcuts = bool(shortcuts)
+        self._prefilter = literal_prefilter() if self.shortcuts else None
+        #: (rule list, detector bits) -> the rules of the list the prefilter keeps
+        self._selected: dict[tuple[int, int], tuple[BuiltinRule, ...]] = {}
         self.counters = CounterSet("waf", _COUNTER_HELP, help=_COUNTER_HELP)
         self._count_inspected = self.counters.incrementer("inspected")
         self._count_blocked = self.counters.incrementer("blocked")
@@ -301,11 +305,7 @@ class Firewall:
                 if hits is None and limit is not None:
                     hits = []
                     for piece in (value,) if len(value) <= limit else _ends(value, limit):
-                        subject = Subject(piece, field.kind, field.name)
-                        for rule in rules:
-                            snippet = rule.check(subject)
-                            if snippet is not None:
-                                hits.append((rule, snippet))
+                        hits += self._hits(rules, Subject(piece, field.kind, field.name))
                     found_for[key] = hits
                 for rule, snippet in hits or ():
                     add(
@@ -322,14 +322,14 @@ class Firewall:
             for custom in custom_rules:
                 if custom.applies_to(field.location):
                     for piece in _ends(value, max_length):
-                        snippet = custom.evaluate(piece, self._compiled.get(custom.id))
-                        if snippet is not None:
+                        found = custom.evaluate(piece, self._compiled.get(custom.id))
+                        if found is not None:
                             add(
                                 Match(
                                     custom.id,
                                     custom.category,
                                     field.location,
-                                    snippet,
+                                    found,
                                     custom.severity,
                                     custom.paranoia,
                                     custom.message,
@@ -397,9 +397,11 @@ class Firewall:
         """
         matches: list[Match] = []
         subject = Subject(value, "arg", location.split(":", 1)[-1])
-        for rule in self._rules_for("arg", ""):
-            snippet = rule.check(subject)
-            if snippet is not None and not self._excluded_value(location, rule):
+        rules = self._rules_for("arg", "")
+        if self.passes_shortcut("arg", value):
+            rules = ()
+        for rule, snippet in self._hits(rules, subject):
+            if not self._excluded_value(location, rule):
                 matches.append(
                     Match(
                         rule.rule_id,
@@ -413,20 +415,48 @@ class Firewall:
                 )
         for custom in self.custom_rules:
             if custom.applies_to(location):
-                snippet = custom.evaluate(value, self._compiled.get(custom.id))
-                if snippet is not None:
+                found = custom.evaluate(value, self._compiled.get(custom.id))
+                if found is not None:
                     matches.append(
                         Match(
                             custom.id,
                             custom.category,
                             location,
-                            snippet,
+                            found,
                             custom.severity,
                             custom.paranoia,
                             custom.message,
                         )
                     )
         return self._verdict(matches)
+
+    def _hits(
+        self, rules: tuple[BuiltinRule, ...], subject: Subject
+    ) -> list[tuple[BuiltinRule, str]]:
+        """The rules of ``rules`` that fire on ``subject``, with their snippets.
+
+        With shortcuts on, the literal prefilter names the detectors that can fire on a plain
+        value; the others are skipped (the same answer, proven by tests/waf/test_shortcuts.py).
+        """
+        hits: list[tuple[BuiltinRule, str]] = []
+        prefilter = self._prefilter
+        if prefilter is not None and rules:
+            mask = prefilter.mask_for(subject.raw)
+            # decoded base64 is not plain text: every detector reads it
+            if mask is not None and not (len(subject.raw) >= 16 and subject.base64):
+                key = (id(rules), mask)
+                selected = self._selected.get(key)
+                if selected is None:
+                    bits = prefilter.bits
+                    selected = tuple(r for r in rules if bits.get(r.detector, -1) & mask)
+                    if len(self._selected) < 4096:  # bounded: hostile values vary the bits
+                        self._selected[key] = selected
+                rules = selected
+        for rule in rules:
+            snippet = rule.check(subject)
+            if snippet is not None:
+                hits.append((rule, snippet))
+        return hits
 
     def _excluded_value(self, location: str, rule: BuiltinRule) -> bool:
         return any(

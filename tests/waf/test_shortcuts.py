@@ -1,9 +1,11 @@
 """Shortcuts do not change verdicts: the shortcut path against the full detector set.
 
-``Firewall()`` skips the detectors on values proven to pass them (numbers, tokens of at most
-two letters, digits or hyphens, the path ``/``); ``Firewall(shortcuts=False)`` runs every
-detector on every value. The proof is exhaustive over the short tokens and differential over
-the conformance data and a generated corpus.
+``Firewall()`` takes two shortcuts: it skips the detectors on values proven to pass them
+(numbers, tokens of at most two letters, digits or hyphens, the path ``/``), and on other plain
+values it runs only the detectors whose required literals the value holds (the literal
+prefilter, cognitionos/waf/_prefilter.py). ``Firewall(shortcuts=False)`` runs every detector on
+every value. The proof is exhaustive over the short tokens and differential over the
+conformance data and a generated corpus.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from hypothesis import strategies as st
 
 from cognitionos.waf import Firewall, Request
 from cognitionos.waf._parse import parse_request
+from cognitionos.waf._prefilter import anchored_prefixes, literal_prefilter, required_literals
 from cognitionos.waf._ruleset import BUILTIN_RULES
 from cognitionos.waf._subject import Subject
 
@@ -101,6 +104,95 @@ def test_generated_values_same_verdict_with_and_without_shortcuts(value: str) ->
 
 SHORT = Firewall(paranoia=4)
 FULL = Firewall(paranoia=4, shortcuts=False)
+
+#: Characters of plain values (the prefilter judges only these) and words detectors look for.
+PLAIN = string.ascii_letters + string.digits + " ,_.:;=()!?@*/-"
+WORDS = [
+    "select",
+    "union",
+    "from",
+    "sleep",
+    "cat",
+    "ls",
+    "id",
+    "wget",
+    "curl",
+    "localhost",
+    "metadata",
+    "sqlmap",
+    "nikto",
+    "import",
+    "os",
+    "system",
+    "eval",
+    "alert",
+    "document",
+    "cookie",
+    "etc",
+    "passwd",
+    "win.ini",
+    "web-inf",
+    "java.lang",
+    "runtime",
+    "exec",
+    "jndi",
+    "ldap",
+    "onload",
+    "onerror",
+    "javascript:",
+    "script",
+    "svg",
+    "iframe",
+    "169.254.169.254",
+    "127.0.0.1",
+    "0",
+    "1",
+    "or",
+    "and",
+    "if",
+    "for",
+    "do",
+    "sh",
+    "bash",
+    "powershell",
+    "cmd",
+]
+
+
+def _firing(fw: Firewall, kind: str, value: str) -> set[str]:
+    subject = Subject(value, kind, "q")
+    return {r.detector for r in fw._rules_for(kind, "q") if r.check(subject) is not None}
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.one_of(
+        st.text(alphabet=PLAIN, min_size=1, max_size=60),
+        st.lists(st.sampled_from(WORDS), min_size=1, max_size=6).map(" ".join),
+        st.lists(st.sampled_from(WORDS), min_size=1, max_size=4).map("/".join),
+        st.lists(st.sampled_from(WORDS), min_size=1, max_size=4).map(";".join),
+        st.lists(st.sampled_from(WORDS), min_size=1, max_size=4).map("=".join),
+    ),
+    st.sampled_from(["arg", "arg_name", "path", "cookie"]),
+)
+def test_prefilter_names_every_detector_that_fires(value: str, kind: str) -> None:
+    prefilter = literal_prefilter()
+    assert prefilter is not None
+    names = prefilter.detectors_for(value)
+    if names is None or (len(value) >= 16 and Subject(value, kind).base64):
+        return  # not plain: every detector runs
+    assert _firing(FULL, kind, value) <= names, value
+
+
+def test_required_literals_of_patterns() -> None:
+    assert required_literals(r"(?i)\bunion\s+(?:all\s+)?select\b") == {"union "}
+    assert required_literals(r"\$(?:where|ne)") == {"$where", "$ne"}
+    assert required_literals(r"ab?c") == {"abc", "ac"}
+    assert required_literals(r"\w+") is None
+    assert required_literals(r"(?i)\u017fystem") == {"system"}  # (?i) long s matches "s"
+    assert required_literals(r"[\u0100-\u0200]x") == frozenset()  # never on plain text
+    assert anchored_prefixes(r"^\s{0,8}(?:sudo\s+)?(?:cat|ls)\b") == {"sudo ", "cat", "ls"}
+    assert anchored_prefixes(r"(?:cat|ls)\b") is None
 
 
 @pytest.mark.slow
