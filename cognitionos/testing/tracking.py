@@ -231,8 +231,26 @@ def _headers(rng: random.Random, *, referer: str | None = None) -> tuple[tuple[s
         ("Accept", "image/avif,image/webp,image/apng,image/svg+xml,image/*,*/*;q=0.8"),
         ("Accept-Language", rng.choice(("en-US,en;q=0.9", "de-DE,de;q=0.9,en;q=0.8", "fr"))),
     ]
+    if referer is None:
+        # Cross-origin beacons carry the page's origin (the default Referrer-Policy), some
+        # sites send the whole page URL, a few send nothing.
+        draw = rng.random()
+        page = _page_url(rng)
+        if draw < 0.5:
+            referer = page.split("/", 3)[0] + "//" + page.split("/", 3)[2] + "/"
+        elif draw < 0.9:
+            referer = page
     if referer:
         out.append(("Referer", referer))
+    if rng.random() < 0.4:
+        ts = _ts_ms(rng)
+        out.append(
+            (
+                "Cookie",
+                f"_ga=GA1.1.{_cid(rng)}; _gcl_au=1.1.{rng.randint(10**8, 2 * 10**9)}.{ts // 1000};"
+                f" _fbp=fb.1.{ts}.{rng.randint(10**8, 2 * 10**9)}; consent=analytics%3Dtrue",
+            )
+        )
     return tuple(out)
 
 

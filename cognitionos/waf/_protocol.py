@@ -130,8 +130,12 @@ _BAD_ENCODING = re.compile(r"%(?![0-9a-fA-F]{2}|[uU][0-9a-fA-F]{4})")
 _UNICODE_ESCAPE = re.compile(r"%[uU][fF]{2}[0-9a-fA-F]{2}")
 _CHARSET = re.compile(r"charset\s*=\s*[\"']?([\w.:-]+)", re.IGNORECASE)
 _RANGE = re.compile(r"(?<![\d-])(\d{1,19})-(\d{1,19})")
+# Names that end like a session id. Not here: a bare "sid" (analytics beacons send their own
+# session number under it - GA4, Snowplow - to a collector on another domain, Referer and all)
+# and other "session_*" names such as OpenID Connect's "session_state" on a login callback.
 _SESSION_NAME = re.compile(
-    r"sess|(?:^|[^a-z])(?:cf|j|php|asp)?sid$|^cftoken$|(?:login|auth)[._-]?token$|^cakephp$",
+    r"sess(?:ion)?(?:[._-]?(?:id|key|token))?$|aspsessionid\w{0,12}$|[.-]sid$|(?:cf|j|php|asp)sid$|"
+    r"^cftoken$|(?:login|auth)[._-]?token$|^cakephp$",
     re.IGNORECASE,
 )
 # Framework session cookie names: in a URL they mean session fixation even without a Referer.

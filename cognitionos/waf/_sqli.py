@@ -688,6 +688,24 @@ def _statement_follows(toks: list[Token], i: int) -> bool:
     return False
 
 
+#: Attack functions that are also English words: after a bare word and with a word for an
+#: argument they are prose ("5 tips for better sleep (2024 update)" is a title).
+_PROSE_FUNCS = frozenset({"sleep", "benchmark"})
+
+
+def _sql_call_args(toks: list[Token], i: int) -> bool:
+    """Whether the call at ``toks[i]`` has SQL arguments: ``sleep(5)``, ``sleep(if(...))``,
+    ``benchmark(1e7,md5(1))`` - a value, variable, call or subquery, then ``)``, ``,`` or an
+    operator (prose has a word there)."""
+    if i + 2 >= len(toks):
+        return True
+    arg = toks[i + 2]
+    if arg.kind in "f(":
+        return True
+    after = toks[i + 3] if i + 3 < len(toks) else None
+    return arg.kind in "1vs)" and (after is None or after.kind in "),o")
+
+
 def _strong_word_checks(toks: list[Token], fp: str) -> str | None:
     if "U" in fp:
         for i, t in enumerate(toks):
@@ -705,6 +723,10 @@ def _strong_word_checks(toks: list[Token], fp: str) -> str | None:
                 t.text in _ATTACK_FUNCS
                 or name in _ATTACK_FUNCS
                 or name.startswith(("xp_", "sp_oa"))
+            ) and (
+                name not in _PROSE_FUNCS
+                or _sql_call_args(toks, i)
+                or not (i > 0 and toks[i - 1].kind == "n")
             ):
                 return "attack-function"
             if name in ("iif", "if") and i + 2 < n and _is_condition(toks, i + 2):

@@ -48,6 +48,9 @@ def test_known_names() -> None:
     assert _is_session_name("PHPSESSID") and _is_session_name("jsessionid")
     assert _is_session_name("auth_token") and _is_session_name("cftoken")
     assert not _is_session_name("page") and not _is_session_name("sidebar")
+    # analytics beacons' session numbers and OpenID Connect's session_state are not session ids
+    assert not _is_session_name("sid") and not _is_session_name("session_state")
     # letters that IGNORECASE equates with ASCII ones: dotted capital I, long s, Kelvin sign
-    assert _is_session_name("s\u0130d") and _is_session_name("\u017fid")
+    assert _is_session_name("phps\u0130d") and _is_session_name("j\u017fid")
+    assert _is_session_name("\u017fession_id") and _is_session_name("connect.\u017fid")
     assert _is_session_name("\u212aey_sess") == (_SESSION_NAME.search("\u212aey_sess") is not None)

@@ -22,6 +22,15 @@ JS_SINK = GatedPatterns(
             r"top|parent|location|string|[a-z_$][\w$.]{0,40}\s{0,8}\))|`|\.(?:call|apply|bind)\s{0,8}\()",
         ),
         (("(",), r"\(\s{0,8}(?:alert|prompt|confirm|eval)\s{0,8}\)"),
+        # A sink bound to a name and called through it: "(a=prompt,a())", "x=confirm;x(1)",
+        # "(c=alert,c)(1)" - what a scanner sends to leave a JS string without "alert(".
+        (
+            ("alert", "prompt", "confirm", "eval", "settimeout", "setinterval"),
+            r"(?<![\w$.])(?P<alias>[a-z_$][\w$]{0,30})\s{0,8}=\s{0,8}"
+            r"(?:(?:window|self|top|parent|globalthis|this|frames)\s{0,8}\.\s{0,8})?"
+            r"(?:alert|prompt|confirm|eval|settimeout|setinterval)(?![\w$])"
+            r"[^\n]{0,80}?(?<![\w$.])(?P=alias)\s{0,8}(?:\)\s{0,8})?[(`]",
+        ),
         (
             (
                 "eval",

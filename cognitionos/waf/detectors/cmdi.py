@@ -77,8 +77,36 @@ _CMD_PREFIXED = re.compile(
     + r"\b"
 )
 _CMD_SUBST = re.compile(
-    r"\$\(\(?\s{0,8}[a-z0-9_/.$'\"-]|\$\[|[<>]\(\s{0,8}[a-z]{2,}|`\s{0,8}[a-z/][^`]{0,200}`|\$\{[a-z_]{1,30}:[-=?+]|\$'\\[x0-9]"
+    r"\$\(\(?\s{0,8}[a-z0-9_/.$'\"-]|\$\[|[<>]\(\s{0,8}[a-z]{2,}|\$\{[a-z_]{1,30}:[-=?+]|\$'\\[x0-9]"
 )
+# Backtick pairs, taken left to right the way a shell (and Markdown) pairs them.
+_BACKTICK_PAIR = re.compile(r"`([^`]{0,200})`")
+# A pair is command substitution when its content starts like a command (a known command name,
+# a path to one, "$(", "${", a brace list) or with a blank (code spans in prose hug their text:
+# `code`, `user_id`, `README.md`; SQL fragments do not: "` AS `x` FROM").
+_BACKTICK_COMMAND = re.compile(
+    r"\s{1,8}[a-z/\\]|\$[({0@*]|\{|\\|(?:[\w./-]{0,40}/)?"
+    + _alternation(_UNIX_STRONG + "|" + _UNIX_WEAK + "|cd|true|false")
+    + r"(?:\.exe)?(?![\w.-])"
+)
+# A value that is nothing but a backtick pair (maybe quoted) is a probe: "`true`", "`id`".
+_BACKTICK_ALONE = re.compile(
+    r"^\s{0,4}[\"']?\s{0,4}`\s{0,8}[a-z/][^`]{0,200}`\s{0,4}[\"']?\s{0,4}$"
+)
+
+
+def _backtick_substitution(text: str) -> re.Match[str] | None:
+    if "`" not in text:
+        return None
+    m = _BACKTICK_ALONE.search(text)
+    if m:
+        return m
+    for pair in _BACKTICK_PAIR.finditer(text):
+        if _BACKTICK_COMMAND.match(pair.group(1)):
+            return pair
+    return None
+
+
 _CMD_PATH = re.compile(
     r"(?:^|[\s;|&=:'\"])/(?:etc|bin|usr|sbin|proc|dev|tmp|var|home|root|opt|lib)(?:/[\w.-]{0,40}){0,4}[\w/.-]{0,40}(?:\[[^\]/]{1,12}\]|[?*])|(?:^|[\s;|&`'\"(=:<>])/?(?:usr/)?(?:local/)?s?bin/[a-z]|/dev/(?:tcp|udp)/|(?:^|[\s/])(?:/[a-z?*]{0,6}[?*][a-z?*]{0,6}){2,}"
 )
@@ -112,7 +140,13 @@ _CMD_LEADING = re.compile(
 )
 _CMD_MISC = GatedPatterns(
     [
-        (("$",), r"\$\{?ifs\b|\$\{?(?:shell|comspec|bash|0)\b"),
+        # "$0" is the running shell, but "$0.00" and "costs $0" are prices: it counts where a
+        # command can start (after a separator) or with shell arguments after it.
+        (
+            ("$",),
+            r"\$\{?ifs\b|\$\{?(?:shell|comspec|bash)\b|(?:^|[;|&`(\n]\s{0,8})\$\{?0\}?(?![\w.,])|"
+            r"\$\{?0\}?\s{0,8}(?:-[a-z]|<|\||;)",
+        ),
         (
             ("net",),
             r"(?:^|[;|&])\s{0,8}net\s{1,8}(?:user|localgroup|group|share|view|use|session|accounts|config)\b",
@@ -161,6 +195,7 @@ def command_injection(s: Subject) -> str | None:
                 _CMD_STRONG.search(shell)
                 or _CMD_WEAK.search(shell)
                 or _CMD_SUBST.search(shell)
+                or _backtick_substitution(shell)
                 or _CMD_WEAK_STRICT_SEP.search(shell)
             )
         )
@@ -178,7 +213,11 @@ def command_injection(s: Subject) -> str | None:
     if m:
         return snip(shell, m)
     for decoded in s.base64:
-        m = _CMD_STRONG.search(decoded) or _CMD_SUBST.search(decoded)
+        m = (
+            _CMD_STRONG.search(decoded)
+            or _CMD_SUBST.search(decoded)
+            or _backtick_substitution(decoded)
+        )
         if m:
             return "base64: " + (snip(decoded, m) or "")
     return None

@@ -43,7 +43,14 @@ _SQL_FUNCS_WORDS = (
 )
 _SQL_FUNC_CALL = GatedPatterns(
     [
-        (ALWAYS, _alternation(_SQL_FUNCS_DISTINCT, not_after=r"[\w.$@]") + r"\s{0,8}\("),
+        # With a blank before "(" the argument must look like SQL: "sleep (5)", "least (1,2)";
+        # "better sleep (2024 update)" and "at least (most of) it" are prose.
+        (
+            ALWAYS,
+            _alternation(_SQL_FUNCS_DISTINCT, not_after=r"[\w.$@]")
+            + r"(?:\(|\s{1,8}\(\s{0,8}(?:$|\d[\d.e]{0,20}\s{0,8}[),*+/%-]|['\"@(]|0x|select\b|"
+            r"[a-z_][\w.]{0,30}\s{0,8}\())",
+        ),
         (ALWAYS, _alternation(_SQL_FUNCS_WORDS, not_after=r"[^\s(,=+*/|&'\"<>-]") + r"\("),
         (
             ALWAYS,
@@ -69,7 +76,14 @@ _SQL_CATALOG = GatedPatterns(
             r"\b(?:information_schema|pg_catalog|pg_shadow|pg_user|msdb|tempdb|mysql\.(?:db|user)|"
             r"msysaccessobjects|msysobjects|sysobjects|syscolumns|sysdatabases|sqlite_master|"
             r"sqlite_schema|all_tables|user_tables|all_tab_columns|dba_users)\b",
-        )
+        ),
+        # A MySQL-quoted table name between FROM and the next clause (blanks maybe still "+"): SQL,
+        # not Markdown.
+        (
+            ("`",),
+            r"\bfrom[\s+]{1,8}`[\w$.]{1,64}`[\s+]{1,8}(?:where|limit|join|inner|left|right|union|"
+            r"order[\s+]{1,8}by|group[\s+]{1,8}by)\b",
+        ),
     ]
 )
 

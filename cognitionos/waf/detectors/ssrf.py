@@ -16,6 +16,11 @@ _INTERNAL_HOST = (
     r"[\w-]{1,30}\.(?:docker|containers)\.internal|kubernetes\.default[\w.]{0,40}|localhost\.localdomain|ip6?-localhost|ipv6-localhost|"
     r"\[[0-9a-f:.]{2,45}(?:%[\w.-]{1,20})?\]|localhost\d?(?:\.localdomain\d?)?|(?:[\w-]{1,40}\.)?(?:localtest\.me|lvh\.me|nip\.io|sslip\.io|xip\.io)|"
     r"metadata\.[\w-]{2,30}\.[a-z]{2,10}|"
+    # The short names and fixed addresses the clouds document for their metadata services
+    # (GCP "metadata", "metadata.goog"; AWS "instance-data"; Oracle 192.0.0.192; Azure's
+    # host endpoint 168.63.129.16; IBM's metadata API).
+    r"(?:metadata(?:\.goog)?|instance-data(?:\.ec2\.internal)?)\.?(?=$|[:/?#\s])|192\.0\.0\.192|"
+    r"168\.63\.129\.16|(?:api\.)?metadata\.cloud\.ibm\.com|"
     r"(?:0x[0-9a-f]{1,8}|0[0-7]{1,11})(?:\.(?:0x[0-9a-f]{1,2}|0[0-7]{0,3}|\d{1,3})){0,3}|\d{8,10}|"
     r"\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}\.(?:nip\.io|xip\.io|sslip\.io))"
 )
@@ -28,7 +33,9 @@ _SSRF_DATA = re.compile(r"^\s{0,4}data:(?:text|application)/[\w.+-]{1,40}")
 _DOTS = str.maketrans({"\u3002": ".", "\uff0e": ".", "\uff61": "."})
 _WIDE_DOT = re.compile("[\u3002\uff0e\uff61]")
 _SSRF_BARE = re.compile(
-    r"^\s{0,4}(?:169\.254\.169\.254|localhost\d?(?:\.localdomain\d?)?|(?:[\w-]{1,40}\.)?(?:localtest\.me|lvh\.me)|metadata(?:\.google)?\.internal|[\w-]{1,30}\.(?:docker|containers)\.internal|100\.100\.100\.200|localhost(?:\.localdomain)?|ip6?-localhost|ipv6-localhost|ip6-loopback|kubernetes\.default[\w.]{0,40})(?=$|[:/])"
+    r"^\s{0,4}(?:169\.254\.169\.254|localhost\d?(?:\.localdomain\d?)?|(?:[\w-]{1,40}\.)?(?:localtest\.me|lvh\.me)|metadata(?:\.google)?\.internal|[\w-]{1,30}\.(?:docker|containers)\.internal|100\.100\.100\.200|localhost(?:\.localdomain)?|ip6?-localhost|ipv6-localhost|ip6-loopback|kubernetes\.default[\w.]{0,40}|metadata\.goog|instance-data\.ec2\.internal|192\.0\.0\.192|168\.63\.129\.16)(?=$|[:/])|"
+    # Alone, "metadata" is a word: without a scheme it counts only before a metadata path.
+    r"^\s{0,4}(?:metadata|instance-data)(?::\d{1,5})?/(?:computemetadata|latest|opc|metadata|v1)\b"
 )
 _SSRF_SCHEME = GatedPatterns(
     [
