@@ -25,6 +25,7 @@ from cognitionos.flags._growthbook import (
     flag_set_from_growthbook,
     validation_error,
 )
+from cognitionos.flags._input import load_document
 from cognitionos.flags.models import (
     ErrorCode,
     Evaluation,
@@ -110,7 +111,7 @@ class FlagEngine:
         never match (the GrowthBook SDK behaviour); prerequisite cycles are always
         accepted here and reported per evaluation, as GrowthBook does.
         """
-        data = json.loads(payload) if isinstance(payload, str) else payload
+        data = load_document(payload, "GrowthBook payload")
         fs = flag_set_from_growthbook(data)
         engine = cls.__new__(cls)
         engine._init_bare(clock, environment, track_evaluations=track_evaluations)
@@ -138,7 +139,7 @@ class FlagEngine:
         """
         from cognitionos.flags._unleash import flag_set_from_unleash
 
-        data = json.loads(payload) if isinstance(payload, str) else payload
+        data = load_document(payload, "Unleash payload")
         fs = flag_set_from_unleash(data)
         engine = cls.__new__(cls)
         engine._init_bare(clock, None, rng, track_evaluations=track_evaluations)
@@ -169,7 +170,7 @@ class FlagEngine:
         """
         from cognitionos.flags._flagd import flag_set_from_flagd
 
-        data = json.loads(payload) if isinstance(payload, str) else payload
+        data = load_document(payload, "flagd payload")
         fs = flag_set_from_flagd(data)
         engine = cls.__new__(cls)
         engine._init_bare(clock, None, track_evaluations=track_evaluations)
@@ -180,7 +181,7 @@ class FlagEngine:
     @classmethod
     def from_json(cls, data: Mapping[str, Any] | str, **kwargs: Any) -> FlagEngine:
         """Engine for our own export format (see :meth:`export`)."""
-        raw = json.loads(data) if isinstance(data, str) else data
+        raw = load_document(data, "flag set")
         try:
             fs = FlagSet.model_validate(raw)
         except ValidationError as exc:

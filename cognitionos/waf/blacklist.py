@@ -44,6 +44,19 @@ class Ban:
         return max(0.0, (self.until_ns - now_ns) / NS_PER_SECOND)
 
 
+#: longest ban accepted, in seconds (~31,700 years): past it the expiry overflows the clock
+MAX_BAN_SECONDS = 1e12
+
+
+def _check_seconds(seconds: object) -> None:
+    ok = isinstance(seconds, int | float) and not isinstance(seconds, bool)
+    if not ok or not 0 < seconds < MAX_BAN_SECONDS:  # type: ignore[operator]
+        raise ConfigurationError(
+            f"ban duration must be a number of seconds in (0, {MAX_BAN_SECONDS:g}), "
+            f"got {seconds!r}; use permanent=True for a ban without expiry"
+        )
+
+
 class AutoBlacklist:
     """Counts blocked requests per client and bans repeat offenders, in a shared store.
 
@@ -166,6 +179,8 @@ class AutoBlacklist:
         key = client if client_is_key else self.client_key(client, user_agent)
         if key is None:
             raise ConfigurationError(f"cannot ban {client!r}: invalid or allow-listed address")
+        if seconds is not None and not permanent:
+            _check_seconds(seconds)
         now = self.clock.time_ns()
         duration = None if permanent else (self.ban_seconds if seconds is None else float(seconds))
         until = None if duration is None else now + round(duration * NS_PER_SECOND)

@@ -100,8 +100,8 @@ class Firewall:
     ) -> None:
         if paranoia not in (1, 2, 3, 4):
             raise ConfigurationError(f"paranoia must be 1..4, got {paranoia!r}")
-        if threshold < 1:
-            raise ConfigurationError(f"threshold must be >= 1, got {threshold!r}")
+        if isinstance(threshold, bool) or not isinstance(threshold, int) or threshold < 1:
+            raise ConfigurationError(f"threshold must be an integer >= 1, got {threshold!r}")
         if mode not in ("block", "detect"):
             raise ConfigurationError(f"mode must be 'block' or 'detect', got {mode!r}")
         self.paranoia = paranoia
@@ -368,6 +368,8 @@ class Firewall:
         >>> Firewall().inspect_value("<script>alert(1)</script>").blocked
         True
         """
+        if not isinstance(value, str):
+            raise ConfigurationError(f"inspect_value takes a str, got {type(value).__name__}")
         matches: list[Match] = []
         subject = Subject(value, "arg", location.split(":", 1)[-1])
         for rule in self._rules_for("arg", ""):
