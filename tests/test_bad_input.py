@@ -292,3 +292,74 @@ def test_json_shaped_documents_round_trip_through_the_depth_check():
     check_depth(json.loads("[" * 100 + "]" * 100), "doc")
     with pytest.raises(ConfigurationError, match=r"nested deeper than 100 levels"):
         check_depth(json.loads("[" * 101 + "]" * 101), "doc")
+
+
+# -- WAF configuration -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "named"),
+    [
+        ("rules.json", "not json", "not valid JSON"),
+        ("rules.json", "{" * 100_000, "rules.json"),
+        ("rules.json", '{"rules": 5}', "must be a list"),
+        ("rules.json", '{"rules": "abc"}', "must be a list"),
+    ],
+)
+def test_bad_rule_files_are_configuration_errors_naming_the_file(tmp_path, name, text, named):
+    from cognitionos.waf.rules import load_rules
+
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(ConfigurationError, match=named):
+        load_rules(path)
+
+
+def test_missing_rule_file_names_the_path(tmp_path):
+    from cognitionos.waf.rules import load_rules
+
+    with pytest.raises(ConfigurationError, match=r"nope\.json"):
+        load_rules(tmp_path / "nope.json")
+
+
+@pytest.mark.parametrize("value", ["x", -1, 0, 2.5, None])
+def test_parse_limits_must_be_positive_integers(value):
+    from cognitionos.waf import ParseLimits
+
+    with pytest.raises(ConfigurationError, match=r"ParseLimits\.max_headers"):
+        ParseLimits(max_headers=value)
+
+
+def test_disabled_rules_must_be_a_list():
+    with pytest.raises(ConfigurationError, match="disabled_rules"):
+        Firewall(disabled_rules=5)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    "kwargs", [{"threshold": "x"}, {"window": math.inf}, {"ban_seconds": math.nan}]
+)
+def test_blacklist_settings_are_checked(kwargs):
+    with pytest.raises(ConfigurationError):
+        AutoBlacklist(open_store("memory://"), **kwargs)
+
+
+def test_native_flag_definitions_nested_too_deep_are_refused():
+    flag = {"key": "deep", "default_value": 1, "rules": [{"condition": _nested(500, "$and")}]}
+    with pytest.raises(ConfigurationError, match=r"nested deeper than 100 levels at \.flags\[0\]"):
+        FlagEngine.from_json({"flags": [flag]})
+
+
+def test_cli_flag_definition_nested_too_deep_is_one_line(tmp_path):
+    from click.testing import CliRunner
+
+    from cognitionos.cli import main
+
+    rule = {"condition": _nested(300, "$or"), "value": 2}
+    definition = json.dumps({"default_value": 1, "rules": [rule]})
+    store = f"sqlite:///{tmp_path / 'f.db'}"
+    result = CliRunner().invoke(
+        main, ["flags", "--store", store, "set", "deep", "--definition", definition]
+    )
+    assert result.exit_code == 1
+    assert "flag 'deep'" in result.stderr and "nested deeper than 100" in result.stderr
+    assert "Traceback" not in result.output

@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 import json
+import math
 from collections.abc import Iterable
 from typing import Any, Literal
 
@@ -82,6 +83,16 @@ class AutoBlacklist:
             from cognitionos.storage import open_store
 
             store = open_store(store, clock=clock)
+        numbers = (threshold, window, ban_seconds)
+        if any(isinstance(n, bool) or not isinstance(n, int | float) for n in numbers) or not (
+            math.isfinite(window) and math.isfinite(ban_seconds)
+        ):
+            raise ConfigurationError(
+                "threshold, window and ban_seconds must be finite numbers, got "
+                f"{threshold!r}, {window!r}, {ban_seconds!r}"
+            )
+        if ban_seconds >= MAX_BAN_SECONDS:
+            raise ConfigurationError(f"ban_seconds must be below {MAX_BAN_SECONDS:g}")
         if threshold < 1 or window <= 0 or ban_seconds <= 0:
             raise ConfigurationError("threshold must be >= 1 and window, ban_seconds > 0")
         if by not in ("ip", "ip+ua"):

@@ -109,7 +109,11 @@ class Firewall:
         self.mode = mode
         self.limits = limits or ParseLimits()
         self.policy = policy or ProtocolPolicy()
-        disabled = frozenset(disabled_rules)
+        if isinstance(disabled_rules, str) or not isinstance(disabled_rules, Iterable):
+            raise ConfigurationError(
+                f"disabled_rules must be a list of rule ids, got {disabled_rules!r}"
+            )
+        disabled = frozenset(str(rule_id) for rule_id in disabled_rules)
         self.disabled_rules = disabled
         self._rules: tuple[BuiltinRule, ...] = tuple(
             r for r in BUILTIN_RULES if r.paranoia <= paranoia and r.rule_id not in disabled
