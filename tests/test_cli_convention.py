@@ -164,10 +164,21 @@ def test_relative_sqlite_path_names_the_absolute_path_tried(runner, tmp_path, mo
         (["ratelimit", "bans", "--store", "redis://127.0.0.1:6379/x"], "got 'x'"),
         (["flags", "--store", "sqlite://host/x", "list"], "'host'"),
         (["store", "check", "--store", "postgresql://u@127.0.0.1:5432/"], "no database name"),
+        (["ratelimit", "ban", "k", "--seconds", "inf"], "got inf"),
+        (["ratelimit", "ban", "k", "--seconds", "1e300"], "got 1e+300"),
+        (["waf", "ban", "203.0.113.9", "--seconds", "inf"], "got inf"),
+        (["flags", "import", "deep.json"], "deep.json: JSON nested too deeply"),
+        (["flags", "import", "binary.json"], "binary.json is not UTF-8"),
+        (["flags", "import", "deep.json", "--format", "unleash"], "nested too deeply"),
+        (["flags", "set", "x", "--file", "deep.json"], "deep.json: JSON nested too deeply"),
+        (["flags", "set", "x", "--definition", "[1]"], "must be a JSON object"),
+        (["flags", "set", "x", "--default", "nope"], "--default is not valid JSON"),
     ],
 )
 def test_errors_are_one_line_naming_the_input(runner, tmp_path, monkeypatch, args, named):
     monkeypatch.chdir(tmp_path)
+    (tmp_path / "deep.json").write_text("[" * 100_000)
+    (tmp_path / "binary.json").write_bytes(b"\xff\xfe{}")
     result = runner.invoke(main, args)
     assert result.exit_code == 1, result.output
     assert result.exception is None or isinstance(result.exception, SystemExit)

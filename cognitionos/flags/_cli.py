@@ -23,6 +23,7 @@ import click
 
 from cognitionos._cli_common import CommandGroup, echo_json, pick_store
 from cognitionos.errors import CognitionError
+from cognitionos.flags._input import load_document
 
 __all__ = ["flags"]
 
@@ -126,16 +127,15 @@ def set_flag(
     sources = [x for x in (definition, path, default) if x is not None]
     if len(sources) != 1:
         raise click.UsageError("give exactly one of --definition, --file, --default")
-    try:
-        if default is not None:
-            raw: dict[str, Any] = {"default_value": json.loads(default)}
-        elif path is not None:
-            with open(path, encoding="utf-8") as fh:
-                raw = json.load(fh)
-        else:
-            raw = json.loads(definition or "{}")
-    except json.JSONDecodeError as exc:
-        raise click.ClickException(f"invalid JSON: {exc}") from exc
+    if default is not None:
+        raw: Any = {"default_value": load_document(default, "--default")}
+    elif path is not None:
+        with open(path, "rb") as fh:
+            raw = load_document(fh.read(), path)
+    else:
+        raw = load_document(definition or "{}", "--definition")
+    if not isinstance(raw, dict):
+        raise click.ClickException(f"flag {key!r}: the definition must be a JSON object")
     try:
         flag = FlagDefinition.model_validate({**raw, "key": key})
     except ValidationError as exc:
@@ -176,14 +176,11 @@ def import_flags(ctx: click.Context, path: str, fmt: str) -> None:
     from cognitionos.flags._unleash import flag_set_from_unleash
     from cognitionos.flags.models import FlagSet
 
-    try:
-        if path == "-":
-            data = json.load(sys.stdin)
-        else:
-            with open(path, encoding="utf-8") as fh:
-                data = json.load(fh)
-    except json.JSONDecodeError as exc:
-        raise click.ClickException(f"invalid JSON: {exc}") from exc
+    if path == "-":
+        data = load_document(sys.stdin.buffer.read(), "standard input")
+    else:
+        with open(path, "rb") as fh:
+            data = load_document(fh.read(), path)
     try:
         if fmt == "growthbook":
             fs = flag_set_from_growthbook(data)
@@ -219,7 +216,9 @@ def export_flags(ctx: click.Context, output: str | None) -> None:
 
 @flags.command("audit")
 @click.argument("key", required=False)
-@click.option("--limit", default=50, show_default=True, help="Newest N events.")
+@click.option(
+    "--limit", type=click.IntRange(1), default=50, show_default=True, help="Newest N events."
+)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON events.")
 @click.pass_context
 def audit(ctx: click.Context, key: str | None, limit: int, as_json: bool) -> None:
@@ -241,6 +240,7 @@ def audit(ctx: click.Context, key: str | None, limit: int, as_json: bool) -> Non
 @flags.command("stale")
 @click.option(
     "--days",
+    type=click.FloatRange(min=0, max=100_000),
     default=30.0,
     show_default=True,
     help="Not changed / not evaluated for this many days.",
@@ -249,6 +249,8 @@ def audit(ctx: click.Context, key: str | None, limit: int, as_json: bool) -> Non
 @click.pass_context
 def stale(ctx: click.Context, days: float, as_json: bool) -> None:
     """Report stale flags: unchanged, unevaluated, or always answering the same value."""
+    if days != days:  # NaN slips through FloatRange's comparisons
+        raise click.BadParameter("must be a number of days", param_hint="--days")
     with _engine(ctx) as engine:
         report = engine.stale_flags(unchanged_days=days, unevaluated_days=days)
     if as_json:

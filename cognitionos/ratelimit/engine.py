@@ -411,8 +411,11 @@ class _Shared:
         )
 
     def ban_record(self, key: str, seconds: float, old: BanState | None, now: int) -> BanState:
-        if not seconds > 0:
-            raise ConfigurationError(f"ban duration must be positive, got {seconds!r}")
+        # 1e12 s (~31,700 years): beyond it the expiry overflows the clock and the SQL column
+        if not 0 < seconds < 1e12:
+            raise ConfigurationError(
+                f"ban duration must be positive and below 1e12 seconds, got {seconds!r}"
+            )
         offenses = (old.offenses if old is not None and old.keep_until > now else 0) + 1
         until = now + round(seconds * US)
         forget = round((self.ban_policy.forget_after if self.ban_policy else 0) * US)

@@ -54,7 +54,7 @@ def _check_seconds(seconds: object) -> None:
     if not ok or not 0 < seconds < MAX_BAN_SECONDS:  # type: ignore[operator]
         raise ConfigurationError(
             f"ban duration must be a number of seconds in (0, {MAX_BAN_SECONDS:g}), "
-            f"got {seconds!r}; use permanent=True for a ban without expiry"
+            f"got {seconds!r}"
         )
 
 
