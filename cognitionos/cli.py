@@ -5,8 +5,11 @@ SQLAlchemy or redis; each subcommand's module is imported only when that
 subcommand runs. Plug-ins add commands through the ``cognitionos.cli``
 entry-point group (``name = "package.module:click_command"``).
 
-    cognitionos store check redis://localhost:6379/0
-    cognitionos db upgrade sqlite:///app.db
+    cognitionos store check --store redis://localhost:6379/0
+    cognitionos db upgrade --store sqlite:///app.db
+
+Every group takes the store as ``--store URL`` (else ``$COGNITIONOS_STORE``, else
+``sqlite:///cognitionos.db``); listing and reporting commands take ``--json``.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from typing import Any
 import click
 
 from cognitionos import __version__
+from cognitionos._cli_common import CommandGroup
 
 __all__ = ["LazyGroup", "main"]
 
@@ -30,7 +34,7 @@ BUILTIN_COMMANDS = {
 }
 
 
-class LazyGroup(click.Group):
+class LazyGroup(CommandGroup):
     """A click group whose subcommands are imported only when invoked or listed in help."""
 
     def __init__(self, *args: Any, lazy: dict[str, str] | None = None, **kwargs: Any) -> None:

@@ -3,13 +3,27 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from cognitionos.testing import SharedDataMissing, shared_data
 
 REQUIRE_SERVICES = os.environ.get("COGNITIONOS_REQUIRE_SERVICES") == "1"
+
+#: every skip for absent conformance data starts with this, so the run can count them
+MISSING_DATA = "conformance data missing"
+#: shared-data top folder -> the suite named in the end-of-run summary
+SUITES = {"flags": "growthbook", "ratelimit": "ratelimit vectors", "waf": "waf corpora"}
+
+
+def missing_data_reason(relative: str, detail: str = "") -> str:
+    """The skip reason for a test whose data file ``relative`` is not on this machine."""
+    suite = SUITES.get(relative.split("/", 1)[0], relative.split("/", 1)[0])
+    tail = f": {detail}" if detail else ""
+    return f"{MISSING_DATA} [{suite}]: {relative}{tail}; see docs/development.md"
 
 
 def skip_or_fail(reason: str) -> None:
@@ -27,7 +41,7 @@ def data_file():
         try:
             return shared_data(relative)
         except SharedDataMissing as exc:
-            skip_or_fail(str(exc))
+            skip_or_fail(missing_data_reason(relative, str(exc)))
             raise  # unreachable: skip_or_fail raises
 
     return find
@@ -120,3 +134,37 @@ def advance(store_url, clock):
     if store_url.startswith("redis"):
         return time.sleep
     return clock.advance
+
+
+# -- end-of-run report of the tests the missing conformance data kept from running ----------
+
+_MISSING_SUITE = re.compile(re.escape(MISSING_DATA) + r" \[([^\]]+)\]")
+_not_run: dict[str, int] = {}
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    """Count the tests skipped because their conformance data is absent, per suite."""
+    if not report.skipped or report.when not in ("setup", "call"):
+        return
+    reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+    found = _MISSING_SUITE.search(reason)
+    if found:
+        _not_run[found.group(1)] = _not_run.get(found.group(1), 0) + 1
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_terminal_summary(terminalreporter: Any) -> Any:
+    """One line saying how many tests did not run for want of the conformance data.
+
+    Written after pytest's own summary (a wrapper resumes last), just above the final counts.
+    """
+    result = yield
+    if _not_run:
+        total = sum(_not_run.values())
+        suites = ", ".join(sorted(_not_run))
+        terminalreporter.write_line(
+            f"{MISSING_DATA}: {total} tests not run ({suites}); see docs/development.md",
+            yellow=True,
+            bold=True,
+        )
+    return result

@@ -1,12 +1,13 @@
 """``cognitionos flags ...``: manage flag definitions kept in a store.
 
 The ``flags`` click group is registered lazily by the top-level CLI. Every
-command takes ``--store`` (default ``$COGNITIONOS_FLAGS_STORE`` or
-``sqlite:///flags.db``) and writes record ``--actor`` in the audit trail::
+command takes ``--store URL`` (before or after the command name; else
+``$COGNITIONOS_STORE``, else ``sqlite:///cognitionos.db``, the one default of every group)
+and writes record ``--actor`` in the audit trail::
 
     cognitionos flags import growthbook.json --format growthbook
     cognitionos flags toggle new-checkout --off --actor alice
-    cognitionos flags stale --days 30
+    cognitionos flags stale --days 30 --json
 """
 
 from __future__ import annotations
@@ -20,11 +21,15 @@ from typing import Any
 
 import click
 
+from cognitionos._cli_common import CommandGroup, echo_json, pick_store
 from cognitionos.errors import CognitionError
+from cognitionos.flags._input import load_document
 
 __all__ = ["flags"]
 
-_DEFAULT_STORE = "sqlite:///flags.db"
+#: the variable 0.x read; still honoured, with a deprecation note
+_LEGACY_ENV = "COGNITIONOS_FLAGS_STORE"
+_META_STORE = "cognitionos.flags.store"
 
 
 @contextmanager
@@ -32,8 +37,9 @@ def _engine(ctx: click.Context) -> Iterator[Any]:
     from cognitionos.flags.engine import FlagEngine
 
     opts = ctx.obj
+    url = pick_store(ctx.meta.get(_META_STORE) or opts["store"], legacy_env=_LEGACY_ENV)
     try:
-        engine = FlagEngine(store=opts["store"], actor=opts["actor"])
+        engine = FlagEngine(store=url, actor=opts["actor"])
     except CognitionError as exc:
         raise click.ClickException(str(exc)) from exc
     try:
@@ -50,17 +56,17 @@ def _when(ns: int | None) -> str:
     return datetime.fromtimestamp(ns / 1e9, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-@click.group(name="flags")
+@click.group(name="flags", cls=CommandGroup)
 @click.option(
     "--store",
-    envvar="COGNITIONOS_FLAGS_STORE",
-    default=_DEFAULT_STORE,
-    show_default=True,
-    help="Store URL holding the flag definitions.",
+    metavar="URL",
+    default=None,
+    help="Store URL holding the flag definitions [env COGNITIONOS_STORE; "
+    "default sqlite:///cognitionos.db].",
 )
 @click.option("--actor", default="cli", show_default=True, help="Name recorded in the audit trail.")
 @click.pass_context
-def flags(ctx: click.Context, store: str, actor: str) -> None:
+def flags(ctx: click.Context, store: str | None, actor: str) -> None:
     """Feature flags: list, inspect, change and audit flag definitions."""
     ctx.obj = {"store": store, "actor": actor}
 
@@ -76,8 +82,10 @@ def list_flags(ctx: click.Context, as_json: bool) -> None:
             for f in engine.definitions.flags
         ]
     if as_json:
-        click.echo(json.dumps(rows, indent=2))
+        echo_json(rows)
         return
+    if not rows:
+        click.echo("no flags")
     for r in rows:
         state = "on " if r["enabled"] else "off"
         click.echo(f"{state}  {r['key']:<40} {r['type'] or '-':<8} {r['rules']} rule(s)")
@@ -119,16 +127,15 @@ def set_flag(
     sources = [x for x in (definition, path, default) if x is not None]
     if len(sources) != 1:
         raise click.UsageError("give exactly one of --definition, --file, --default")
-    try:
-        if default is not None:
-            raw: dict[str, Any] = {"default_value": json.loads(default)}
-        elif path is not None:
-            with open(path, encoding="utf-8") as fh:
-                raw = json.load(fh)
-        else:
-            raw = json.loads(definition or "{}")
-    except json.JSONDecodeError as exc:
-        raise click.ClickException(f"invalid JSON: {exc}") from exc
+    if default is not None:
+        raw: Any = {"default_value": load_document(default, "--default")}
+    elif path is not None:
+        with open(path, "rb") as fh:
+            raw = load_document(fh.read(), path)
+    else:
+        raw = load_document(definition or "{}", "--definition")
+    if not isinstance(raw, dict):
+        raise click.ClickException(f"flag {key!r}: the definition must be a JSON object")
     try:
         flag = FlagDefinition.model_validate({**raw, "key": key})
     except ValidationError as exc:
@@ -169,14 +176,11 @@ def import_flags(ctx: click.Context, path: str, fmt: str) -> None:
     from cognitionos.flags._unleash import flag_set_from_unleash
     from cognitionos.flags.models import FlagSet
 
-    try:
-        if path == "-":
-            data = json.load(sys.stdin)
-        else:
-            with open(path, encoding="utf-8") as fh:
-                data = json.load(fh)
-    except json.JSONDecodeError as exc:
-        raise click.ClickException(f"invalid JSON: {exc}") from exc
+    if path == "-":
+        data = load_document(sys.stdin.buffer.read(), "standard input")
+    else:
+        with open(path, "rb") as fh:
+            data = load_document(fh.read(), path)
     try:
         if fmt == "growthbook":
             fs = flag_set_from_growthbook(data)
@@ -212,7 +216,9 @@ def export_flags(ctx: click.Context, output: str | None) -> None:
 
 @flags.command("audit")
 @click.argument("key", required=False)
-@click.option("--limit", default=50, show_default=True, help="Newest N events.")
+@click.option(
+    "--limit", type=click.IntRange(1), default=50, show_default=True, help="Newest N events."
+)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON events.")
 @click.pass_context
 def audit(ctx: click.Context, key: str | None, limit: int, as_json: bool) -> None:
@@ -220,8 +226,10 @@ def audit(ctx: click.Context, key: str | None, limit: int, as_json: bool) -> Non
     with _engine(ctx) as engine:
         events = engine.audit(key, limit=limit)
     if as_json:
-        click.echo(json.dumps(events, indent=2))
+        echo_json(events)
         return
+    if not events:
+        click.echo("no audit events" + (f" for {key}" if key else ""))
     for e in events:
         fields = ", ".join(d["path"] for d in e["diff"]) or "-"
         click.echo(
@@ -232,6 +240,7 @@ def audit(ctx: click.Context, key: str | None, limit: int, as_json: bool) -> Non
 @flags.command("stale")
 @click.option(
     "--days",
+    type=click.FloatRange(min=0, max=100_000),
     default=30.0,
     show_default=True,
     help="Not changed / not evaluated for this many days.",
@@ -240,10 +249,12 @@ def audit(ctx: click.Context, key: str | None, limit: int, as_json: bool) -> Non
 @click.pass_context
 def stale(ctx: click.Context, days: float, as_json: bool) -> None:
     """Report stale flags: unchanged, unevaluated, or always answering the same value."""
+    if days != days:  # NaN slips through FloatRange's comparisons
+        raise click.BadParameter("must be a number of days", param_hint="--days")
     with _engine(ctx) as engine:
         report = engine.stale_flags(unchanged_days=days, unevaluated_days=days)
     if as_json:
-        click.echo(json.dumps(report, indent=2))
+        echo_json(report)
         return
     if not report:
         click.echo("no stale flags")
@@ -252,3 +263,22 @@ def stale(ctx: click.Context, days: float, as_json: bool) -> None:
             f"{r['flag']:<40} {', '.join(r['reasons']):<34} "
             f"changed {_when(r['last_changed_ns'])}, evaluated {_when(r['last_evaluated_ns'])}"
         )
+
+
+def _remember_store(ctx: click.Context, _param: click.Parameter, value: str | None) -> None:
+    if value:
+        ctx.meta[_META_STORE] = value
+
+
+# ``--store`` after the command name too (``flags list --store URL``), as in every other group
+for _command in flags.commands.values():
+    _command.params.insert(
+        0,
+        click.Option(
+            ["--store", "_store"],
+            metavar="URL",
+            expose_value=False,
+            callback=_remember_store,
+            help="Store URL [env COGNITIONOS_STORE; default sqlite:///cognitionos.db].",
+        ),
+    )

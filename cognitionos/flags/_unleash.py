@@ -11,6 +11,7 @@ unknown strategy, operator or an invalid regular expression never matches.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -106,6 +107,21 @@ def _percentage(raw: Any) -> float:
         return 0.0
 
 
+def _variant_weight(variant: Mapping[str, Any], group: str) -> float:
+    """A variant's weight as a finite number >= 0; anything else names the variant."""
+    raw = variant.get("weight", 0) or 0
+    try:
+        weight = float(raw)
+    except (TypeError, ValueError, OverflowError):
+        weight = math.nan
+    if isinstance(raw, bool) or not math.isfinite(weight):
+        raise ConfigurationError(
+            f"Unleash feature {group!r} variant {str(variant.get('name', ''))!r}: "
+            f"weight {raw!r} is not a number"
+        )
+    return max(0.0, weight)
+
+
 def _variants(
     raw: Any, group: str, murmur_seed: int, stickiness: Any = None
 ) -> dict[str, Any] | None:
@@ -124,7 +140,7 @@ def _variants(
         item: dict[str, Any] = {
             "value": True,
             "key": str(v.get("name", "")),
-            "weight": max(0.0, float(v.get("weight", 0) or 0)),
+            "weight": _variant_weight(v, group),
         }
         if v.get("payload") is not None:
             item["payload"] = v["payload"]

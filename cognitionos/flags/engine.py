@@ -26,6 +26,7 @@ from cognitionos.flags._growthbook import (
     flag_set_from_growthbook,
     validation_error,
 )
+from cognitionos.flags._input import load_document
 from cognitionos.flags._store import StoreSync
 from cognitionos.flags.models import (
     ErrorCode,
@@ -132,7 +133,7 @@ class FlagEngine:
         Prerequisite cycles are always accepted and reported per evaluation, as
         GrowthBook does.
         """
-        data = _document(payload, "GrowthBook payload")
+        data = load_document(payload, "GrowthBook payload")
         fs = flag_set_from_growthbook(data, strict=strict)
         engine = cls.__new__(cls)
         engine._init_bare(clock, environment, track_evaluations=track_evaluations)
@@ -169,7 +170,7 @@ class FlagEngine:
         """
         from cognitionos.flags._unleash import flag_set_from_unleash
 
-        data = _document(payload, "Unleash payload")
+        data = load_document(payload, "Unleash payload")
         fs = flag_set_from_unleash(data, strict=strict)
         engine = cls.__new__(cls)
         engine._init_bare(clock, None, rng, track_evaluations=track_evaluations)
@@ -207,7 +208,7 @@ class FlagEngine:
         """
         from cognitionos.flags._flagd import flag_set_from_flagd, with_fractional
 
-        data = _document(payload, "flagd document")
+        data = load_document(payload, "flagd payload")
         fs = with_fractional(flag_set_from_flagd(data, strict=strict), fractional)
         engine = cls.__new__(cls)
         engine._init_bare(clock, None, track_evaluations=track_evaluations)
@@ -218,7 +219,7 @@ class FlagEngine:
     @classmethod
     def from_json(cls, data: Mapping[str, Any] | str, **kwargs: Any) -> FlagEngine:
         """Engine for our own export format (see :meth:`export`)."""
-        raw = json.loads(data) if isinstance(data, str) else data
+        raw = load_document(data, "flag set")
         try:
             fs = FlagSet.model_validate(raw)
         except ValidationError as exc:
@@ -521,15 +522,6 @@ class FlagEngine:
 
 
 _OFF_REASONS = frozenset({Reason.DISABLED, Reason.PREREQUISITE_FAILED, Reason.ERROR})
-
-
-def _document(payload: Mapping[str, Any] | str, what: str) -> Any:
-    if not isinstance(payload, str):
-        return payload
-    try:
-        return json.loads(payload)
-    except ValueError as exc:
-        raise ConfigurationError(f"{what}: not valid JSON ({exc})") from None
 
 
 def _error(key: str, default: Any, code: ErrorCode, message: str) -> Evaluation:

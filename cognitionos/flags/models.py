@@ -31,6 +31,8 @@ from pydantic import (
     model_validator,
 )
 
+from cognitionos.flags._input import check_depth
+
 __all__ = [
     "EnvironmentOverride",
     "ErrorCode",
@@ -257,6 +259,15 @@ class FlagDefinition(_Model):
     environments: dict[str, EnvironmentOverride] = Field(default_factory=dict)
     tags: list[str] = Field(default_factory=list)
     owner: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _bounded_nesting(cls, data: Any) -> Any:
+        # before any field validator: a condition 500 levels deep would overflow the stack
+        # in pydantic or the compiler; refused here with the path instead
+        if isinstance(data, Mapping):
+            check_depth(data, f"flag {str(data.get('key', ''))!r}")
+        return data
 
     def for_environment(self, environment: str | None) -> FlagDefinition:
         """This flag with the overrides of ``environment`` applied (itself if there are none)."""

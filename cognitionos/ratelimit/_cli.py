@@ -1,18 +1,21 @@
 """``cognitionos ratelimit``: check a limit, ban and unban keys, list bans.
 
-cognitionos ratelimit check redis://localhost:6379/0 "100/minute" tenant:acme
-cognitionos ratelimit ban sqlite:///app.db ip:203.0.113.9 600
-cognitionos ratelimit bans redis://localhost:6379/0
+    cognitionos ratelimit check "100/minute" tenant:acme --store redis://localhost:6379/0
+    cognitionos ratelimit ban ip:203.0.113.9 --seconds 600 --store sqlite:///app.db
+    cognitionos ratelimit bans --json
+
+The store comes from ``--store``, else ``$COGNITIONOS_STORE``, else ``sqlite:///cognitionos.db``.
+The 0.x spellings with the URL as the first argument (``check URL LIMIT KEY``) still work and
+print a deprecation note on stderr.
 """
 
 from __future__ import annotations
 
-import json
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from cognitionos.errors import CognitionError
+from cognitionos._cli_common import CommandGroup, echo_json, json_option, pick_store, store_option
 
 if TYPE_CHECKING:
     from cognitionos.ratelimit import RateLimiter
@@ -30,64 +33,67 @@ _ALGORITHMS = [
 ]
 
 
-def _limiter(url: str, algorithm: str, prefix: str) -> RateLimiter:
+def _arguments(args: tuple[str, ...], names: tuple[str, ...]) -> tuple[str | None, list[str]]:
+    """(URL given the 0.x way as the first argument, or None; the values of ``names``)."""
+    if len(args) == len(names) + 1 and "://" in args[0]:
+        return args[0], list(args[1:])
+    if len(args) != len(names):
+        wanted = " ".join(names)
+        raise click.UsageError(f"expected {wanted}, got {len(args)} argument(s): {list(args)}")
+    return None, list(args)
+
+
+def _limiter(store_url: str | None, legacy: str | None, algorithm: str, prefix: str) -> RateLimiter:
     from cognitionos.ratelimit import RateLimiter
 
-    try:
-        return RateLimiter(url, algorithm=algorithm, prefix=prefix)
-    except CognitionError as exc:
-        raise click.ClickException(str(exc)) from exc
+    return RateLimiter(pick_store(store_url, legacy=legacy), algorithm=algorithm, prefix=prefix)
 
 
-@click.group()
+@click.group(cls=CommandGroup)
 def ratelimit() -> None:
     """Inspect rate limits and manage bans in a shared store."""
 
 
 @ratelimit.command("check")
-@click.argument("url")
-@click.argument("limit")
-@click.argument("key")
+@click.argument("args", nargs=-1, metavar="LIMIT KEY")
+@store_option
 @click.option(
     "--algorithm", type=click.Choice(_ALGORITHMS), default="fixed_window", show_default=True
 )
 @click.option("--cost", type=click.IntRange(0), default=1, show_default=True)
 @click.option("--hit", "charge", is_flag=True, help="Charge the cost (default: only look).")
 @click.option("--prefix", default="rl", show_default=True, help="Key prefix used by the app.")
-@click.option("--json", "as_json", is_flag=True, help="Print the decision as JSON.")
+@json_option
 def check(
-    url: str,
-    limit: str,
-    key: str,
+    args: tuple[str, ...],
+    store_url: str | None,
     algorithm: str,
     cost: int,
     charge: bool,
     prefix: str,
     as_json: bool,
 ) -> None:
-    """Would KEY be admitted under LIMIT (e.g. "100/minute") in the store at URL?
+    """Would KEY be admitted under LIMIT (e.g. "100/minute")?
 
     Exits 0 when admitted, 1 when refused.
     """
-    limiter = _limiter(url, algorithm, prefix)
+    legacy, (limit, key) = _arguments(args, ("LIMIT", "KEY"))
+    limiter = _limiter(store_url, legacy, algorithm, prefix)
     try:
         d = limiter.hit(limit, key, cost) if charge else limiter.test(limit, key, cost)
-    except CognitionError as exc:
-        raise click.ClickException(str(exc)) from exc
     finally:
         limiter.close()
     if as_json:
-        click.echo(
-            json.dumps(
-                {
-                    "allowed": d.allowed,
-                    "limit": d.limit,
-                    "remaining": d.remaining,
-                    "reset_after": d.reset_after,
-                    "retry_after": d.retry_after,
-                    "banned": d.banned,
-                }
-            )
+        echo_json(
+            {
+                "key": key,
+                "allowed": d.allowed,
+                "limit": d.limit,
+                "remaining": d.remaining,
+                "reset_after": d.reset_after,
+                "retry_after": d.retry_after,
+                "banned": d.banned,
+            }
         )
     else:
         verdict = "allowed" if d.allowed else ("banned" if d.banned else "refused")
@@ -101,68 +107,79 @@ def check(
 
 
 @ratelimit.command("ban")
-@click.argument("url")
-@click.argument("key")
-@click.argument("seconds", type=click.FloatRange(min=0, min_open=True))
+@click.argument("args", nargs=-1, metavar="KEY")
+@store_option
+@click.option(
+    "--seconds",
+    type=click.FloatRange(min=0, min_open=True),
+    default=600.0,
+    show_default=True,
+    help="Ban duration.",
+)
 @click.option("--prefix", default="rl", show_default=True)
-def ban(url: str, key: str, seconds: float, prefix: str) -> None:
-    """Ban KEY for SECONDS on every host sharing the store at URL."""
-    limiter = _limiter(url, "fixed_window", prefix)
+@json_option
+def ban(
+    args: tuple[str, ...], store_url: str | None, seconds: float, prefix: str, as_json: bool
+) -> None:
+    """Ban KEY for --seconds on every host sharing the store."""
+    legacy: str | None
+    if len(args) == 3 and "://" in args[0]:  # 0.x: ban URL KEY SECONDS
+        legacy, key = args[0], args[1]
+        try:
+            seconds = float(args[2])
+        except ValueError:
+            raise click.BadParameter(f"{args[2]!r} is not a number of seconds") from None
+    else:
+        legacy, (key,) = _arguments(args, ("KEY",))
+    limiter = _limiter(store_url, legacy, "fixed_window", prefix)
     try:
         b = limiter.ban(key, seconds)
-    except CognitionError as exc:
-        raise click.ClickException(str(exc)) from exc
     finally:
         limiter.close()
-    click.echo(f"banned {b.key} for {b.remaining:.0f} s (offense {b.offenses})")
+    if as_json:
+        echo_json(_ban_json(b))
+    else:
+        click.echo(f"banned {b.key} for {b.remaining:.0f} s (offense {b.offenses})")
 
 
 @ratelimit.command("unban")
-@click.argument("url")
-@click.argument("key")
+@click.argument("args", nargs=-1, metavar="KEY")
+@store_option
 @click.option("--prefix", default="rl", show_default=True)
-def unban(url: str, key: str, prefix: str) -> None:
-    """Lift KEY's ban in the store at URL."""
-    limiter = _limiter(url, "fixed_window", prefix)
+def unban(args: tuple[str, ...], store_url: str | None, prefix: str) -> None:
+    """Lift KEY's ban."""
+    legacy, (key,) = _arguments(args, ("KEY",))
+    limiter = _limiter(store_url, legacy, "fixed_window", prefix)
     try:
         lifted = limiter.unban(key)
-    except CognitionError as exc:
-        raise click.ClickException(str(exc)) from exc
     finally:
         limiter.close()
     click.echo(f"unbanned {key}" if lifted else f"{key} was not banned")
 
 
+def _ban_json(b: Any) -> dict[str, Any]:
+    return {"key": b.key, "remaining": b.remaining, "offenses": b.offenses, "manual": b.manual}
+
+
 @ratelimit.command("bans")
-@click.argument("url")
+@click.argument("args", nargs=-1, metavar="")
+@store_option
 @click.option("--prefix", default="rl", show_default=True)
-@click.option("--json", "as_json", is_flag=True)
-def bans(url: str, prefix: str, as_json: bool) -> None:
-    """List the keys banned right now in the store at URL."""
-    limiter = _limiter(url, "fixed_window", prefix)
+@json_option
+def bans(args: tuple[str, ...], store_url: str | None, prefix: str, as_json: bool) -> None:
+    """List the keys banned right now."""
+    legacy, _ = _arguments(args, ())
+    limiter = _limiter(store_url, legacy, "fixed_window", prefix)
     try:
         current = limiter.bans()
-    except CognitionError as exc:
-        raise click.ClickException(str(exc)) from exc
     finally:
         limiter.close()
     if as_json:
-        click.echo(
-            json.dumps(
-                [
-                    {
-                        "key": b.key,
-                        "remaining": b.remaining,
-                        "offenses": b.offenses,
-                        "manual": b.manual,
-                    }
-                    for b in current
-                ]
-            )
-        )
+        echo_json([_ban_json(b) for b in current])
+        return
+    if not current:
+        click.echo("no bans")
         return
     for b in current:
         kind = "manual" if b.manual else "auto"
         click.echo(f"{b.key}\t{b.remaining:.0f} s left\toffense {b.offenses}\t{kind}")
-    if not current:
-        click.echo("no bans")

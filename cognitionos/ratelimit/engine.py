@@ -453,6 +453,10 @@ def resolve_backend(
     if store is None or isinstance(store, MemoryBackend):
         return store if store is not None else MemoryBackend()
     if isinstance(store, str):
+        from cognitionos.storage._open import check_url
+
+        # the same URL checks as open_store (unknown options, Redis db, SQLite host, ...)
+        check_url(store)
         scheme = store.split(":", 1)[0].lower()
         if scheme == "memory":
             return MemoryBackend()

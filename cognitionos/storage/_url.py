@@ -62,6 +62,16 @@ def parse_url(url: str) -> StoreURL:
     """Parse and validate ``url``; ConfigurationError names the part that is wrong."""
     if not isinstance(url, str) or not url:
         raise ConfigurationError(f"storage URL must be a non-empty string, got {url!r}")
+    # a NUL or a lone surrogate would reach a driver and fail there as a raw ValueError/UnicodeError
+    if "\x00" in url:
+        raise ConfigurationError(f"malformed storage URL {mask_url(url)!r}: contains a NUL byte")
+    try:
+        url.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ConfigurationError(
+            f"malformed storage URL {mask_url(url)!r}: character {url[exc.start]!r} at "
+            f"position {exc.start} cannot be encoded"
+        ) from None
     if "://" not in url:
         raise ConfigurationError(
             f"malformed storage URL {mask_url(url)!r}: missing '://' after the scheme "
@@ -76,9 +86,17 @@ def parse_url(url: str) -> StoreURL:
         parts = urlsplit(url)
         port = parts.port
     except ValueError as exc:
+        part = "port" if "port" in str(exc).lower() else "host"
         raise ConfigurationError(
-            f"malformed storage URL {mask_url(url)!r}: bad port ({exc})"
+            f"malformed storage URL {mask_url(url)!r}: bad {part} ({exc})"
         ) from None
+    if parts.hostname:
+        try:
+            parts.hostname.encode("idna")
+        except UnicodeError:
+            raise ConfigurationError(
+                f"malformed storage URL {mask_url(url)!r}: invalid host name {parts.hostname!r}"
+            ) from None
     try:
         query = dict(
             parse_qsl(parts.query, keep_blank_values=True, strict_parsing=bool(parts.query))

@@ -11,9 +11,10 @@ fixtures the subclass provides:
 open) and runs ``processes`` x ``threads`` workers; set ``processes = 0`` for a
 backend that lives in one process only.
 
-Example for a third-party backend::
+Example for a third-party backend (``clock`` is shipped in :mod:`cognitionos.testing.fixtures`)::
 
     from cognitionos.testing.contract import KeyValueContract, CounterContract
+    from cognitionos.testing.fixtures import clock
 
     class TestMyBackend(KeyValueContract, CounterContract):
         @pytest.fixture

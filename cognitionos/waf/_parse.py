@@ -62,6 +62,17 @@ class ParseLimits:
     max_multipart_parts: int = 200
     max_headers: int = 200
 
+    def __attrs_post_init__(self) -> None:
+        # a string or a negative bound would only fail later, inside inspect(), as a TypeError
+        for field in attrs.fields(type(self)):
+            value = getattr(self, field.name)
+            if field.name.startswith("max_") and (
+                isinstance(value, bool) or not isinstance(value, int) or value < 1
+            ):
+                raise ConfigurationError(
+                    f"ParseLimits.{field.name} must be a positive integer, got {value!r}"
+                )
+
 
 class Field(NamedTuple):
     """One inspected value; ``kind`` selects the detectors (``arg``, ``arg_name``, ``header``).

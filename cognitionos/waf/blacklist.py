@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 import json
+import math
 from collections.abc import Iterable
 from typing import Any, Literal
 
@@ -44,6 +45,19 @@ class Ban:
         return max(0.0, (self.until_ns - now_ns) / NS_PER_SECOND)
 
 
+#: longest ban accepted, in seconds (~31,700 years): past it the expiry overflows the clock
+MAX_BAN_SECONDS = 1e12
+
+
+def _check_seconds(seconds: object) -> None:
+    ok = isinstance(seconds, int | float) and not isinstance(seconds, bool)
+    if not ok or not 0 < seconds < MAX_BAN_SECONDS:  # type: ignore[operator]
+        raise ConfigurationError(
+            f"ban duration must be a number of seconds in (0, {MAX_BAN_SECONDS:g}), "
+            f"got {seconds!r}"
+        )
+
+
 class AutoBlacklist:
     """Counts blocked requests per client and bans repeat offenders, in a shared store.
 
@@ -69,6 +83,16 @@ class AutoBlacklist:
             from cognitionos.storage import open_store
 
             store = open_store(store, clock=clock)
+        numbers = (threshold, window, ban_seconds)
+        if any(isinstance(n, bool) or not isinstance(n, int | float) for n in numbers) or not (
+            math.isfinite(window) and math.isfinite(ban_seconds)
+        ):
+            raise ConfigurationError(
+                "threshold, window and ban_seconds must be finite numbers, got "
+                f"{threshold!r}, {window!r}, {ban_seconds!r}"
+            )
+        if ban_seconds >= MAX_BAN_SECONDS:
+            raise ConfigurationError(f"ban_seconds must be below {MAX_BAN_SECONDS:g}")
         if threshold < 1 or window <= 0 or ban_seconds <= 0:
             raise ConfigurationError("threshold must be >= 1 and window, ban_seconds > 0")
         if by not in ("ip", "ip+ua"):
@@ -166,6 +190,8 @@ class AutoBlacklist:
         key = client if client_is_key else self.client_key(client, user_agent)
         if key is None:
             raise ConfigurationError(f"cannot ban {client!r}: invalid or allow-listed address")
+        if seconds is not None and not permanent:
+            _check_seconds(seconds)
         now = self.clock.time_ns()
         duration = None if permanent else (self.ban_seconds if seconds is None else float(seconds))
         until = None if duration is None else now + round(duration * NS_PER_SECOND)

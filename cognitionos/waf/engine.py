@@ -109,8 +109,8 @@ class Firewall:
     ) -> None:
         if paranoia not in (1, 2, 3, 4):
             raise ConfigurationError(f"paranoia must be 1..4, got {paranoia!r}")
-        if threshold < 1:
-            raise ConfigurationError(f"threshold must be >= 1, got {threshold!r}")
+        if isinstance(threshold, bool) or not isinstance(threshold, int) or threshold < 1:
+            raise ConfigurationError(f"threshold must be an integer >= 1, got {threshold!r}")
         if mode not in ("block", "detect"):
             raise ConfigurationError(f"mode must be 'block' or 'detect', got {mode!r}")
         self.paranoia = paranoia
@@ -131,7 +131,11 @@ class Firewall:
         self._attacks = self.counters.labelled(
             "attacks", "category", help="Requests reaching the threshold, by rule family"
         )
-        disabled = frozenset(disabled_rules)
+        if isinstance(disabled_rules, str) or not isinstance(disabled_rules, Iterable):
+            raise ConfigurationError(
+                f"disabled_rules must be a list of rule ids, got {disabled_rules!r}"
+            )
+        disabled = frozenset(str(rule_id) for rule_id in disabled_rules)
         self.disabled_rules = disabled
         self._rules: tuple[BuiltinRule, ...] = tuple(
             r for r in BUILTIN_RULES if r.paranoia <= paranoia and r.rule_id not in disabled
@@ -395,6 +399,8 @@ class Firewall:
         >>> Firewall().inspect_value("<script>alert(1)</script>").blocked
         True
         """
+        if not isinstance(value, str):
+            raise ConfigurationError(f"inspect_value takes a str, got {type(value).__name__}")
         matches: list[Match] = []
         subject = Subject(value, "arg", location.split(":", 1)[-1])
         rules = self._rules_for("arg", "")

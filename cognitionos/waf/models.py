@@ -14,6 +14,8 @@ from collections.abc import Iterable, Mapping
 
 import attrs
 
+from cognitionos.errors import ConfigurationError
+
 __all__ = ["Match", "Request", "Severity", "Verdict"]
 
 
@@ -38,7 +40,17 @@ def _headers_converter(
     value: Iterable[tuple[str, str]] | Mapping[str, str],
 ) -> tuple[tuple[str, str], ...]:
     items = value.items() if isinstance(value, Mapping) else value
-    return tuple((str(k), str(v)) for k, v in items)
+    try:
+        return tuple((str(k), str(v)) for k, v in items)
+    except (TypeError, ValueError):
+        raise ConfigurationError(
+            f"headers must be a mapping or (name, value) pairs, got {_short(value)}"
+        ) from None
+
+
+def _short(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
 
 
 @attrs.frozen(slots=True)
@@ -71,7 +83,19 @@ class Request:
         client_ip: str | None = None,
         http_version: str = "1.1",
     ) -> Request:
-        """Build a request from the wire form of its request line, headers and body."""
+        """Build a request from the wire form of its request line, headers and body.
+
+        Arguments of the wrong type raise ConfigurationError naming the argument.
+        """
+        for name, arg in (("method", method), ("target", target), ("http_version", http_version)):
+            if not isinstance(arg, str):
+                raise ConfigurationError(f"request {name} must be a str, got {_short(arg)}")
+        if client_ip is not None and not isinstance(client_ip, str):
+            raise ConfigurationError(f"request client_ip must be a str, got {_short(client_ip)}")
+        if isinstance(body, bytearray | memoryview):
+            body = bytes(body)
+        elif not isinstance(body, bytes | str):
+            raise ConfigurationError(f"request body must be bytes or str, got {_short(body)}")
         if isinstance(body, str):
             body = body.encode("utf-8", "surrogateescape")
         raw = target

@@ -134,10 +134,16 @@ class Exclusion(BaseModel):
         return rule_id in self.rule_ids or category in self.categories
 
 
+def _listed(items: Any, what: str) -> list[Any]:
+    if isinstance(items, str | bytes | Mapping) or not isinstance(items, Iterable):
+        raise ConfigurationError(f"WAF {what} must be a list, got {items!r:.80}")
+    return list(items)
+
+
 def coerce_rules(items: Iterable[CustomRule | Mapping[str, Any]]) -> tuple[CustomRule, ...]:
     """Validate dicts into :class:`CustomRule` (ConfigurationError on bad input)."""
     out: list[CustomRule] = []
-    for item in items:
+    for item in _listed(items, "rules"):
         try:
             out.append(item if isinstance(item, CustomRule) else CustomRule.model_validate(item))
         except ValueError as exc:
@@ -148,7 +154,7 @@ def coerce_rules(items: Iterable[CustomRule | Mapping[str, Any]]) -> tuple[Custo
 def coerce_exclusions(items: Iterable[Exclusion | Mapping[str, Any]]) -> tuple[Exclusion, ...]:
     """Validate dicts into :class:`Exclusion` (ConfigurationError on bad input)."""
     out: list[Exclusion] = []
-    for item in items:
+    for item in _listed(items, "exclusions"):
         try:
             out.append(item if isinstance(item, Exclusion) else Exclusion.model_validate(item))
         except ValueError as exc:
@@ -162,12 +168,25 @@ def load_rules(path: str | Path) -> tuple[tuple[CustomRule, ...], tuple[Exclusio
     >>> rules, exclusions = load_rules("waf.yaml")   # doctest: +SKIP
     """
     p = Path(path)
-    text = p.read_text(encoding="utf-8")
+    try:
+        text = p.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigurationError(f"cannot read WAF rule file {str(p)!r}: {exc}") from exc
     if p.suffix.lower() in (".yaml", ".yml"):
         yaml = require("yaml", purpose="YAML WAF rule files")
-        doc = yaml.safe_load(text)
+        try:
+            doc = yaml.safe_load(text)
+        except (yaml.YAMLError, RecursionError) as exc:
+            raise ConfigurationError(f"{p}: not valid YAML: {exc}") from None
     else:
-        doc = json.loads(text)
+        try:
+            doc = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ConfigurationError(
+                f"{p}: not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
+            ) from None
+        except RecursionError:
+            raise ConfigurationError(f"{p}: JSON nested too deeply") from None
     if not isinstance(doc, dict):
         raise ConfigurationError(f"{p}: expected a mapping with 'rules' and/or 'exclusions'")
     return coerce_rules(doc.get("rules", [])), coerce_exclusions(doc.get("exclusions", []))

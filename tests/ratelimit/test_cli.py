@@ -30,7 +30,7 @@ def url(request, tmp_path):
 def test_check_looks_without_charging_unless_asked(url):
     store, prefix = url
     runner = CliRunner()
-    args = ["check", store, "1/minute", "tenant:acme", "--prefix", prefix]
+    args = ["check", "1/minute", "tenant:acme", "--store", store, "--prefix", prefix]
     for _ in range(2):
         result = runner.invoke(ratelimit, args)
         assert result.exit_code == 0, result.output
@@ -38,28 +38,25 @@ def test_check_looks_without_charging_unless_asked(url):
     assert runner.invoke(ratelimit, [*args, "--hit"]).exit_code == 0
     refused = runner.invoke(ratelimit, [*args, "--json"])
     assert refused.exit_code == 1
-    assert json.loads(refused.output)["allowed"] is False
+    assert json.loads(refused.stdout)["allowed"] is False
 
 
 def test_ban_bans_unban(url):
     store, prefix = url
     runner = CliRunner()
-    result = runner.invoke(ratelimit, ["ban", store, "ip:203.0.113.9", "600", "--prefix", prefix])
+    opts = ["--store", store, "--prefix", prefix]
+    result = runner.invoke(ratelimit, ["ban", "ip:203.0.113.9", "--seconds", "600", *opts])
     assert result.exit_code == 0 and "banned ip:203.0.113.9 for 600 s" in result.output
-    listing = runner.invoke(ratelimit, ["bans", store, "--prefix", prefix, "--json"])
-    listed = json.loads(listing.output)
+    listing = runner.invoke(ratelimit, ["bans", *opts, "--json"])
+    listed = json.loads(listing.stdout)
     assert [b["key"] for b in listed] == ["ip:203.0.113.9"] and listed[0]["manual"]
-    check = runner.invoke(
-        ratelimit, ["check", store, "5/second", "ip:203.0.113.9", "--prefix", prefix]
-    )
+    check = runner.invoke(ratelimit, ["check", "5/second", "ip:203.0.113.9", *opts])
     assert check.exit_code == 1 and "banned" in check.output
-    assert (
-        "unbanned"
-        in runner.invoke(ratelimit, ["unban", store, "ip:203.0.113.9", "--prefix", prefix]).output
-    )
-    assert "no bans" in runner.invoke(ratelimit, ["bans", store, "--prefix", prefix]).output
+    assert "unbanned" in runner.invoke(ratelimit, ["unban", "ip:203.0.113.9", *opts]).output
+    assert "no bans" in runner.invoke(ratelimit, ["bans", *opts]).output
 
 
 def test_bad_limit_is_a_clean_error(tmp_path):
-    result = CliRunner().invoke(ratelimit, ["check", f"sqlite:///{tmp_path / 'x.db'}", "lots", "k"])
+    url = f"sqlite:///{tmp_path / 'x.db'}"
+    result = CliRunner().invoke(ratelimit, ["check", "lots", "k", "--store", url])
     assert result.exit_code == 1 and "cannot parse rate limit 'lots'" in result.output

@@ -31,7 +31,7 @@ def test_scan_json_output(tmp_path):
     path = tmp_path / "reqs.jsonl"
     path.write_text(json.dumps({"payload": "../../etc/passwd"}))
     result = CliRunner().invoke(waf, ["scan", "--json", str(path)])
-    first = json.loads(result.output.splitlines()[0])
+    first = json.loads(result.stdout)["requests"][0]
     assert first["blocked"] is True
     assert {m["category"] for m in first["matches"]} == {"path-traversal"}
 
@@ -58,7 +58,7 @@ def test_explain_shows_steps_and_rules():
     assert "942100" in result.output and "BLOCK" in result.output
 
 
-def test_bans_ban_list_unban(tmp_path):
+def test_bans_ban_list_unban_old_spelling(tmp_path):
     url = f"sqlite:///{tmp_path / 'bans.db'}"
     runner = CliRunner()
     out = runner.invoke(waf, ["bans", "--store", url, "--ban", "203.0.113.9", "--seconds", "120"])
@@ -67,4 +67,5 @@ def test_bans_ban_list_unban(tmp_path):
     listed = runner.invoke(waf, ["bans", "--store", url])
     assert "203.0.113.9" in listed.output
     lifted = runner.invoke(waf, ["bans", "--store", url, "--unban", "203.0.113.9"])
-    assert "unbanned 203.0.113.9" in lifted.output and "0 active ban(s)" in lifted.output
+    assert "unbanned 203.0.113.9" in lifted.output and "no bans" in lifted.output
+    assert "deprecated: use 'cognitionos waf unban IP'" in lifted.stderr
