@@ -153,7 +153,11 @@ def test_unleash_variant_weight_x_names_the_variant():
         ],
     }
     with pytest.raises(ConfigurationError, match=r"'f' variant 'blue': weight 'x'"):
-        FlagEngine.from_unleash(doc)
+        FlagEngine.from_unleash(doc, strict=True)
+    # lenient loading (the default) keeps the engine up: only this flag answers PARSE_ERROR
+    result = FlagEngine.from_unleash(doc).evaluate("f", {}, default=False)
+    assert result.error_code is not None and result.error_code.name == "PARSE_ERROR"
+    assert "weight 'x'" in (result.error_message or "")
 
 
 _JSON = st.recursive(
