@@ -14,7 +14,7 @@ import pytest
 import cognitionos
 
 PACKAGE = Path(cognitionos.__file__).parent
-KERNEL = {"errors", "clock", "_optional", "hashing", "metrics", "__init__", "_cli_common"}
+KERNEL = {"errors", "clock", "_optional", "_fork", "hashing", "metrics", "__init__", "_cli_common"}
 UPPER = {"integrations", "server", "cli", "_cli_storage"}
 WEB_FRAMEWORKS = {"fastapi", "starlette", "flask", "django", "uvicorn"}
 

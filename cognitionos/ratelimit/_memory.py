@@ -37,8 +37,13 @@ class MemoryBackend:
         reset_after_fork(self)
 
     def _after_fork_in_child(self) -> None:
-        """A fresh lock in a forked child; the state is the child's own copy from here on."""
-        self._lock = threading.Lock()
+        """Free the lock in a forked child; the state is the child's own copy from here on.
+
+        Released, not replaced: ``fast_hit`` closures hold this lock's bound methods, and a
+        new lock would leave them excluding nothing against the general path.
+        """
+        if self._lock.locked():  # held at the fork by a thread that does not exist here
+            self._lock.release()
 
     def storage_key(self, spec: Spec, key: str) -> Any:
         """Memory keys are tuples: no encoding cost on the hot path."""

@@ -110,9 +110,10 @@ class RedisStore(BaseStore):
             pool.reset()
         self._subs.after_fork()
         self._feed_lock = threading.Lock()
+        had_feed = self._pubsub is not None  # None again once the parent closed the store
         self._pubsub = None
         self._feed_thread = None
-        if self._subs:
+        if had_feed and self._subs:
             try:
                 self._start_feed(wait=False)
             except StorageError:

@@ -183,9 +183,10 @@ class SQLStore(BaseStore):
             self.engine.dispose(close=False)
         self._subs.after_fork()
         self._feed_lock = threading.Lock()
+        had_feed = self._feed_thread is not None
         self._feed_thread = None  # threads do not survive a fork
         self._stop = threading.Event()
-        if self._subs and not self._closed:
+        if had_feed and self._subs and not self._closed:
             self._start_feed(wait=False)
 
     # -- plumbing --------------------------------------------------------------------------

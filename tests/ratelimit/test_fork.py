@@ -60,3 +60,36 @@ def test_forked_children_of_an_async_limiter(async_limiter_factory, backends):
     finally:
         loop.run_until_complete(limiter.aclose())
         loop.close()
+
+
+def test_memory_limiter_lock_held_at_fork_is_free_in_the_child():
+    """A thread inside a decision when another forks must not deadlock the child."""
+    import threading
+
+    from cognitionos.ratelimit import RateLimiter
+
+    limiter = RateLimiter("memory://")
+    backend = limiter._backend
+    holding, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with backend._lock:
+            holding.set()
+            release.wait(10)
+
+    thread = threading.Thread(target=hold)
+    thread.start()
+    holding.wait(5)
+    try:
+
+        def work() -> None:
+            lock = backend._lock
+            for _ in range(PER_CHILD):  # the fast path and the general path, one lock
+                assert limiter.hit(LIMIT, "k").allowed
+                assert limiter.hit_many([(LIMIT, "k"), (LIMIT, "j")]).allowed
+            assert backend._lock is lock
+
+        assert run_children(work, n=1, deadline=10) == []
+    finally:
+        release.set()
+        thread.join()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import gc
 import os
+import signal
 import sys
 import time
 import uuid
@@ -23,8 +24,11 @@ CHILDREN = 4
 PER_CHILD = 50
 
 
-def run_children(work: Callable[[], None], n: int = CHILDREN) -> list[str]:
-    """Fork ``n`` children running ``work``; the errors they report (empty when all succeed)."""
+def run_children(work: Callable[[], None], n: int = CHILDREN, deadline: int = 120) -> list[str]:
+    """Fork ``n`` children running ``work``; the errors they report (empty when all succeed).
+
+    A child still running after ``deadline`` seconds (a deadlock) is killed by SIGALRM.
+    """
     read_fd, write_fd = os.pipe()
     pids = []
     for _ in range(n):
@@ -33,6 +37,7 @@ def run_children(work: Callable[[], None], n: int = CHILDREN) -> list[str]:
             code = 0
             try:
                 os.close(read_fd)
+                signal.alarm(deadline)
                 work()
             except BaseException as exc:
                 os.write(write_fd, f"{type(exc).__name__}: {exc}\n".encode()[:4000])
