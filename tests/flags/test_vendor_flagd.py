@@ -233,6 +233,25 @@ FIXED: list[tuple[str, dict[str, Any], dict[str, Any]]] = [
     ("between inclusive", _flag(_if({"<=": [10, {"var": "age"}, 20]})), {"age": 20}),
     # disabled flags
     ("disabled", _flag(_if(True), state="DISABLED"), {}),
+    # a boolean default variant names "true"/"false"; an empty one means none
+    (
+        "boolean defaultVariant",
+        {
+            "flags": {
+                "f": {
+                    "state": "ENABLED",
+                    "variants": {"true": "T", "false": "F"},
+                    "defaultVariant": False,
+                }
+            }
+        },
+        {},
+    ),
+    (
+        "empty defaultVariant",
+        {"flags": {"f": {"state": "ENABLED", "variants": _ABC, "defaultVariant": ""}}},
+        {},
+    ),
     # shared evaluators
     *(
         (
