@@ -744,6 +744,10 @@ def _flag(
     if raw.get("disabled") is True:  # flag files written as {"disabled": true} mean DISABLED
         state = "DISABLED"
     default_variant = raw.get("defaultVariant")
+    if isinstance(default_variant, bool):  # as flagd reads a boolean variant name
+        default_variant = "true" if default_variant else "false"
+    elif default_variant == "":  # flagd: an empty default variant means none
+        default_variant = None
     if default_variant is not None and default_variant not in variants:
         raise ConfigurationError(
             f"{where} defaultVariant: {default_variant!r} is not one of its variants"

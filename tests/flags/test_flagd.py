@@ -387,3 +387,14 @@ def test_our_json_model_holds_flagd_targeting() -> None:
     ev = engine.evaluate("f", {"k": 1})
     assert (ev.value, ev.variant, ev.reason) == (True, "on", Reason.TARGETING_MATCH)
     assert engine.evaluate("f", {"k": 2}).variant == "off"
+
+
+def test_boolean_and_empty_default_variants() -> None:
+    engine = _engine(
+        b={"variants": {"true": "T", "false": "F"}, "defaultVariant": False},
+        e={"variants": {"a": "A"}, "defaultVariant": ""},
+    )
+    ev = engine.evaluate("b", {})
+    assert (ev.value, ev.variant, ev.reason) == ("F", "false", Reason.STATIC)
+    ev = engine.evaluate("e", {}, default="zz")
+    assert (ev.value, ev.variant, ev.reason) == ("zz", None, Reason.DEFAULT)

@@ -233,6 +233,37 @@ FIXED: list[tuple[str, dict[str, Any], dict[str, Any]]] = [
     ("between inclusive", _flag(_if({"<=": [10, {"var": "age"}, 20]})), {"age": 20}),
     # disabled flags
     ("disabled", _flag(_if(True), state="DISABLED"), {}),
+    # a boolean default variant names "true"/"false"; an empty one means none
+    (
+        "boolean defaultVariant",
+        {
+            "flags": {
+                "f": {
+                    "state": "ENABLED",
+                    "variants": {"true": "T", "false": "F"},
+                    "defaultVariant": False,
+                }
+            }
+        },
+        {},
+    ),
+    (
+        "empty defaultVariant",
+        {"flags": {"f": {"state": "ENABLED", "variants": _ABC, "defaultVariant": ""}}},
+        {},
+    ),
+    # shared evaluators
+    *(
+        (
+            f"$ref {tier}",
+            {
+                **_flag({"if": [{"$ref": "is_gold"}, "on", "off"]}),
+                "$evaluators": {"is_gold": {"in": [{"var": "tier"}, ["gold", "platinum"]]}},
+            },
+            {"tier": tier},
+        )
+        for tier in ("gold", "silver")
+    ),
     # a targeting result that is not a variant is an error
     ("unknown variant", _flag({"if": [True, "nope", "off"]}), {}),
 ]

@@ -253,8 +253,22 @@ payloads = st.sampled_from(
 
 @st.composite
 def constraints(draw: st.DrawFn) -> dict[str, Any]:
-    field = draw(st.sampled_from(["userId", "tenant", "version", "age", "email"]))
-    if field == "age":
+    field = draw(
+        st.sampled_from(
+            ["userId", "tenant", "version", "age", "email", "currentTime", "remoteAddress"]
+        )
+    )
+    if field == "currentTime":
+        op = draw(st.sampled_from(["DATE_AFTER", "DATE_BEFORE"]))
+        value = draw(
+            st.sampled_from(
+                ["2024-01-01T00:00:00.000Z", "2026-06-01T12:00:00Z", "2030-01-01T00:00:00+02:00"]
+            )
+        )
+    elif field == "remoteAddress":
+        op = "IN_CIDR"
+        value = draw(st.sampled_from(["10.0.0.0/8", "192.168.3.4", "8.8.0.0/16", "::1/128"]))
+    elif field == "age":
         op = draw(st.sampled_from(["NUM_EQ", "NUM_GT", "NUM_GTE", "NUM_LT", "NUM_LTE", "IN"]))
         value = str(draw(st.integers(0, 60)))
     elif field == "version":
@@ -266,7 +280,7 @@ def constraints(draw: st.DrawFn) -> dict[str, Any]:
         )
         value = draw(st.sampled_from(["user-1", "t1", "T1", "user", "@x.io", "1"]))
     c: dict[str, Any] = {"contextName": field, "operator": op}
-    if op in ("IN", "NOT_IN") or op.startswith("STR_"):
+    if op in ("IN", "NOT_IN", "IN_CIDR") or op.startswith("STR_"):
         extra = draw(st.lists(st.sampled_from(["user-2", "t0", "a@x.io", "30"]), max_size=2))
         c["values"] = [value, *extra]
     else:
@@ -310,6 +324,7 @@ def strategies(draw: st.DrawFn) -> dict[str, Any]:
                 "flexibleRollout",
                 "flexibleRollout",
                 "gradualRolloutUserId",
+                "gradualRolloutSessionId",
                 "remoteAddress",
             ]
         )
@@ -323,7 +338,7 @@ def strategies(draw: st.DrawFn) -> dict[str, Any]:
             "stickiness": draw(st.sampled_from(STICKINESS)),
             "groupId": draw(st.sampled_from(["f0", "grp"])),
         }
-    elif name == "gradualRolloutUserId":
+    elif name in ("gradualRolloutUserId", "gradualRolloutSessionId"):
         s["parameters"] = {"percentage": str(draw(st.integers(0, 100))), "groupId": "g"}
     elif name == "remoteAddress":
         s["parameters"] = {"IPs": "10.0.0.1, 192.168.0.0/16"}
@@ -364,6 +379,10 @@ def unleash_contexts(draw: st.DrawFn) -> dict[str, Any]:
         props["age"] = str(draw(st.integers(0, 60)))
     if draw(st.booleans()):
         props["email"] = draw(st.sampled_from(["a@x.io", "user-1@y.org"]))
+    if draw(st.booleans()):
+        ctx["currentTime"] = draw(
+            st.sampled_from(["2025-03-01T10:00:00.000Z", "2029-12-31T23:59:59Z"])
+        )
     ctx["properties"] = props
     return ctx
 
