@@ -232,3 +232,11 @@ def test_old_spellings_still_work_with_a_note(runner, tmp_path, monkeypatch):
     monkeypatch.setenv("COGNITIONOS_FLAGS_STORE", url)
     flags = _ok(runner.invoke(main, ["flags", "list"]))
     assert "set $COGNITIONOS_STORE instead" in flags.stderr
+
+
+def test_unwritable_output_file_is_one_line(runner, tmp_path):
+    store = f"sqlite:///{tmp_path / 'o.db'}"
+    target = tmp_path / "no" / "such" / "dir" / "flags.json"
+    result = runner.invoke(main, ["flags", "--store", store, "export", "-o", str(target)])
+    assert result.exit_code == 1
+    assert str(target) in result.stderr and "Traceback" not in result.output
