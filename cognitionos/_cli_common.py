@@ -49,10 +49,15 @@ class CommandGroup(click.Group):
     """A click group whose commands report cognitionos errors as one line and exit 1."""
 
     def invoke(self, ctx: click.Context) -> Any:
-        """Run the subcommand; a CognitionError becomes ``Error: <message>`` on stderr, exit 1."""
+        """Run the subcommand; a CognitionError becomes ``Error: <message>`` on stderr, exit 1.
+
+        So does an OSError (a file that cannot be read or written; its message names the path).
+        """
         try:
             return super().invoke(ctx)
         except CognitionError as exc:
+            raise click.ClickException(_one_line(str(exc))) from exc
+        except OSError as exc:
             raise click.ClickException(_one_line(str(exc))) from exc
 
 

@@ -51,6 +51,11 @@ def test_bad_urls_are_configuration_errors_naming_the_part(url, named, opener):
     assert "malformed storage URL" in str(info.value)
 
 
+def test_rate_limiter_redis_url_prefix_is_refused_with_a_hint():
+    with pytest.raises(ConfigurationError, match=r"prefix=\.\.\."):
+        RateLimiter("redis://127.0.0.1:6379/0?prefix=app:")
+
+
 def test_postgresql_url_with_dbname_option_is_accepted():
     assert check_url("postgresql+psycopg://u@h/?dbname=app").query == {"dbname": "app"}
 

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from cognitionos.cli import main
 
@@ -232,3 +234,55 @@ def test_old_spellings_still_work_with_a_note(runner, tmp_path, monkeypatch):
     monkeypatch.setenv("COGNITIONOS_FLAGS_STORE", url)
     flags = _ok(runner.invoke(main, ["flags", "list"]))
     assert "set $COGNITIONOS_STORE instead" in flags.stderr
+
+
+def test_unwritable_output_file_is_one_line(runner, tmp_path):
+    store = f"sqlite:///{tmp_path / 'o.db'}"
+    target = tmp_path / "no" / "such" / "dir" / "flags.json"
+    result = runner.invoke(main, ["flags", "--store", store, "export", "-o", str(target)])
+    assert result.exit_code == 1
+    assert str(target) in result.stderr and "Traceback" not in result.output
+
+
+_TEXT = st.text(max_size=24)
+_NUMBER = st.sampled_from(["0", "-1", "1e300", "inf", "nan", "x", "", "600", "1" * 40])
+_RELATIVE = st.text(max_size=16).map(lambda s: "sqlite:///" + s.lstrip("/"))
+_STORE = st.sampled_from(["memory://"]) | _RELATIVE | _TEXT.map(lambda s: "memory://?" + s)
+_INVOCATIONS = st.one_of(
+    st.tuples(st.just(["waf", "ban"]), _TEXT, st.just("--seconds"), _NUMBER),
+    st.tuples(st.just(["waf", "unban"]), _TEXT),
+    st.tuples(st.just(["waf", "explain"]), _TEXT),
+    st.tuples(st.just(["ratelimit", "check"]), _TEXT, _TEXT),
+    st.tuples(st.just(["ratelimit", "ban"]), _TEXT, st.just("--seconds"), _NUMBER),
+    st.tuples(st.just(["ratelimit", "unban"]), _TEXT),
+    st.tuples(st.just(["flags", "set"]), _TEXT, st.just("--definition"), _TEXT),
+    st.tuples(st.just(["flags", "set"]), _TEXT, st.just("--default"), _TEXT),
+    st.tuples(st.just(["flags", "get"]), _TEXT),
+    st.tuples(st.just(["flags", "toggle"]), _TEXT, st.just("--off")),
+    st.tuples(st.just(["flags", "stale", "--days"]), _NUMBER),
+    st.tuples(st.just(["waf", "bans"])),
+    st.tuples(st.just(["store", "check", "--samples", "1"])),
+)
+
+
+@settings(
+    max_examples=120,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+@given(_INVOCATIONS, _STORE)
+def test_garbage_arguments_never_escape_as_tracebacks(tmp_path, monkeypatch, invocation, store):
+    monkeypatch.chdir(tmp_path)  # relative SQLite files land here
+    monkeypatch.delenv("COGNITIONOS_STORE", raising=False)
+    head, *rest = invocation
+    args = [*head, *rest]
+    if "\x00" in "".join(args):
+        return  # the OS cannot pass a NUL in an argument; click would not see one either
+    result = CliRunner().invoke(main, [*args, "--store", store])
+    assert result.exit_code in (0, 1, 2), (args, store, result.output)
+    assert result.exception is None or isinstance(result.exception, SystemExit), (
+        args,
+        store,
+        repr(result.exception),
+    )
+    assert "Traceback" not in result.output

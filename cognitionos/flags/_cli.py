@@ -128,12 +128,12 @@ def set_flag(
     if len(sources) != 1:
         raise click.UsageError("give exactly one of --definition, --file, --default")
     if default is not None:
-        raw: Any = {"default_value": load_document(default, "--default")}
+        raw: Any = {"default_value": load_document(default, f"flag {key!r} --default")}
     elif path is not None:
         with open(path, "rb") as fh:
-            raw = load_document(fh.read(), path)
+            raw = load_document(fh.read(), f"flag {key!r} from {path}")
     else:
-        raw = load_document(definition or "{}", "--definition")
+        raw = load_document(definition or "{}", f"flag {key!r} --definition")
     if not isinstance(raw, dict):
         raise click.ClickException(f"flag {key!r}: the definition must be a JSON object")
     try:

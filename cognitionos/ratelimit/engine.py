@@ -456,7 +456,12 @@ def resolve_backend(
         from cognitionos.storage._open import check_url
 
         # the same URL checks as open_store (unknown options, Redis db, SQLite host, ...)
-        check_url(store)
+        parsed = check_url(store)
+        if "prefix" in parsed.query and parsed.base_scheme in ("redis", "rediss"):
+            raise ConfigurationError(
+                f"malformed storage URL {parsed.masked!r}: the rate limiter takes its key "
+                "prefix as RateLimiter(..., prefix=...), not in the URL"
+            )
         scheme = store.split(":", 1)[0].lower()
         if scheme == "memory":
             return MemoryBackend()
