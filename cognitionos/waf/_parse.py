@@ -29,13 +29,14 @@ class ParseLimits:
     detectors (920910 beyond), each value at most ``max_value_length`` characters (920911
     beyond) and all of them together at most ``max_inspected_chars`` characters (920912
     beyond). With ``oversize="inspect_ends"`` (the default, like AWS WAF's "continue" oversize
-    handling) a request over a limit gets a warning and is still inspected within the budget:
-    a value over its allowance is inspected at both ends (its first and last halves of the
-    allowance), so filler placed in front of an attack, the usual way to slip past a size
-    limit, does not hide it; when the values together exceed ``max_inspected_chars`` the
-    budget is shared so that every value gets an equal allowance, short values in full. With
-    ``oversize="block"`` the match is critical, the request is blocked at the default
-    threshold and nothing else is inspected.
+    handling) a value over its allowance is inspected at both ends (its first and last halves
+    of the allowance), so filler placed in front of an attack, the usual way to slip past a
+    size limit, does not hide it, and the request gets one warning; when the values together
+    exceed ``max_inspected_chars`` the budget is shared so that every value gets an equal
+    allowance, short values in full. Every limit whose excess is not inspected at all (values
+    past the count, headers, arguments, cookies, parts, nodes, nesting, body bytes) is critical
+    in every mode: the request is blocked at the default threshold. With ``oversize="block"``
+    the two end-inspected limits are critical too and nothing else is inspected.
     """
 
     max_body_bytes: int = 1_048_576

@@ -551,6 +551,9 @@ class LiteralPrefilter:
         if by_prefix:
             self._prefixes.make_automaton()
         self._has_prefixes = bool(by_prefix)
+        #: the first two characters of every prefix (one character for one-character ones):
+        #: most texts start with none of them, and the trie walk is skipped
+        self._heads = frozenset(prefix[:2] for prefix in by_prefix)
         self.filterable = frozenset(detectors) - self.always
         self._always_mask = sum(self.bits[n] for n in self.always)
 
@@ -572,12 +575,16 @@ class LiteralPrefilter:
         if self._has_prefixes:
             # anchored patterns: a prefix at the very start of the stripped text (a walk down
             # the trie from the text's first character; it stops where no prefix continues)
-            starts = {lower.lstrip()}
+            starts = [lower.lstrip()]
             if " " in lower:
-                starts.add(lower.replace(" ", ""))
-                starts.add(_SPACES.sub(" ", lower).lstrip())
+                starts.append(lower.replace(" ", ""))
+                if "  " in lower:
+                    starts.append(_SPACES.sub(" ", lower).lstrip())
             trie = self._prefixes
+            heads = self._heads
             for text in starts:
+                if text[:2] not in heads and text[:1] not in heads:
+                    continue
                 for length in range(1, min(len(text), _MAX_LENGTH) + 1):
                     head = text[:length]
                     if not trie.match(head):
