@@ -105,7 +105,7 @@ def _r(
 
 BUILTIN_RULES: tuple[BuiltinRule, ...] = (
     _r("942100", "sqli", "sqli_syntax", VALUES | NAMES | PATH),
-    _r("942101", "sqli", "sqli_syntax", frozenset(), pl=2, headers=UA_REF),
+    _r("942101", "sqli", "sqli_syntax", frozenset(), headers=UA_REF),
     _r("942140", "sqli", "sqli_function_call", VALUES | NAMES),
     _r("942200", "sqli", "sqli_keyword_density", VALUES, sev=Severity.WARNING, pl=2),
     _r(

@@ -289,6 +289,8 @@ _TWO_CHAR_OPS = {
     "->": "o",
 }
 _MAX_TOKENS = 400
+#: A letter right before a quoted literal changes what the literal is: its token kind.
+_PREFIXED_STRINGS = {"x": "1", "b": "1", "n": "s"}
 
 
 def _skip_space_and_comments(s: str, i: int) -> int:
@@ -408,6 +410,13 @@ def tokenize(value: str, quote: str | None = None) -> list[Token] | None:
                     j += 1
                 word = s[i:j]
             i = j
+            if word in _PREFIXED_STRINGS and i < n and s[i] == "'":
+                # x'41' / b'01' (a number spelled as a string), n'text' (a national string)
+                end, closed = _read_string(s, i + 1, "'")
+                if closed:
+                    tokens.append(Token(_PREFIXED_STRINGS[word], s[i - 1 : end]))
+                    i = end
+                    continue
             if word[0].isdigit() or word[0] == ".":
                 if _NUMBER.match(word):
                     tokens.append(Token("1", word))
@@ -548,6 +557,30 @@ def _operand_end(tokens: list[Token], i: int) -> int:
     return i
 
 
+#: Comparison words that take a ``not`` in front: ``x not like y``, ``x not between a and b``.
+_NEGATABLE_CMP = frozenset({"like", "rlike", "regexp", "glob", "between", "in", "match"})
+#: What may follow a complete comparison in injected SQL: the end, a logic operator, a comment,
+#: a closing parenthesis, a statement separator, UNION, ORDER/GROUP BY, a clause keyword, ESCAPE.
+_AFTER_WORD_COMPARISON = frozenset("&c);UBk,o")
+
+
+def _word_comparison_ends(tokens: list[Token], k: int, word: str) -> bool:
+    """A comparison by ``word`` (``like``, ``in``, ``between``...), right operand at ``k``.
+
+    Prose uses these words too, so the comparison counts only when it reads as SQL: the right
+    operand is not a plain word ("sizes 2 and 3 in stock", "cats in paris"), and nothing but SQL
+    follows it ("you and me like 3 things" goes on with a word).
+    """
+    n = len(tokens)
+    if tokens[k].kind == "n" or (word == "in" and tokens[k - 1].text == "in"):
+        # SQL's IN takes a parenthesised list ("2 in (2)"): "between 10 and 20 in 2024" is prose.
+        return False
+    after = _operand_end(tokens, k)
+    if word == "between" and 0 < after < n - 1 and tokens[after].text == "and":
+        after = _operand_end(tokens, after + 1)
+    return after < 0 or after >= n or tokens[after].kind in _AFTER_WORD_COMPARISON
+
+
 def _is_condition(tokens: list[Token], i: int) -> bool:
     """A comparison ``x = y`` (or ``x like y``...) or a function-call condition starts at ``i``."""
     n = len(tokens)
@@ -558,6 +591,14 @@ def _is_condition(tokens: list[Token], i: int) -> bool:
     if end < 0:
         return False
     first = tokens[j] if j < n else None
+    if (
+        end + 1 < n
+        and tokens[end].text == "not"
+        and tokens[end + 1].kind == "="
+        and tokens[end + 1].text in _NEGATABLE_CMP
+    ):
+        # "2 not between 0 and 1", "2 not like 3": the negation belongs to the comparison word.
+        end += 1
     if end < n and tokens[end].kind == "=":
         cmp_tok = tokens[end]
         k = end + 1
@@ -566,9 +607,12 @@ def _is_condition(tokens: list[Token], i: int) -> bool:
         if k < n and tokens[k].kind == "E" and k > end + 1:
             return True
         if k < n and tokens[k].kind in _OPERAND:
-            # prose like "cats in paris": a word operator between two plain names
-            prose = cmp_tok.text.isalpha() and first is not None and first.kind == "n"
-            return not (prose and tokens[k].kind == "n")
+            if not cmp_tok.text.isalpha():
+                return True
+            if cmp_tok.text == "is":
+                # prose like "cats is paris": a word operator between two plain names
+                return not (first is not None and first.kind == "n" and tokens[k].kind == "n")
+            return _word_comparison_ends(tokens, k, cmp_tok.text)
         if k < n and tokens[k].kind == "(":
             return True
         return cmp_tok.text == "is"
@@ -706,6 +750,34 @@ def _sql_call_args(toks: list[Token], i: int) -> bool:
     return arg.kind in "1vs)" and (after is None or after.kind in "),o")
 
 
+def _filters_rows(toks: list[Token], i: int) -> bool:
+    """``toks[i:]`` is a select list of names: does a FROM follow that filters or limits rows?
+
+    ``(select name from users where name glob 'a*')`` is a whole subquery pasted as a numeric
+    value (boolean extraction, one character at a time). A parenthesised "(select one from the
+    list)" in prose has no WHERE condition, LIMIT or ORDER BY after its FROM.
+    """
+    n = len(toks)
+    j = i
+    while j < n and j < i + 12 and toks[j].kind in "n,o":
+        j += 1
+    if j + 2 >= n or toks[j].text != "from" or toks[j + 1].kind != "n":
+        return False
+    m = j + 2
+    if toks[m].text == "as" and m + 1 < n:
+        m += 2
+    elif toks[m].kind == "n":
+        m += 1
+    if m + 1 >= n:
+        return False
+    clause, nxt = toks[m], toks[m + 1]
+    if clause.text in ("where", "having"):
+        return _is_condition(toks, m + 1)
+    if clause.text in ("limit", "offset") or clause.kind == "B":
+        return nxt.kind in "1n"
+    return False
+
+
 def _strong_word_checks(toks: list[Token], fp: str) -> str | None:
     if "U" in fp:
         for i, t in enumerate(toks):
@@ -818,6 +890,8 @@ def _strong_word_checks(toks: list[Token], fp: str) -> str | None:
                     return "select-from"
                 if i > 0 and toks[i - 1].kind in "(;&=o,":
                     return "subselect"
+            if nxt.kind == "n" and i > 0 and toks[i - 1].kind == "(" and _filters_rows(toks, i + 1):
+                return "subselect"
     return None
 
 
@@ -854,6 +928,16 @@ def _left_is_condition(toks: list[Token], i: int) -> bool:
     return (
         j >= 0 and toks[j].kind == "=" and toks[j].text in ("=", "<", ">", "<=", ">=", "<>", "!=")
     )
+
+
+def _closes_between(toks: list[Token], i: int) -> bool:
+    """Whether ``toks[i]`` is the ``and`` of a ``between ... and ...``."""
+    if toks[i].text != "and":
+        return False
+    j = i - 1
+    while j >= 0 and toks[j].kind in "1snvfo()":
+        j -= 1
+    return j >= 0 and toks[j].text == "between"
 
 
 def _breakout_checks(toks: list[Token], fp: str, quoted: bool) -> str | None:
@@ -964,6 +1048,9 @@ def _breakout_checks(toks: list[Token], fp: str, quoted: bool) -> str | None:
             # "a > 1 and b < 2" joins two conditions: a filter expression, not a break-out.
             if not quoted and _left_is_condition(toks, i):
                 continue
+            # The AND of "x between 1 and 2" is part of the comparison, not a logic operator.
+            if _closes_between(toks, i):
+                continue
             return "logic-condition"
     if (
         not quoted
@@ -991,16 +1078,33 @@ _PREFILTER_ASCII = re.compile(r"['\"`();=<>|&#@]")
 _PREFILTER_KEYWORDS = re.compile(alternation(_PREFILTER_WORDS, not_after=r"\w") + r"\b")
 
 
+# A tautology needs neither punctuation nor one of the keywords above when it compares with a
+# word: "1 and 2 like 2", "1 or 3 between 1 and 4". A logic word followed (within a short span)
+# by a comparison word lets such a value through the gate ("is" and "in" are left out: prose is
+# full of them, and SQL's IN needs a parenthesis, which the gate already lets through).
+_PREFILTER_WORD_CONDITION = re.compile(
+    r"\b(?:and|or|xor)\b.{1,80}?\b(?:like|rlike|regexp|glob|between|match)\b", re.DOTALL
+)
+
+
 def _worth_tokenizing(value: str) -> bool:
     """Whether ``value`` has any character or keyword SQL injection needs (a cheap gate)."""
     if not value.isascii():
-        return _PREFILTER.search(value) is not None
-    return (
+        return (
+            _PREFILTER.search(value) is not None
+            or _PREFILTER_WORD_CONDITION.search(value.lower()) is not None
+        )
+    if (
         _PREFILTER_ASCII.search(value) is not None
         or "--" in value
         or "/*" in value
         or "*/" in value
-        or _PREFILTER_KEYWORDS.search(value.lower()) is not None
+    ):
+        return True
+    lower = value.lower()
+    return (
+        _PREFILTER_KEYWORDS.search(lower) is not None
+        or _PREFILTER_WORD_CONDITION.search(lower) is not None
     )
 
 

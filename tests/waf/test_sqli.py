@@ -115,3 +115,72 @@ def test_long_benign_text_ending_in_sql_words_stays_clean(filler: str) -> None:
 def test_keyword_sql_behind_a_line_comment_is_not_sql() -> None:
     # "--" (and "#") comment out the rest of the line: no statement left to inject into
     assert detect_sqli("-" * 3000 + " 1 union select password from users--") is None
+
+
+# Numeric context (``... WHERE id = <value>``): tautologies and extraction by comparison words,
+# the shapes sqlmap and a hand-written extractor got through before (benchmarks/waf_sqlmap.py).
+@pytest.mark.parametrize(
+    "payload",
+    [
+        "1 AND 9711 LIKE 9711",
+        "1 OR 1 GLOB 1",
+        "1 AND 2 BETWEEN 2 AND 2",
+        "0 OR 2 BETWEEN 1 AND 3",
+        "1 AND 5674 NOT BETWEEN 0 AND 5673",
+        "1 AND NOT 2 BETWEEN 3 AND 4",
+        "1 AND 2 NOT LIKE 3",
+        "1 AND 2 NOT GLOB 3",
+        "1 AND 2 REGEXP 2",
+        "1 AND 2 MATCH 2",
+        "-1 OR 2 LIKE 2",
+        "1 AND 7 NOT IN (8)",
+        "1 AND x'41' LIKE 'A'",
+        "1\nAND\n2\nLIKE\n2",
+        "(SELECT name FROM users WHERE name GLOB 'a*')",
+        "(SELECT id FROM users WHERE password GLOB 's*')",
+        "(SELECT id FROM users WHERE name LIKE 'a%')",
+        "(SELECT id FROM users LIMIT 1)",
+        "(select id from users order by 1)",
+        "1 AND substr((SELECT password FROM users LIMIT 1),1,1) GLOB 's'",
+        "1 AND unicode(substr((SELECT password FROM users LIMIT 1),1,1)) NOT BETWEEN 0 AND 115",
+    ],
+)
+def test_detects_numeric_context_comparison_words(payload: str) -> None:
+    assert detect_sqli(payload) is not None, payload
+
+
+@pytest.mark.parametrize(
+    "benign",
+    [
+        "sizes 2 and 3 in stock",
+        "Orders between 10 and 20 in 2024",
+        "Apples and oranges between 2 and 3 dollars",
+        "Tom and Jerry like cheese",
+        "you and me like 3 things",
+        "between 10 and 20 like new",
+        "something like 2 or 3",
+        "I like it and it is 5 stars",
+        "cats in paris and dogs in rome",
+        "the number is 2 and 3 is next",
+        "(select one from the list)",
+        "(select your country from the list below)",
+        "Select name from the list where possible",
+        "(select a file from your computer)",
+        "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/537.36 (KHTML, like Gecko)",
+    ],
+)
+def test_prose_with_comparison_words_is_not_sql(benign: str) -> None:
+    assert detect_sqli(benign) is None, (benign, detect_sqli(benign))
+
+
+def test_not_belongs_to_the_comparison_word() -> None:
+    assert fp("1 and 2 not between 0 and 1") == "1&1o=1&1"
+    found = detect_sqli("1 and 2 not between 0 and 1")
+    assert found is not None and found.check == "logic-condition"
+
+
+def test_prefixed_string_literals_lex_as_literals() -> None:
+    assert fp("1 and x'41' like 'a'") == "1&1=s"
+    assert fp("n'abc'") == "s"
+    # only when the quote closes: "b'day" stays a word and a dangling quote
+    assert fp("b'day") == "nS"
