@@ -2,7 +2,7 @@
 
 ``tests/waf/data/scanner_findings.jsonl`` is our own recording: the findings of
 ``benchmarks/waf_scanners.py --record`` on the bare app, each one verified there (the payload
-really exploits the page). Every one must be blocked at paranoia 1. The benchmark's direct
+really exploits the page). Every one must be blocked at every paranoia level. The direct
 exploit probes (the shapes scanners got through: alias calls, template expressions, short
 metadata host names) are replayed the same way, and both sets are checked against the bare
 app in process, so a payload that stopped exploiting it would show.
