@@ -73,6 +73,8 @@ def test_js_string_breakout_through_an_alias_blocks(fw, payload):
         "{% print 7*7 %}",
         "{% print settings.SECRET_KEY %}",
         "{{ app.secret_key }}",
+        "{{ client_secret }}",
+        "{{ config_secrets }}",
         "{{ SECRET_KEY }}",
         "{% do settings.update() %}",
     ],
@@ -91,6 +93,7 @@ def test_template_expressions_reaching_secrets_or_evaluating_block(fw, payload):
         "Dear {{first_name}}, welcome to {{ company }}!",
         "Your code is {{ code }}; it expires in {{ minutes }} minutes.",
         "Your session {{ session_title }} starts at {{ start_time }}.",
+        "Please forward this to {{ secretary.name }} ({{ secretary_email }}).",
     ],
 )
 def test_template_text_users_write_on_purpose_passes(fw, template):
