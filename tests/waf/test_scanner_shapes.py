@@ -51,7 +51,7 @@ def fw() -> Firewall:
         "';(b=alert,b(1))//",
         "';x=confirm;x(1)//",
         "'-(c=alert,c)(1)-'",
-        "\";(p=prompt,p`1`)//",
+        '";(p=prompt,p`1`)//',
         "';w=window.alert;w(1)//",
         "');(f=eval,f('1'))//",
     ],
@@ -73,6 +73,8 @@ def test_js_string_breakout_through_an_alias_blocks(fw, payload):
         "{% print 7*7 %}",
         "{% print settings.SECRET_KEY %}",
         "{{ app.secret_key }}",
+        "{{ client_secret }}",
+        "{{ config_secrets }}",
         "{{ SECRET_KEY }}",
         "{% do settings.update() %}",
     ],
@@ -91,6 +93,7 @@ def test_template_expressions_reaching_secrets_or_evaluating_block(fw, payload):
         "Dear {{first_name}}, welcome to {{ company }}!",
         "Your code is {{ code }}; it expires in {{ minutes }} minutes.",
         "Your session {{ session_title }} starts at {{ start_time }}.",
+        "Please forward this to {{ secretary.name }} ({{ secretary_email }}).",
     ],
 )
 def test_template_text_users_write_on_purpose_passes(fw, template):
@@ -123,7 +126,12 @@ def test_ssrf_to_cloud_metadata_host_names_blocks(fw, url):
 
 @pytest.mark.parametrize(
     "value",
-    ["metadata", "instance-data", "Edit the metadata of the photo", "https://example.com/metadata/"],
+    [
+        "metadata",
+        "instance-data",
+        "Edit the metadata of the photo",
+        "https://example.com/metadata/",
+    ],
 )
 def test_the_word_metadata_alone_passes(fw, value):
     assert not fw.inspect(get(value)).blocked
@@ -153,3 +161,20 @@ def test_command_substitution_still_blocks(fw, payload):
     verdict = fw.inspect(get(payload))
     assert verdict.blocked, verdict.matches
     assert "cmdi" in {m.category for m in verdict.matches}
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        "1 or sleep(5)",
+        "sleep(5)",
+        "1' and sleep (5)-- -",
+        "benchmark (5000000,sha1(1))",
+        '" sleep(10.to_i) "',
+        "1 and least (1,2)=1",
+    ],
+)
+def test_sql_functions_that_are_english_words_still_block_as_sql(fw, payload):
+    verdict = fw.inspect(get(payload))
+    assert verdict.blocked, verdict.matches
+    assert "sqli" in {m.category for m in verdict.matches}

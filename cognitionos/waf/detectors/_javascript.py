@@ -29,7 +29,7 @@ JS_SINK = GatedPatterns(
             r"(?<![\w$.])(?P<alias>[a-z_$][\w$]{0,30})\s{0,8}=\s{0,8}"
             r"(?:(?:window|self|top|parent|globalthis|this|frames)\s{0,8}\.\s{0,8})?"
             r"(?:alert|prompt|confirm|eval|settimeout|setinterval)(?![\w$])"
-            r"[^\n]{0,80}?(?<![\w$.])(?P=alias)\s{0,8}(?:\)\s{0,8})?[(`]",
+            r"[^\n]{0,40}?(?<![\w$.])(?P=alias)\s{0,8}(?:\)\s{0,8})?[(`]",
         ),
         (
             (

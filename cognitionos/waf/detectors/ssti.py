@@ -12,7 +12,7 @@ __all__ = ["ssti"]
 _SSTI = re.compile(
     r"\{\{[^{}]{0,200}(?:[*+/%()\[\]|]|\.__|\b(?:config|self|request|lipsum|cycler|joiner|namespace|"
     r"range|class|mro|constructor|_self|env|settings|environ|current_app|builtins|globals|"
-    r"\w{0,30}secret\w{0,30})\b)[^{}]{0,200}\}\}|"
+    r"\w{0,30}secret(?:s|_?key|_?token)?)\b)[^{}]{0,200}\}\}|"
     # The session as a whole, or its credentials; "{{ session_title }}" stays template text.
     r"\{\{\s{0,8}(?:session|app|g)\s{0,8}\}\}|\{\{[^{}]{0,200}\bsession\s{0,8}\.\s{0,8}\w{0,30}"
     r"(?:token|csrf|key|auth|pass|cookie|sid|user_?id)|"
