@@ -118,7 +118,14 @@ def test_raising_experiment_coverage_keeps_assigned_variation(
         assert after == before
 
 
-@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+# derandomize: a statistical check fails by chance with probability p per example; a fixed set
+# of examples makes a failure reproducible instead of an occasional red run.
+@settings(
+    max_examples=8,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.too_slow],
+)
 @given(
     pair=st.lists(st.text(min_size=1, max_size=10), min_size=2, max_size=2, unique=True),
     version=st.sampled_from([2, "unleash"]),
@@ -138,7 +145,10 @@ def test_flags_with_different_seeds_bucket_independently(pair: list[str], versio
     expected = n / 4
     neither = n - both - only_a - only_b
     chi2 = sum((c - expected) ** 2 / expected for c in (both, only_a, only_b, neither))
-    assert chi2 < 16.27  # 3 degrees of freedom, p = 0.001
+    # 3 degrees of freedom; p = 1e-6, so chance alone almost never fails one of 8 examples
+    # (p = 0.001 failed about one full run in a hundred), while correlated seeds (chi2 in the
+    # thousands) still fail
+    assert chi2 < 30.66
 
 
 class _Bucketing:
