@@ -304,6 +304,12 @@ def _skip_space_and_comments(s: str, i: int) -> int:
             if end < 0:
                 return n
             i = end + 2
+        elif s.startswith("--", i) or s[i] == "#":
+            # a line comment ended by a line break: "order--x\nby" is still ORDER BY
+            end = s.find("\n", i)
+            if end < 0:
+                return n
+            i = end + 1
         else:
             return i
     return i
