@@ -389,6 +389,9 @@ _PATH_LOOKALIKES = (
 )
 
 
+_PATH_LOOKALIKE = re.compile("[" + "".join(char for char, _ in _PATH_LOOKALIKES) + "]")
+
+
 def _lenient_digit(char: str) -> int:
     return int(char) if char.isdigit() else ord(char.lower()) - ord("a") + 10
 
@@ -454,9 +457,10 @@ def _decode_path_spellings(value: str) -> str:
         value = _OVERLONG_TEXT_ANY.sub(_fold_overlong_text, value)
         # str.replace per character present: C speed, where translate() costs a dictionary
         # lookup per character of the whole (non-ASCII) value
-        for char, ascii_char in _PATH_LOOKALIKES:
-            if char in value:
-                value = value.replace(char, ascii_char)
+        if _PATH_LOOKALIKE.search(value):
+            for char, ascii_char in _PATH_LOOKALIKES:
+                if char in value:
+                    value = value.replace(char, ascii_char)
     return value
 
 

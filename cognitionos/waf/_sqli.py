@@ -1068,8 +1068,11 @@ _PREFILTER_KEYWORDS = re.compile(alternation(_PREFILTER_WORDS, not_after=r"\w") 
 # before it lets such a value through the gate ("is" and "in" are left out: prose is full of
 # them, and SQL's IN needs a parenthesis, which the gate already lets through). Two linear
 # scans: one regex with a gap between the two words would rescan the gap after every logic word.
+# The comparison word must be followed by what its right operand can start with and prose
+# rarely has there: a number, a sign, a dot, NULL/TRUE/FALSE ("and more like this" is not).
 _PREFILTER_COMPARISON = re.compile(
-    alternation("like|rlike|regexp|glob|between|match", not_after=r"\w") + r"\b"
+    alternation("like|rlike|regexp|glob|between|match", not_after=r"\w")
+    + r"\b\s*+(?:[-+.\d]|(?:null|true|false)\b)"
 )
 _PREFILTER_LOGIC = re.compile(alternation("and|or|xor", not_after=r"\w") + r"\b")
 #: How far before a comparison word its logic word may start ("or 123456789 between").
@@ -1078,6 +1081,14 @@ _LOGIC_REACH = 84
 
 def _logic_then_comparison(lower: str) -> bool:
     """Whether a comparison word of the gate has a logic word shortly before it."""
+    if not (
+        "like" in lower
+        or "glob" in lower
+        or "between" in lower
+        or "regexp" in lower
+        or "match" in lower
+    ):
+        return False  # substring tests at C speed settle most values
     comparisons = _PREFILTER_COMPARISON.finditer(lower)
     first = next(comparisons, None)
     if first is None:

@@ -95,11 +95,14 @@ class Subject:
     def path(self) -> str:
         """Lowercase path-normalized form (backslashes, ``0x2e``, ``//``, ``/./``, lenient escapes).
 
-        Normalized before lowercasing: case folding would turn the overlong UTF-8 lead byte
-        U+00C0 into U+00E0, the lead of the 3-byte form.
+        Non-ASCII text is normalized before lowercasing: case folding would turn the overlong
+        UTF-8 lead byte U+00C0 into U+00E0, the lead of the 3-byte form.
         """
         if self._path is None:
-            self._path = normalize_path(self.text).lower()
+            text = self.text
+            self._path = (
+                normalize_path(self.lower) if text.isascii() else normalize_path(text).lower()
+            )
         return self._path
 
     @property
