@@ -42,10 +42,12 @@ Transform = Callable[[str], str]
 _PCT = re.compile(r"%(?:[0-9a-fA-F]{2}|[uU][0-9a-fA-F]{4})")
 _PCT_RUN = re.compile(r"(?:%[0-9a-fA-F]{2})+")
 _PCT_U = re.compile(r"%[uU]([0-9a-fA-F]{4})")
-# Overlong UTF-8: 2-byte forms with lead C0/C1 and 3-byte forms E0 80..9F encode ASCII-range
-# characters; some decoders accept them, so attackers use them to hide '.', '/', '<'.
+# Overlong UTF-8: 2-byte forms with lead C0/C1, 3-byte forms E0 80..9F and 4-byte forms
+# F0 80..8F encode ASCII-range characters; some decoders accept them, so attackers use them to
+# hide '.', '/', '<'.
 _OVERLONG2 = re.compile(rb"[\xc0\xc1][\x80-\xbf]")
 _OVERLONG3 = re.compile(rb"\xe0[\x80-\x9f][\x80-\xbf]")
+_OVERLONG4 = re.compile(rb"\xf0[\x80-\x8f][\x80-\xbf][\x80-\xbf]")
 
 
 # surrogateescape'd bytes (U+DC80..U+DCFF) back to the latin-1 character of the same byte
@@ -54,6 +56,11 @@ _ESCAPED_BYTE = re.compile("[\udc80-\udcff]")
 
 
 def _fold_overlong(raw: bytes) -> bytes:
+    if b"\xf0" in raw and _OVERLONG4.search(raw):
+        # 4-byte forms F0 80..8F xx xx: their last byte for "/" (AF) would not survive NFKC as text
+        raw = _OVERLONG4.sub(
+            lambda m: bytes([((m.group()[2] & 0x3F) << 6 | (m.group()[3] & 0x3F)) & 0x7F]), raw
+        )
     if _OVERLONG2.search(raw) or _OVERLONG3.search(raw):
         raw = _OVERLONG3.sub(
             lambda m: bytes([((m.group()[1] & 0x1F) << 6 | (m.group()[2] & 0x3F)) & 0xFF]), raw
@@ -143,7 +150,7 @@ def url_decode(value: str) -> str:
             return _PCT_RUN.sub(
                 lambda m: _decode_bytes(bytes.fromhex(m.group().replace("%", ""))), value
             )
-    if b"\xc0" in raw or b"\xc1" in raw or b"\xe0" in raw:
+    if b"\xc0" in raw or b"\xc1" in raw or b"\xe0" in raw or b"\xf0" in raw:
         raw = _fold_overlong(raw)
     text = raw.decode("utf-8", "surrogateescape")
     if text.isascii():
@@ -206,8 +213,10 @@ def _entity_pattern() -> re.Pattern[str]:
         if not branches:
             return ""
         body = branches[0] if len(branches) == 1 else "(?:" + "|".join(branches) + ")"
-        return body + "?" if "" in node and len(branches) > 1 else (
-            "(?:" + body + ")?" if "" in node else body
+        return (
+            body + "?"
+            if "" in node and len(branches) > 1
+            else ("(?:" + body + ")?" if "" in node else body)
         )
 
     return re.compile(r"&(?:#[0-9]+;?|#[xX][0-9a-fA-F]+;?|" + emit(trie) + ")")
@@ -345,12 +354,126 @@ _HEX_DOT = re.compile(r"0x(2e|2f|5c)", re.IGNORECASE)
 _SLASHES = re.compile(r"/{2,}")
 _SELF = re.compile(r"/(?:\./)+")
 
+# Escapes a strict decoder leaves alone but lenient ones read: "%" and two letters or digits
+# that are not both hex. Decoders that take a digit's value as "letter - 'a' + 10" with no range
+# check (IIS once did) read "%1u" as 0x2e ("."), "%c0%qf" as an overlong "/".
+_LENIENT_ESCAPE = re.compile(r"%([0-9a-z][g-z]|[g-z][0-9a-z])", re.IGNORECASE)
+# A "%" that starts no escape at all ("%%2e", "%."): lenient decoders drop it.
+# Matched as runs (a run backtracks to leave its last "%" before a real escape): one match per
+# run instead of one per character of a long "%%%%" run.
+_STRAY_PERCENT = re.compile(r"%+(?![0-9a-zA-Z]{2})")
+# Overlong UTF-8 that survived decoding as latin-1 text (the bytes were invalid UTF-8), case
+# folded either way: 2-byte C0/C1 xx, 3-byte E0 80..9F xx, 4-byte F0 80..8F xx xx; and a
+# 2-byte lead followed by an ASCII byte instead of a continuation byte ("%c0%2e"), which
+# decoders that keep the low six bits read as that ASCII character. One leading character class
+# (the engine skips other characters at C speed); _fold_overlong_text sorts the forms out.
+_OVERLONG_TEXT_ANY = re.compile(
+    "[\u00c0\u00c1\u00d0\u00e0\u00e1\u00f0](?:[\u0080-\u00bf]{1,3}|(?=[./\\\\]))"
+)
+#: Characters that some decoders and best-fit code-page conversions turn into "." / "/" / "\\"
+#: (the NFKC step already folds the full-width and small forms of each).
+_PATH_LOOKALIKES = (
+    ("\u2024", "."),  # one dot leader
+    ("\u3002", "."),  # ideographic full stop
+    ("\uff61", "."),  # halfwidth ideographic full stop
+    ("\ufe52", "."),  # small full stop
+    ("\uff0e", "."),  # fullwidth full stop
+    ("\u2215", "/"),  # division slash
+    ("\u2044", "/"),  # fraction slash
+    ("\u29f8", "/"),  # big solidus
+    ("\uff0f", "/"),  # fullwidth solidus
+    ("\u2216", "\\"),  # set minus
+    ("\u29f5", "\\"),  # reverse solidus operator
+    ("\uff3c", "\\"),  # fullwidth reverse solidus
+    ("\ufe68", "\\"),  # small reverse solidus
+)
+
+
+_PATH_LOOKALIKE = re.compile("[" + "".join(char for char, _ in _PATH_LOOKALIKES) + "]")
+
+
+def _lenient_digit(char: str) -> int:
+    return int(char) if char.isdigit() else ord(char.lower()) - ord("a") + 10
+
+
+def _lenient_table() -> dict[str, str]:
+    """Two lenient digits -> what they stand for in a path (an escape's text is kept unless it
+    reads as a separator, a dot, or a byte of an overlong sequence)."""
+    alnum = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+    table = {}
+    for hi in alnum:
+        for lo in alnum:
+            value = (_lenient_digit(hi) * 16 + _lenient_digit(lo)) & 0xFF
+            keep = value >= 0x80 or chr(value) in "./\\"
+            table[hi + lo] = chr(value) if keep else "%" + hi + lo
+    return table
+
+
+_LENIENT = _lenient_table()
+
+
+def _lenient_byte(m: re.Match[str]) -> str:
+    return _LENIENT[m.group(1)]
+
+
+_CONTINUATION_MAX = {"\u00f0": "\u008f", "\u00d0": "\u008f", "\u00e0": "\u009f", "\u00c0": "\u009f"}
+
+
+def _fold_overlong_text(m: re.Match[str]) -> str:
+    return _fold_overlong_form(m.group())
+
+
+@functools.lru_cache(maxsize=2048)
+def _fold_overlong_form(text: str) -> str:
+    lead, tail = text[0], text[1:]
+    if not tail:  # an overlong lead before an ASCII byte: the byte stands
+        return ""
+    # The longest form this lead starts whose second byte is in range: 4 bytes (F0 80..8F),
+    # 3 bytes (E0 80..9F), else 2 bytes (C0/C1 xx). Case folding made C0/C1 into E0/E1 and
+    # F0 into D0 on the way, so both spellings of each lead are read.
+    size = 2
+    if lead in "\u00f0\u00d0" and len(tail) == 3 and tail[0] <= _CONTINUATION_MAX[lead]:
+        size = 4
+    elif lead in "\u00e0\u00c0" and len(tail) >= 2 and tail[0] <= _CONTINUATION_MAX[lead]:
+        size = 3
+    elif lead in "\u00f0\u00d0":
+        return text
+    value = 0
+    for char in text[1:size]:
+        value = value << 6 | (ord(char) & 0x3F)
+    if size == 2:
+        value |= (ord(lead) & 0x01) << 6
+    return chr(value & 0x7F) + text[size:]
+
+
+def _decode_path_spellings(value: str) -> str:
+    """What lenient decoders make of a value's leftover escapes, overlong and look-alike forms."""
+    if "%" in value:
+        value = _LENIENT_ESCAPE.sub(_lenient_byte, value)
+        value = _STRAY_PERCENT.sub("", value)
+        if "%" in value:
+            value = url_decode_repeated(value)
+    if not value.isascii():
+        value = _OVERLONG_TEXT_ANY.sub(_fold_overlong_text, value)
+        # str.replace per character present: C speed, where translate() costs a dictionary
+        # lookup per character of the whole (non-ASCII) value
+        if _PATH_LOOKALIKE.search(value):
+            for char, ascii_char in _PATH_LOOKALIKES:
+                if char in value:
+                    value = value.replace(char, ascii_char)
+    return value
+
 
 def normalize_path(value: str) -> str:
     """Backslashes to ``/``, hex-spelled dots/slashes (``0x2e``) decoded, ``//``/``/./`` collapsed.
 
-    ``..`` segments are kept: they are what path traversal detection looks for.
+    Also what lenient decoders read in a decoded value: stray ``%`` dropped, IIS-style
+    non-hex escapes (``%1u`` is ``.``), overlong UTF-8 left as latin-1 text (2-, 3- and 4-byte,
+    and a 2-byte lead before an ASCII byte), look-alike dots and slashes from other Unicode
+    blocks. ``..`` segments are kept: they are what path traversal detection looks for.
     """
+    if "%" in value or not value.isascii():
+        value = _decode_path_spellings(value)
     value = _HEX_DOT.sub(lambda m: {"2e": ".", "2f": "/", "5c": "/"}[m.group(1).lower()], value)
     value = value.replace("\\", "/")
     value = _SLASHES.sub("/", value)

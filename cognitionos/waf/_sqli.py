@@ -17,6 +17,7 @@ Token kinds (one character each, joined into a *fingerprint*)::
 
 from __future__ import annotations
 
+import itertools
 import re
 from typing import NamedTuple
 
@@ -303,6 +304,12 @@ def _skip_space_and_comments(s: str, i: int) -> int:
             if end < 0:
                 return n
             i = end + 2
+        elif s.startswith("--", i) or s[i] == "#":
+            # a line comment ended by a line break: "order--x\nby" is still ORDER BY
+            end = s.find("\n", i)
+            if end < 0:
+                return n
+            i = end + 1
         else:
             return i
     return i
@@ -1079,21 +1086,55 @@ _PREFILTER_KEYWORDS = re.compile(alternation(_PREFILTER_WORDS, not_after=r"\w") 
 
 
 # A tautology needs neither punctuation nor one of the keywords above when it compares with a
-# word: "1 and 2 like 2", "1 or 3 between 1 and 4". A logic word followed (within a short span)
-# by a comparison word lets such a value through the gate ("is" and "in" are left out: prose is
-# full of them, and SQL's IN needs a parenthesis, which the gate already lets through).
-_PREFILTER_WORD_CONDITION = re.compile(
-    r"\b(?:and|or|xor)\b.{1,80}?\b(?:like|rlike|regexp|glob|between|match)\b", re.DOTALL
+# word: "1 and 2 like 2", "1 or 3 between 1 and 4". A comparison word with a logic word shortly
+# before it lets such a value through the gate ("is" and "in" are left out: prose is full of
+# them, and SQL's IN needs a parenthesis, which the gate already lets through). Two linear
+# scans: one regex with a gap between the two words would rescan the gap after every logic word.
+# The comparison word must be followed by what its right operand can start with and prose
+# rarely has there: a number, a sign, a dot, NULL/TRUE/FALSE ("and more like this" is not).
+_PREFILTER_COMPARISON = re.compile(
+    alternation("like|rlike|regexp|glob|between|match", not_after=r"\w")
+    + r"\b\s*+(?:[-+.\d]|(?:null|true|false)\b)"
 )
+_PREFILTER_LOGIC = re.compile(alternation("and|or|xor", not_after=r"\w") + r"\b")
+#: How far before a comparison word its logic word may start ("or 123456789 between").
+_LOGIC_REACH = 84
+
+
+def _logic_then_comparison(lower: str) -> bool:
+    """Whether a comparison word of the gate has a logic word shortly before it."""
+    if not (
+        "like" in lower
+        or "glob" in lower
+        or "between" in lower
+        or "regexp" in lower
+        or "match" in lower
+    ):
+        return False  # substring tests at C speed settle most values
+    comparisons = _PREFILTER_COMPARISON.finditer(lower)
+    first = next(comparisons, None)
+    if first is None:
+        return False
+    # Both match sequences come sorted: one lazy merge-like walk, linear in the text.
+    logic = _PREFILTER_LOGIC.finditer(lower)
+    upcoming = next(logic, None)
+    last_end = -1
+    for m in itertools.chain((first,), comparisons):
+        start = m.start()
+        while upcoming is not None and upcoming.end() <= start:
+            last_end = upcoming.end()
+            upcoming = next(logic, None)
+        if last_end >= 0 and start - last_end <= _LOGIC_REACH:
+            return True
+        if upcoming is None:
+            return False  # no logic word left to come before a later comparison word
+    return False
 
 
 def _worth_tokenizing(value: str) -> bool:
     """Whether ``value`` has any character or keyword SQL injection needs (a cheap gate)."""
     if not value.isascii():
-        return (
-            _PREFILTER.search(value) is not None
-            or _PREFILTER_WORD_CONDITION.search(value.lower()) is not None
-        )
+        return _PREFILTER.search(value) is not None or _logic_then_comparison(value.lower())
     if (
         _PREFILTER_ASCII.search(value) is not None
         or "--" in value
@@ -1102,10 +1143,7 @@ def _worth_tokenizing(value: str) -> bool:
     ):
         return True
     lower = value.lower()
-    return (
-        _PREFILTER_KEYWORDS.search(lower) is not None
-        or _PREFILTER_WORD_CONDITION.search(lower) is not None
-    )
+    return _PREFILTER_KEYWORDS.search(lower) is not None or _logic_then_comparison(lower)
 
 
 # 'a'or'b' - a logic keyword glued between quotes, a classic space-less break-out.

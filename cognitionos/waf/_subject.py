@@ -93,9 +93,16 @@ class Subject:
 
     @property
     def path(self) -> str:
-        """Lowercase path-normalized form (backslashes, ``0x2e``, ``//``, ``/./``)."""
+        """Lowercase path-normalized form (backslashes, ``0x2e``, ``//``, ``/./``, lenient escapes).
+
+        Non-ASCII text is normalized before lowercasing: case folding would turn the overlong
+        UTF-8 lead byte U+00C0 into U+00E0, the lead of the 3-byte form.
+        """
         if self._path is None:
-            self._path = normalize_path(self.lower)
+            text = self.text
+            self._path = (
+                normalize_path(self.lower) if text.isascii() else normalize_path(text).lower()
+            )
         return self._path
 
     @property

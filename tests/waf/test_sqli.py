@@ -184,3 +184,9 @@ def test_prefixed_string_literals_lex_as_literals() -> None:
     assert fp("n'abc'") == "s"
     # only when the quote closes: "b'day" stays a word and a dangling quote
     assert fp("b'day") == "nS"
+
+
+def test_order_by_split_by_line_comments() -> None:
+    # sqlmap's space2dash tamper: "--<random>\n" between the words (recorded against SQLite)
+    found = detect_sqli("1--fOdWAqCHoqqL\nORDER--GCfmnCwku\nBY--VlNOdlwgaPU\n1-- krDe")
+    assert found is not None and found.check == "order-by-number"

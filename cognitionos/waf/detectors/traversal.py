@@ -86,8 +86,16 @@ _WRAPPERS = GatedPatterns(
 
 
 def path_traversal(s: Subject) -> str | None:
-    """``../`` segments (any encoding: %2e, overlong UTF-8, backslash, 0x2e)."""
-    if ".." not in s.lower and "0x2e" not in s.lower and "\u2025" not in s.lower:
+    """``../`` segments (any encoding: %2e, %u, overlong UTF-8, look-alikes, backslash, 0x2e)."""
+    low = s.lower
+    if (
+        ".." not in low
+        and "0x2e" not in low
+        and "\u2025" not in low
+        # leftover escapes and non-ASCII spellings can still normalize to ".."
+        and "%" not in low
+        and low.isascii()
+    ):
         return None
     m = _TRAVERSAL.search(s.path)
     return snip(s.path, m)
