@@ -32,6 +32,7 @@ from re import _parser as sre_parse  # type: ignore[attr-defined]
 from typing import Any
 
 __all__ = [
+    "GATED",
     "REGEX_DECIDED",
     "LiteralPrefilter",
     "anchored_prefixes",
@@ -469,6 +470,24 @@ def _reach(fn: Callable[..., Any]) -> tuple[list[re.Pattern[str]], set[str], set
 #: literals their expressions require are enough. A detector changed to answer on a substring
 #: test alone must leave this set (tests/waf/test_shortcuts.py would catch it on the data).
 REGEX_DECIDED = frozenset({"code_injection", "command_injection", "xss_attribute", "xss_tags"})
+#: Detectors that answer nothing unless a gate pattern matches the text (read in their code:
+#: the SQL tokenizer is not literal, but it starts only when its gate finds a SQL character or
+#: keyword). The gate's literals stand for the detector. Given as module and name, resolved at
+#: load: if the gate moved or is not a pattern, the detector simply runs on every value.
+GATED = {"sqli_syntax": ("cognitionos.waf._sqli", "_PREFILTER")}
+
+
+def _gate_literals(name: str) -> _Literals | None:
+    where = GATED.get(name)
+    if where is None:
+        return None
+    import importlib
+
+    try:
+        gate = getattr(importlib.import_module(where[0]), where[1])
+    except (ImportError, AttributeError):
+        return None
+    return required_literals(gate) if isinstance(gate, re.Pattern) else None
 
 
 def detector_literals(
@@ -532,7 +551,12 @@ class LiteralPrefilter:
         for name, fn in detectors.items():
             if name in self.always:
                 continue
-            found = detector_literals(fn, regex_decided=name in REGEX_DECIDED)
+            gate = _gate_literals(name)
+            found = (
+                (gate, frozenset())
+                if gate
+                else detector_literals(fn, regex_decided=name in REGEX_DECIDED)
+            )
             if found is None:
                 self.always.add(name)
                 continue
