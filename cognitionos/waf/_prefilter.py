@@ -32,6 +32,7 @@ from re import _parser as sre_parse  # type: ignore[attr-defined]
 from typing import Any
 
 __all__ = [
+    "GATED",
     "REGEX_DECIDED",
     "LiteralPrefilter",
     "anchored_prefixes",
@@ -469,6 +470,24 @@ def _reach(fn: Callable[..., Any]) -> tuple[list[re.Pattern[str]], set[str], set
 #: literals their expressions require are enough. A detector changed to answer on a substring
 #: test alone must leave this set (tests/waf/test_shortcuts.py would catch it on the data).
 REGEX_DECIDED = frozenset({"code_injection", "command_injection", "xss_attribute", "xss_tags"})
+#: Detectors that answer nothing unless a gate pattern matches the text (read in their code:
+#: the SQL tokenizer is not literal, but it starts only when its gate finds a SQL character or
+#: keyword). The gate's literals stand for the detector. Given as module and name, resolved at
+#: load: if the gate moved or is not a pattern, the detector simply runs on every value.
+GATED = {"sqli_syntax": ("cognitionos.waf._sqli", "_PREFILTER")}
+
+
+def _gate_literals(name: str) -> _Literals | None:
+    where = GATED.get(name)
+    if where is None:
+        return None
+    import importlib
+
+    try:
+        gate = getattr(importlib.import_module(where[0]), where[1])
+    except (ImportError, AttributeError):
+        return None
+    return required_literals(gate) if isinstance(gate, re.Pattern) else None
 
 
 def detector_literals(
@@ -532,7 +551,12 @@ class LiteralPrefilter:
         for name, fn in detectors.items():
             if name in self.always:
                 continue
-            found = detector_literals(fn, regex_decided=name in REGEX_DECIDED)
+            gate = _gate_literals(name)
+            found = (
+                (gate, frozenset())
+                if gate
+                else detector_literals(fn, regex_decided=name in REGEX_DECIDED)
+            )
             if found is None:
                 self.always.add(name)
                 continue
@@ -550,10 +574,9 @@ class LiteralPrefilter:
             self._prefixes.add_word(prefix, (len(prefix), sum(self.bits[n] for n in names)))
         if by_prefix:
             self._prefixes.make_automaton()
-        self._has_prefixes = bool(by_prefix)
-        #: the first two characters of every prefix (one character for one-character ones):
-        #: most texts start with none of them, and the trie walk is skipped
-        self._heads = frozenset(prefix[:2] for prefix in by_prefix)
+        #: the first three characters of every prefix (all of a shorter one): most texts start
+        #: with none of them, and the trie walk is skipped
+        self._heads = frozenset(prefix[:3] for prefix in by_prefix)  # empty: no prefixes
         self.filterable = frozenset(detectors) - self.always
         self._always_mask = sum(self.bits[n] for n in self.always)
 
@@ -563,34 +586,39 @@ class LiteralPrefilter:
             return None
         lower = value.lower()
         mask = self._always_mask
-        for _end, bits in self._automaton.iter(lower):
+        scan = self._automaton.iter
+        for _end, bits in scan(lower):
             mask |= bits
-        if " " in lower:
-            # the detectors also read the value with its blanks squeezed, and removed
-            for _end, bits in self._automaton.iter(lower.replace(" ", "")):
+        if " " not in lower:
+            starts: tuple[str, ...] = (lower,)
+        else:
+            # the detectors also read the value with its blanks removed, and squeezed
+            compact = lower.replace(" ", "")
+            for _end, bits in scan(compact):
                 mask |= bits
+            starts = (lower.lstrip(), compact)
             if "  " in lower:
-                for _end, bits in self._automaton.iter(_SPACES.sub(" ", lower)):
+                squeezed = _SPACES.sub(" ", lower)
+                for _end, bits in scan(squeezed):
                     mask |= bits
-        if self._has_prefixes:
-            # anchored patterns: a prefix at the very start of the stripped text (a walk down
-            # the trie from the text's first character; it stops where no prefix continues)
-            starts = [lower.lstrip()]
-            if " " in lower:
-                starts.append(lower.replace(" ", ""))
-                if "  " in lower:
-                    starts.append(_SPACES.sub(" ", lower).lstrip())
-            trie = self._prefixes
-            heads = self._heads
-            for text in starts:
-                if text[:2] not in heads and text[:1] not in heads:
-                    continue
-                for length in range(1, min(len(text), _MAX_LENGTH) + 1):
-                    head = text[:length]
-                    if not trie.match(head):
-                        break
-                    if trie.exists(head):
-                        mask |= trie.get(head)[1]
+                starts = (*starts, squeezed.lstrip())
+        # anchored patterns: a prefix at the very start of the stripped text (a walk down the
+        # trie from the text's first character, only when a prefix can start it)
+        heads = self._heads
+        for text in starts:
+            if text[:3] in heads or text[:2] in heads or text[:1] in heads:
+                mask |= self._anchored_bits(text)
+        return mask
+
+    def _anchored_bits(self, text: str) -> int:
+        trie = self._prefixes
+        mask = 0
+        for length in range(1, min(len(text), _MAX_LENGTH) + 1):
+            head = text[:length]
+            if not trie.match(head):
+                break
+            if trie.exists(head):
+                mask |= trie.get(head)[1]
         return mask
 
     def detectors_for(self, value: str) -> set[str] | None:

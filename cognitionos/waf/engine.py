@@ -309,7 +309,7 @@ class Firewall:
                 if hits is None and limit is not None:
                     hits = []
                     for piece in (value,) if len(value) <= limit else _ends(value, limit):
-                        hits += self._hits(rules, Subject(piece, field.kind, field.name))
+                        hits += self._hits(rules, piece, field.kind, field.name)
                     found_for[key] = hits
                 for rule, snippet in hits or ():
                     add(
@@ -402,11 +402,10 @@ class Firewall:
         if not isinstance(value, str):
             raise ConfigurationError(f"inspect_value takes a str, got {type(value).__name__}")
         matches: list[Match] = []
-        subject = Subject(value, "arg", location.split(":", 1)[-1])
         rules = self._rules_for("arg", "")
         if self.passes_shortcut("arg", value):
             rules = ()
-        for rule, snippet in self._hits(rules, subject):
+        for rule, snippet in self._hits(rules, value, "arg", location.split(":", 1)[-1]):
             if not self._excluded_value(location, rule):
                 matches.append(
                     Match(
@@ -437,19 +436,28 @@ class Firewall:
         return self._verdict(matches)
 
     def _hits(
-        self, rules: tuple[BuiltinRule, ...], subject: Subject
+        self, rules: tuple[BuiltinRule, ...], value: str, kind: str, name: str
     ) -> list[tuple[BuiltinRule, str]]:
-        """The rules of ``rules`` that fire on ``subject``, with their snippets.
+        """The rules of ``rules`` that fire on ``value`` (of ``kind``), with their snippets.
 
         With shortcuts on, the literal prefilter names the detectors that can fire on a plain
         value; the others are skipped (the same answer, proven by tests/waf/test_shortcuts.py).
         """
         hits: list[tuple[BuiltinRule, str]] = []
+        if not rules:
+            return hits
         prefilter = self._prefilter
-        if prefilter is not None and rules:
-            mask = prefilter.mask_for(subject.raw)
-            # decoded base64 is not plain text: every detector reads it
-            if mask is not None and not (len(subject.raw) >= 16 and subject.base64):
+        subject: Subject | None = None
+        if prefilter is not None:
+            mask = prefilter.mask_for(value)
+            if mask is not None:
+                # decoded base64 is not plain text: every detector reads it
+                may_hold_base64 = len(value) >= 16 and " " not in value[:64] and kind != "path"
+                if may_hold_base64:
+                    subject = Subject(value, kind, name)
+                    if subject.base64:
+                        mask = None
+            if mask is not None:
                 key = (id(rules), mask)
                 selected = self._selected.get(key)
                 if selected is None:
@@ -458,6 +466,10 @@ class Firewall:
                     if len(self._selected) < 4096:  # bounded: hostile values vary the bits
                         self._selected[key] = selected
                 rules = selected
+                if not rules:
+                    return hits  # no detector can fire: the value is not even decoded
+        if subject is None:
+            subject = Subject(value, kind, name)
         for rule in rules:
             snippet = rule.check(subject)
             if snippet is not None:
