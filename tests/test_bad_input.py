@@ -372,3 +372,9 @@ def test_cli_flag_definition_nested_too_deep_is_one_line(tmp_path):
     assert result.exit_code == 1
     assert "flag 'deep'" in result.stderr and "nested deeper than 100" in result.stderr
     assert "Traceback" not in result.output
+
+
+@pytest.mark.parametrize("store", [5, object(), b"sqlite://"])
+def test_flag_engine_store_must_be_a_url_or_a_store(store):
+    with pytest.raises(ConfigurationError, match="FlagEngine store must be a storage URL"):
+        FlagEngine(store=store)

@@ -114,8 +114,13 @@ class StoreSync:
 
             store = open_store(store, clock=clock)
             self._owns_store = True
-        else:
+        elif callable(getattr(store, "require", None)):
             self._owns_store = False
+        else:
+            raise ConfigurationError(
+                f"FlagEngine store must be a storage URL or a store from open_store(), "
+                f"got {type(store).__name__} {store!r:.80}"
+            )
         store.require("kv", "event_log", needed_by="FlagEngine")
         self.store = store
         self.clock = clock
