@@ -470,11 +470,14 @@ def _reach(fn: Callable[..., Any]) -> tuple[list[re.Pattern[str]], set[str], set
 #: literals their expressions require are enough. A detector changed to answer on a substring
 #: test alone must leave this set (tests/waf/test_shortcuts.py would catch it on the data).
 REGEX_DECIDED = frozenset({"code_injection", "command_injection", "xss_attribute", "xss_tags"})
-#: Detectors that answer nothing unless a gate pattern matches the text (read in their code:
-#: the SQL tokenizer is not literal, but it starts only when its gate finds a SQL character or
-#: keyword). The gate's literals stand for the detector. Given as module and name, resolved at
-#: load: if the gate moved or is not a pattern, the detector simply runs on every value.
-GATED = {"sqli_syntax": ("cognitionos.waf._sqli", "_PREFILTER")}
+#: Detectors that answer nothing unless one of their gate patterns matches the text (read in
+#: their code: the SQL tokenizer is not literal, but it starts only when its gate finds a SQL
+#: character or keyword, or a comparison word such as LIKE/GLOB/BETWEEN that a logic word
+#: precedes). The union of the gates' literals stands for the detector. Given as a module and
+#: the names of its gate patterns, resolved at load: if a gate moved or is not a pattern, the
+#: detector simply runs on every value. A gate added to the detector must be listed here
+#: (tests/waf/test_shortcuts.py and the sqlmap replay catch a missing one on the data).
+GATED = {"sqli_syntax": ("cognitionos.waf._sqli", ("_PREFILTER", "_PREFILTER_COMPARISON"))}
 
 
 def _gate_literals(name: str) -> _Literals | None:
@@ -483,11 +486,19 @@ def _gate_literals(name: str) -> _Literals | None:
         return None
     import importlib
 
+    module_name, gate_names = where
     try:
-        gate = getattr(importlib.import_module(where[0]), where[1])
-    except (ImportError, AttributeError):
+        module = importlib.import_module(module_name)
+    except ImportError:
         return None
-    return required_literals(gate) if isinstance(gate, re.Pattern) else None
+    literals: set[str] = set()
+    for gate_name in gate_names:
+        gate = getattr(module, gate_name, None)
+        found = required_literals(gate) if isinstance(gate, re.Pattern) else None
+        if found is None:
+            return None  # one gate needing no literal: the detector runs on every value
+        literals |= found
+    return frozenset(literals)
 
 
 def detector_literals(
