@@ -24,9 +24,13 @@ from __future__ import annotations
 
 import dis
 import functools
+import hashlib
+import json
 import re
+import sys
 import types
 from collections.abc import Callable, Iterable
+from pathlib import Path
 from re import _constants as sre_c  # type: ignore[attr-defined]
 from re import _parser as sre_parse  # type: ignore[attr-defined]
 from typing import Any
@@ -38,6 +42,7 @@ __all__ = [
     "anchored_prefixes",
     "literal_prefilter",
     "required_literals",
+    "write_table",
 ]
 
 #: Values the prefilter may judge: what no decoding step, variant or detector rewrites.
@@ -289,6 +294,82 @@ def _prefixes(items: list[tuple[Any, Any]], ic: bool, depth: int = 0) -> _Litera
     return exact if joined is None else joined
 
 
+#: The analyses of the built-in detectors' patterns, computed ahead (``write_table``): parsing
+#: and reading some 700 expressions took most of a second per process, the table is read in a
+#: few milliseconds. An entry is used only when the table was computed by this very analysis
+#: code (a hash of this file) on this Python minor version (the parse trees differ between
+#: versions); any pattern missing from it is analysed as before. tests/waf/test_prefilter.py
+#: checks that the shipped table is current and equal to a fresh analysis.
+TABLE_PATH = Path(__file__).with_name("_prefilter_table.json")
+_TableKey = tuple[str, str, int]
+#: What the analysis computed in this process (written out by ``write_table``).
+_computed: dict[_TableKey, _Literals | None] = {}
+
+
+def _table_stamp() -> str:
+    source = Path(__file__).read_bytes()
+    version = f"{sys.version_info[0]}.{sys.version_info[1]}".encode()
+    return hashlib.sha256(source + b"\0" + version).hexdigest()
+
+
+@functools.cache
+def _table() -> dict[_TableKey, _Literals | None]:
+    try:
+        data = json.loads(TABLE_PATH.read_text(encoding="utf-8"))
+        if data.get("stamp") != _table_stamp():
+            return {}
+        return {
+            (kind, text, flags): None if found is None else frozenset(found)
+            for kind, text, flags, found in data["entries"]
+        }
+    except (OSError, ValueError, TypeError, KeyError):
+        return {}  # no usable table: every pattern is analysed
+
+
+#: Non-empty while ``write_table`` analyses every pattern afresh.
+_bypass: list[bool] = []
+
+
+def _lookup(kind: str, text: str, flags: int) -> tuple[bool, _Literals | None]:
+    if _bypass:
+        return False, None
+    key = (kind, text, flags)
+    table = _table()
+    if key in table:
+        return True, table[key]
+    return False, None
+
+
+def write_table(path: Path | None = None) -> int:
+    """Analyse the built-in detectors afresh and write the table; returns its entry count.
+
+    Run after changing a detector's patterns or this module:
+    ``python -c "from cognitionos.waf._prefilter import write_table; write_table()"``.
+    """
+    from cognitionos.waf._ruleset import BUILTIN_RULES
+
+    _table.cache_clear()
+    _required.cache_clear()
+    _anchored.cache_clear()
+    _computed.clear()
+    stamp = _table_stamp()
+    _bypass.append(True)  # no table: analyse everything
+    try:
+        LiteralPrefilter({r.detector: r.check for r in BUILTIN_RULES})
+    finally:
+        _bypass.pop()
+    entries = sorted(
+        [kind, text, flags, None if found is None else sorted(found)]
+        for (kind, text, flags), found in _computed.items()
+    )
+    lines = ",\n".join(json.dumps(entry, ensure_ascii=True) for entry in entries)
+    out = path or TABLE_PATH
+    out.write_text(f'{{"stamp": "{stamp}", "entries": [\n{lines}\n]}}\n', encoding="utf-8")
+    _required.cache_clear()
+    _anchored.cache_clear()
+    return len(entries)
+
+
 def anchored_prefixes(pattern: str | re.Pattern[str]) -> _Literals | None:
     """For a pattern anchored at the start of the text (``^\\s*(?:cat|ls)\\b``): lowercased
     strings one of which the text, leading blanks stripped, starts with. None otherwise.
@@ -305,6 +386,13 @@ def anchored_prefixes(pattern: str | re.Pattern[str]) -> _Literals | None:
 def _anchored(text: str | bytes, flags: int) -> _Literals | None:
     if not isinstance(text, str):
         return None
+    known, found = _lookup("a", text, flags)
+    if not known:
+        found = _computed["a", text, flags] = _analyse_anchored(text, flags)
+    return found
+
+
+def _analyse_anchored(text: str, flags: int) -> _Literals | None:
     try:
         parsed = sre_parse.parse(text, flags)
     except (re.error, RecursionError, OverflowError):
@@ -349,6 +437,13 @@ def _required(text: str | bytes, flags: int) -> _Literals | None:
     # cached: the detectors share many patterns
     if not isinstance(text, str):
         return None
+    known, found = _lookup("r", text, flags)
+    if not known:
+        found = _computed["r", text, flags] = _analyse_required(text, flags)
+    return found
+
+
+def _analyse_required(text: str, flags: int) -> _Literals | None:
     try:
         parsed = sre_parse.parse(text, flags)
     except (re.error, RecursionError, OverflowError):
@@ -470,13 +565,13 @@ def _reach(fn: Callable[..., Any]) -> tuple[list[re.Pattern[str]], set[str], set
 #: literals their expressions require are enough. A detector changed to answer on a substring
 #: test alone must leave this set (tests/waf/test_shortcuts.py would catch it on the data).
 REGEX_DECIDED = frozenset({"code_injection", "command_injection", "xss_attribute", "xss_tags"})
-#: Detectors that answer nothing unless one of their gate patterns matches the text (read in
-#: their code: the SQL tokenizer is not literal, but it starts only when its gate finds a SQL
-#: character or keyword, or a comparison word such as LIKE/GLOB/BETWEEN that a logic word
-#: precedes). The union of the gates' literals stands for the detector. Given as a module and
-#: the names of its gate patterns, resolved at load: if a gate moved or is not a pattern, the
-#: detector simply runs on every value. A gate added to the detector must be listed here
-#: (tests/waf/test_shortcuts.py and the sqlmap replay catch a missing one on the data).
+#: Detectors that answer nothing unless a gate pattern matches the text (read in their code:
+#: the SQL tokenizer is not literal, but it starts only when its gate finds a SQL character or
+#: keyword). The gate's literals stand for the detector. Given as module and name, resolved at
+#: load: if the gate moved or is not a pattern, the detector simply runs on every value.
+#: Several gate patterns: the detector starts when any of them matches (the SQL gate also lets
+#: through a comparison word after a logic word, "1 and 1 not between 0 and 1", found by
+#: _PREFILTER_COMPARISON first), so the literals of all of them stand for it.
 GATED = {"sqli_syntax": ("cognitionos.waf._sqli", ("_PREFILTER", "_PREFILTER_COMPARISON"))}
 
 
@@ -486,17 +581,15 @@ def _gate_literals(name: str) -> _Literals | None:
         return None
     import importlib
 
-    module_name, gate_names = where
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError:
-        return None
     literals: set[str] = set()
-    for gate_name in gate_names:
-        gate = getattr(module, gate_name, None)
+    for attribute in where[1]:
+        try:
+            gate = getattr(importlib.import_module(where[0]), attribute)
+        except (ImportError, AttributeError):
+            return None
         found = required_literals(gate) if isinstance(gate, re.Pattern) else None
         if found is None:
-            return None  # one gate needing no literal: the detector runs on every value
+            return None
         literals |= found
     return frozenset(literals)
 

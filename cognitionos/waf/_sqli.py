@@ -272,6 +272,9 @@ _NUMBER = re.compile(
 _NUMBER_PREFIX = re.compile(r"\d+(?:\.\d*)?")
 _WORD_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789_$.")
 _SPACE = frozenset(" \t\r\n\x0b\x0c\xa0")
+#: Runs of _WORD_CHARS, found at C speed (a per-character loop dominated the cost
+#: of tokenizing a long header such as a browser's User-Agent). Same characters as the sets.
+_WORD_RUN = re.compile(r"[a-z0-9_$.]*")
 _TWO_CHAR_OPS = {
     "<=>": "=",
     "<>": "=",
@@ -349,6 +352,51 @@ def tokenize(value: str, quote: str | None = None) -> list[Token] | None:
         i = end
     while i < n and len(tokens) < _MAX_TOKENS:
         c = s[i]
+        # words first: the most frequent tokens (no other branch's character is a word character)
+        if c in _WORD_CHARS:
+            j = _WORD_RUN.match(s, i).end()  # type: ignore[union-attr]  # "*" always matches
+            word = s[i:j]
+            # exponent sign: 1e+5
+            if (
+                j < n
+                and s[j] in "+-"
+                and word[-1] == "e"
+                and word[0].isdigit()
+                and j + 1 < n
+                and s[j + 1].isdigit()
+            ):
+                j += 1
+                while j < n and s[j].isdigit():
+                    j += 1
+                word = s[i:j]
+            i = j
+            if word in _PREFIXED_STRINGS and i < n and s[i] == "'":
+                # x'41' / b'01' (a number spelled as a string), n'text' (a national string)
+                end, closed = _read_string(s, i + 1, "'")
+                if closed:
+                    tokens.append(Token(_PREFIXED_STRINGS[word], s[i - 1 : end]))
+                    i = end
+                    continue
+            if word[0].isdigit() or word[0] == ".":
+                if _NUMBER.match(word):
+                    tokens.append(Token("1", word))
+                    continue
+                # "3.2union" lexes as a number then a keyword, as MySQL reads it.
+                prefix = _NUMBER_PREFIX.match(word)
+                rest = word[prefix.end() :] if prefix else ""
+                if prefix and (rest in _UNION or rest in _LOGIC or rest in _STATEMENTS):
+                    tokens.append(Token("1", prefix.group()))
+                    tokens.append(_classify_word(rest, False, s, i))
+                else:
+                    tokens.append(Token("n", word))
+                continue
+            nxt = _skip_space_and_comments(s, i)
+            paren = nxt < n and s[nxt] == "("
+            tokens.append(_classify_word(word, paren, s, nxt))
+            if tokens[-1].kind == "B":
+                # consume the "by" of "order by" / "group by"
+                i = nxt + 2
+            continue
         if c in _SPACE:
             i += 1
             continue
@@ -397,52 +445,6 @@ def tokenize(value: str, quote: str | None = None) -> list[Token] | None:
             else:
                 tokens.append(Token("o", "@"))
                 i += 1
-            continue
-        if c in _WORD_CHARS:
-            j = i
-            while j < n and s[j] in _WORD_CHARS:
-                j += 1
-            word = s[i:j]
-            # exponent sign: 1e+5
-            if (
-                j < n
-                and s[j] in "+-"
-                and word[-1] == "e"
-                and word[0].isdigit()
-                and j + 1 < n
-                and s[j + 1].isdigit()
-            ):
-                j += 1
-                while j < n and s[j].isdigit():
-                    j += 1
-                word = s[i:j]
-            i = j
-            if word in _PREFIXED_STRINGS and i < n and s[i] == "'":
-                # x'41' / b'01' (a number spelled as a string), n'text' (a national string)
-                end, closed = _read_string(s, i + 1, "'")
-                if closed:
-                    tokens.append(Token(_PREFIXED_STRINGS[word], s[i - 1 : end]))
-                    i = end
-                    continue
-            if word[0].isdigit() or word[0] == ".":
-                if _NUMBER.match(word):
-                    tokens.append(Token("1", word))
-                    continue
-                # "3.2union" lexes as a number then a keyword, as MySQL reads it.
-                prefix = _NUMBER_PREFIX.match(word)
-                rest = word[prefix.end() :] if prefix else ""
-                if prefix and (rest in _UNION or rest in _LOGIC or rest in _STATEMENTS):
-                    tokens.append(Token("1", prefix.group()))
-                    tokens.append(_classify_word(rest, False, s, i))
-                else:
-                    tokens.append(Token("n", word))
-                continue
-            nxt = _skip_space_and_comments(s, i)
-            paren = nxt < n and s[nxt] == "("
-            tokens.append(_classify_word(word, paren, s, nxt))
-            if tokens[-1].kind == "B":
-                # consume the "by" of "order by" / "group by"
-                i = nxt + 2
             continue
         three = s[i : i + 3]
         if three == "<=>":
@@ -785,6 +787,10 @@ def _filters_rows(toks: list[Token], i: int) -> bool:
     return False
 
 
+#: The token kinds a check of _strong_word_checks starts at (each branch tests one of them).
+_STRONG_KINDS = frozenset("fv;kEno")
+
+
 def _strong_word_checks(toks: list[Token], fp: str) -> str | None:
     if "U" in fp:
         for i, t in enumerate(toks):
@@ -796,6 +802,8 @@ def _strong_word_checks(toks: list[Token], fp: str) -> str | None:
                         break
     n = len(toks)
     for i, t in enumerate(toks):
+        if t.kind not in _STRONG_KINDS:
+            continue  # no check below starts at such a token (most tokens of plain text)
         if t.kind == "f":
             name = t.text.rsplit(".", 1)[-1]
             if (
