@@ -57,7 +57,6 @@ __all__ = [
     "compile_targeting",
     "compile_value_condition",
     "is_operator_object",
-    "parse_semver",
 ]
 
 #: A compiled condition: takes the object under test, answers match or not.
