@@ -1,0 +1,90 @@
+"""Sufficient statistics of one arm for one metric: what analysis reads, what storage keeps.
+
+An :class:`ArmSummary` is everything the statistics need about one arm and one metric, so
+analysis costs O(arms x metrics), never O(events). Every field is a running sum that can be
+updated one event at a time (``SQL UPDATE ... SET s = s + :v``, Redis ``HINCRBYFLOAT``) and
+merged by addition, which is what makes the warehouse path (one ``GROUP BY``) and the
+incremental path give the same numbers.
+
+Field names follow the quantities, per unit ``i`` of the arm:
+
+- ``n``: units (exposed and analysed);
+- ``sum``, ``sum_sq``: sum of the metric value y_i and of y_i**2. For a binomial metric y_i is
+  0 or 1, so ``sum == sum_sq`` is the number of conversions;
+- ``pre_sum``, ``pre_sum_sq``, ``cross_sum``: CUPED pre-period covariate x_i: sum x_i,
+  sum x_i**2, sum x_i*y_i (all zero when the metric has no covariate);
+- ``denom_sum``, ``denom_sum_sq``, ``num_denom_sum``: ratio metrics (y_i is the numerator,
+  d_i the denominator): sum d_i, sum d_i**2, sum y_i*d_i.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Literal
+
+import attrs
+
+from cognitionos.errors import ConfigurationError
+
+__all__ = ["ArmSummary", "MetricKind"]
+
+MetricKind = Literal["binomial", "continuous", "count", "ratio"]
+_KINDS = ("binomial", "continuous", "count", "ratio")
+_SUMS = (
+    "sum",
+    "sum_sq",
+    "pre_sum",
+    "pre_sum_sq",
+    "cross_sum",
+    "denom_sum",
+    "denom_sum_sq",
+    "num_denom_sum",
+)
+
+
+def _check_kind(_inst: object, _attr: object, value: str) -> None:
+    if value not in _KINDS:
+        raise ConfigurationError(f"metric kind {value!r} is not one of {', '.join(_KINDS)}")
+
+
+def _check_n(_inst: object, _attr: object, value: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ConfigurationError(f"arm size n={value!r} must be a non-negative integer")
+
+
+def _check_finite(_inst: object, attr: attrs.Attribute[float], value: float) -> None:
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
+        raise ConfigurationError(f"{attr.name}={value!r} must be a finite number")
+
+
+@attrs.frozen(slots=True)
+class ArmSummary:
+    """Per-arm, per-metric sufficient statistics (see the module docstring for each field)."""
+
+    arm: str
+    metric: str
+    n: int = attrs.field(validator=_check_n)
+    sum: float = attrs.field(default=0.0, validator=_check_finite)
+    sum_sq: float = attrs.field(default=0.0, validator=_check_finite)
+    kind: MetricKind = attrs.field(default="continuous", validator=_check_kind)
+    pre_sum: float = attrs.field(default=0.0, validator=_check_finite)
+    pre_sum_sq: float = attrs.field(default=0.0, validator=_check_finite)
+    cross_sum: float = attrs.field(default=0.0, validator=_check_finite)
+    denom_sum: float = attrs.field(default=0.0, validator=_check_finite)
+    denom_sum_sq: float = attrs.field(default=0.0, validator=_check_finite)
+    num_denom_sum: float = attrs.field(default=0.0, validator=_check_finite)
+
+    @property
+    def mean(self) -> float:
+        """Mean of the metric (numerator over units); NaN for an empty arm."""
+        return self.sum / self.n if self.n else math.nan
+
+    def merge(self, other: ArmSummary) -> ArmSummary:
+        """Sum of two summaries of the same arm, metric and kind (e.g. two partitions)."""
+        if (self.arm, self.metric, self.kind) != (other.arm, other.metric, other.kind):
+            raise ConfigurationError(
+                f"cannot merge summaries of {(self.arm, self.metric, self.kind)!r} "
+                f"and {(other.arm, other.metric, other.kind)!r}"
+            )
+        sums = {name: getattr(self, name) + getattr(other, name) for name in _SUMS}
+        return attrs.evolve(self, n=self.n + other.n, **sums)
