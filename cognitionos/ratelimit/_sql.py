@@ -29,7 +29,12 @@ from cognitionos.errors import BackendUnavailable, ConfigurationError, StorageEr
 from cognitionos.ratelimit._batch import BanState, Request, Result, Spec, evaluate
 from cognitionos.ratelimit._core import SlidingLog, concurrency_release
 from cognitionos.ratelimit._keys import decode_key, encode_key
-from cognitionos.ratelimit._timeouts import DEFAULT_SQLITE_BUSY_TIMEOUT, effective
+from cognitionos.ratelimit._timeouts import (
+    DEFAULT_CONNECT_TIMEOUT,
+    DEFAULT_POSTGRES_TIMEOUT,
+    DEFAULT_SQLITE_BUSY_TIMEOUT,
+    effective,
+)
 from cognitionos.ratelimit.models import BanPolicy
 
 __all__ = [
@@ -140,6 +145,7 @@ class SqlBackend:
         table_prefix: str | None = None,
         owns_engine: bool = False,
         busy_timeout: float | None = None,
+        connect_timeout: float | None = None,
     ) -> None:
         sa = require("sqlalchemy", extra="sql", purpose="the SQL rate limiter")
         self.engine = engine
@@ -175,6 +181,16 @@ class SqlBackend:
         self._raw_ok = self.dialect == "sqlite" and _is_sqlite_file(engine)
         self._local = threading.local()
         self._detached: list[Any] = []
+        #: the limiter's own PostgreSQL connections for decisions (see ``_pg``)
+        self._pg: Any = None
+        if self.dialect == "postgresql":
+            from cognitionos.ratelimit._pg import PgChannels
+
+            self._pg = PgChannels(
+                engine,
+                timeout=effective(busy_timeout, None, DEFAULT_POSTGRES_TIMEOUT),
+                connect_timeout=effective(connect_timeout, None, DEFAULT_CONNECT_TIMEOUT),
+            )
         reset_after_fork(self)
 
     def _after_fork_in_child(self) -> None:
@@ -186,6 +202,8 @@ class SqlBackend:
         self._lock = threading.Lock()
         self._local = threading.local()
         self._detached = []
+        if self._pg is not None:
+            self._pg.forget()
         if self.dialect == "postgresql" or self._raw_ok:
             self.engine.dispose(close=False)
 
@@ -307,6 +325,8 @@ class SqlBackend:
         assert now is not None
         if self._raw_ok:
             return self._run_raw(reqs, now, commit, policy)
+        if self._pg is not None:
+            return self._run_pg(reqs, now, commit, policy)
         with self._tx("decision") as conn:
             # the DB-API cursor directly: SQLAlchemy's per-statement overhead would be most
             # of a decision; the transaction (BEGIN IMMEDIATE on SQLite) stays SQLAlchemy's
@@ -315,6 +335,64 @@ class SqlBackend:
                 result = self._decide(cur, reqs, now, commit, policy)
             finally:
                 cur.close()
+        if commit:
+            self._maybe_cleanup(now)
+        return result
+
+    def _run_pg(
+        self, reqs: list[Request], now: int, commit: bool, policy: BanPolicy | None
+    ) -> Result:
+        """One decision on one of the limiter's own PostgreSQL connections, bounded in time."""
+        dbapi = self.engine.dialect.loaded_dbapi
+        pg = self._pg
+        for attempt in (1, 2):
+            try:
+                conn, reused = pg.get()
+            except dbapi.Error as exc:
+                raise BackendUnavailable(
+                    f"postgresql rate limiter: connecting failed: {exc}".strip()
+                ) from exc
+            watchdog = pg.watchdog
+            committing = cut = False
+            try:
+                with watchdog.guard(conn.fileno()) as token:
+                    try:
+                        cur = conn.cursor()
+                        try:
+                            result = self._decide(cur, reqs, now, commit, policy)
+                        finally:
+                            cur.close()
+                        committing = True
+                        conn.commit()
+                    finally:
+                        cut = watchdog.was_cut(token)
+            except dbapi.Error as exc:
+                healthy = False
+                if not cut:
+                    try:
+                        conn.rollback()
+                        healthy = True
+                    except dbapi.Error:
+                        pass
+                if healthy:
+                    pg.put(conn)  # a statement error or a server-side timeout: still usable
+                else:
+                    pg.discard(conn)
+                    if attempt == 1 and reused and not committing and not cut:
+                        continue  # an idle connection went stale: nothing was applied, retry
+                if cut:
+                    raise BackendUnavailable(
+                        f"postgresql rate limiter: no answer within {watchdog.seconds:g} s "
+                        "(the connection was closed)"
+                    ) from exc
+                unavailable = isinstance(exc, dbapi.OperationalError)
+                kind = BackendUnavailable if unavailable else StorageError
+                raise kind(f"postgresql rate limiter: decision failed: {exc}") from exc
+            except BaseException:
+                pg.discard(conn)
+                raise
+            pg.put(conn)
+            break
         if commit:
             self._maybe_cleanup(now)
         return result
@@ -438,6 +516,8 @@ class SqlBackend:
         with self._lock:
             detached, self._detached = self._detached, []
         self._local = threading.local()
+        if self._pg is not None:
+            self._pg.close()
         for fairy in detached:
             with suppress(Exception):  # made in another thread or process: let it go
                 fairy.close()
@@ -447,13 +527,24 @@ class SqlBackend:
             self.engine.dispose()
 
 
-def sql_backend_from_url(url: str, *, prefix: str, busy_timeout: float | None = None) -> SqlBackend:
+def sql_backend_from_url(
+    url: str,
+    *,
+    prefix: str,
+    busy_timeout: float | None = None,
+    connect_timeout: float | None = None,
+) -> SqlBackend:
     """Open ``url`` with :func:`cognitionos.storage.open_store` and use its engine."""
     from cognitionos.storage import open_store
 
     store = open_store(url)
     try:
-        backend = SqlBackend(store.engine, prefix=prefix, busy_timeout=busy_timeout)
+        backend = SqlBackend(
+            store.engine,
+            prefix=prefix,
+            busy_timeout=busy_timeout,
+            connect_timeout=connect_timeout,
+        )
     except StorageError:
         store.close()
         raise

@@ -8,6 +8,7 @@ from cognitionos.errors import ConfigurationError
 
 __all__ = [
     "DEFAULT_CONNECT_TIMEOUT",
+    "DEFAULT_POSTGRES_TIMEOUT",
     "DEFAULT_SQLITE_BUSY_TIMEOUT",
     "DEFAULT_TIMEOUT",
     "check_timeout",
@@ -22,7 +23,11 @@ DEFAULT_TIMEOUT = 1.0
 #: on a loaded 2-core machine were seen waiting up to 4 s for their turn; a bound that
 #: short would trip ``on_backend_error`` for every caller under mere contention.
 DEFAULT_SQLITE_BUSY_TIMEOUT = 5.0
-#: Seconds to open one of the limiter's own Redis connections.
+#: Seconds a PostgreSQL decision may take (server-side statement and lock timeouts, then the
+#: limiter's watchdog closes the connection): the SQLite bound, for the same reason.
+DEFAULT_POSTGRES_TIMEOUT = DEFAULT_SQLITE_BUSY_TIMEOUT
+#: Seconds to open one of the limiter's own Redis connections (PostgreSQL: at least 2 s,
+#: libpq's floor).
 DEFAULT_CONNECT_TIMEOUT = 1.0
 
 

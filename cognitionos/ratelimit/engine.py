@@ -472,7 +472,9 @@ def resolve_backend(
         if scheme.startswith(("sqlite", "postgresql")):
             from cognitionos.ratelimit._sql import sql_backend_from_url
 
-            return sql_backend_from_url(store, prefix=prefix, busy_timeout=timeout)
+            return sql_backend_from_url(
+                store, prefix=prefix, busy_timeout=timeout, connect_timeout=connect_timeout
+            )
         raise ConfigurationError(f"unsupported storage URL scheme {scheme!r} for the rate limiter")
     kind = getattr(store, "backend", None)
     module = type(store).__module__
@@ -487,7 +489,9 @@ def resolve_backend(
 
         sync_store = getattr(store, "sync", store)  # the async adapter wraps a sync store
         engine = getattr(sync_store, "engine", sync_store)
-        return SqlBackend(engine, prefix=prefix, busy_timeout=timeout)
+        return SqlBackend(
+            engine, prefix=prefix, busy_timeout=timeout, connect_timeout=connect_timeout
+        )
     raise ConfigurationError(f"cannot rate-limit with storage {store!r}")
 
 

@@ -2,7 +2,9 @@
 
 Before: a SIGSTOPped Redis blocked the async limiter's ``hit()`` for as long as it hung (its
 own RESP connections had no read timeout) and the sync one for twice redis-py's socket
-timeout; a locked SQLite file blocked a decision for the store's 30 s busy timeout.
+timeout; a locked SQLite file blocked a decision for the store's 30 s busy timeout; a
+PostgreSQL backend process that stopped answering (SIGSTOP) blocked ``hit()`` forever, and a
+row lock held by another session blocked it for as long as that session held it.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import sqlite3
 import subprocess
 import time
 from collections.abc import Iterator
+from contextlib import suppress
 
 import pytest
 
@@ -175,3 +178,104 @@ def test_timeouts_are_validated(bad):
     for name in ("timeout", "connect_timeout"):
         with pytest.raises(ConfigurationError, match=name):
             RateLimiter("memory://", **{name: bad})
+
+
+def _pg_pids(limiter) -> list[int]:
+    """Server process ids of the limiter's own idle PostgreSQL connections."""
+    return [conn.info.backend_pid for conn in limiter._backend._pg._idle]
+
+
+@pytest.fixture
+def pg_admin(postgres_url):
+    """A plain SQLAlchemy engine on the test database, for locks and pg_terminate_backend."""
+    sa = pytest.importorskip("sqlalchemy")
+    engine = sa.create_engine(postgres_url, isolation_level="AUTOCOMMIT")
+    yield engine
+    engine.dispose()
+
+
+@pytest.mark.postgresql
+@pytest.mark.parametrize("asynchronous", [False, True], ids=["sync", "async"])
+def test_hit_on_a_stopped_postgres_backend_is_bounded(postgres_url, pg_admin, asynchronous):
+    from sqlalchemy import text
+
+    prefix = f"rl_hang_{os.getpid()}_{int(asynchronous)}_"
+    stopped: list[int] = []
+
+    async def scenario() -> tuple[bool, float, dict[str, int]]:
+        limiter = AsyncRateLimiter(
+            postgres_url, on_backend_error="open", timeout=TIMEOUT, prefix=prefix
+        )
+        assert (await limiter.hit(LIMIT, "warm")).allowed
+        stopped.extend(_pg_pids(limiter))
+        for pid in stopped:
+            os.kill(pid, signal.SIGSTOP)
+        start = time.perf_counter()
+        d = await asyncio.wait_for(limiter.hit(LIMIT, "k"), 10)
+        waited = time.perf_counter() - start
+        counts = limiter.counters.snapshot()
+        await limiter.aclose()
+        return d.allowed, waited, counts
+
+    try:
+        if asynchronous:
+            allowed, waited, counts = asyncio.run(scenario())
+        else:
+            limiter = RateLimiter(
+                postgres_url, on_backend_error="open", timeout=TIMEOUT, prefix=prefix
+            )
+            assert limiter.hit(LIMIT, "warm").allowed
+            stopped.extend(_pg_pids(limiter))
+            assert stopped, "the limiter keeps its connection for the next decision"
+            for pid in stopped:
+                os.kill(pid, signal.SIGSTOP)
+            d, waited = _elapsed(lambda: limiter.hit(LIMIT, "k"))
+            allowed, counts = d.allowed, limiter.counters.snapshot()
+            # the stopped session was given up; a later decision opens a new one and works
+            time.sleep(1.1)  # retry_backend_after
+            assert limiter.hit(LIMIT, "k2").remaining == LIMIT.amount - 1
+            limiter.close()
+    finally:
+        for pid in stopped:
+            with suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGCONT)
+        with pg_admin.connect() as conn:
+            for pid in stopped:
+                conn.execute(text("SELECT pg_terminate_backend(:p)"), {"p": pid})
+        from cognitionos.ratelimit._sql import drop_tables
+
+        drop_tables(pg_admin, table_prefix=prefix)
+    assert stopped
+    assert allowed  # failed open
+    # the watchdog closes the socket after timeout + 0.25 s of grace
+    assert TIMEOUT <= waited < TIMEOUT + 2
+    assert counts["backend_errors"] == 1 and counts["fallbacks"] == 1
+
+
+@pytest.mark.postgresql
+def test_hit_waiting_on_a_postgres_row_lock_waits_only_the_timeout(postgres_url, pg_admin):
+    from sqlalchemy import text
+
+    prefix = f"rl_lock_{os.getpid()}_"
+    limiter = RateLimiter(postgres_url, on_backend_error="closed", timeout=TIMEOUT, prefix=prefix)
+    try:
+        assert limiter.hit(LIMIT, "k").allowed  # the row exists
+        with pg_admin.connect() as holder:
+            holder = holder.execution_options(isolation_level="READ COMMITTED")
+            tx = holder.begin()
+            # every state row of this limiter, locked by another session
+            holder.execute(text(f"SELECT rl_key FROM {prefix}ratelimit_state FOR UPDATE"))
+            d, waited = _elapsed(lambda: limiter.hit(LIMIT, "k"))
+            tx.rollback()
+        assert not d.allowed  # failed closed
+        assert TIMEOUT * 0.9 <= waited < TIMEOUT + 2
+        assert limiter.counters.snapshot()["backend_errors"] == 1
+        # the server cancelled the statement itself: the connection is still good, and the
+        # count went on from where it was (the timed-out decision changed nothing)
+        time.sleep(1.1)
+        assert limiter.hit(LIMIT, "k").remaining == LIMIT.amount - 2
+    finally:
+        limiter.close()
+        from cognitionos.ratelimit._sql import drop_tables
+
+        drop_tables(pg_admin, table_prefix=prefix)
