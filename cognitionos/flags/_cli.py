@@ -75,11 +75,19 @@ def flags(ctx: click.Context, store: str | None, actor: str) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 @click.pass_context
 def list_flags(ctx: click.Context, as_json: bool) -> None:
-    """List every flag with its state and rule count."""
+    """List every flag with its state and rule count.
+
+    Stored flags that fail to load (they evaluate to PARSE_ERROR) are listed too, state
+    ``ERR`` with the reason (JSON: ``"invalid": reason``), so that nothing stored is hidden.
+    """
     with _engine(ctx) as engine:
-        rows = [
+        rows: list[dict[str, object]] = [
             {"key": f.key, "enabled": f.enabled, "type": f.type, "rules": len(f.rules)}
             for f in engine.definitions.flags
+        ]
+        rows += [
+            {"key": key, "enabled": None, "type": None, "rules": None, "invalid": reason}
+            for key, reason in sorted(engine.definitions.invalid.items())
         ]
     if as_json:
         echo_json(rows)
@@ -87,8 +95,13 @@ def list_flags(ctx: click.Context, as_json: bool) -> None:
     if not rows:
         click.echo("no flags")
     for r in rows:
+        if "invalid" in r:
+            click.echo(f"ERR  {r['key']!s:<40} invalid: {r['invalid']}")
+            continue
         state = "on " if r["enabled"] else "off"
-        click.echo(f"{state}  {r['key']:<40} {r['type'] or '-':<8} {r['rules']} rule(s)")
+        click.echo(f"{state}  {r['key']!s:<40} {r['type'] or '-'!s:<8} {r['rules']} rule(s)")
+    if any("invalid" in r for r in rows):
+        click.echo("invalid flags evaluate to PARSE_ERROR; fix or delete them", err=True)
 
 
 @flags.command("get")
@@ -98,6 +111,9 @@ def get_flag(ctx: click.Context, key: str) -> None:
     """Print one flag definition as JSON."""
     with _engine(ctx) as engine:
         flag = next((f for f in engine.definitions.flags if f.key == key), None)
+        reason = engine.definitions.invalid.get(key)
+    if flag is None and reason is not None:
+        raise click.ClickException(f"flag {key!r} is stored but invalid: {reason}")
     if flag is None:
         raise click.ClickException(f"flag {key!r} not found")
     click.echo(json.dumps(flag.model_dump(mode="json", exclude_defaults=True), indent=2))

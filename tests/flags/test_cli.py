@@ -73,3 +73,32 @@ def test_invalid_definition_is_a_clean_error(tmp_path: Path) -> None:
     assert result.exit_code != 0
     assert "'bad'" in result.output
     assert "$zz" in result.output
+
+
+def test_list_and_get_show_stored_flags_that_fail_to_load(tmp_path: Path) -> None:
+    """Before: an invalid stored flag (it evaluates to PARSE_ERROR) was missing from ``list``
+    and ``get`` said "not found", so nothing on the command line showed what was wrong."""
+    from cognitionos.storage import open_store
+
+    store = f"sqlite:///{tmp_path / 'f.db'}"
+    _run(store, "set", "good", "--definition", '{"default_value": true}')
+    raw = open_store(store)
+    bad = {"key": "bad", "rules": [{"condition": {"a": {"$fromTheFuture": 1}}, "value": 2}]}
+    raw.set("flags/def/bad", json.dumps(bad).encode())
+    raw.close()
+
+    listing = json.loads(_run(store, "list", "--json"))
+    by_key = {row["key"]: row for row in listing}
+    assert set(by_key) == {"good", "bad"}
+    assert "invalid" not in by_key["good"]
+    assert "$fromTheFuture" in by_key["bad"]["invalid"]
+
+    result = CliRunner().invoke(flags, ["--store", store, "list"])
+    assert result.exit_code == 0
+    bad_line = next(line for line in result.stdout.splitlines() if " bad " in f"{line} ")
+    assert bad_line.startswith("ERR") and "$fromTheFuture" in bad_line
+    assert "PARSE_ERROR" in result.stderr
+
+    result = CliRunner().invoke(flags, ["--store", store, "get", "bad"])
+    assert result.exit_code == 1
+    assert "stored but invalid" in result.output and "$fromTheFuture" in result.output
