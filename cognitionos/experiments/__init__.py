@@ -1,5 +1,53 @@
-"""A/B testing: assignment, event ingestion and analysis over per-arm sufficient statistics."""
+"""A/B testing: assignment, event ingestion and analysis over per-arm sufficient statistics.
 
+Analysis (:func:`analyze`, :func:`sample_size`, ...) imports numpy and scipy on first use,
+so ``import cognitionos.experiments`` stays light.
+"""
+
+from cognitionos.experiments._analysis import (
+    AnalysisResult,
+    ArmResult,
+    Decision,
+    DecisionRules,
+    GaussianPrior,
+    MetricResult,
+    analyze,
+    srm_check,
+)
+from cognitionos.experiments._corrections import CORRECTIONS, adjust_pvalues, adjusted_alpha
+from cognitionos.experiments._power import (
+    SampleSize,
+    anova_power,
+    chisquare_power,
+    f2_power,
+    mde,
+    normal_power,
+    power,
+    sample_size,
+    ttest_power,
+)
 from cognitionos.experiments._summary import ArmSummary
 
-__all__ = ["ArmSummary"]
+__all__ = [
+    "CORRECTIONS",
+    "AnalysisResult",
+    "ArmResult",
+    "ArmSummary",
+    "Decision",
+    "DecisionRules",
+    "GaussianPrior",
+    "MetricResult",
+    "SampleSize",
+    "adjust_pvalues",
+    "adjusted_alpha",
+    "analyze",
+    "anova_power",
+    "chisquare_power",
+    "f2_power",
+    "mde",
+    "normal_power",
+    "power",
+    "sample_size",
+    "srm_check",
+    "ttest_power",
+]
