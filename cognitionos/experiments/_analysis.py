@@ -466,7 +466,11 @@ def analyze(
 
     # --- p-values and corrections ---
     p_raw = np.full(shape, np.nan)
-    ctw = loss = mu = sigma = exact_mask = None
+    ctw: Any = None
+    loss: Any = None
+    mu: Any = None
+    sigma: Any = None
+    exact_mask: Any = None
     loss_scale = difference
     if method == "frequentist":
         p_raw = 2 * stats.t.sf(np.abs(eff_s) / np.sqrt(var_s), df_s)

@@ -62,9 +62,11 @@ def _adjust_sorted(np: Any, p: Any, method: str) -> Any:
     elif method == "hochberg":
         out = np.minimum.accumulate(((m - i + 1) * p)[::-1])[::-1]
     elif method == "sidak":
-        out = -np.expm1(m * np.log1p(-p))
+        with np.errstate(divide="ignore"):  # p = 1 -> log1p(-1) = -inf -> adjusted 1
+            out = -np.expm1(m * np.log1p(-p))
     elif method == "holm-sidak":
-        out = np.maximum.accumulate(-np.expm1((m - i + 1) * np.log1p(-p)))
+        with np.errstate(divide="ignore"):
+            out = np.maximum.accumulate(-np.expm1((m - i + 1) * np.log1p(-p)))
     elif method == "bh":
         out = np.minimum.accumulate((m / i * p)[::-1])[::-1]
     elif method == "by":

@@ -316,7 +316,7 @@ def sample_size(
     )  # fmt: skip
     if effect == 0.0:
         raise ConfigurationError("mde=0 cannot be detected with any sample size")
-    if alternative == "larger" and effect < 0 or alternative == "smaller" and effect > 0:
+    if (alternative == "larger" and effect < 0) or (alternative == "smaller" and effect > 0):
         raise ConfigurationError(
             f"a one-sided {alternative!r} test cannot detect an effect of sign {effect:+g}"
         )
