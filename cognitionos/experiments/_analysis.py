@@ -340,7 +340,6 @@ def analyze(
     """
     np = require("numpy", purpose="experiment analysis")
     special = require("scipy.special", purpose="experiment analysis")
-    stats = require("scipy.stats", purpose="experiment analysis")
 
     if method not in _METHODS:
         raise ConfigurationError(f"method={method!r} is not one of {', '.join(_METHODS)}")
@@ -368,10 +367,14 @@ def analyze(
 
     data = np.zeros((len(_FIELDS), n_metrics, n_arms))
     present = np.zeros((n_metrics, n_arms), dtype=bool)
-    for (m, a), s in cells.items():
-        present[m, a] = True
-        for f, name in enumerate(_FIELDS):
-            data[f, m, a] = getattr(s, name)
+    where = np.array(list(cells), dtype=np.intp).T
+    rows = [
+        (c.n, c.sum, c.sum_sq, c.pre_sum, c.pre_sum_sq, c.cross_sum, c.denom_sum,
+         c.denom_sum_sq, c.num_denom_sum)
+        for c in cells.values()
+    ]  # fmt: skip
+    data[:, where[0], where[1]] = np.array(rows, dtype=float).T
+    present[where[0], where[1]] = True
     n, s, ss, ps, pss, xs, ds, dss, nds = data
     kind_arr = np.array(kinds)[:, None]
     is_bin = kind_arr == "binomial"
@@ -443,7 +446,7 @@ def analyze(
     flags |= np.where(bad_var & ((flags & (_EMPTY | _FEW | _ZERO_DEN)) == 0), _ZERO_VAR, 0)
     # relative lift means nothing when the control mean is within its own noise of 0
     # (exactly when Fieller's interval for the ratio is unbounded at level alpha)
-    z_crit = float(stats.norm.isf(alpha / 2))
+    z_crit = float(-special.ndtri(alpha / 2))
     with np.errstate(divide="ignore", invalid="ignore"):
         se_ctrl = np.sqrt(np.maximum(va_u, 0) / na)
         near_zero = ~(np.abs(ma_u) > z_crit * se_ctrl) | (ma_u == 0)
@@ -473,7 +476,7 @@ def analyze(
     exact_mask: Any = None
     loss_scale = difference
     if method == "frequentist":
-        p_raw = 2 * stats.t.sf(np.abs(eff_s) / np.sqrt(var_s), df_s)
+        p_raw = 2 * special.stdtr(df_s, -np.abs(eff_s) / np.sqrt(var_s))
     elif method in ("sequential", "msprt"):
         tau2 = _tau2(np, method, msprt_tau, var_s, n_total, alpha, sequential_tuning)
         p_raw, _ = K.mixture_sequential(np, eff_s, var_s, tau2, alpha)
@@ -506,7 +509,7 @@ def analyze(
 
     # --- intervals ---
     if method == "frequentist":
-        crit = stats.t.isf(alpha_ci / 2, df_s)
+        crit = -special.stdtrit(df_s, alpha_ci / 2)
         half_abs = crit * np.sqrt(var_abs_s)
         half_rel = crit * np.sqrt(var_rel_s)
     elif method in ("sequential", "msprt"):
@@ -522,14 +525,14 @@ def analyze(
                 np, var_rel_s, n_total, alpha_ci, sequential_tuning
             )
     else:
-        zc = stats.norm.isf(alpha_ci / 2)
+        zc = -special.ndtri(alpha_ci / 2)
         half_abs = zc * np.sqrt(var_abs_s)
         half_rel = zc * np.sqrt(var_rel_s)
     center_abs = eff_abs_s
     center_rel = eff_rel_s
     if method == "bayesian":
         # the posterior (with its prior) sits on the chosen scale; the other is flat-prior
-        post_half = stats.norm.isf(alpha_ci / 2) * sigma
+        post_half = -special.ndtri(alpha_ci / 2) * sigma
         if relative:
             center_rel, half_rel = mu, post_half
         else:
@@ -548,83 +551,24 @@ def analyze(
         worse = sig & (eff_s * good_sign < 0)
 
     # --- SRM ---
-    srm_p, srm_units = _srm(np, stats, arm_names, n, present, weights, units, srm_min_units)
+    srm_p, srm_units = _srm(np, arm_names, n, present, weights, units, srm_min_units)
     srm_detected = srm_p is not None and srm_p < srm_threshold
 
     # --- objects ---
-    ci_level = 1 - alpha_ci[:, 0]
-    tol = [
-        eff_abs_s.tolist(), eff_rel_s.tolist(), (center_abs - half_abs).tolist(),
-        (center_abs + half_abs).tolist(), (center_rel - half_rel).tolist(),
-        (center_rel + half_rel).tolist(), np.sqrt(var_abs_s).tolist(),
-        np.sqrt(var_rel_s).tolist(), p_raw.tolist(), p_adj.tolist(),
-        better.tolist(), worse.tolist(), flags.tolist(), theta.tolist(),
-        np.broadcast_to(theta_ok, shape).tolist(),
+    all_arms = _build_arms(
+        np, locals_for_build(
+            metric_names, arm_names, kinds, method, difference, inverse, present, n, mean_u,
+            flags, valid_abs, valid_rel, valid, eff_abs_s, eff_rel_s, center_abs, half_abs,
+            center_rel, half_rel, var_abs_s, var_rel_s, p_raw, p_adj, ctw, loss, exact_mask,
+            better, worse, theta, theta_ok, use_cuped, alpha_ci,
+        ),
+    )  # fmt: skip
+    width = n_arms - 1
+    metric_results = [
+        MetricResult(metric, kinds[i], control_name, tuple(all_arms[i * width : (i + 1) * width]),
+                     metric in inverse)
+        for i, metric in enumerate(metric_names)
     ]  # fmt: skip
-    (l_eabs, l_erel, l_lo, l_hi, l_lor, l_hir, l_se, l_ser, l_p, l_pa, l_b, l_w, l_f, l_th,
-     l_thok) = tol  # fmt: skip
-    l_ctw = ctw.tolist() if ctw is not None else None
-    l_loss = loss.tolist() if loss is not None else None
-    l_exact = exact_mask.tolist() if method == "bayesian" and exact_mask is not None else None
-    l_mean = mean_u.tolist()
-    l_n = n.astype(np.int64).tolist()
-    l_ci_level = ci_level.tolist()
-
-    all_arms: list[ArmResult] = []
-    metric_results: list[MetricResult] = []
-    for i, metric in enumerate(metric_names):
-        row: list[ArmResult] = []
-        is_inverse = metric in inverse
-        for j in range(n_arms - 1):
-            f = l_f[i][j]
-            ok_abs = not f & _INVALID
-            ok_rel = ok_abs and not f & _CONTROL_ZERO
-            ok = ok_rel if relative else ok_abs
-            warn = tuple(name for bit, name in _FLAG_NAMES if f & bit)
-            if use_cuped[i, 0] and not l_thok[i][j] and ok_abs:
-                warn += ("cuped_not_applied",)
-            if not present[i, j + 1]:
-                warn = ("missing_arm", *warn)
-            if not present[i, 0]:
-                warn = ("missing_control", *warn)
-            c_n, t_n = l_n[i][0], l_n[i][j + 1]
-            c_mean = l_mean[i][0] if c_n and math.isfinite(l_mean[i][0]) else None
-            t_mean = l_mean[i][j + 1] if t_n and math.isfinite(l_mean[i][j + 1]) else None
-            if l_loss is not None and ok:
-                lscale = "absolute" if l_exact and l_exact[i][j] else difference
-            else:
-                lscale = None
-            arm_result = ArmResult(
-                metric=metric,
-                arm=arm_names[j + 1],
-                control=control_name,
-                kind=kinds[i],
-                method=method,
-                n=t_n,
-                control_n=c_n,
-                mean=t_mean,
-                control_mean=c_mean,
-                effect_abs=l_eabs[i][j] if ok_abs else None,
-                effect_rel=l_erel[i][j] if ok_rel else None,
-                ci=(l_lo[i][j], l_hi[i][j]) if ok_abs else None,
-                ci_rel=(l_lor[i][j], l_hir[i][j]) if ok_rel else None,
-                std_error=l_se[i][j] if ok_abs else None,
-                std_error_rel=l_ser[i][j] if ok_rel else None,
-                p_value=l_p[i][j] if ok and method != "bayesian" else None,
-                p_value_adjusted=l_pa[i][j] if ok and method != "bayesian" else None,
-                chance_to_win=l_ctw[i][j] if ok and l_ctw is not None else None,
-                expected_loss=l_loss[i][j] if ok and l_loss is not None else None,
-                expected_loss_scale=lscale,
-                significant=bool(l_b[i][j] or l_w[i][j]),
-                direction="better" if l_b[i][j] else "worse" if l_w[i][j] else "none",
-                cuped_theta=l_th[i][j] if l_thok[i][j] else None,
-                ci_level=l_ci_level[i],
-                inverse=is_inverse,
-                warnings=warn,
-            )
-            row.append(arm_result)
-        all_arms.extend(row)
-        metric_results.append(MetricResult(metric, kinds[i], control_name, tuple(row), is_inverse))
 
     result_warnings: list[str] = []
     if srm_p is None:
@@ -649,6 +593,103 @@ def analyze(
         decision=decision,
         warnings=tuple(result_warnings),
     )
+
+
+def locals_for_build(*values: Any) -> tuple[Any, ...]:
+    """Bundle the arrays _build_arms reads (keeps analyze's body readable)."""
+    return values
+
+
+def _build_arms(np: Any, bundle: tuple[Any, ...]) -> list[ArmResult]:
+    """ArmResult objects for every comparison, row by row (metric-major)."""
+    (metric_names, arm_names, kinds, method, difference, inverse, present, n, mean_u, flags,
+     valid_abs, valid_rel, valid, eff_abs, eff_rel, center_abs, half_abs, center_rel,
+     half_rel, var_abs, var_rel, p_raw, p_adj, ctw, loss, exact_mask, better, worse, theta,
+     theta_ok, use_cuped, alpha_ci) = bundle  # fmt: skip
+    shape = flags.shape
+    width = shape[1]
+
+    def opt(values: Any, ok: Any) -> list[Any]:
+        return np.where(ok, values, None).ravel().tolist()  # type: ignore[no-any-return]
+
+    bayes = method == "bayesian"
+    e_abs = opt(eff_abs, valid_abs)
+    e_rel = opt(eff_rel, valid_rel)
+    lo = opt(center_abs - half_abs, valid_abs)
+    hi = (center_abs + half_abs).ravel().tolist()
+    lo_r = opt(center_rel - half_rel, valid_rel)
+    hi_r = (center_rel + half_rel).ravel().tolist()
+    se = opt(np.sqrt(var_abs), valid_abs)
+    se_r = opt(np.sqrt(var_rel), valid_rel)
+    none = [None] * (shape[0] * width)
+    p = none if bayes else opt(p_raw, valid)
+    pa = none if bayes else opt(p_adj, valid)
+    c_w = opt(ctw, valid) if bayes else none
+    l_s = opt(loss, valid) if bayes else none
+    exact = np.broadcast_to(exact_mask if exact_mask is not None else False, shape)
+    scale = opt(np.where(exact, "absolute", difference), valid) if bayes else none
+    theta_ok_b = np.broadcast_to(theta_ok, shape)
+    th = opt(theta, theta_ok_b)
+    direction = np.where(better, "better", np.where(worse, "worse", "none")).ravel().tolist()
+    sig = (better | worse).ravel().tolist()
+    n_int = n.astype(np.int64)
+    c_n = np.repeat(n_int[:, 0], width).tolist()
+    t_n = n_int[:, 1:].ravel().tolist()
+    c_mean = np.repeat(opt(mean_u[:, 0], n[:, 0] > 0), width).tolist()
+    t_mean = opt(mean_u[:, 1:], n[:, 1:] > 0)
+    level = np.repeat(1.0 - alpha_ci[:, 0], width).tolist()
+    metric_col = np.repeat(np.array(metric_names, dtype=object), width).tolist()
+    kind_col = np.repeat(np.array(kinds, dtype=object), width).tolist()
+    arm_col = arm_names[1:] * shape[0]
+    inv_col = [m in inverse for m in metric_col]
+    # warnings: only the (few) flagged cells need words
+    notes: dict[int, tuple[str, ...]] = {}
+    missing = ~present[:, 1:] | ~present[:, :1]
+    no_cuped = np.broadcast_to(use_cuped, shape) & ~theta_ok_b & valid_abs
+    for k in np.flatnonzero((flags != 0) | missing | no_cuped).tolist():
+        i, j = divmod(k, width)
+        f = int(flags[i, j])
+        warn = tuple(name for bit, name in _FLAG_NAMES if f & bit)
+        if no_cuped[i, j]:
+            warn += ("cuped_not_applied",)
+        if not present[i, j + 1]:
+            warn = ("missing_arm", *warn)
+        if not present[i, 0]:
+            warn = ("missing_control", *warn)
+        notes[k] = warn
+    control = arm_names[0]
+    empty: tuple[str, ...] = ()
+    return [
+        ArmResult(
+            metric_col[k],
+            arm_col[k],
+            control,
+            kind_col[k],
+            method,
+            t_n[k],
+            c_n[k],
+            t_mean[k],
+            c_mean[k],
+            e_abs[k],
+            e_rel[k],
+            None if e_abs[k] is None else (lo[k], hi[k]),
+            None if e_rel[k] is None else (lo_r[k], hi_r[k]),
+            se[k],
+            se_r[k],
+            p[k],
+            pa[k],
+            c_w[k],
+            l_s[k],
+            scale[k],
+            sig[k],
+            direction[k],
+            th[k],
+            level[k],
+            inv_col[k],
+            notes.get(k, empty),
+        )
+        for k in range(len(t_n))
+    ]
 
 
 def _sample_var(np: Any, n: Any, s: Any, ss: Any) -> Any:
@@ -717,16 +758,7 @@ def _beta_binomial(np: Any, special: Any, s: Any, n: Any, mask: Any, inv: Any) -
         return out_ctw, out_loss
     aa, ba, ab, bb = a_a[idx], b_a[idx], a_b[idx], b_b[idx]
     inv_i = np.broadcast_to(inv, shape)[idx]
-    p_b_gt_a = K.beta_prob_greater(np, special, ab, bb, aa, ba)
-    # E[p_A 1(p_A > p_B)] = mean_A P(A' > B) with A' ~ Beta(a_A + 1, b_A), and likewise for B
-    mean_a = aa / (aa + ba)
-    mean_b = ab / (ab + bb)
-    e_a = mean_a * K.beta_prob_greater(np, special, aa + 1, ba, ab, bb)
-    e_b = mean_b * (1 - K.beta_prob_greater(np, special, ab + 1, bb, aa, ba))
-    # for B: E[p_B 1(p_A > p_B)] = mean_B P(A > B'), B' ~ Beta(a_B + 1, b_B)
-    loss_b = np.maximum(e_a - e_b, 0.0)  # shipping B when lower is worse: E[max(pA-pB,0)]
-    # E[max(pB - pA, 0)] = E[pB - pA] + E[max(pA - pB, 0)]
-    loss_inv = np.maximum(mean_b - mean_a + loss_b, 0.0)
+    p_b_gt_a, loss_b, loss_inv = K.beta_binomial_decision(np, special, aa, ba, ab, bb)
     out_ctw[idx] = np.where(inv_i, 1 - p_b_gt_a, p_b_gt_a)
     out_loss[idx] = np.where(inv_i, loss_inv, loss_b)
     return out_ctw, out_loss
@@ -734,7 +766,6 @@ def _beta_binomial(np: Any, special: Any, s: Any, n: Any, mask: Any, inv: Any) -
 
 def _srm(
     np: Any,
-    stats: Any,
     arm_names: list[str],
     n: Any,
     present: Any,
@@ -778,14 +809,14 @@ def srm_check(observed: list[int], weights: list[float]) -> float:
     >>> round(srm_check([1000, 1100], [0.5, 0.5]), 4)
     0.0289
     """
-    stats = require("scipy.stats")
+    special = require("scipy.special")
     total = sum(observed)
     wsum = sum(weights)
     x = sum(
         (o - total * w / wsum) ** 2 / (total * w / wsum)
         for o, w in zip(observed, weights, strict=True)
     )
-    return float(stats.chi2.sf(x, len(observed) - 1))
+    return float(special.chdtrc(len(observed) - 1, x))
 
 
 # --- decision ---------------------------------------------------------------------------------

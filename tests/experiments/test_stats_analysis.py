@@ -106,7 +106,7 @@ def _lbeta(a: float, b: float) -> float:
 @pytest.mark.parametrize(
     ("na", "ca", "nb", "cb"),
     [(100, 10, 100, 15), (1000, 100, 1000, 130), (50, 0, 60, 3), (2000, 40, 500, 20),
-     (30, 29, 40, 40), (10_000, 1000, 10_000, 985)],
+     (30, 29, 40, 40), (10_000, 1000, 10_000, 985), (500, 20, 5000, 210), (40, 1, 9, 0)],
 )  # fmt: skip
 def test_beta_binomial_chance_to_win_and_loss_are_exact(na, ca, nb, cb):
     arm = analyze([conv("A", na, ca), conv("B", nb, cb)], method="bayesian").arms[0]
