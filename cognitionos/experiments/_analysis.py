@@ -358,30 +358,30 @@ def analyze(
     corr = _correction_name(correction)
     rules = rules or DecisionRules()
 
-    metric_names, arm_names, kinds, cells = _grid(summaries, control)
-    control_name = arm_names[0]
-    unknown_inverse = set(inverse) - set(metric_names)
-    if unknown_inverse:
-        raise ConfigurationError(f"inverse names unknown metrics: {sorted(unknown_inverse)}")
-    n_metrics, n_arms = len(metric_names), len(arm_names)
+    with np.errstate(all="ignore"):  # undefined cells are masked and flagged below
+        metric_names, arm_names, kinds, cells = _grid(summaries, control)
+        control_name = arm_names[0]
+        unknown_inverse = set(inverse) - set(metric_names)
+        if unknown_inverse:
+            raise ConfigurationError(f"inverse names unknown metrics: {sorted(unknown_inverse)}")
+        n_metrics, n_arms = len(metric_names), len(arm_names)
 
-    data = np.zeros((len(_FIELDS), n_metrics, n_arms))
-    present = np.zeros((n_metrics, n_arms), dtype=bool)
-    where = np.array(list(cells), dtype=np.intp).T
-    rows = [
-        (c.n, c.sum, c.sum_sq, c.pre_sum, c.pre_sum_sq, c.cross_sum, c.denom_sum,
-         c.denom_sum_sq, c.num_denom_sum)
-        for c in cells.values()
-    ]  # fmt: skip
-    data[:, where[0], where[1]] = np.array(rows, dtype=float).T
-    present[where[0], where[1]] = True
-    n, s, ss, ps, pss, xs, ds, dss, nds = data
-    kind_arr = np.array(kinds)[:, None]
-    is_bin = kind_arr == "binomial"
-    is_ratio = kind_arr == "ratio"
-    inv = np.array([m in inverse for m in metric_names])[:, None]
+        data = np.zeros((len(_FIELDS), n_metrics, n_arms))
+        present = np.zeros((n_metrics, n_arms), dtype=bool)
+        where = np.array(list(cells), dtype=np.intp).T
+        rows = [
+            (c.n, c.sum, c.sum_sq, c.pre_sum, c.pre_sum_sq, c.cross_sum, c.denom_sum,
+             c.denom_sum_sq, c.num_denom_sum)
+            for c in cells.values()
+        ]  # fmt: skip
+        data[:, where[0], where[1]] = np.array(rows, dtype=float).T
+        present[where[0], where[1]] = True
+        n, s, ss, ps, pss, xs, ds, dss, nds = data
+        kind_arr = np.array(kinds)[:, None]
+        is_bin = kind_arr == "binomial"
+        is_ratio = kind_arr == "ratio"
+        inv = np.array([m in inverse for m in metric_names])[:, None]
 
-    with np.errstate(divide="ignore", invalid="ignore"):
         mean_num = s / n
         var_num = np.where(is_bin, mean_num * (1 - mean_num), _sample_var(np, n, s, ss))
         mean_den = ds / n
@@ -436,163 +436,164 @@ def analyze(
         var_rel = K.relative_variance(np, va, ma_u, na, vb, mb_u, nb)
         df = K.welch_df(np, va, na, vb, nb) if test == "welch" else np.full(eff_abs.shape, np.inf)
 
-    # --- flags ---
-    shape = eff_abs.shape
-    flags = np.zeros(shape, dtype=np.int64)
-    flags |= np.where((na == 0) | (nb == 0), _EMPTY, 0)
-    flags |= np.where(((na == 1) | (nb == 1)) & (na > 0) & (nb > 0), _FEW, 0)
-    flags |= np.where(is_ratio & ((ds[:, :1] == 0) | (ds[:, 1:] == 0)), _ZERO_DEN, 0)
-    bad_var = ~(np.isfinite(var_abs) & (var_abs > 0)) | ~np.isfinite(eff_abs)
-    flags |= np.where(bad_var & ((flags & (_EMPTY | _FEW | _ZERO_DEN)) == 0), _ZERO_VAR, 0)
-    # relative lift means nothing when the control mean is within its own noise of 0
-    # (exactly when Fieller's interval for the ratio is unbounded at level alpha)
-    z_crit = float(-special.ndtri(alpha / 2))
-    with np.errstate(divide="ignore", invalid="ignore"):
+        # --- flags ---
+        shape = eff_abs.shape
+        flags = np.zeros(shape, dtype=np.int64)
+        flags |= np.where((na == 0) | (nb == 0), _EMPTY, 0)
+        flags |= np.where(((na == 1) | (nb == 1)) & (na > 0) & (nb > 0), _FEW, 0)
+        flags |= np.where(is_ratio & ((ds[:, :1] == 0) | (ds[:, 1:] == 0)), _ZERO_DEN, 0)
+        bad_var = ~(np.isfinite(var_abs) & (var_abs > 0)) | ~np.isfinite(eff_abs)
+        flags |= np.where(bad_var & ((flags & (_EMPTY | _FEW | _ZERO_DEN)) == 0), _ZERO_VAR, 0)
+        # relative lift means nothing when the control mean is within its own noise of 0
+        # (exactly when Fieller's interval for the ratio is unbounded at level alpha)
+        z_crit = float(-special.ndtri(alpha / 2))
         se_ctrl = np.sqrt(np.maximum(va_u, 0) / na)
         near_zero = ~(np.abs(ma_u) > z_crit * se_ctrl) | (ma_u == 0)
-    flags |= np.where(near_zero & ((flags & _INVALID) == 0), _CONTROL_ZERO, 0)
-    valid_abs = (flags & _INVALID) == 0
-    valid_rel = valid_abs & ((flags & _CONTROL_ZERO) == 0)
-    relative = difference == "relative"
-    valid = valid_rel if relative else valid_abs
-    eff = np.where(relative, eff_rel, eff_abs)
-    var = np.where(relative, var_rel, var_abs)
-    # harmless placeholders where invalid, so no warning is raised and nothing leaks
-    eff_abs_s = np.where(valid_abs, eff_abs, 0.0)
-    var_abs_s = np.where(valid_abs, var_abs, 1.0)
-    eff_rel_s = np.where(valid_rel, eff_rel, 0.0)
-    var_rel_s = np.where(valid_rel & (var_rel > 0), var_rel, 1.0)
-    df_s = np.where(valid_abs & ~np.isnan(df), df, np.inf)
-    eff_s = np.where(valid, eff, 0.0)
-    var_s = np.where(valid & (var > 0), var, 1.0)
-    n_total = na + nb
+        flags |= np.where(near_zero & ((flags & _INVALID) == 0), _CONTROL_ZERO, 0)
+        valid_abs = (flags & _INVALID) == 0
+        valid_rel = valid_abs & ((flags & _CONTROL_ZERO) == 0)
+        relative = difference == "relative"
+        valid = valid_rel if relative else valid_abs
+        eff = np.where(relative, eff_rel, eff_abs)
+        var = np.where(relative, var_rel, var_abs)
+        # harmless placeholders where invalid, so no warning is raised and nothing leaks
+        eff_abs_s = np.where(valid_abs, eff_abs, 0.0)
+        var_abs_s = np.where(valid_abs, var_abs, 1.0)
+        eff_rel_s = np.where(valid_rel, eff_rel, 0.0)
+        var_rel_s = np.where(valid_rel & (var_rel > 0), var_rel, 1.0)
+        df_s = np.where(valid_abs & ~np.isnan(df), df, np.inf)
+        eff_s = np.where(valid, eff, 0.0)
+        var_s = np.where(valid & (var > 0), var, 1.0)
+        n_total = na + nb
 
-    # --- p-values and corrections ---
-    p_raw = np.full(shape, np.nan)
-    ctw: Any = None
-    loss: Any = None
-    mu: Any = None
-    sigma: Any = None
-    exact_mask: Any = None
-    loss_scale = difference
-    if method == "frequentist":
-        p_raw = 2 * special.stdtr(df_s, -np.abs(eff_s) / np.sqrt(var_s))
-    elif method in ("sequential", "msprt"):
-        tau2 = _tau2(np, method, msprt_tau, var_s, n_total, alpha, sequential_tuning)
-        p_raw, _ = K.mixture_sequential(np, eff_s, var_s, tau2, alpha)
-    else:
-        ctw, loss, mu, sigma = _bayes(np, special, metric_names, priors, eff_s, var_s, inv)
-        if binomial_exact:
-            exact = np.broadcast_to(is_bin & ~theta_ok, shape)
-            if exact.any():
-                c_ex, l_ex = _beta_binomial(np, special, s, n, exact, inv)
-                ctw = np.where(exact, c_ex, ctw)
-                loss = np.where(exact, l_ex, loss)
-                loss_scale = "mixed" if not exact.all() else "absolute"
-            exact_mask = exact
-    p_raw = np.where(valid, p_raw, np.nan)
-
-    p_adj = np.full(shape, np.nan)
-    alpha_ci = np.full((n_metrics, 1), float(alpha))
-    if method != "bayesian":
-        if correction_scope == "all":
-            p_adj = adjust_pvalues(p_raw.ravel(), corr).reshape(shape)
-            m_tests = int(np.sum(~np.isnan(p_raw)))
-            disc = int(np.sum(p_adj < alpha))
-            alpha_ci[:] = adjusted_alpha(alpha, m_tests, corr, disc)
+        # --- p-values and corrections ---
+        p_raw = np.full(shape, np.nan)
+        ctw: Any = None
+        loss: Any = None
+        mu: Any = None
+        sigma: Any = None
+        exact_mask: Any = None
+        loss_scale = difference
+        if method == "frequentist":
+            p_raw = 2 * special.stdtr(df_s, -np.abs(eff_s) / np.sqrt(var_s))
+        elif method in ("sequential", "msprt"):
+            tau2 = _tau2(np, method, msprt_tau, var_s, n_total, alpha, sequential_tuning)
+            p_raw, _ = K.mixture_sequential(np, eff_s, var_s, tau2, alpha)
         else:
-            for i in range(n_metrics):
-                p_adj[i] = adjust_pvalues(p_raw[i], corr)
-                m_tests = int(np.sum(~np.isnan(p_raw[i])))
-                disc = int(np.sum(p_adj[i] < alpha))
-                alpha_ci[i] = adjusted_alpha(alpha, m_tests, corr, disc)
+            ctw, loss, mu, sigma = _bayes(np, special, metric_names, priors, eff_s, var_s, inv)
+            if binomial_exact:
+                exact = np.broadcast_to(is_bin & ~theta_ok, shape)
+                if exact.any():
+                    c_ex, l_ex = _beta_binomial(np, special, s, n, exact, inv)
+                    ctw = np.where(exact, c_ex, ctw)
+                    loss = np.where(exact, l_ex, loss)
+                    loss_scale = "mixed" if not exact.all() else "absolute"
+                exact_mask = exact
+        p_raw = np.where(valid, p_raw, np.nan)
 
-    # --- intervals ---
-    if method == "frequentist":
-        crit = -special.stdtrit(df_s, alpha_ci / 2)
-        half_abs = crit * np.sqrt(var_abs_s)
-        half_rel = crit * np.sqrt(var_rel_s)
-    elif method in ("sequential", "msprt"):
-        if method == "msprt" and msprt_tau is not None:
-            t2 = msprt_tau**2
-            _, half_abs = K.mixture_sequential(np, eff_abs_s, var_abs_s, t2, alpha_ci)
-            _, half_rel = K.mixture_sequential(np, eff_rel_s, var_rel_s, t2, alpha_ci)
+        p_adj = np.full(shape, np.nan)
+        alpha_ci = np.full((n_metrics, 1), float(alpha))
+        if method != "bayesian":
+            if correction_scope == "all":
+                p_adj = adjust_pvalues(p_raw.ravel(), corr).reshape(shape)
+                m_tests = int(np.sum(~np.isnan(p_raw)))
+                disc = int(np.sum(p_adj < alpha))
+                alpha_ci[:] = adjusted_alpha(alpha, m_tests, corr, disc)
+            else:
+                for i in range(n_metrics):
+                    p_adj[i] = adjust_pvalues(p_raw[i], corr)
+                    m_tests = int(np.sum(~np.isnan(p_raw[i])))
+                    disc = int(np.sum(p_adj[i] < alpha))
+                    alpha_ci[i] = adjusted_alpha(alpha, m_tests, corr, disc)
+
+        # --- intervals ---
+        if method == "frequentist":
+            crit = -special.stdtrit(df_s, alpha_ci / 2)
+            half_abs = crit * np.sqrt(var_abs_s)
+            half_rel = crit * np.sqrt(var_rel_s)
+        elif method in ("sequential", "msprt"):
+            if method == "msprt" and msprt_tau is not None:
+                t2 = msprt_tau**2
+                _, half_abs = K.mixture_sequential(np, eff_abs_s, var_abs_s, t2, alpha_ci)
+                _, half_rel = K.mixture_sequential(np, eff_rel_s, var_rel_s, t2, alpha_ci)
+            else:
+                half_abs, _ = K.confidence_sequence_halfwidth(
+                    np, var_abs_s, n_total, alpha_ci, sequential_tuning
+                )
+                half_rel, _ = K.confidence_sequence_halfwidth(
+                    np, var_rel_s, n_total, alpha_ci, sequential_tuning
+                )
         else:
-            half_abs, _ = K.confidence_sequence_halfwidth(
-                np, var_abs_s, n_total, alpha_ci, sequential_tuning
+            zc = -special.ndtri(alpha_ci / 2)
+            half_abs = zc * np.sqrt(var_abs_s)
+            half_rel = zc * np.sqrt(var_rel_s)
+        center_abs = eff_abs_s
+        center_rel = eff_rel_s
+        if method == "bayesian":
+            # the posterior (with its prior) sits on the chosen scale; the other is flat-prior
+            post_half = -special.ndtri(alpha_ci / 2) * sigma
+            if relative:
+                center_rel, half_rel = mu, post_half
+            else:
+                center_abs, half_abs = mu, post_half
+
+        # --- significance & direction on the chosen scale ---
+        good_sign = np.where(inv, -1.0, 1.0)
+        if method == "bayesian":
+            better = valid & (ctw >= rules.min_chance_to_win)
+            if rules.max_expected_loss is not None:
+                better &= loss <= rules.max_expected_loss
+            worse = valid & (ctw <= 1 - rules.min_chance_to_win)
+        else:
+            sig = valid & (p_adj < alpha)
+            better = sig & (eff_s * good_sign > 0)
+            worse = sig & (eff_s * good_sign < 0)
+
+        # --- SRM ---
+        srm_p, srm_units = _srm(np, arm_names, n, present, weights, units, srm_min_units)
+        srm_detected = srm_p is not None and srm_p < srm_threshold
+
+        # --- objects ---
+        all_arms = _build_arms(
+            np, locals_for_build(
+                metric_names, arm_names, kinds, method, difference, inverse, present, n, mean_u,
+                flags, valid_abs, valid_rel, valid, eff_abs_s, eff_rel_s, center_abs, half_abs,
+                center_rel, half_rel, var_abs_s, var_rel_s, p_raw, p_adj, ctw, loss, exact_mask,
+                better, worse, theta, theta_ok, use_cuped, alpha_ci,
+            ),
+        )  # fmt: skip
+        width = n_arms - 1
+        metric_results = [
+            MetricResult(
+                metric, kinds[i], control_name, tuple(all_arms[i * width : (i + 1) * width]),
+                metric in inverse,
             )
-            half_rel, _ = K.confidence_sequence_halfwidth(
-                np, var_rel_s, n_total, alpha_ci, sequential_tuning
-            )
-    else:
-        zc = -special.ndtri(alpha_ci / 2)
-        half_abs = zc * np.sqrt(var_abs_s)
-        half_rel = zc * np.sqrt(var_rel_s)
-    center_abs = eff_abs_s
-    center_rel = eff_rel_s
-    if method == "bayesian":
-        # the posterior (with its prior) sits on the chosen scale; the other is flat-prior
-        post_half = -special.ndtri(alpha_ci / 2) * sigma
-        if relative:
-            center_rel, half_rel = mu, post_half
-        else:
-            center_abs, half_abs = mu, post_half
+            for i, metric in enumerate(metric_names)
+        ]  # fmt: skip
 
-    # --- significance & direction on the chosen scale ---
-    good_sign = np.where(inv, -1.0, 1.0)
-    if method == "bayesian":
-        better = valid & (ctw >= rules.min_chance_to_win)
-        if rules.max_expected_loss is not None:
-            better &= loss <= rules.max_expected_loss
-        worse = valid & (ctw <= 1 - rules.min_chance_to_win)
-    else:
-        sig = valid & (p_adj < alpha)
-        better = sig & (eff_s * good_sign > 0)
-        worse = sig & (eff_s * good_sign < 0)
-
-    # --- SRM ---
-    srm_p, srm_units = _srm(np, arm_names, n, present, weights, units, srm_min_units)
-    srm_detected = srm_p is not None and srm_p < srm_threshold
-
-    # --- objects ---
-    all_arms = _build_arms(
-        np, locals_for_build(
-            metric_names, arm_names, kinds, method, difference, inverse, present, n, mean_u,
-            flags, valid_abs, valid_rel, valid, eff_abs_s, eff_rel_s, center_abs, half_abs,
-            center_rel, half_rel, var_abs_s, var_rel_s, p_raw, p_adj, ctw, loss, exact_mask,
-            better, worse, theta, theta_ok, use_cuped, alpha_ci,
-        ),
-    )  # fmt: skip
-    width = n_arms - 1
-    metric_results = [
-        MetricResult(metric, kinds[i], control_name, tuple(all_arms[i * width : (i + 1) * width]),
-                     metric in inverse)
-        for i, metric in enumerate(metric_names)
-    ]  # fmt: skip
-
-    result_warnings: list[str] = []
-    if srm_p is None:
-        result_warnings.append(f"srm_not_checked: fewer than {srm_min_units} units")
-    elif srm_detected:
-        result_warnings.append(f"sample_ratio_mismatch: p = {_fmt_p(srm_p)}")
-    if loss_scale == "mixed":
-        result_warnings.append("expected_loss is absolute for exact Beta-Binomial metrics")
-    decision = _decide(rules, method, alpha, metric_results, srm_detected, metric_names)
-    return AnalysisResult(
-        method=method,
-        alpha=float(alpha),
-        difference=difference,
-        correction=corr,
-        correction_scope=correction_scope,
-        control=control_name,
-        arms=tuple(all_arms),
-        metrics=tuple(metric_results),
-        units=srm_units,
-        srm_p_value=srm_p,
-        srm_detected=bool(srm_detected),
-        decision=decision,
-        warnings=tuple(result_warnings),
-    )
+        result_warnings: list[str] = []
+        if srm_p is None:
+            result_warnings.append(f"srm_not_checked: fewer than {srm_min_units} units")
+        elif srm_detected:
+            result_warnings.append(f"sample_ratio_mismatch: p = {_fmt_p(srm_p)}")
+        if loss_scale == "mixed":
+            result_warnings.append("expected_loss is absolute for exact Beta-Binomial metrics")
+        decision = _decide(rules, method, alpha, metric_results, srm_detected, metric_names)
+        return AnalysisResult(
+            method=method,
+            alpha=float(alpha),
+            difference=difference,
+            correction=corr,
+            correction_scope=correction_scope,
+            control=control_name,
+            arms=tuple(all_arms),
+            metrics=tuple(metric_results),
+            units=srm_units,
+            srm_p_value=srm_p,
+            srm_detected=bool(srm_detected),
+            decision=decision,
+            warnings=tuple(result_warnings),
+        )
 
 
 def locals_for_build(*values: Any) -> tuple[Any, ...]:
@@ -694,14 +695,12 @@ def _build_arms(np: Any, bundle: tuple[Any, ...]) -> list[ArmResult]:
 
 def _sample_var(np: Any, n: Any, s: Any, ss: Any) -> Any:
     """Sample variance with n - 1, clamped at 0 against rounding (NaN for n <= 1)."""
-    with np.errstate(divide="ignore", invalid="ignore"):
-        v = (ss - s * s / n) / (n - 1)
+    v = (ss - s * s / n) / (n - 1)
     return np.where(n > 1, np.maximum(v, 0.0), np.nan)
 
 
 def _pvar(np: Any, s: Any, n: Any) -> Any:
-    with np.errstate(divide="ignore", invalid="ignore"):
-        p = s / n
+    p = s / n
     return p * (1 - p)
 
 

@@ -3,7 +3,8 @@
 Every function here works elementwise on arrays of any (broadcastable) shape, so one call
 answers a whole (metrics x arms) grid. numpy and scipy are imported by the callers in
 :mod:`cognitionos.experiments.analysis` and passed in as modules; importing this module
-costs nothing.
+costs nothing. The kernels do not silence floating-point warnings themselves: callers run
+them under ``np.errstate(all="ignore")`` and mask undefined cells.
 
 Conventions (shared with GrowthBook's gbstats so both give the same numbers, see
 docs/experiments.md, section "Statistics"):
@@ -29,18 +30,16 @@ Array = Any
 
 def welch_df(np: Any, var_a: Array, n_a: Array, var_b: Array, n_b: Array) -> Array:
     """Welch-Satterthwaite degrees of freedom (NaN where undefined)."""
-    with np.errstate(divide="ignore", invalid="ignore"):
-        num = (var_b / n_b + var_a / n_a) ** 2
-        den = var_b**2 / (n_b**2 * (n_b - 1)) + var_a**2 / (n_a**2 * (n_a - 1))
-        return num / den
+    num = (var_b / n_b + var_a / n_a) ** 2
+    den = var_b**2 / (n_b**2 * (n_b - 1)) + var_a**2 / (n_a**2 * (n_a - 1))
+    return num / den
 
 
 def relative_variance(
     np: Any, var_a: Array, mean_a: Array, n_a: Array, var_b: Array, mean_b: Array, n_b: Array
 ) -> Array:
     """Delta-method variance of (mean_b - mean_a) / |mean_a| (means unadjusted)."""
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return var_b / (mean_a**2 * n_b) + var_a * mean_b**2 / (mean_a**4 * n_a)
+    return var_b / (mean_a**2 * n_b) + var_a * mean_b**2 / (mean_a**4 * n_a)
 
 
 def confidence_sequence_halfwidth(
@@ -51,13 +50,12 @@ def confidence_sequence_halfwidth(
     ``variance`` is the variance of the effect estimate; rho is tuned so the sequence is
     tightest at ``n_star`` units (Waudby-Smith et al. 2023, eqs. 9 and 161).
     """
-    with np.errstate(divide="ignore", invalid="ignore"):
-        la = np.log(alpha)
-        rho2 = (-2.0 * la + np.log(-2.0 * la + 1.0)) / n_star
-        s2 = variance * n_total
-        nr = n_total * rho2 + 1.0
-        half = np.sqrt(s2) * np.sqrt(2.0 * nr * np.log(np.sqrt(nr) / alpha) / (n_total**2 * rho2))
-        return half, rho2 * s2
+    la = np.log(alpha)
+    rho2 = (-2.0 * la + np.log(-2.0 * la + 1.0)) / n_star
+    s2 = variance * n_total
+    nr = n_total * rho2 + 1.0
+    half = np.sqrt(s2) * np.sqrt(2.0 * nr * np.log(np.sqrt(nr) / alpha) / (n_total**2 * rho2))
+    return half, rho2 * s2
 
 
 def mixture_sequential(
@@ -70,12 +68,11 @@ def mixture_sequential(
     the p-value is its reciprocal capped at 1, and the interval collects the effects it does
     not reject at level alpha.
     """
-    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        vt = variance + tau2
-        log_lr = 0.5 * np.log(variance / vt) + tau2 * effect**2 / (2.0 * variance * vt)
-        p = np.minimum(1.0, np.exp(-log_lr))
-        half = np.sqrt(2.0 * variance * vt / tau2 * (-np.log(alpha) + 0.5 * np.log(vt / variance)))
-        return p, half
+    vt = variance + tau2
+    log_lr = 0.5 * np.log(variance / vt) + tau2 * effect**2 / (2.0 * variance * vt)
+    p = np.minimum(1.0, np.exp(-log_lr))
+    half = np.sqrt(2.0 * variance * vt / tau2 * (-np.log(alpha) + 0.5 * np.log(vt / variance)))
+    return p, half
 
 
 def normal_risk(np: Any, special: Any, mu: Array, sigma: Array) -> Array:
