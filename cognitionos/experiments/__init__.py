@@ -15,6 +15,10 @@ from cognitionos.experiments._analysis import (
     srm_check,
 )
 from cognitionos.experiments._corrections import CORRECTIONS, adjust_pvalues, adjusted_alpha
+from cognitionos.experiments._group_sequential import (
+    GroupSequentialDesign,
+    group_sequential_bounds,
+)
 from cognitionos.experiments._power import (
     SampleSize,
     anova_power,
@@ -36,6 +40,7 @@ __all__ = [
     "Decision",
     "DecisionRules",
     "GaussianPrior",
+    "GroupSequentialDesign",
     "MetricResult",
     "SampleSize",
     "adjust_pvalues",
@@ -44,6 +49,7 @@ __all__ = [
     "anova_power",
     "chisquare_power",
     "f2_power",
+    "group_sequential_bounds",
     "mde",
     "normal_power",
     "power",
