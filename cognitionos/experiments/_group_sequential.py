@@ -101,7 +101,7 @@ def _spend(kind: str, alpha: float, t: float, rho: float, special: Any) -> float
         return float(2.0 * (2.0 * special.ndtr(-z / math.sqrt(t))))
     if kind == "pocock":
         return alpha * math.log1p((math.e - 1.0) * t)
-    return alpha * t**rho
+    return float(alpha * t**rho)
 
 
 def group_sequential_bounds(
