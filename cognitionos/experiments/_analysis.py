@@ -237,35 +237,37 @@ class AnalysisResult:
 
 
 def _grid(
-    summaries: Iterable[ArmSummary], control: str | None
-) -> tuple[list[str], list[str], list[str], dict[tuple[int, int], ArmSummary]]:
+    np: Any, summaries: Iterable[ArmSummary], control: str | None
+) -> tuple[list[str], list[str], list[str], Any, Any]:
+    """Index the summaries: metric and arm names (control first), kinds, a data cube
+    (field x metric x arm; summaries of the same cell are added, as ``merge`` does) and the
+    mask of cells present."""
     metrics: dict[str, int] = {}
     arms: dict[str, int] = {}
-    kinds: dict[str, str] = {}
-    cells: dict[tuple[int, int], ArmSummary] = {}
+    kinds: list[str] = []
+    where: list[tuple[int, int]] = []
+    rows: list[tuple[float, ...]] = []
     for s in summaries:
         if not isinstance(s, ArmSummary):
             raise ConfigurationError(f"analyze expects ArmSummary objects, got {type(s).__name__}")
-        if s.kind != kinds.setdefault(s.metric, s.kind):
+        m = metrics.get(s.metric)
+        if m is None:
+            m = metrics[s.metric] = len(kinds)
+            kinds.append(s.kind)
+        elif kinds[m] != s.kind:
             raise ConfigurationError(
-                f"metric {s.metric!r} has arms of different kinds: {kinds[s.metric]!r} "
+                f"metric {s.metric!r} has arms of different kinds: {kinds[m]!r} "
                 f"and {s.kind!r} (arm {s.arm!r})"
             )
-        if s.kind == "binomial" and not 0 <= s.sum <= s.n:
-            raise ConfigurationError(
-                f"binomial metric {s.metric!r}, arm {s.arm!r}: {s.sum} conversions for {s.n} units"
-            )
-        if s.kind == "count" and s.sum < 0:
-            raise ConfigurationError(
-                f"count metric {s.metric!r}, arm {s.arm!r}: negative total {s.sum}"
-            )
-        if s.sum_sq < 0 or s.pre_sum_sq < 0 or s.denom_sum_sq < 0:
-            raise ConfigurationError(
-                f"metric {s.metric!r}, arm {s.arm!r}: a sum of squares is negative"
-            )
-        key = (metrics.setdefault(s.metric, len(metrics)), arms.setdefault(s.arm, len(arms)))
-        cells[key] = cells[key].merge(s) if key in cells else s
-    if not cells:
+        a = arms.get(s.arm)
+        if a is None:
+            a = arms[s.arm] = len(arms)
+        where.append((m, a))
+        rows.append(
+            (s.n, s.sum, s.sum_sq, s.pre_sum, s.pre_sum_sq, s.cross_sum, s.denom_sum,
+             s.denom_sum_sq, s.num_denom_sum)
+        )  # fmt: skip
+    if not rows:
         raise ConfigurationError("analyze needs at least one ArmSummary")
     arm_names = list(arms)
     if control is None:
@@ -274,19 +276,38 @@ def _grid(
         raise ConfigurationError(f"control arm {control!r} is not among the arms {arm_names}")
     if len(arm_names) < 2:
         raise ConfigurationError(f"analyze needs at least two arms, got {arm_names}")
+    metric_names = list(metrics)
+    values = np.array(rows, dtype=float)
+    idx = np.array(where, dtype=np.intp)
+    _check_values(np, values, idx, metric_names, arm_names, kinds)
     # control first, the others in input order
     order = [arms[control]] + [arms[a] for a in arm_names if a != control]
-    remap = {old: new for new, old in enumerate(order)}
-    cells = {(m, remap[a]): s for (m, a), s in cells.items()}
-    names = [arm_names[i] for i in order]
-    metric_names = list(metrics)
-    return metric_names, names, [kinds[m] for m in metric_names], cells
+    remap = np.empty(len(order), dtype=np.intp)
+    remap[order] = np.arange(len(order))
+    cube = np.zeros((values.shape[1], len(metric_names), len(arm_names)))
+    np.add.at(cube, (slice(None), idx[:, 0], remap[idx[:, 1]]), values.T)
+    present = np.zeros((len(metric_names), len(arm_names)), dtype=bool)
+    present[idx[:, 0], remap[idx[:, 1]]] = True
+    return metric_names, [arm_names[i] for i in order], kinds, cube, present
 
 
-_FIELDS = (
-    "n", "sum", "sum_sq", "pre_sum", "pre_sum_sq", "cross_sum",
-    "denom_sum", "denom_sum_sq", "num_denom_sum",
-)  # fmt: skip
+def _check_values(
+    np: Any, values: Any, idx: Any, metrics: list[str], arms: list[str], kinds: list[str]
+) -> None:
+    kind = np.array(kinds)[idx[:, 0]]
+    n, total = values[:, 0], values[:, 1]
+    checks = (
+        ((kind == "binomial") & ((total < 0) | (total > n)), "binomial: conversions outside 0..n"),
+        ((kind == "count") & (total < 0), "count: negative total"),
+        ((values[:, [2, 4, 7]] < 0).any(axis=1), "a sum of squares is negative"),
+    )
+    for bad, what in checks:
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            m, a = idx[i]
+            raise ConfigurationError(
+                f"metric {metrics[m]!r}, arm {arms[a]!r}: {what} (n={n[i]:g}, sum={total[i]:g})"
+            )
 
 
 # --- the computation -------------------------------------------------------------------------
@@ -359,23 +380,13 @@ def analyze(
     rules = rules or DecisionRules()
 
     with np.errstate(all="ignore"):  # undefined cells are masked and flagged below
-        metric_names, arm_names, kinds, cells = _grid(summaries, control)
+        metric_names, arm_names, kinds, data, present = _grid(np, summaries, control)
         control_name = arm_names[0]
         unknown_inverse = set(inverse) - set(metric_names)
         if unknown_inverse:
             raise ConfigurationError(f"inverse names unknown metrics: {sorted(unknown_inverse)}")
         n_metrics, n_arms = len(metric_names), len(arm_names)
 
-        data = np.zeros((len(_FIELDS), n_metrics, n_arms))
-        present = np.zeros((n_metrics, n_arms), dtype=bool)
-        where = np.array(list(cells), dtype=np.intp).T
-        rows = [
-            (c.n, c.sum, c.sum_sq, c.pre_sum, c.pre_sum_sq, c.cross_sum, c.denom_sum,
-             c.denom_sum_sq, c.num_denom_sum)
-            for c in cells.values()
-        ]  # fmt: skip
-        data[:, where[0], where[1]] = np.array(rows, dtype=float).T
-        present[where[0], where[1]] = True
         n, s, ss, ps, pss, xs, ds, dss, nds = data
         kind_arr = np.array(kinds)[:, None]
         is_bin = kind_arr == "binomial"
@@ -659,38 +670,16 @@ def _build_arms(np: Any, bundle: tuple[Any, ...]) -> list[ArmResult]:
             warn = ("missing_control", *warn)
         notes[k] = warn
     control = arm_names[0]
-    empty: tuple[str, ...] = ()
-    return [
-        ArmResult(
-            metric_col[k],
-            arm_col[k],
-            control,
-            kind_col[k],
-            method,
-            t_n[k],
-            c_n[k],
-            t_mean[k],
-            c_mean[k],
-            e_abs[k],
-            e_rel[k],
-            None if e_abs[k] is None else (lo[k], hi[k]),
-            None if e_rel[k] is None else (lo_r[k], hi_r[k]),
-            se[k],
-            se_r[k],
-            p[k],
-            pa[k],
-            c_w[k],
-            l_s[k],
-            scale[k],
-            sig[k],
-            direction[k],
-            th[k],
-            level[k],
-            inv_col[k],
-            notes.get(k, empty),
-        )
-        for k in range(len(t_n))
-    ]
+    count = len(t_n)
+    ci = [None if x is None else (x, y) for x, y in zip(lo, hi, strict=True)]
+    ci_r = [None if x is None else (x, y) for x, y in zip(lo_r, hi_r, strict=True)]
+    warns = [notes.get(k, ()) for k in range(count)] if notes else [()] * count
+    columns = (
+        metric_col, arm_col, [control] * count, kind_col, [method] * count, t_n, c_n, t_mean,
+        c_mean, e_abs, e_rel, ci, ci_r, se, se_r, p, pa, c_w, l_s, scale, sig, direction, th,
+        level, inv_col, warns,
+    )  # fmt: skip
+    return [ArmResult(*row) for row in zip(*columns, strict=True)]
 
 
 def _sample_var(np: Any, n: Any, s: Any, ss: Any) -> Any:
