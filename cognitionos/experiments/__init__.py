@@ -14,6 +14,12 @@ from cognitionos.experiments._analysis import (
     analyze,
     srm_check,
 )
+from cognitionos.experiments._bandit import (
+    BanditPeriod,
+    BanditReport,
+    bandit_report,
+    thompson_weights,
+)
 from cognitionos.experiments._corrections import CORRECTIONS, adjust_pvalues, adjusted_alpha
 from cognitionos.experiments._group_sequential import (
     GroupSequentialDesign,
@@ -37,6 +43,8 @@ __all__ = [
     "AnalysisResult",
     "ArmResult",
     "ArmSummary",
+    "BanditPeriod",
+    "BanditReport",
     "Decision",
     "DecisionRules",
     "GaussianPrior",
@@ -47,6 +55,7 @@ __all__ = [
     "adjusted_alpha",
     "analyze",
     "anova_power",
+    "bandit_report",
     "chisquare_power",
     "f2_power",
     "group_sequential_bounds",
@@ -55,5 +64,6 @@ __all__ = [
     "power",
     "sample_size",
     "srm_check",
+    "thompson_weights",
     "ttest_power",
 ]
