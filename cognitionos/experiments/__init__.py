@@ -25,6 +25,7 @@ from cognitionos.experiments._group_sequential import (
     GroupSequentialDesign,
     group_sequential_bounds,
 )
+from cognitionos.experiments._plots import plot_effect_over_time, plot_posteriors
 from cognitionos.experiments._power import (
     SampleSize,
     anova_power,
@@ -61,6 +62,8 @@ __all__ = [
     "group_sequential_bounds",
     "mde",
     "normal_power",
+    "plot_effect_over_time",
+    "plot_posteriors",
     "power",
     "sample_size",
     "srm_check",
