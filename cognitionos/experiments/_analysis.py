@@ -40,13 +40,14 @@ Method = Literal["frequentist", "bayesian", "sequential", "msprt"]
 _METHODS = ("frequentist", "bayesian", "sequential", "msprt")
 
 # warning flags, in the order they are reported
-_EMPTY, _FEW, _ZERO_DEN, _ZERO_VAR, _CONTROL_ZERO, _NO_PRE = 1, 2, 4, 8, 16, 32
+_EMPTY, _FEW, _ZERO_DEN, _ZERO_VAR, _CONTROL_ZERO, _IMBALANCE = 1, 2, 4, 8, 16, 32
 _FLAG_NAMES = (
     (_EMPTY, "empty_arm"),
     (_FEW, "too_few_units"),
     (_ZERO_DEN, "zero_denominator"),
     (_ZERO_VAR, "zero_variance"),
     (_CONTROL_ZERO, "control_mean_near_zero"),
+    (_IMBALANCE, "pre_period_imbalance"),
 )
 _INVALID = _EMPTY | _FEW | _ZERO_DEN | _ZERO_VAR
 
@@ -452,6 +453,8 @@ def analyze(
     msprt_tau: float | None = None,
     priors: Mapping[str, GaussianPrior] | None = None,
     binomial_exact: bool = True,
+    relative_interval: str = "delta",
+    balance_threshold: float = 0.001,
     weights: Mapping[str, float] | None = None,
     units: Mapping[str, int] | None = None,
     srm_threshold: float = 0.001,
@@ -482,6 +485,11 @@ def analyze(
     names metrics where lower is better. ``weights`` are the configured traffic split for
     the SRM check (default equal); ``units`` overrides the units per arm it uses (default:
     the largest ``n`` of each arm over its metrics).
+
+    ``relative_interval="fieller"`` replaces the delta-method interval of the relative lift
+    by Fieller's (frequentist method; asymmetric, exact for a ratio of normal means).
+    Comparisons whose pre-period covariate means differ at p < ``balance_threshold``
+    (Welch test) carry the warning ``pre_period_imbalance``.
     """
     np = require("numpy", purpose="experiment analysis")
     special = require("scipy.special", purpose="experiment analysis")
@@ -498,6 +506,10 @@ def analyze(
         raise ConfigurationError(f"correction_scope={correction_scope!r} must be 'all' or 'metric'")
     if not (isinstance(sequential_tuning, (int, float)) and sequential_tuning > 0):
         raise ConfigurationError(f"sequential_tuning={sequential_tuning!r} must be > 0")
+    if relative_interval not in ("delta", "fieller"):
+        raise ConfigurationError(
+            f"relative_interval={relative_interval!r} must be 'delta' or 'fieller'"
+        )
     if msprt_tau is not None and not (math.isfinite(msprt_tau) and msprt_tau > 0):
         raise ConfigurationError(f"msprt_tau={msprt_tau!r} must be a positive number")
     corr = _correction_name(correction)
@@ -585,6 +597,13 @@ def analyze(
         se_ctrl = np.sqrt(np.maximum(va_u, 0) / na)
         near_zero = ~(np.abs(ma_u) > z_crit * se_ctrl) | (ma_u == 0)
         flags |= np.where(near_zero & ((flags & _INVALID) == 0), _CONTROL_ZERO, 0)
+        # pre-period balance: randomization should leave the covariate means equal
+        pre_se2 = pre_var[:, 1:] / nb + pre_var[:, :1] / na
+        pre_z = np.abs(pre_mean[:, 1:] - pre_mean[:, :1]) / np.sqrt(pre_se2)
+        pre_df = K.welch_df(np, pre_var[:, :1], na, pre_var[:, 1:], nb)
+        pre_p = 2 * special.stdtr(np.where(np.isnan(pre_df), np.inf, pre_df), -pre_z)
+        imbalanced = has_pre & (pre_se2 > 0) & (pre_p < balance_threshold)
+        flags |= np.where(imbalanced & ((flags & _INVALID) == 0), _IMBALANCE, 0)
         valid_abs = (flags & _INVALID) == 0
         valid_rel = valid_abs & ((flags & _CONTROL_ZERO) == 0)
         relative = difference == "relative"
@@ -671,6 +690,9 @@ def analyze(
                 center_rel, half_rel = mu, post_half
             else:
                 center_abs, half_abs = mu, post_half
+        rel_lo, rel_hi = center_rel - half_rel, center_rel + half_rel
+        if relative_interval == "fieller" and method == "frequentist":
+            rel_lo, rel_hi = _fieller(np, ma, mb, va / na, vb / nb, crit, valid_rel)
 
         # --- significance & direction on the chosen scale ---
         good_sign = np.where(inv, -1.0, 1.0)
@@ -693,7 +715,7 @@ def analyze(
             np, locals_for_build(
                 metric_names, arm_names, kinds, method, difference, inverse, present, n, mean_u,
                 flags, valid_abs, valid_rel, valid, eff_abs_s, eff_rel_s, center_abs, half_abs,
-                center_rel, half_rel, var_abs_s, var_rel_s, p_raw, p_adj, ctw, loss, exact_mask,
+                rel_lo, rel_hi, var_abs_s, var_rel_s, p_raw, p_adj, ctw, loss, exact_mask,
                 better, worse, theta, theta_ok, use_cuped, alpha_ci,
             ),
         )  # fmt: skip
@@ -739,8 +761,8 @@ def locals_for_build(*values: Any) -> tuple[Any, ...]:
 def _build_arms(np: Any, bundle: tuple[Any, ...]) -> list[ArmResult]:
     """ArmResult objects for every comparison, row by row (metric-major)."""
     (metric_names, arm_names, kinds, method, difference, inverse, present, n, mean_u, flags,
-     valid_abs, valid_rel, valid, eff_abs, eff_rel, center_abs, half_abs, center_rel,
-     half_rel, var_abs, var_rel, p_raw, p_adj, ctw, loss, exact_mask, better, worse, theta,
+     valid_abs, valid_rel, valid, eff_abs, eff_rel, center_abs, half_abs, rel_lo,
+     rel_hi, var_abs, var_rel, p_raw, p_adj, ctw, loss, exact_mask, better, worse, theta,
      theta_ok, use_cuped, alpha_ci) = bundle  # fmt: skip
     shape = flags.shape
     width = shape[1]
@@ -753,8 +775,8 @@ def _build_arms(np: Any, bundle: tuple[Any, ...]) -> list[ArmResult]:
     e_rel = opt(eff_rel, valid_rel)
     lo = opt(center_abs - half_abs, valid_abs)
     hi = (center_abs + half_abs).ravel().tolist()
-    lo_r = opt(center_rel - half_rel, valid_rel)
-    hi_r = (center_rel + half_rel).ravel().tolist()
+    lo_r = opt(rel_lo, valid_rel)
+    hi_r = rel_hi.ravel().tolist()
     se = opt(np.sqrt(var_abs), valid_abs)
     se_r = opt(np.sqrt(var_rel), valid_rel)
     none = [None] * (shape[0] * width)
@@ -804,6 +826,25 @@ def _build_arms(np: Any, bundle: tuple[Any, ...]) -> list[ArmResult]:
         level, inv_col, warns,
     )  # fmt: skip
     return list(map(ArmResult, zip(*columns, strict=True)))
+
+
+def _fieller(np: Any, ma: Any, mb: Any, va: Any, vb: Any, crit: Any, ok: Any) -> tuple[Any, Any]:
+    """Fieller's interval for mb / ma - 1 (independent arms), as a lift over |ma|.
+
+    Solves (mb - r ma)^2 = crit^2 (vb + r^2 va) for r; bounded exactly when
+    ma^2 > crit^2 va, which is the condition under which relative lift is reported at all.
+    """
+    a = ma * ma - crit * crit * va
+    b = -2.0 * ma * mb
+    c = mb * mb - crit * crit * vb
+    root = np.sqrt(np.maximum(b * b - 4.0 * a * c, 0.0))
+    safe_a = np.where(ok & (a > 0), a, 1.0)
+    r1 = (-b - root) / (2.0 * safe_a)
+    r2 = (-b + root) / (2.0 * safe_a)
+    lo, hi = np.minimum(r1, r2) - 1.0, np.maximum(r1, r2) - 1.0
+    # a negative control mean flips the sign of the lift over |ma|
+    neg = ma < 0
+    return np.where(neg, -hi, lo), np.where(neg, -lo, hi)
 
 
 def _sample_var(np: Any, n: Any, s: Any, ss: Any) -> Any:

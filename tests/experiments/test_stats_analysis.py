@@ -401,3 +401,34 @@ def test_ratio_metric_delta_method_by_hand():
     assert arm.std_error == pytest.approx(
         math.sqrt(var_ratio(*rows["A"]) + var_ratio(*rows["B"])), rel=1e-8
     )
+
+
+def test_fieller_interval_for_the_relative_lift():
+    arm = analyze([cont("A", 40, 2.0, 1.5), cont("B", 40, 2.6, 1.5)], correction="none",
+                  relative_interval="fieller").arms[0]  # fmt: skip
+    va = vb = 1.5**2 / 40
+    df = (va + vb) ** 2 / (va**2 / 39 + vb**2 / 39)
+    t = stats.t.isf(0.025, df)
+    # roots of (2.6 - r 2.0)^2 = t^2 (vb + r^2 va)
+    a, b, c = 4.0 - t * t * va, -2 * 2.0 * 2.6, 2.6**2 - t * t * vb
+    r = sorted(np.roots([a, b, c]).real)
+    assert arm.ci_rel == pytest.approx((r[0] - 1, r[1] - 1), rel=1e-10)
+    delta = analyze([cont("A", 40, 2.0, 1.5), cont("B", 40, 2.6, 1.5)], correction="none").arms[0]
+    # Fieller is asymmetric: longer on the upper side than the delta interval
+    assert arm.ci_rel[1] - 0.3 > 0.3 - arm.ci_rel[0]
+    assert delta.ci_rel[1] - 0.3 == pytest.approx(0.3 - delta.ci_rel[0])
+    big = [cont("A", 10**6, 2.0, 1.5), cont("B", 10**6, 2.02, 1.5)]
+    f = analyze(big, relative_interval="fieller").arms[0].ci_rel
+    d = analyze(big).arms[0].ci_rel
+    assert f == pytest.approx(d, rel=1e-3)
+
+
+def test_pre_period_imbalance_is_flagged():
+    def arm(name: str, pre_mean: float) -> ArmSummary:
+        n, y, x = 2000, 10.0, pre_mean
+        return ArmSummary(name, "y", n=n, sum=n * y, sum_sq=n * y * y + 4 * (n - 1),
+                          pre_sum=n * x, pre_sum_sq=n * x * x + 4 * (n - 1),
+                          cross_sum=n * x * y + 2 * (n - 1))  # fmt: skip
+
+    assert "pre_period_imbalance" in analyze([arm("A", 10.0), arm("B", 10.5)]).arms[0].warnings
+    assert analyze([arm("A", 10.0), arm("B", 10.01)]).arms[0].warnings == ()
