@@ -13,6 +13,7 @@ from cognitionos.experiments._analysis import (
     MetricResult,
     analyze,
     srm_check,
+    srm_sequential,
 )
 from cognitionos.experiments._bandit import (
     BanditPeriod,
@@ -67,6 +68,7 @@ __all__ = [
     "power",
     "sample_size",
     "srm_check",
+    "srm_sequential",
     "thompson_weights",
     "ttest_power",
 ]

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 import operator
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from typing import Any, Literal
 
 import attrs
@@ -34,6 +34,7 @@ __all__ = [
     "MetricResult",
     "analyze",
     "srm_check",
+    "srm_sequential",
 ]
 
 Method = Literal["frequentist", "bayesian", "sequential", "msprt"]
@@ -459,6 +460,7 @@ def analyze(
     units: Mapping[str, int] | None = None,
     srm_threshold: float = 0.001,
     srm_min_units: int = 100,
+    srm_method: str = "chi2",
     inverse: Collection[str] = (),
     rules: DecisionRules | None = None,
 ) -> AnalysisResult:
@@ -506,6 +508,8 @@ def analyze(
         raise ConfigurationError(f"correction_scope={correction_scope!r} must be 'all' or 'metric'")
     if not (isinstance(sequential_tuning, (int, float)) and sequential_tuning > 0):
         raise ConfigurationError(f"sequential_tuning={sequential_tuning!r} must be > 0")
+    if srm_method not in ("chi2", "sequential"):
+        raise ConfigurationError(f"srm_method={srm_method!r} must be 'chi2' or 'sequential'")
     if relative_interval not in ("delta", "fieller"):
         raise ConfigurationError(
             f"relative_interval={relative_interval!r} must be 'delta' or 'fieller'"
@@ -707,7 +711,9 @@ def analyze(
             worse = sig & (eff_s * good_sign < 0)
 
         # --- SRM ---
-        srm_p, srm_units = _srm(np, arm_names, n, present, weights, units, srm_min_units)
+        srm_p, srm_units = _srm(
+            np, arm_names, n, present, weights, units, srm_min_units, srm_method
+        )
         srm_detected = srm_p is not None and srm_p < srm_threshold
 
         # --- objects ---
@@ -925,6 +931,7 @@ def _srm(
     weights: Mapping[str, float] | None,
     units: Mapping[str, int] | None,
     min_units: int,
+    method: str,
 ) -> tuple[float | None, dict[str, int]]:
     if units is not None:
         unknown = set(units) - set(arm_names)
@@ -952,24 +959,58 @@ def _srm(
     total = sum(observed)
     if total < max(min_units, 1):
         return None, counts
-    p_value = srm_check(observed, w)
+    p_value = srm_sequential(observed, w) if method == "sequential" else srm_check(observed, w)
     return p_value, counts
 
 
-def srm_check(observed: list[int], weights: list[float]) -> float:
+def _srm_inputs(observed: Sequence[int], weights: Sequence[float]) -> tuple[list[int], list[float]]:
+    obs = list(observed)
+    w = list(weights)
+    if len(obs) < 2 or len(obs) != len(w):
+        raise ConfigurationError("SRM needs at least two arms and one weight per arm")
+    if any(isinstance(o, bool) or not isinstance(o, int) or o < 0 for o in obs):
+        raise ConfigurationError(f"SRM counts must be non-negative integers, got {obs}")
+    if any(not (isinstance(x, (int, float)) and math.isfinite(x) and x > 0) for x in w):
+        raise ConfigurationError(f"SRM weights must be positive numbers, got {w}")
+    total = sum(w)
+    return obs, [x / total for x in w]
+
+
+def srm_check(observed: Sequence[int], weights: Sequence[float]) -> float:
     """Chi-squared goodness-of-fit p-value of the units per arm against the weights.
 
     >>> round(srm_check([1000, 1100], [0.5, 0.5]), 4)
-    0.0289
+    0.0291
     """
     special = require("scipy.special")
-    total = sum(observed)
-    wsum = sum(weights)
-    x = sum(
-        (o - total * w / wsum) ** 2 / (total * w / wsum)
-        for o, w in zip(observed, weights, strict=True)
-    )
-    return float(special.chdtrc(len(observed) - 1, x))
+    obs, w = _srm_inputs(observed, weights)
+    total = sum(obs)
+    if total == 0:
+        return 1.0
+    x = sum((o - total * p) ** 2 / (total * p) for o, p in zip(obs, w, strict=True))
+    return float(special.chdtrc(len(obs) - 1, x))
+
+
+def srm_sequential(
+    observed: Sequence[int], weights: Sequence[float], *, concentration: float = 100.0
+) -> float:
+    """Always-valid SRM p-value (Lindon & Malek 2022): 1 / Bayes factor of a
+    Dirichlet-multinomial alternative (prior Dirichlet(concentration x weights)) against the
+    configured weights, capped at 1.
+
+    Valid at every look: check it as often as you like; keep the smallest value seen (the
+    running minimum is still a valid p-value).
+    """
+    special = require("scipy.special")
+    obs, w = _srm_inputs(observed, weights)
+    if not (math.isfinite(concentration) and concentration > 0):
+        raise ConfigurationError(f"concentration={concentration!r} must be a positive number")
+    alpha = [concentration * p for p in w]
+    total = sum(obs)
+    log_bf = float(special.gammaln(sum(alpha)) - special.gammaln(sum(alpha) + total))
+    for x, a, p in zip(obs, alpha, w, strict=True):
+        log_bf += float(special.gammaln(a + x) - special.gammaln(a)) - x * math.log(p)
+    return min(1.0, math.exp(-log_bf)) if log_bf > -700 else 1.0
 
 
 # --- decision ---------------------------------------------------------------------------------

@@ -114,3 +114,32 @@ def test_cuped_shrinks_intervals_on_correlated_data():
     assert 2.8 < ratio < 3.5
     assert with_cuped.cuped_theta == pytest.approx(1.0, abs=0.03)
     assert with_cuped.significant and with_cuped.direction == "better"
+
+
+def test_sequential_srm_is_the_bayes_factor_of_scipy_distributions():
+    from scipy.stats import dirichlet_multinomial, multinomial
+
+    from cognitionos.experiments import srm_sequential
+
+    counts, weights = [480, 530, 990], [0.25, 0.25, 0.5]
+    alpha = [100 * w for w in weights]
+    bf = dirichlet_multinomial.pmf(counts, alpha, sum(counts)) / multinomial.pmf(
+        counts, sum(counts), weights
+    )
+    assert srm_sequential(counts, weights) == pytest.approx(min(1.0, 1 / bf), rel=1e-9)
+
+
+def test_sequential_srm_stays_valid_over_many_looks():
+    from cognitionos.experiments import srm_sequential
+
+    rng = np.random.default_rng(4)
+    reps, looks, per_look = 400, 50, 200
+    hits = 0
+    for _ in range(reps):
+        a = np.cumsum(rng.binomial(per_look, 0.5, size=looks))
+        totals = per_look * np.arange(1, looks + 1)
+        p = [srm_sequential([int(x), int(t - x)], [1, 1]) for x, t in zip(a, totals, strict=True)]
+        hits += min(p) < 0.05
+    assert hits / reps <= _mc_bound(0.05, reps)
+    # and it does catch a real 45/55 split
+    assert srm_sequential([4500, 5500], [1, 1]) < 1e-6
