@@ -38,6 +38,7 @@ from cognitionos.experiments._power import (
     sample_size,
     ttest_power,
 )
+from cognitionos.experiments._quantile import QuantileResult, quantile_test
 from cognitionos.experiments._summary import ArmSummary
 
 __all__ = [
@@ -52,6 +53,7 @@ __all__ = [
     "GaussianPrior",
     "GroupSequentialDesign",
     "MetricResult",
+    "QuantileResult",
     "SampleSize",
     "adjust_pvalues",
     "adjusted_alpha",
@@ -66,6 +68,7 @@ __all__ = [
     "plot_effect_over_time",
     "plot_posteriors",
     "power",
+    "quantile_test",
     "sample_size",
     "srm_check",
     "srm_sequential",
