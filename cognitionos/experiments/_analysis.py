@@ -135,6 +135,7 @@ _ARM_FIELDS = (
     "ci_level",
     "inverse",
     "warnings",
+    "cuped_coefficients",
 )
 
 
@@ -261,6 +262,11 @@ class ArmResult:
         return self._row[25]  # type: ignore[no-any-return]
 
     @property
+    def cuped_coefficients(self) -> tuple[float, ...] | None:
+        """CUPED coefficients (one per covariate) when CUPED applied, else None."""
+        return self._row[26]  # type: ignore[no-any-return]
+
+    @property
     def summary(self) -> str:
         """One plain-language sentence (or three) about this comparison."""
         return _summarize(self)
@@ -367,7 +373,7 @@ _ROW = operator.attrgetter(
 
 def _grid(
     np: Any, summaries: Iterable[ArmSummary], control: str | None
-) -> tuple[list[str], list[str], list[str], Any, Any]:
+) -> tuple[list[str], list[str], list[str], Any, Any, dict[int, tuple[Any, Any, Any]]]:
     """Index the summaries: metric and arm names (control first), kinds, a data cube
     (field x metric x arm; summaries of the same cell are added, as ``merge`` does) and the
     mask of cells present."""
@@ -376,6 +382,7 @@ def _grid(
     kinds: list[str] = []
     where: list[tuple[int, int]] = []
     rows: list[tuple[float, ...]] = []
+    covs: list[tuple[int, int, tuple[float, ...], tuple[float, ...], tuple[float, ...]]] = []
     for s in summaries:
         if not isinstance(s, ArmSummary):
             raise ConfigurationError(f"analyze expects ArmSummary objects, got {type(s).__name__}")
@@ -392,6 +399,8 @@ def _grid(
         if a is None:
             a = arms[s.arm] = len(arms)
         where.append((m, a))
+        if s.covariate_sums:
+            covs.append((m, a, s.covariate_sums, s.covariate_products, s.covariate_cross))
         rows.append(_ROW(s))
     if not rows:
         raise ConfigurationError("analyze needs at least one ArmSummary")
@@ -414,7 +423,8 @@ def _grid(
     np.add.at(cube, (slice(None), idx[:, 0], remap[idx[:, 1]]), values.T)
     present = np.zeros((len(metric_names), len(arm_names)), dtype=bool)
     present[idx[:, 0], remap[idx[:, 1]]] = True
-    return metric_names, [arm_names[i] for i in order], kinds, cube, present
+    multi = _covariate_blocks(np, covs, remap, len(metric_names), len(arm_names), metric_names)
+    return metric_names, [arm_names[i] for i in order], kinds, cube, present, multi
 
 
 def _check_values(
@@ -455,6 +465,7 @@ def analyze(
     priors: Mapping[str, GaussianPrior] | None = None,
     binomial_exact: bool = True,
     relative_interval: str = "delta",
+    cuped_ridge: float = 0.0,
     balance_threshold: float = 0.001,
     weights: Mapping[str, float] | None = None,
     units: Mapping[str, int] | None = None,
@@ -520,7 +531,7 @@ def analyze(
     rules = rules or DecisionRules()
 
     with np.errstate(all="ignore"):  # undefined cells are masked and flagged below
-        metric_names, arm_names, kinds, data, present = _grid(np, summaries, control)
+        metric_names, arm_names, kinds, data, present, multi = _grid(np, summaries, control)
         control_name = arm_names[0]
         unknown_inverse = set(inverse) - set(metric_names)
         if unknown_inverse:
@@ -580,6 +591,18 @@ def analyze(
         vb = vb_u + theta**2 * pre_var[:, 1:] - 2 * theta * cov_arm[:, 1:]
         va = np.where(theta_ok, va, va_u)
         vb = np.where(theta_ok, vb, vb_u)
+        coefficients: dict[int, Any] = {}
+        if cuped and multi:
+            theta_ok = np.array(theta_ok, copy=True)
+            for rows_m, block in _group_by_size(np, multi).values():
+                coef, ok, adj = _multi_cuped(np, s, ss, n, rows_m, block, cuped_ridge)
+                ma[rows_m] = np.where(ok, adj[0], ma_u[rows_m])
+                mb[rows_m] = np.where(ok, adj[1], mb_u[rows_m])
+                va[rows_m] = np.where(ok, adj[2], va_u[rows_m])
+                vb[rows_m] = np.where(ok, adj[3], vb_u[rows_m])
+                theta_ok[rows_m] = ok
+                for r_i, row in enumerate(rows_m.tolist()):
+                    coefficients[row] = coef[r_i]
 
         eff_abs = mb - ma
         var_abs = vb / nb + va / na
@@ -722,7 +745,7 @@ def analyze(
                 metric_names, arm_names, kinds, method, difference, inverse, present, n, mean_u,
                 flags, valid_abs, valid_rel, valid, eff_abs_s, eff_rel_s, center_abs, half_abs,
                 rel_lo, rel_hi, var_abs_s, var_rel_s, p_raw, p_adj, ctw, loss, exact_mask,
-                better, worse, theta, theta_ok, use_cuped, alpha_ci,
+                better, worse, theta, theta_ok, use_cuped, alpha_ci, coefficients,
             ),
         )  # fmt: skip
         width = n_arms - 1
@@ -769,7 +792,7 @@ def _build_arms(np: Any, bundle: tuple[Any, ...]) -> list[ArmResult]:
     (metric_names, arm_names, kinds, method, difference, inverse, present, n, mean_u, flags,
      valid_abs, valid_rel, valid, eff_abs, eff_rel, center_abs, half_abs, rel_lo,
      rel_hi, var_abs, var_rel, p_raw, p_adj, ctw, loss, exact_mask, better, worse, theta,
-     theta_ok, use_cuped, alpha_ci) = bundle  # fmt: skip
+     theta_ok, use_cuped, alpha_ci, coefficients) = bundle  # fmt: skip
     shape = flags.shape
     width = shape[1]
 
@@ -793,7 +816,14 @@ def _build_arms(np: Any, bundle: tuple[Any, ...]) -> list[ArmResult]:
     exact = np.broadcast_to(exact_mask if exact_mask is not None else False, shape)
     scale = opt(np.where(exact, "absolute", difference), valid) if bayes else none
     theta_ok_b = np.broadcast_to(theta_ok, shape)
-    th = opt(theta, theta_ok_b)
+    multi_rows = np.zeros(shape, dtype=bool)
+    multi_rows[sorted(coefficients)] = True
+    th = opt(theta, theta_ok_b & ~multi_rows)
+    coefs: list[Any] = [None if t is None else (t,) for t in th]
+    for i, per_arm in coefficients.items():
+        for j in range(width):
+            if theta_ok_b[i, j]:
+                coefs[i * width + j] = tuple(per_arm[j].tolist())
     direction = np.where(better, "better", np.where(worse, "worse", "none")).ravel().tolist()
     sig = (better | worse).ravel().tolist()
     n_int = n.astype(np.int64)
@@ -829,9 +859,97 @@ def _build_arms(np: Any, bundle: tuple[Any, ...]) -> list[ArmResult]:
     columns = (
         metric_col, arm_col, [control] * count, kind_col, [method] * count, t_n, c_n, t_mean,
         c_mean, e_abs, e_rel, ci, ci_r, se, se_r, p, pa, c_w, l_s, scale, sig, direction, th,
-        level, inv_col, warns,
+        level, inv_col, warns, coefs,
     )  # fmt: skip
     return list(map(ArmResult, zip(*columns, strict=True)))
+
+
+def _covariate_blocks(
+    np: Any,
+    covs: list[tuple[int, int, tuple[float, ...], tuple[float, ...], tuple[float, ...]]],
+    remap: Any,
+    n_metrics: int,
+    n_arms: int,
+    metric_names: list[str],
+) -> dict[int, tuple[Any, Any, Any]]:
+    """Per metric with several covariates: sums (K, p), products (K, p, p), cross (K, p)."""
+    out: dict[int, tuple[Any, Any, Any]] = {}
+    for m, a, xs, xx, xy in covs:
+        p = len(xs)
+        if m not in out:
+            out[m] = (np.zeros((n_arms, p)), np.zeros((n_arms, p, p)), np.zeros((n_arms, p)))
+        sums, prods, cross = out[m]
+        if sums.shape[1] != p:
+            raise ConfigurationError(
+                f"metric {metric_names[m]!r}: arms report different numbers of covariates"
+            )
+        col = int(remap[a])
+        sums[col] += xs
+        iu = np.triu_indices(p)
+        full = np.zeros((p, p))
+        full[iu] = xx
+        full = full + full.T - np.diag(np.diag(full))
+        prods[col] += full
+        cross[col] += xy
+    return out
+
+
+def _group_by_size(np: Any, multi: dict[int, tuple[Any, Any, Any]]) -> dict[int, tuple[Any, Any]]:
+    """Metrics grouped by covariate count: rows and stacked (sums, products, cross)."""
+    groups: dict[int, list[int]] = {}
+    for m, (sums, _, _) in multi.items():
+        groups.setdefault(sums.shape[1], []).append(m)
+    out: dict[int, tuple[Any, Any]] = {}
+    for p, rows in groups.items():
+        block = tuple(np.stack([multi[m][i] for m in rows]) for i in range(3))
+        out[p] = (np.array(rows, dtype=np.intp), block)
+    return out
+
+
+def _multi_cuped(
+    np: Any, s: Any, ss: Any, n: Any, rows: Any, block: Any, ridge: float
+) -> tuple[Any, Any, tuple[Any, Any, Any, Any]]:
+    """CUPED with p covariates: theta = (S_xx + ridge tr(S_xx)/p I)^-1 s_xy from the pooled
+    sums of each (control, treatment) pair; adjusted means and per-unit variances."""
+    xs, xx, xy = block  # (G, K, p), (G, K, p, p), (G, K, p)
+    p = xs.shape[-1]
+    y, yy, cnt = s[rows], ss[rows], n[rows]  # (G, K)
+    nj = cnt[:, :1] + cnt[:, 1:]  # (G, K-1)
+    sx = xs[:, :1] + xs[:, 1:]
+    sxx = xx[:, :1] + xx[:, 1:]
+    sxy = xy[:, :1] + xy[:, 1:]
+    sy = y[:, :1] + y[:, 1:]
+    cxx = (sxx - sx[..., :, None] * sx[..., None, :] / nj[..., None, None]) / (
+        nj[..., None, None] - 1
+    )
+    cxy = (sxy - sx * (sy / nj)[..., None]) / (nj - 1)[..., None]
+    vy = (yy[:, :1] + yy[:, 1:] - sy * sy / nj) / (nj - 1)
+    scale = np.trace(cxx, axis1=-2, axis2=-1) / p
+    reg = cxx + (ridge * scale)[..., None, None] * np.eye(p)
+    finite = np.isfinite(reg).all(axis=(-1, -2)) & np.isfinite(cxy).all(axis=-1)
+    safe = np.where(finite[..., None, None], reg, np.eye(p))
+    theta = np.einsum("...ij,...j->...i", np.linalg.pinv(safe), np.where(finite[..., None], cxy, 0))
+    ok = finite & (scale > 0) & (vy > 0)
+    theta = np.where(ok[..., None], theta, 0.0)
+    # per arm: means, covariances of the covariates and with y
+    xbar = xs / cnt[..., None]
+    cov_xx = (xx - xs[..., :, None] * xs[..., None, :] / cnt[..., None, None]) / (
+        cnt[..., None, None] - 1
+    )
+    cov_xy = (xy - xs * (y / cnt)[..., None]) / (cnt - 1)[..., None]
+    var_y = (yy - y * y / cnt) / (cnt - 1)
+    mean_y = y / cnt
+
+    def adjusted(col: slice) -> tuple[Any, Any]:
+        xb, cx, cy = xbar[:, col], cov_xx[:, col], cov_xy[:, col]
+        mean = mean_y[:, col] - np.einsum("...i,...i->...", theta, xb)
+        quad = np.einsum("...i,...ij,...j->...", theta, cx, theta)
+        var = var_y[:, col] + quad - 2 * np.einsum("...i,...i->...", theta, cy)
+        return mean, var
+
+    ma, va = adjusted(slice(0, 1))
+    mb, vb = adjusted(slice(1, None))
+    return theta, ok, (ma, mb, va, vb)
 
 
 def _fieller(np: Any, ma: Any, mb: Any, va: Any, vb: Any, crit: Any, ok: Any) -> tuple[Any, Any]:

@@ -432,3 +432,74 @@ def test_pre_period_imbalance_is_flagged():
 
     assert "pre_period_imbalance" in analyze([arm("A", 10.0), arm("B", 10.5)]).arms[0].warnings
     assert analyze([arm("A", 10.0), arm("B", 10.01)]).arms[0].warnings == ()
+
+
+def _multi_summary(arm: str, y: np.ndarray, xs: np.ndarray) -> ArmSummary:
+    p = xs.shape[1]
+    prods = tuple(float(xs[:, j] @ xs[:, k]) for j in range(p) for k in range(j, p))
+    return ArmSummary(
+        arm, "y", n=y.size, sum=float(y.sum()), sum_sq=float(y @ y),
+        covariate_sums=tuple(xs.sum(axis=0).tolist()), covariate_products=prods,
+        covariate_cross=tuple((xs.T @ y).tolist()),
+    )  # fmt: skip
+
+
+def test_cuped_with_several_covariates_matches_regression_on_raw_data():
+    rng = np.random.default_rng(12)
+    raw = {}
+    for arm, lift in (("A", 0.0), ("B", 0.15)):
+        x = rng.normal(size=(3000, 2)) @ np.array([[1.0, 0.3], [0.0, 1.0]]) + 5
+        y = 2 + 0.8 * x[:, 0] - 0.5 * x[:, 1] + rng.normal(lift, 1.0, 3000)
+        raw[arm] = (y, x)
+    arm = analyze([_multi_summary(a, *raw[a]) for a in ("A", "B")], correction="none").arms[0]
+    # theta by least squares on the pooled data, then a Welch test of y - theta'x
+    pooled = np.vstack([np.column_stack([x, y]) for y, x in raw.values()])
+    cov = np.cov(pooled, rowvar=False)
+    theta = np.linalg.solve(cov[:2, :2], cov[:2, 2])
+    za, zb = (raw[a][0] - raw[a][1] @ theta for a in ("A", "B"))
+    ref = stats.ttest_ind(zb, za, equal_var=False)
+    assert arm.cuped_coefficients == pytest.approx(tuple(theta), rel=1e-9)
+    assert arm.effect_abs == pytest.approx(zb.mean() - za.mean(), rel=1e-9)
+    assert arm.p_value == pytest.approx(ref.pvalue, rel=1e-7)
+    assert arm.cuped_theta is None
+
+
+def test_one_covariate_in_tuple_form_equals_the_pre_fields():
+    rng = np.random.default_rng(13)
+    tuple_form, pre_form = [], []
+    for arm in ("A", "B"):
+        x = rng.normal(10, 2, 2000)
+        y = x + rng.normal(0.1 if arm == "B" else 0, 1, 2000)
+        tuple_form.append(_multi_summary(arm, y, x[:, None]))
+        pre_form.append(ArmSummary(arm, "y", n=2000, sum=y.sum(), sum_sq=y @ y, pre_sum=x.sum(),
+                                   pre_sum_sq=x @ x, cross_sum=x @ y))  # fmt: skip
+    a, b = analyze(tuple_form).arms[0], analyze(pre_form).arms[0]
+    assert a.effect_abs == pytest.approx(b.effect_abs, rel=1e-10)
+    assert a.ci == pytest.approx(b.ci, rel=1e-10)
+    assert a.cuped_coefficients == pytest.approx((b.cuped_theta,), rel=1e-10)
+
+
+def test_covariate_tuples_are_checked():
+    with pytest.raises(ConfigurationError, match="covariate_products"):
+        ArmSummary("A", "y", n=3, covariate_sums=(1.0, 2.0), covariate_products=(1.0,),
+                   covariate_cross=(1.0, 1.0))  # fmt: skip
+    with pytest.raises(ConfigurationError):
+        ArmSummary("A", "y", n=3, covariate_sums=(float("nan"),), covariate_products=(1.0,),
+                   covariate_cross=(1.0,))  # fmt: skip
+
+
+def test_ridge_shrinks_and_collinear_covariates_stay_finite():
+    rng = np.random.default_rng(14)
+    parts = []
+    for arm in ("A", "B"):
+        x = rng.normal(10, 2, 1000)
+        y = x + rng.normal(0, 1, 1000)
+        parts.append((arm, y, np.column_stack([x, x])))  # the same covariate twice
+    summaries = [_multi_summary(a, y, x) for a, y, x in parts]
+    plain = analyze(summaries).arms[0]
+    assert plain.cuped_coefficients is not None
+    # minimum-norm solution splits theta ~ 1 over the two copies
+    assert sum(plain.cuped_coefficients) == pytest.approx(1.0, abs=0.05)
+    ridge = analyze(summaries, cuped_ridge=1.0).arms[0]
+    assert sum(ridge.cuped_coefficients) < sum(plain.cuped_coefficients)
+    assert all(math.isfinite(v) for v in all_floats(analyze(summaries)))
