@@ -1,5 +1,77 @@
-"""A/B testing: assignment, event ingestion and analysis over per-arm sufficient statistics."""
+"""A/B testing: assignment, event ingestion and analysis over per-arm sufficient statistics.
 
+Analysis (:func:`analyze`, :func:`sample_size`, ...) imports numpy and scipy on first use,
+so ``import cognitionos.experiments`` stays light.
+"""
+
+from cognitionos.experiments._analysis import (
+    AnalysisResult,
+    ArmResult,
+    Decision,
+    DecisionRules,
+    GaussianPrior,
+    MetricResult,
+    analyze,
+    srm_check,
+    srm_sequential,
+)
+from cognitionos.experiments._bandit import (
+    BanditPeriod,
+    BanditReport,
+    bandit_report,
+    thompson_weights,
+)
+from cognitionos.experiments._corrections import CORRECTIONS, adjust_pvalues, adjusted_alpha
+from cognitionos.experiments._group_sequential import (
+    GroupSequentialDesign,
+    group_sequential_bounds,
+)
+from cognitionos.experiments._plots import plot_effect_over_time, plot_posteriors
+from cognitionos.experiments._power import (
+    SampleSize,
+    anova_power,
+    chisquare_power,
+    f2_power,
+    mde,
+    normal_power,
+    power,
+    sample_size,
+    ttest_power,
+)
+from cognitionos.experiments._quantile import QuantileResult, quantile_test
 from cognitionos.experiments._summary import ArmSummary
 
-__all__ = ["ArmSummary"]
+__all__ = [
+    "CORRECTIONS",
+    "AnalysisResult",
+    "ArmResult",
+    "ArmSummary",
+    "BanditPeriod",
+    "BanditReport",
+    "Decision",
+    "DecisionRules",
+    "GaussianPrior",
+    "GroupSequentialDesign",
+    "MetricResult",
+    "QuantileResult",
+    "SampleSize",
+    "adjust_pvalues",
+    "adjusted_alpha",
+    "analyze",
+    "anova_power",
+    "bandit_report",
+    "chisquare_power",
+    "f2_power",
+    "group_sequential_bounds",
+    "mde",
+    "normal_power",
+    "plot_effect_over_time",
+    "plot_posteriors",
+    "power",
+    "quantile_test",
+    "sample_size",
+    "srm_check",
+    "srm_sequential",
+    "thompson_weights",
+    "ttest_power",
+]

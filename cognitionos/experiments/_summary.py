@@ -15,6 +15,10 @@ Field names follow the quantities, per unit ``i`` of the arm:
   sum x_i**2, sum x_i*y_i (all zero when the metric has no covariate);
 - ``denom_sum``, ``denom_sum_sq``, ``num_denom_sum``: ratio metrics (y_i is the numerator,
   d_i the denominator): sum d_i, sum d_i**2, sum y_i*d_i.
+- ``covariate_sums``, ``covariate_products``, ``covariate_cross``: several CUPED covariates
+  x_i1 .. x_ip (used instead of ``pre_*`` when given): sum x_ij for each j; sum x_ij*x_ik
+  for j <= k in row order ((1,1), (1,2), .., (1,p), (2,2), ..), p(p+1)/2 values; and
+  sum x_ij*y_i for each j. Empty tuples (the default) mean no such covariates.
 """
 
 from __future__ import annotations
@@ -40,6 +44,7 @@ _SUMS = (
     "denom_sum_sq",
     "num_denom_sum",
 )
+_TUPLES = ("covariate_sums", "covariate_products", "covariate_cross")
 
 
 def _check_kind(_inst: object, _attr: object, value: str) -> None:
@@ -55,6 +60,23 @@ def _check_n(_inst: object, _attr: object, value: int) -> None:
 def _check_finite(_inst: object, attr: attrs.Attribute[float], value: float) -> None:
     if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
         raise ConfigurationError(f"{attr.name}={value!r} must be a finite number")
+
+
+def _check_tuple(_inst: object, attr: attrs.Attribute[tuple[float, ...]], value: object) -> None:
+    if not isinstance(value, tuple) or any(
+        isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v)
+        for v in value
+    ):
+        raise ConfigurationError(f"{attr.name}={value!r} must be a tuple of finite numbers")
+
+
+def _check_covariates(inst: ArmSummary) -> None:
+    p = len(inst.covariate_sums)
+    if len(inst.covariate_products) != p * (p + 1) // 2 or len(inst.covariate_cross) != p:
+        raise ConfigurationError(
+            f"arm {inst.arm!r}, metric {inst.metric!r}: {p} covariate sums need "
+            f"{p * (p + 1) // 2} covariate_products and {p} covariate_cross values"
+        )
 
 
 @attrs.frozen(slots=True)
@@ -73,6 +95,12 @@ class ArmSummary:
     denom_sum: float = attrs.field(default=0.0, validator=_check_finite)
     denom_sum_sq: float = attrs.field(default=0.0, validator=_check_finite)
     num_denom_sum: float = attrs.field(default=0.0, validator=_check_finite)
+    covariate_sums: tuple[float, ...] = attrs.field(default=(), validator=_check_tuple)
+    covariate_products: tuple[float, ...] = attrs.field(default=(), validator=_check_tuple)
+    covariate_cross: tuple[float, ...] = attrs.field(default=(), validator=_check_tuple)
+
+    def __attrs_post_init__(self) -> None:
+        _check_covariates(self)
 
     @property
     def mean(self) -> float:
@@ -86,5 +114,14 @@ class ArmSummary:
                 f"cannot merge summaries of {(self.arm, self.metric, self.kind)!r} "
                 f"and {(other.arm, other.metric, other.kind)!r}"
             )
-        sums = {name: getattr(self, name) + getattr(other, name) for name in _SUMS}
-        return attrs.evolve(self, n=self.n + other.n, **sums)
+        if len(self.covariate_sums) != len(other.covariate_sums):
+            raise ConfigurationError(
+                f"cannot merge summaries of {self.metric!r} with different covariate counts"
+            )
+        sums: dict[str, object] = {
+            name: getattr(self, name) + getattr(other, name) for name in _SUMS
+        }
+        for name in _TUPLES:
+            sums[name] = tuple(a + b for a, b in zip(getattr(self, name), getattr(other, name),
+                                                     strict=True))  # fmt: skip
+        return attrs.evolve(self, n=self.n + other.n, **sums)  # type: ignore[arg-type]
