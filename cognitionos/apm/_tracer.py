@@ -44,15 +44,48 @@ __all__ = ["Span", "SpanEvent", "Tracer", "TracerProvider"]
 log = logging.getLogger("cognitionos.apm")
 
 _SPAN_KEY = otel_trace._SPAN_KEY  # the key the API itself stores the current span under
-_attach = otel_context.attach
-_detach = otel_context.detach
-_get_current = otel_context.get_current
-_set_value = otel_context.set_value
+
+
+def _runtime_var() -> Any:
+    # With the API's default (contextvars) runtime context, read and set its ContextVar
+    # directly: the same operations the API performs, minus two Python call layers. Any
+    # other runtime context goes through the public functions.
+    runtime = getattr(otel_context, "_RUNTIME_CONTEXT", None)
+    var = getattr(runtime, "_current_context", None)
+    if type(runtime).__name__ == "ContextVarsRuntimeContext" and hasattr(var, "reset"):
+        return var
+    return None
+
+
+_VAR = _runtime_var()
+if _VAR is not None:
+    _attach: Any = _VAR.set
+    _get_current: Any = _VAR.get
+
+    def _detach(token: Any) -> None:
+        try:
+            _VAR.reset(token)
+        except Exception:  # the API logs and carries on; so do we
+            log.exception("Failed to detach context")
+
+else:  # pragma: no cover - a custom OTEL_PYTHON_CONTEXT
+    _attach = otel_context.attach
+    _get_current = otel_context.get_current
+    _detach = otel_context.detach
+
+
+def _with_span(span: otel_trace.Span) -> otel_context.Context:
+    values = dict(_get_current())
+    values[_SPAN_KEY] = span
+    return otel_context.Context(values)
+
+
 _time_ns = time.time_ns
 _SAMPLED = TraceFlags(TraceFlags.SAMPLED)
 _NOT_SAMPLED = TraceFlags(TraceFlags.DEFAULT)
 _EMPTY_STATE = TraceState()
 _ALLOWED_SCALARS = (str, bool, int, float)
+_UNSET = Status(StatusCode.UNSET)
 
 _COUNTER_NAMES = (
     "spans_started",
@@ -126,9 +159,10 @@ class Span(otel_trace.Span):
         self.end_time = 0
         self.trace_state = trace_state
         self.attributes: dict[str, Any] = {}
-        self.events: list[SpanEvent] = []
-        self.links: list[Link] = []
-        self.status = Status(StatusCode.UNSET)
+        # shared empty tuples until the first event/link: most spans have none
+        self.events: list[SpanEvent] | tuple[()] = ()
+        self.links: list[Link] | tuple[()] = ()
+        self.status = _UNSET
         self.exception: BaseException | None = None
         self._context: SpanContext | None = None
         self._ctx_token: object = None
@@ -153,10 +187,17 @@ class Span(otel_trace.Span):
         if self.end_time:
             return
         attrs = self.attributes
-        if key not in attrs and len(attrs) >= self._provider.max_attributes:
-            self._provider._count_dropped_attribute()
+        provider = self._provider
+        if key not in attrs and len(attrs) >= provider.max_attributes:
+            provider._count_dropped_attribute()
             return
-        attrs[key] = self._provider._clean(value)
+        kind = type(value)
+        if kind is str:
+            if len(value) > provider._str_limit:  # type: ignore[arg-type]
+                value = provider._clean(value)
+        elif kind is not int and kind is not bool and kind is not float:
+            value = provider._clean(value)
+        attrs[key] = value
 
     def set_attributes(self, attributes: Mapping[str, otel_types.AttributeValue]) -> None:
         """Set several attributes."""
@@ -175,12 +216,16 @@ class Span(otel_trace.Span):
         if len(self.events) >= self._provider.max_events:
             self._provider._count_dropped_event()
             return
-        clean = {k: self._provider._clean(v) for k, v in (attributes or {}).items()}
+        clean = self._provider._clean_all(attributes) if attributes else {}
+        if not self.events:
+            self.events = []
         self.events.append(SpanEvent(name, timestamp or _time_ns(), clean))
 
     def add_link(self, context: SpanContext, attributes: otel_types.Attributes = None) -> None:
         """Link another span's context."""
         if not self.end_time and context.is_valid:
+            if not self.links:
+                self.links = []
             self.links.append(Link(context, attributes))
 
     def update_name(self, name: str) -> None:
@@ -268,7 +313,7 @@ class _CurrentSpan:
         self._token: object = None
 
     def __enter__(self) -> otel_trace.Span:
-        self._token = _attach(_set_value(_SPAN_KEY, self.span))
+        self._token = _attach(_with_span(self.span))
         return self.span
 
     def __exit__(
@@ -328,7 +373,7 @@ class Tracer(otel_trace.Tracer):
             parent_id = 0
             parent_remote = False
             state = _EMPTY_STATE
-            sampled = provider._sample(None, trace_id, name)
+            sampled = True if provider._root_always else provider._sample(None, trace_id, name)
         elif type(parent) is Span:
             trace_id = parent.trace_id
             parent_id = parent.span_id
@@ -370,7 +415,7 @@ class Tracer(otel_trace.Tracer):
             state,
         )
         if attributes:
-            span.set_attributes(attributes)
+            span.attributes = provider._clean_all(attributes)
         if links:
             for link in links:
                 span.add_link(link.context, link.attributes)
@@ -452,9 +497,13 @@ class TracerProvider(otel_trace.TracerProvider):
         self._follow_parent = (
             isinstance(sampler, ParentBased) and sampler.local_parent_sampled is ALWAYS_ON
         )
+        self._root_always = sampler is ALWAYS_ON or (
+            isinstance(sampler, ParentBased) and sampler.root is ALWAYS_ON
+        )
         self.resource: dict[str, Any] = {"service.name": service_name, **(resource or {})}
         self.max_attributes = max_attributes
         self.max_attribute_length = max_attribute_length
+        self._str_limit = max_attribute_length if max_attribute_length is not None else 1 << 62
         self.max_events = max_events
         self.counters = CounterSet("apm_tracer", _COUNTER_NAMES)
         self._count_started = self.counters.incrementer("spans_started")
@@ -512,6 +561,24 @@ class TracerProvider(otel_trace.TracerProvider):
         if isinstance(value, (list, tuple)):
             return tuple(self._clean(v) for v in value)
         return str(value)
+
+    def _clean_all(self, attributes: Mapping[str, Any]) -> dict[str, Any]:
+        """A checked copy of ``attributes`` (count and length limits applied and counted)."""
+        limit = self._str_limit
+        out: dict[str, Any] = {}
+        room = self.max_attributes
+        for key, value in attributes.items():
+            if len(out) >= room:
+                self._count_dropped_attribute()
+                continue
+            kind = type(value)
+            if kind is str:
+                if len(value) > limit:
+                    value = self._clean(value)
+            elif kind is not int and kind is not bool and kind is not float:
+                value = self._clean(value)
+            out[key] = value
+        return out
 
     # -- the API ----------------------------------------------------------------------------
 
