@@ -101,7 +101,7 @@ def test_exceptions_are_recorded_and_reraised(provider, exporter):
 def test_exception_recording_can_be_turned_off(provider, exporter):
     tracer = provider.get_tracer("t")
     with (
-        pytest.raises(ValueError),
+        pytest.raises(ValueError, match="x"),
         tracer.start_as_current_span(
             "quiet", record_exception=False, set_status_on_exception=False
         ),
