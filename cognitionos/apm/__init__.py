@@ -13,6 +13,13 @@
 from __future__ import annotations
 
 from cognitionos.apm._export import BatchSpanProcessor, InMemorySpanExporter, SpanExporter
+from cognitionos.apm._otlp import (
+    ExportedSpan,
+    OTLPSpanExporter,
+    decode_otlp_json,
+    encode_otlp_json,
+    encode_otlp_protobuf,
+)
 from cognitionos.apm._propagation import (
     HeaderGetter,
     HeaderSetter,
@@ -37,10 +44,12 @@ __all__ = [
     "AlwaysOff",
     "AlwaysOn",
     "BatchSpanProcessor",
+    "ExportedSpan",
     "HeaderGetter",
     "HeaderSetter",
     "InMemorySpanExporter",
     "LatencySketch",
+    "OTLPSpanExporter",
     "ParentBased",
     "Sampler",
     "SketchDecodeError",
@@ -51,5 +60,8 @@ __all__ = [
     "TraceIdRatioBased",
     "Tracer",
     "TracerProvider",
+    "decode_otlp_json",
+    "encode_otlp_json",
+    "encode_otlp_protobuf",
     "parse_traceparent",
 ]

@@ -292,6 +292,11 @@ class Span(otel_trace.Span):
         self.end()
 
     @property
+    def resource(self) -> dict[str, Any]:
+        """The provider's resource attributes (``service.name`` ...)."""
+        return self._provider.resource
+
+    @property
     def duration_ns(self) -> int:
         """End minus start (0 while recording)."""
         return self.end_time - self.start_time if self.end_time else 0
