@@ -155,7 +155,7 @@ class LatencySketch:
             raise ConfigurationError("sketch values must be finite numbers (no NaN or inf)")
         threshold = self._min_indexable
         if lo > threshold:
-            positives: list[float] = list(data)
+            positives: list[float] | tuple[float, ...] = data
             negatives: list[float] = []
             zeros = 0
         else:
