@@ -12,7 +12,14 @@
 
 from __future__ import annotations
 
+from cognitionos.apm._errors import ErrorGrouper, normalize_message, read_error_groups
 from cognitionos.apm._export import BatchSpanProcessor, InMemorySpanExporter, SpanExporter
+from cognitionos.apm._latency import (
+    OVERFLOW_ROUTE,
+    LatencyRecorder,
+    read_route_latencies,
+    summarize,
+)
 from cognitionos.apm._otlp import (
     ExportedSpan,
     OTLPSpanExporter,
@@ -36,23 +43,32 @@ from cognitionos.apm._sampling import (
     TraceIdRatioBased,
 )
 from cognitionos.apm._sketch import LatencySketch, SketchDecodeError
+from cognitionos.apm._sql import SlowQueryDetector, normalize_sql, read_slow_queries
 from cognitionos.apm._tracer import Span, SpanEvent, Tracer, TracerProvider
+from cognitionos.apm.models import ErrorGroup, RouteLatency, SlowQuery
 
 __all__ = [
     "ALWAYS_OFF",
     "ALWAYS_ON",
+    "OVERFLOW_ROUTE",
     "AlwaysOff",
     "AlwaysOn",
     "BatchSpanProcessor",
+    "ErrorGroup",
+    "ErrorGrouper",
     "ExportedSpan",
     "HeaderGetter",
     "HeaderSetter",
     "InMemorySpanExporter",
+    "LatencyRecorder",
     "LatencySketch",
     "OTLPSpanExporter",
     "ParentBased",
+    "RouteLatency",
     "Sampler",
     "SketchDecodeError",
+    "SlowQuery",
+    "SlowQueryDetector",
     "Span",
     "SpanEvent",
     "SpanExporter",
@@ -63,5 +79,11 @@ __all__ = [
     "decode_otlp_json",
     "encode_otlp_json",
     "encode_otlp_protobuf",
+    "normalize_message",
+    "normalize_sql",
     "parse_traceparent",
+    "read_error_groups",
+    "read_route_latencies",
+    "read_slow_queries",
+    "summarize",
 ]
