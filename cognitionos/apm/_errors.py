@@ -114,6 +114,8 @@ class ErrorGrouper:
         self._libdirs = _library_dirs()
         self._lock = threading.Lock()
         self._local: dict[str, ErrorGroup] = {}
+        self._store: Any
+        self._owns: bool
         self._store, self._owns = (None, False) if store is None else open_kv(store, "ErrorGrouper")
 
     # -- fingerprinting ----------------------------------------------------------------------

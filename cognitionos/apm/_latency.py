@@ -64,6 +64,8 @@ class LatencyRecorder:
         self._routes: set[str] = set()
         self.counters = CounterSet("apm_latency", ("recorded", "overflow", "flushes"))
         self._count_overflow = self.counters.incrementer("overflow")
+        self._store: Any
+        self._owns: bool
         self._store, self._owns = (
             (None, False) if store is None else open_kv(store, "LatencyRecorder")
         )

@@ -15,6 +15,7 @@ records (what :func:`encode_otlp_json` accepts too), so bodies round-trip.
 from __future__ import annotations
 
 import json
+import math
 import struct
 import time
 import urllib.error
@@ -164,6 +165,13 @@ def _any_json(value: Any) -> dict[str, Any]:
     if isinstance(value, int):
         return {"intValue": value}
     if isinstance(value, float):
+        # proto3 JSON spells non-finite doubles as strings
+        if value != value or value in (math.inf, -math.inf):
+            return {
+                "doubleValue": "NaN"
+                if value != value
+                else ("Infinity" if value > 0 else "-Infinity")
+            }
         return {"doubleValue": value}
     if isinstance(value, str):
         return {"stringValue": value}

@@ -278,7 +278,7 @@ class LatencySketch:
         return len(self._pos) + len(self._neg)
 
     def _value(self, key: int) -> float:
-        return 2.0 * self._gamma ** float(key) / (self._gamma + 1.0)
+        return float(2.0 * self._gamma ** float(key) / (self._gamma + 1.0))
 
     def quantile(self, q: float) -> float:
         """The ``q``-quantile (0 <= q <= 1); NaN when the sketch is empty."""

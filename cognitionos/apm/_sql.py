@@ -188,6 +188,8 @@ class SlowQueryDetector:
         self._scope: contextvars.ContextVar[_Scope | None] = contextvars.ContextVar(
             "cognitionos_apm_sql_scope", default=None
         )
+        self._store: Any
+        self._owns: bool
         self._store, self._owns = (
             (None, False) if store is None else open_kv(store, "SlowQueryDetector")
         )

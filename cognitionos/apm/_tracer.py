@@ -43,7 +43,8 @@ __all__ = ["Span", "SpanEvent", "Tracer", "TracerProvider"]
 
 log = logging.getLogger("cognitionos.apm")
 
-_SPAN_KEY = otel_trace._SPAN_KEY  # the key the API itself stores the current span under
+# the key the API itself stores the current span under
+_SPAN_KEY: str = otel_trace.propagation._SPAN_KEY
 
 
 def _runtime_var() -> Any:
@@ -372,7 +373,7 @@ class Tracer(otel_trace.Tracer):
     ) -> otel_trace.Span:
         """Start a span, child of the span in ``context`` (else of the current one)."""
         provider = self._provider
-        parent = (context if context is not None else _get_current()).get(_SPAN_KEY)
+        parent: Any = (context if context is not None else _get_current()).get(_SPAN_KEY)
         if parent is None or parent is otel_trace.INVALID_SPAN:
             trace_id = provider._new_trace_id()
             parent_id = 0

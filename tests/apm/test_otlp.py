@@ -157,7 +157,7 @@ scalars = st.one_of(
     st.text(max_size=10),
     st.booleans(),
     st.integers(min_value=-(2**63), max_value=2**63 - 1),
-    st.floats(allow_nan=False),
+    st.floats(allow_nan=False),  # inf included: proto3 JSON spells it "Infinity"
 )
 attr_values = st.one_of(scalars, st.lists(st.text(max_size=5), max_size=3).map(tuple))
 
