@@ -310,6 +310,28 @@ class LatencySketch:
         # the exact quantile lies in [min, max]: clamping only moves toward it
         return min(max(value, self._min), self._max)
 
+    def count_at_most(self, bound: float) -> int:
+        """How many values are <= ``bound``, at bucket resolution (for Prometheus ``le``).
+
+        A bucket counts when its answer value (the one :meth:`quantile` returns) is
+        <= ``bound``, so the result is exact for bounds off the bucket edges by more than
+        the relative accuracy.
+        """
+        if isinstance(bound, bool) or not isinstance(bound, (int, float)) or bound != bound:
+            raise ConfigurationError(f"bound must be a number, got {bound!r}")
+        if bound >= self._max:
+            return self._count
+        total = 0
+        for k, n in self._neg.items():
+            if -self._value(k) <= bound:
+                total += n
+        if bound >= 0:
+            total += self._zero
+            for k, n in self._pos.items():
+                if self._value(k) <= bound:
+                    total += n
+        return total
+
     def quantiles(self, qs: Iterable[float]) -> list[float]:
         """Several quantiles at once."""
         return [self.quantile(q) for q in qs]

@@ -25,17 +25,31 @@ grouped with the span's trace id and route.
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable, Iterable, MutableMapping
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, MutableMapping
 from typing import Any
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace as otel_trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
-from cognitionos.apm import ErrorGrouper, LatencyRecorder, TraceContextPropagator
+from cognitionos._optional import require
+from cognitionos.apm import (
+    ErrorGrouper,
+    LatencyRecorder,
+    LatencySketch,
+    TraceContextPropagator,
+    read_route_latencies,
+)
 from cognitionos.errors import ConfigurationError
 
-__all__ = ["DEFAULT_EXCLUDED_PATHS", "CognitionMiddleware", "TracingMiddleware", "route_template"]
+__all__ = [
+    "DEFAULT_EXCLUDED_PATHS",
+    "DEFAULT_LATENCY_BUCKETS",
+    "CognitionMiddleware",
+    "LatencyCollector",
+    "TracingMiddleware",
+    "route_template",
+]
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -45,6 +59,23 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 Annotate = Callable[[Scope, int | None, list[tuple[bytes, bytes]], otel_trace.Span], None]
 
 DEFAULT_EXCLUDED_PATHS = ("/health", "/healthz", "/livez", "/readyz", "/metrics")
+#: Prometheus client's default histogram bounds (seconds)
+DEFAULT_LATENCY_BUCKETS = (
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.075,
+    0.1,
+    0.25,
+    0.5,
+    0.75,
+    1.0,
+    2.5,
+    5.0,
+    7.5,
+    10.0,
+)
 
 
 def route_template(scope: Scope) -> str | None:
@@ -264,3 +295,86 @@ class CognitionMiddleware:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         await self.app(scope, receive, send)
+
+
+class LatencyCollector:
+    """Prometheus collector: per-route latency histograms and quantiles read from sketches.
+
+    Nothing happens on the request path; at scrape time the sketches are read and turned
+    into a histogram family ``<namespace>_apm_request_duration_seconds{route}`` (cumulative
+    ``le`` buckets at sketch resolution) and a gauge family
+    ``<namespace>_apm_request_duration_quantile_seconds{route,quantile}``. With a store the
+    sketches of every worker process and host are merged first, so one scrape of any
+    worker shows the fleet::
+
+        registry.register(LatencyCollector.from_store(store, since_seconds=300))
+    """
+
+    def __init__(
+        self,
+        source: Callable[[], Mapping[str, LatencySketch]],
+        *,
+        namespace: str = "cognitionos",
+        buckets: Iterable[float] = DEFAULT_LATENCY_BUCKETS,
+        quantiles: Iterable[float] = (0.5, 0.9, 0.99, 0.999),
+    ) -> None:
+        require("prometheus_client", purpose="Prometheus metrics")
+        if not callable(source):
+            raise ConfigurationError("source must be a callable returning {route: sketch}")
+        self.source = source
+        self.namespace = namespace
+        self.buckets = tuple(sorted(float(b) for b in buckets))
+        self.quantiles = tuple(float(q) for q in quantiles)
+        for q in self.quantiles:
+            if not 0 <= q <= 1:
+                raise ConfigurationError(f"quantiles must be in [0, 1], got {q!r}")
+
+    @classmethod
+    def from_store(
+        cls,
+        store: Any,
+        *,
+        since_seconds: float | None = None,
+        apm_namespace: str = "apm",
+        **options: Any,
+    ) -> LatencyCollector:
+        """Read the fleet-wide windows kept in ``store`` (the last ``since_seconds``, or all)."""
+
+        def read() -> Mapping[str, LatencySketch]:
+            since = None if since_seconds is None else time.time() - since_seconds
+            return read_route_latencies(store, since=since, namespace=apm_namespace)
+
+        return cls(read, **options)
+
+    @classmethod
+    def from_recorder(cls, recorder: LatencyRecorder, **options: Any) -> LatencyCollector:
+        """Read what ``recorder`` holds in this process and has not flushed."""
+        return cls(recorder.local, **options)
+
+    def collect(self) -> Iterator[Any]:
+        """Called by prometheus_client at scrape time."""
+        from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily
+
+        base = f"{self.namespace}_apm_request_duration"
+        hist = HistogramMetricFamily(
+            f"{base}_seconds", "Request duration per route template", labels=["route"]
+        )
+        gauge = GaugeMetricFamily(
+            f"{base}_quantile_seconds",
+            "Request duration quantiles per route template (1 % relative error)",
+            labels=["route", "quantile"],
+        )
+        for route, sketch in sorted(self.source().items()):
+            if not sketch.count:
+                continue
+            points = [(_le(b), float(sketch.count_at_most(b))) for b in self.buckets]
+            points.append(("+Inf", float(sketch.count)))
+            hist.add_metric([route], points, sum_value=sketch.sum)
+            for q in self.quantiles:
+                gauge.add_metric([route, f"{q:g}"], sketch.quantile(q))
+        yield hist
+        yield gauge
+
+
+def _le(bound: float) -> str:
+    return f"{bound:g}" if bound != int(bound) else f"{bound:.1f}"

@@ -225,3 +225,16 @@ def test_bad_quantile_is_refused(q):
     sk.add(1.0)
     with pytest.raises(ConfigurationError, match="quantile"):
         sk.quantile(q)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(signed, min_size=1, max_size=200), magnitudes)
+def test_count_at_most_is_exact_up_to_the_bucket_resolution(values, bound):
+    sk = LatencySketch(relative_accuracy=0.01)
+    sk.add_many(values)
+    got = sk.count_at_most(bound)
+    # a value within 1 % of the bound may fall either side; the rest must be counted right
+    surely_below = sum(1 for v in values if v <= bound * (1 - 0.011))
+    possibly_below = sum(1 for v in values if v <= bound * (1 + 0.011))
+    assert surely_below <= got <= possibly_below
+    assert sk.count_at_most(max(values)) == len(values)

@@ -218,3 +218,49 @@ def test_cognition_middleware_checks_its_arguments():
         CognitionMiddleware(lambda *a: None, limiter=RateLimiter("memory://"))
     with pytest.raises(ConfigurationError, match="TracerProvider"):
         TracingMiddleware(lambda *a: None, tracer_provider="x")  # type: ignore[arg-type]
+
+
+def test_prometheus_collector_merges_worker_sketches_from_the_store(tmp_path):
+    from prometheus_client import CollectorRegistry, generate_latest
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from cognitionos.integrations.apm import DEFAULT_LATENCY_BUCKETS, LatencyCollector
+    from cognitionos.storage import open_store
+
+    store = open_store(f"sqlite:///{tmp_path / 'm.db'}")
+    rng = __import__("random").Random(5)
+    values = {"GET /a": [], "POST /b": []}
+    for _ in range(3):  # three worker processes
+        rec = LatencyRecorder(store)
+        for route, seen in values.items():
+            for _ in range(300):
+                # keep clear of bucket bounds by more than the 1 % accuracy
+                v = rng.choice([0.003, 0.02, 0.04, 0.2, 0.6, 3.0]) * rng.uniform(0.97, 0.98)
+                seen.append(v)
+                rec.record(route, v)
+        rec.flush()
+    registry = CollectorRegistry()
+    registry.register(LatencyCollector.from_store(store, since_seconds=3600))
+    families = {
+        f.name: f for f in text_string_to_metric_families(generate_latest(registry).decode())
+    }
+    hist = families["cognitionos_apm_request_duration_seconds"]
+    for route, seen in values.items():
+        buckets = {
+            s.labels["le"]: s.value
+            for s in hist.samples
+            if s.name.endswith("_bucket") and s.labels["route"] == route
+        }
+        for bound in DEFAULT_LATENCY_BUCKETS:
+            le = next(k for k in buckets if k != "+Inf" and float(k) == bound)
+            assert buckets[le] == sum(1 for v in seen if v <= bound), (route, bound)
+        assert buckets["+Inf"] == len(seen) == 900
+        ordered = sorted(seen)
+        quant = {
+            s.labels["quantile"]: s.value
+            for s in families["cognitionos_apm_request_duration_quantile_seconds"].samples
+            if s.labels["route"] == route
+        }
+        exact = ordered[int(0.99 * (len(ordered) - 1))]
+        assert abs(quant["0.99"] - exact) <= 0.01 * exact * (1 + 1e-9)
+    store.close()
