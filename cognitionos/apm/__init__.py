@@ -44,7 +44,7 @@ from cognitionos.apm._sampling import (
 )
 from cognitionos.apm._sketch import LatencySketch, SketchDecodeError
 from cognitionos.apm._sql import SlowQueryDetector, normalize_sql, read_slow_queries
-from cognitionos.apm._tracer import Span, SpanEvent, Tracer, TracerProvider
+from cognitionos.apm._tracer import Span, SpanEvent, Tracer, TracerProvider, in_current_context
 from cognitionos.apm.models import ErrorGroup, RouteLatency, SlowQuery
 
 __all__ = [
@@ -79,6 +79,7 @@ __all__ = [
     "decode_otlp_json",
     "encode_otlp_json",
     "encode_otlp_protobuf",
+    "in_current_context",
     "normalize_message",
     "normalize_sql",
     "parse_traceparent",

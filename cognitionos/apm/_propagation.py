@@ -41,7 +41,6 @@ TRACESTATE = "tracestate"
 BAGGAGE = "baggage"
 
 _OWS = " \t"
-_HEX = frozenset("0123456789abcdef")
 _SIMPLE_KEY = re.compile(r"[a-z][a-z0-9_\-*/]{0,255}")
 _TENANT_KEY = re.compile(r"[a-z0-9][a-z0-9_\-*/]{0,240}@[a-z][a-z0-9_\-*/]{0,13}")
 _VALUE = re.compile(r"[\x20-\x2b\x2d-\x3c\x3e-\x7e]{0,255}[\x21-\x2b\x2d-\x3c\x3e-\x7e]")
@@ -61,6 +60,26 @@ class HeaderGetter(Getter[Any]):
     def get(self, carrier: Any, key: str) -> list[str] | None:
         """Every value of header ``key`` (None when absent)."""
         found: list[str] = []
+        kind = type(carrier)
+        if kind is list or kind is tuple:
+            # the ASGI shape first: [(b"name", b"value"), ...] with lower-case names
+            wanted = key.encode("latin-1")
+            for pair in carrier:
+                if type(pair) is tuple and len(pair) == 2 and type(pair[0]) is bytes:
+                    if pair[0] == wanted or pair[0].lower() == wanted:
+                        _extend(found, pair[1])
+                elif (
+                    isinstance(pair, (tuple, list))
+                    and len(pair) == 2
+                    and _name(pair[0]) == key.lower()
+                ):
+                    _extend(found, pair[1])
+            return found or None
+        if kind is dict:
+            value = carrier.get(key)
+            if value is not None:
+                _extend(found, value)
+                return found or None
         if isinstance(carrier, Mapping):
             value = carrier.get(key)
             if value is None:
@@ -118,8 +137,7 @@ _GETTER = HeaderGetter()
 _SETTER = HeaderSetter()
 
 
-def _is_hex(text: str) -> bool:
-    return all(c in _HEX for c in text)
+_TRACEPARENT = re.compile(r"([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})")
 
 
 def parse_traceparent(value: str) -> tuple[int, int, int] | None:
@@ -134,22 +152,20 @@ def parse_traceparent(value: str) -> tuple[int, int, int] | None:
     if len(text) < 55:
         return None
     version = text[:2]
-    if not _is_hex(version) or version == "ff":
+    if version == "ff":
         return None
     if version == "00" and len(text) != 55:
         return None
     if len(text) > 55 and text[55] != "-":
         return None
-    if text[2] != "-" or text[35] != "-" or text[52] != "-":
+    match = _TRACEPARENT.match(text)
+    if match is None:
         return None
-    trace_hex, span_hex, flags_hex = text[3:35], text[36:52], text[53:55]
-    if not (_is_hex(trace_hex) and _is_hex(span_hex) and _is_hex(flags_hex)):
-        return None
-    trace_id = int(trace_hex, 16)
-    span_id = int(span_hex, 16)
+    trace_id = int(match.group(2), 16)
+    span_id = int(match.group(3), 16)
     if trace_id == 0 or span_id == 0:
         return None
-    return trace_id, span_id, int(flags_hex, 16)
+    return trace_id, span_id, int(match.group(4), 16)
 
 
 def _valid_key(key: str) -> bool:

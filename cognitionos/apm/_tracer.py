@@ -12,13 +12,15 @@ one ``deque.append`` (the batch processor's thread does the rest); there is no p
 
 from __future__ import annotations
 
+import contextvars
+import functools
 import logging
 import random
 import time
 import traceback
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from types import TracebackType
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace as otel_trace
@@ -39,7 +41,7 @@ from cognitionos.apm._sampling import ALWAYS_ON, ParentBased, Sampler
 from cognitionos.errors import ConfigurationError
 from cognitionos.metrics import CounterSet
 
-__all__ = ["Span", "SpanEvent", "Tracer", "TracerProvider"]
+__all__ = ["Span", "SpanEvent", "Tracer", "TracerProvider", "in_current_context"]
 
 log = logging.getLogger("cognitionos.apm")
 
@@ -87,6 +89,9 @@ _NOT_SAMPLED = TraceFlags(TraceFlags.DEFAULT)
 _EMPTY_STATE = TraceState()
 _ALLOWED_SCALARS = (str, bool, int, float)
 _UNSET = Status(StatusCode.UNSET)
+
+P = ParamSpec("P")
+R = TypeVar("R")
 
 _COUNTER_NAMES = (
     "spans_started",
@@ -636,6 +641,24 @@ class TracerProvider(otel_trace.TracerProvider):
 
     def __exit__(self, *exc: object) -> None:
         self.shutdown()
+
+
+def in_current_context(func: Callable[P, R]) -> Callable[P, R]:
+    """``func`` bound to a copy of the caller's context (current span, baggage).
+
+    Thread pools and ``loop.run_in_executor`` run work in a fresh context, so spans started
+    there would begin new traces; wrap the callable to keep the parent::
+
+        await loop.run_in_executor(pool, in_current_context(render), order)
+        pool.submit(in_current_context(work), item)
+    """
+    ctx = contextvars.copy_context()
+
+    @functools.wraps(func)
+    def run(*args: P.args, **kwargs: P.kwargs) -> R:
+        return ctx.run(func, *args, **kwargs)
+
+    return run
 
 
 def _discard(span: Span) -> None:

@@ -372,3 +372,26 @@ def test_parent_based_sampler_matches_the_sdk(trace_id, ratio, has_parent, remot
     )
     ours = ParentBased(TraceIdRatioBased(ratio)).should_sample(parent, trace_id, "n")
     assert ours == theirs.decision.is_sampled()
+
+
+def test_run_in_executor_keeps_the_parent_with_in_current_context(provider, exporter):
+    from cognitionos.apm import in_current_context
+
+    tracer = provider.get_tracer("t")
+
+    def work(label):
+        with tracer.start_as_current_span(label):
+            return trace.get_current_span().get_span_context().trace_id
+
+    async def main():
+        loop = asyncio.get_running_loop()
+        with ThreadPoolExecutor(2) as pool, tracer.start_as_current_span("request"):
+            kept = await loop.run_in_executor(pool, in_current_context(work), "wrapped")
+            lost = await loop.run_in_executor(pool, work, "bare")
+        return kept, lost
+
+    kept, lost = asyncio.run(main())
+    spans = finished(provider, exporter)
+    assert spans["wrapped"].parent_id == spans["request"].span_id
+    assert kept == spans["request"].trace_id
+    assert spans["bare"].parent_id == 0 and lost != spans["request"].trace_id
