@@ -48,6 +48,7 @@ __all__ = [
     "CognitionMiddleware",
     "LatencyCollector",
     "TracingMiddleware",
+    "TracingWSGIMiddleware",
     "route_template",
 ]
 
@@ -198,6 +199,130 @@ class TracingMiddleware:
         finally:
             otel_context.detach(token)
             finish()
+
+
+class TracingWSGIMiddleware:
+    """The WSGI twin of :class:`TracingMiddleware` (Flask, Django, any WSGI app).
+
+    The route template comes from ``environ["cognitionos.route"]`` (set it in the app, e.g.
+    from Flask's ``request.url_rule.rule``) or from ``route_of(environ)``. The span ends
+    when the server closes the response iterable, so streamed bodies are timed to the end.
+    """
+
+    def __init__(
+        self,
+        app: Callable[..., Iterable[bytes]],
+        *,
+        tracer_provider: otel_trace.TracerProvider,
+        recorder: LatencyRecorder | None = None,
+        grouper: ErrorGrouper | None = None,
+        propagator: TraceContextPropagator | None = None,
+        exclude_paths: Iterable[str] = DEFAULT_EXCLUDED_PATHS,
+        route_of: Callable[[Mapping[str, Any]], str | None] | None = None,
+    ) -> None:
+        if not isinstance(tracer_provider, otel_trace.TracerProvider):
+            raise ConfigurationError(
+                f"tracer_provider must be an OpenTelemetry TracerProvider, "
+                f"got {type(tracer_provider).__name__}"
+            )
+        self.app = app
+        self.tracer = tracer_provider.get_tracer("cognitionos.integrations.apm")
+        self.recorder = recorder
+        self.grouper = grouper
+        self.propagator = propagator or TraceContextPropagator()
+        self.exclude_paths = frozenset(exclude_paths)
+        self.route_of = route_of
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        path = environ.get("PATH_INFO", "/")
+        if path in self.exclude_paths:
+            return self.app(environ, start_response)
+        method = environ.get("REQUEST_METHOD", "GET")
+        carrier = {
+            name: environ[key]
+            for name, key in (
+                ("traceparent", "HTTP_TRACEPARENT"),
+                ("tracestate", "HTTP_TRACESTATE"),
+                ("baggage", "HTTP_BAGGAGE"),
+            )
+            if key in environ
+        }
+        parent = self.propagator.extract(carrier)
+        span = self.tracer.start_span(
+            method,
+            context=parent,
+            kind=SpanKind.SERVER,
+            attributes={"http.request.method": method, "url.path": path},
+        )
+        started = time.perf_counter()
+        status: list[int] = []
+        done = False
+
+        def finish(exc: BaseException | None = None) -> None:
+            nonlocal done
+            if done:
+                return
+            done = True
+            route = environ.get("cognitionos.route")
+            if route is None and self.route_of is not None:
+                route = self.route_of(environ)
+            name = f"{method} {route}" if route else method
+            span.update_name(name)
+            if route:
+                span.set_attribute("http.route", route)
+            if status:
+                span.set_attribute("http.response.status_code", status[0])
+            if exc is not None:
+                span.record_exception(exc, escaped=True)
+                span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"))
+                if self.grouper is not None:
+                    trace_id = span.get_span_context().trace_id
+                    self.grouper.record(exc, trace_id=trace_id or None, route=name)
+            elif status and status[0] >= 500:
+                span.set_status(Status(StatusCode.ERROR))
+            span.end()
+            if self.recorder is not None:
+                self.recorder.record(name, time.perf_counter() - started)
+
+        def traced_start(status_line: str, headers: Any, exc_info: Any = None) -> Any:
+            try:
+                status[:] = [int(status_line.split(" ", 1)[0])]
+            except ValueError:
+                pass
+            return start_response(status_line, headers, exc_info)
+
+        token = otel_context.attach(otel_trace.set_span_in_context(span, parent))
+        try:
+            result = self.app(environ, traced_start)
+        except BaseException as exc:
+            finish(exc)
+            raise
+        finally:
+            otel_context.detach(token)
+        return _TracedBody(result, finish)
+
+
+class _TracedBody:
+    """Yields the app's body; ends the span when the server closes it (or iteration fails)."""
+
+    def __init__(self, body: Iterable[bytes], finish: Callable[[BaseException | None], None]):
+        self._body = body
+        self._finish = finish
+
+    def __iter__(self) -> Iterator[bytes]:
+        try:
+            yield from self._body
+        except BaseException as exc:
+            self._finish(exc)
+            raise
+
+    def close(self) -> None:
+        try:
+            close = getattr(self._body, "close", None)
+            if close is not None:
+                close()
+        finally:
+            self._finish(None)
 
 
 def _header(headers: list[tuple[bytes, bytes]], name: bytes) -> bytes | None:

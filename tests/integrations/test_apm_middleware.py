@@ -264,3 +264,38 @@ def test_prometheus_collector_merges_worker_sketches_from_the_store(tmp_path):
         exact = ordered[int(0.99 * (len(ordered) - 1))]
         assert abs(quant["0.99"] - exact) <= 0.01 * exact * (1 + 1e-9)
     store.close()
+
+
+def test_wsgi_twin_spans_end_when_the_body_is_closed(setup):
+    from cognitionos.integrations.apm import TracingWSGIMiddleware
+
+    provider, exporter = setup
+    recorder = LatencyRecorder()
+    grouper = ErrorGrouper(in_app=("tests",))
+
+    def wsgi_app(environ, start_response):
+        environ["cognitionos.route"] = "/orders/{id}"
+        if environ["PATH_INFO"] == "/orders/boom":
+            raise ValueError("order 9 failed")
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return iter([b"a", b"b"])
+
+    app = TracingWSGIMiddleware(
+        wsgi_app, tracer_provider=provider, recorder=recorder, grouper=grouper
+    )
+    environ = {"REQUEST_METHOD": "GET", "PATH_INFO": "/orders/1", "HTTP_TRACEPARENT": PARENT}
+    statuses = []
+    body = app(environ, lambda status, headers, exc_info=None: statuses.append(status))
+    assert b"".join(body) == b"ab"
+    assert spans_of(provider, exporter) == []  # not closed yet: still streaming
+    body.close()
+    (span,) = spans_of(provider, exporter)
+    assert span.name == "GET /orders/{id}"
+    assert span.parent_id == 0xB7AD6B7169203331
+    assert span.attributes["http.response.status_code"] == 200
+    with pytest.raises(ValueError, match="order 9"):
+        app({"REQUEST_METHOD": "GET", "PATH_INFO": "/orders/boom"}, lambda *a: None)
+    assert grouper.groups()[0].routes == ("GET /orders/{id}",)
+    assert recorder.local()["GET /orders/{id}"].count == 2
+    app({"REQUEST_METHOD": "GET", "PATH_INFO": "/healthz"}, lambda *a: None)
+    assert len(spans_of(provider, exporter)) == 2
