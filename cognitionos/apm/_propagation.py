@@ -304,8 +304,11 @@ class TraceContextPropagator(TextMapPropagator):
         if self.baggage:
             entries = otel_baggage.get_all(context)
             if entries:
+                # errors="replace": a lone surrogate must not make inject raise
                 header = ",".join(
-                    f"{quote(str(k), safe='')}={quote(str(v), safe='')}" for k, v in entries.items()
+                    f"{quote(str(k), safe='', errors='replace')}="
+                    f"{quote(str(v), safe='', errors='replace')}"
+                    for k, v in entries.items()
                 )
                 setter.set(carrier, BAGGAGE, header)
 
