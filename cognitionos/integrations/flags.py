@@ -71,6 +71,10 @@ class RequestFlags:
         """True when ``key`` evaluates to a truthy value."""
         return bool(self.evaluate(key, False).value)
 
+    def evaluations(self) -> dict[str, Evaluation]:
+        """The flags this request evaluated so far (e.g. for the request's trace span)."""
+        return dict(self._cache)
+
     def all(self) -> dict[str, Any]:
         """Every flag's value for this user, e.g. to bootstrap a browser client."""
         return {k: ev.value for k, ev in self._engine.evaluate_all(self.attributes).items()}
