@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 from cognitionos.autoscale.hpa import HPAPolicy
+from cognitionos.autoscale.keda import CronWindow, KedaScaledObject
 from cognitionos.autoscale.models import (
     Behavior,
     Decision,
@@ -25,18 +26,23 @@ from cognitionos.autoscale.models import (
     ScalingRules,
     Tolerances,
 )
+from cognitionos.autoscale.predictive import CostAwarePolicy, PredictivePolicy
 from cognitionos.autoscale.simulate import SimulationReport, load_trace, simulate
 
 __all__ = [
     "Behavior",
+    "CostAwarePolicy",
+    "CronWindow",
     "Decision",
     "ExternalMetric",
     "HPAPolicy",
     "HPAState",
+    "KedaScaledObject",
     "ObjectMetric",
     "PodMetric",
     "PodStatus",
     "PodsMetric",
+    "PredictivePolicy",
     "Recommendation",
     "ResourceMetric",
     "ScaleEvent",

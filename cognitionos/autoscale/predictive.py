@@ -153,6 +153,15 @@ class PredictivePolicy:
         self._profile = [float(x) for x in profile]
         self._fitted_seasons = seasons
 
+    def seasonal_profile(self) -> list[float] | None:
+        """The fitted per-minute profile of one season (None before a full season)."""
+        return None if self._profile is None else list(self._profile)
+
+    @property
+    def headroom_z(self) -> float:
+        """Current headroom multiplier of sqrt(forecast) (the error quantile)."""
+        return self._z
+
     def point_forecast(self, ahead: int) -> float:
         """Expected load ``ahead`` minutes after the newest observation."""
         if not self.observed:
