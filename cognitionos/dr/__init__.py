@@ -1,0 +1,17 @@
+"""Disaster recovery: retention (restic and borg semantics) and RPO/RTO planning.
+
+    from cognitionos.dr import RetentionPolicy, apply_retention
+    result = apply_retention(snapshots, RetentionPolicy(keep_last=3, keep_daily=7), mode="restic")
+"""
+
+from __future__ import annotations
+
+from cognitionos.dr.retention import (
+    KeepReason,
+    RetentionPolicy,
+    RetentionResult,
+    Snapshot,
+    apply_retention,
+)
+
+__all__ = ["KeepReason", "RetentionPolicy", "RetentionResult", "Snapshot", "apply_retention"]
