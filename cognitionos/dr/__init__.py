@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+from cognitionos.dr.plan import RecoveryPlan, TierAssessment, plan_recovery
 from cognitionos.dr.retention import (
     KeepReason,
     RetentionPolicy,
@@ -14,4 +15,13 @@ from cognitionos.dr.retention import (
     apply_retention,
 )
 
-__all__ = ["KeepReason", "RetentionPolicy", "RetentionResult", "Snapshot", "apply_retention"]
+__all__ = [
+    "KeepReason",
+    "RecoveryPlan",
+    "RetentionPolicy",
+    "RetentionResult",
+    "Snapshot",
+    "TierAssessment",
+    "apply_retention",
+    "plan_recovery",
+]
