@@ -17,6 +17,7 @@ predictive policy.
 from __future__ import annotations
 
 import argparse
+import itertools
 import statistics
 import sys
 import time
@@ -32,7 +33,12 @@ from cognitionos.autoscale import (
     simulate,
 )
 
-MODEL = {"capacity_per_replica": 10.0, "startup_delay": 120, "metric_lag": 60, "decision_interval": 60}
+MODEL = {
+    "capacity_per_replica": 10.0,
+    "startup_delay": 120,
+    "metric_lag": 60,
+    "decision_interval": 60,
+}
 HPA_TARGETS = (0.8, 0.7, 0.6, 0.5, 0.45, 0.4)
 
 
@@ -81,7 +87,7 @@ def decide_cost(name: str, trace: list[float]) -> float:
 
 def interpolate(points: list[tuple[float, float]], x: float) -> float | None:
     pts = sorted(points)
-    for (x0, y0), (x1, y1) in zip(pts, pts[1:], strict=False):
+    for (x0, y0), (x1, y1) in itertools.pairwise(pts):
         if x0 <= x <= x1:
             return y0 + (y1 - y0) * (x - x0) / (x1 - x0) if x1 != x0 else y0
     return None
@@ -92,11 +98,14 @@ def svg(trace: list[float], series: dict[str, tuple[int, ...]], path: str, cap: 
     best = max(range(0, len(trace) - 2 * day, 60), key=lambda s: sum(trace[s : s + 2 * day : 10]))
     window = range(best, best + 2 * day)
     w, h, pad = 1200, 400, 40
-    top = max(max(trace[i] for i in window), *(max(s[i] for i in window) * cap for s in series.values()))
+    top = max(
+        max(trace[i] for i in window), *(max(s[i] for i in window) * cap for s in series.values())
+    )
 
     def line(values: list[float], colour: str) -> str:
         pts = " ".join(
-            f"{pad + (w - 2 * pad) * k / (len(values) - 1):.1f},{h - pad - (h - 2 * pad) * v / top:.1f}"
+            f"{pad + (w - 2 * pad) * k / (len(values) - 1):.1f},"
+            f"{h - pad - (h - 2 * pad) * v / top:.1f}"
             for k, v in enumerate(values)
         )
         return f'<polyline fill="none" stroke="{colour}" stroke-width="1" points="{pts}"/>'
@@ -106,17 +115,22 @@ def svg(trace: list[float], series: dict[str, tuple[int, ...]], path: str, cap: 
     legend = ['<text x="50" y="20" fill="#888">load (req/min)</text>']
     for k, (name, ready) in enumerate(series.items()):
         parts.append(line([ready[i] * cap for i in window], colours[k % 3]))
-        legend.append(f'<text x="{200 + 220 * k}" y="20" fill="{colours[k % 3]}">{name} ready capacity</text>')
+        legend.append(
+            f'<text x="{200 + 220 * k}" y="20" fill="{colours[k % 3]}">{name} ready capacity</text>'
+        )
     with open(path, "w", encoding="utf-8") as fh:
         fh.write(
             f'<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}">'
-            f'<rect width="100%" height="100%" fill="white"/>{"".join(legend)}{"".join(parts)}</svg>'
+            '<rect width="100%" height="100%" fill="white"/>'
+            f"{''.join(legend)}{''.join(parts)}</svg>"
         )
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--trace", default=None, help="CSV of requests per minute (default: the NASA trace)")
+    ap.add_argument(
+        "--trace", default=None, help="CSV of requests per minute (default: the NASA trace)"
+    )
     ap.add_argument("--minutes", type=int, default=0, help="replay only the first N minutes")
     ap.add_argument("--plot", default=None, help="write an SVG of load vs capacity here")
     ap.add_argument("--jobs", type=int, default=2)
@@ -136,31 +150,51 @@ def main() -> int:
         for name, report, secs in ex.map(run, [(n, trace) for n in names]):
             results[name] = report
             print(f"  {name} replayed in {secs:.1f}s", file=sys.stderr)
-    print(f"{'policy':<12} {'viol. min':>10} {'unserved':>10} {'replica-h':>10} {'flips':>7} {'max rep':>8}")
+    print(
+        f"{'policy':<12} {'viol. min':>10} {'unserved':>10} {'replica-h':>10} "
+        f"{'flips':>7} {'max rep':>8}"
+    )
     for name in names:
         r = results[name]
         print(
             f"{name:<12} {r.violation_minutes:>10} {r.unserved_requests:>10.0f} "
             f"{r.replica_hours:>10.0f} {r.flips:>7} {r.max_replicas:>8}"
         )
-    frontier = [(results[n].replica_hours, results[n].violation_minutes) for n in names if n.startswith("hpa-")]
+    frontier = [
+        (results[n].replica_hours, results[n].violation_minutes)
+        for n in names
+        if n.startswith("hpa-")
+    ]
     hpa70 = results["hpa-70"]
     for name in ("predictive", "cost-aware"):
         r = results[name]
         at = interpolate(frontier, r.replica_hours)
-        dominated = [n for n in names if n.startswith("hpa-") and results[n].replica_hours <= r.replica_hours
-                     and results[n].violation_minutes <= r.violation_minutes]
+        dominated = [
+            n
+            for n in names
+            if n.startswith("hpa-")
+            and results[n].replica_hours <= r.replica_hours
+            and results[n].violation_minutes <= r.violation_minutes
+        ]
         at_text = f"{at:.0f}" if at is not None else "n/a (outside the sweep)"
         print(
-            f"{name}: HPA sweep at {r.replica_hours:.0f} replica-hours has {at_text} violation minutes "
+            f"{name}: HPA sweep at {r.replica_hours:.0f} replica-hours has {at_text} "
+            "violation minutes "
             f"(ours {r.violation_minutes}); HPA points dominating it: {dominated or 'none'}; "
             f"flips {r.flips} vs HPA-70 {hpa70.flips} (ratio {r.flips / max(1, hpa70.flips):.2f})"
         )
     sample = trace[: min(len(trace), 3 * 1440)]
     for name in ("hpa-70", "predictive"):
-        print(f"decide() median over {len(sample)} calls, {name}: {decide_cost(name, sample):.1f} µs")
+        print(
+            f"decide() median over {len(sample)} calls, {name}: {decide_cost(name, sample):.1f} µs"
+        )
     if args.plot:
-        svg(trace, {"hpa-70": hpa70.ready, "predictive": results["predictive"].ready}, args.plot, 10.0)
+        svg(
+            trace,
+            {"hpa-70": hpa70.ready, "predictive": results["predictive"].ready},
+            args.plot,
+            10.0,
+        )
         print(f"plot written to {args.plot}", file=sys.stderr)
     return 0
 

@@ -1,8 +1,8 @@
 """Autoscale engine: how many replicas to run (HPA-exact, predictive, cost-aware) and a simulator.
 
-    from cognitionos.autoscale import HPAPolicy, ScalingInput, simulate
-    hpa = HPAPolicy(min_replicas=2, max_replicas=100, target_utilization=0.7)
-    report = simulate(hpa, trace, capacity_per_replica=10.0, startup_delay=120, metric_lag=60)
+from cognitionos.autoscale import HPAPolicy, ScalingInput, simulate
+hpa = HPAPolicy(min_replicas=2, max_replicas=100, target_utilization=0.7)
+report = simulate(hpa, trace, capacity_per_replica=10.0, startup_delay=120, metric_lag=60)
 """
 
 from __future__ import annotations

@@ -161,11 +161,7 @@ def _replicas_with_corrections(
         for name in groups.unready:
             values[name] = 0
     new_ratio: float = recompute(values)  # type: ignore[operator]
-    if (
-        tolerances.within(new_ratio)
-        or (ratio < 1.0 < new_ratio)
-        or (ratio > 1.0 > new_ratio)
-    ):
+    if tolerances.within(new_ratio) or (ratio < 1.0 < new_ratio) or (ratio > 1.0 > new_ratio):
         return current
     new = _ceil32(new_ratio * len(values))
     if (new_ratio < 1.0 and new > current) or (new_ratio > 1.0 and new < current):
@@ -194,7 +190,9 @@ def resource_utilization_replicas(
         raise MetricError("no pods returned by selector while calculating replica count")
     groups = group_pods(pods, metrics, cpu=cpu, now=now)
     values = {
-        k: m.value for k, m in metrics.items() if k not in groups.ignored and k not in groups.unready
+        k: m.value
+        for k, m in metrics.items()
+        if k not in groups.ignored and k not in groups.unready
     }
     if not values:
         raise MetricError("did not receive metrics for targeted pods (pods might be unready)")
@@ -235,7 +233,9 @@ def plain_metric_replicas(
         raise MetricError("no pods returned by selector while calculating replica count")
     groups = group_pods(pods, metrics, cpu=cpu, now=now)
     values = {
-        k: m.value for k, m in metrics.items() if k not in groups.ignored and k not in groups.unready
+        k: m.value
+        for k, m in metrics.items()
+        if k not in groups.ignored and k not in groups.unready
     }
     if not values:
         raise MetricError("did not receive metrics for targeted pods (pods might be unready)")
@@ -304,7 +304,10 @@ def sum_series(values: Sequence[int]) -> int:
 
 
 def external_value_replicas(
-    current: int, target: int, series: Sequence[int], tolerances: Tolerances,
+    current: int,
+    target: int,
+    series: Sequence[int],
+    tolerances: Tolerances,
     pods: Sequence[PodStatus],
 ) -> tuple[int, int]:
     """``GetExternalMetricReplicas`` (``Value`` target): (replicas, usage)."""
@@ -315,9 +318,7 @@ def external_value_replicas(
 # --------------------------------------------------------------------------- per-metric max
 
 
-def metric_replicas(
-    spec: MetricSpec, inp: ScalingInput, tolerances: Tolerances
-) -> int:
+def metric_replicas(spec: MetricSpec, inp: ScalingInput, tolerances: Tolerances) -> int:
     """Replica proposal of one metric; raises :class:`MetricError` when it is invalid."""
     observed = inp.metrics.get(spec.name)
     if observed is None:
@@ -327,18 +328,32 @@ def metric_replicas(
         pod_metrics = _pod_metrics(spec.name, observed)
         if spec.target_utilization is not None:
             return resource_utilization_replicas(
-                current, spec.target_utilization, inp.pods, pod_metrics, tolerances,
-                now=inp.now, resource=spec.name,
+                current,
+                spec.target_utilization,
+                inp.pods,
+                pod_metrics,
+                tolerances,
+                now=inp.now,
+                resource=spec.name,
             )[0]
         assert spec.target_average_value is not None
         return plain_metric_replicas(
-            current, spec.target_average_value, inp.pods, pod_metrics, tolerances,
-            now=inp.now, cpu=spec.name == "cpu",
+            current,
+            spec.target_average_value,
+            inp.pods,
+            pod_metrics,
+            tolerances,
+            now=inp.now,
+            cpu=spec.name == "cpu",
         )[0]
     if isinstance(spec, PodsMetric):
         return plain_metric_replicas(
-            current, spec.target_average_value, inp.pods, _pod_metrics(spec.name, observed),
-            tolerances, now=inp.now,
+            current,
+            spec.target_average_value,
+            inp.pods,
+            _pod_metrics(spec.name, observed),
+            tolerances,
+            now=inp.now,
         )[0]
     if isinstance(spec, ObjectMetric):
         if not isinstance(observed, int):
@@ -392,7 +407,12 @@ def replicas_for_metrics(
             replicas = proposal
             winner = spec.name
     if invalid >= len(metrics) or (invalid > 0 and replicas < inp.current_replicas):
-        return -1, None, f"invalid metrics ({invalid} invalid out of {len(metrics)}), first error is: {first_error}"
+        return (
+            -1,
+            None,
+            f"invalid metrics ({invalid} invalid out of {len(metrics)}), "
+            f"first error is: {first_error}",
+        )
     return replicas, winner, None
 
 
@@ -545,7 +565,9 @@ def convert_with_behavior(
     return desired, "DesiredWithinRange"
 
 
-def convert_legacy(current: int, desired: int, min_replicas: int, max_replicas: int) -> tuple[int, str]:
+def convert_legacy(
+    current: int, desired: int, min_replicas: int, max_replicas: int
+) -> tuple[int, str]:
     """``convertDesiredReplicasWithRules``: scale-up limit max(2*current, 4), then min/max."""
     up_limit = max(2 * current, 4)
     if max_replicas > up_limit:
@@ -573,9 +595,7 @@ def record_scale_event(
     rules = behavior.scale_up if up else behavior.scale_down
     events = state.scale_up_events if up else state.scale_down_events
     cutoff = now - _longest_period(rules)
-    marked = [
-        attrs.evolve(e, outdated=True) if e.timestamp < cutoff else e for e in events
-    ]
+    marked = [attrs.evolve(e, outdated=True) if e.timestamp < cutoff else e for e in events]
     old_index: int | None = None
     for i, e in enumerate(marked):
         if e.outdated:
@@ -636,8 +656,14 @@ def normalize(
         state.recommendations, desired, current, up_window, down_window, now
     )
     replicas, reason = convert_with_behavior(
-        current, stabilized, spec.min_replicas, spec.max_replicas, b,
-        state.scale_up_events, state.scale_down_events, now,
+        current,
+        stabilized,
+        spec.min_replicas,
+        spec.max_replicas,
+        b,
+        state.scale_up_events,
+        state.scale_down_events,
+        now,
     )
     if reason == "DesiredWithinRange" and stab_reason != "ReadyForNewScale":
         reason = stab_reason

@@ -90,7 +90,9 @@ def _load(manifest: str | Mapping[str, Any]) -> Mapping[str, Any]:
     if isinstance(manifest, Mapping):
         return manifest
     if not isinstance(manifest, str):
-        raise ConfigurationError(f"manifest must be YAML text or a dict, got {type(manifest).__name__}")
+        raise ConfigurationError(
+            f"manifest must be YAML text or a dict, got {type(manifest).__name__}"
+        )
     yaml = require("yaml", extra="autoscale", purpose="HPA manifests")
     try:
         doc = yaml.safe_load(manifest)
@@ -101,7 +103,9 @@ def _load(manifest: str | Mapping[str, Any]) -> Mapping[str, Any]:
     return doc
 
 
-def _map(doc: Mapping[str, Any], key: str, where: str, *, required: bool = True) -> Mapping[str, Any]:
+def _map(
+    doc: Mapping[str, Any], key: str, where: str, *, required: bool = True
+) -> Mapping[str, Any]:
     value = doc.get(key)
     if value is None and not required:
         return {}
@@ -144,7 +148,9 @@ def _target(target: Mapping[str, Any], where: str) -> tuple[str, int]:
         return kind, parse_quantity(target.get("averageValue"), f"{where}.averageValue")
     if kind == "Value":
         return kind, parse_quantity(target.get("value"), f"{where}.value")
-    raise ConfigurationError(f"{where}.type must be Utilization, AverageValue or Value, got {kind!r}")
+    raise ConfigurationError(
+        f"{where}.type must be Utilization, AverageValue or Value, got {kind!r}"
+    )
 
 
 def _metric(raw: object, i: int) -> MetricSpec:
@@ -156,7 +162,9 @@ def _metric(raw: object, i: int) -> MetricSpec:
         key = "resource" if kind == "Resource" else "containerResource"
         body = _map(raw, key, where)
         ttype, value = _target(_map(body, "target", f"{where}.{key}"), f"{where}.{key}.target")
-        container = _str(body, "container", f"{where}.{key}") if kind == "ContainerResource" else None
+        container = (
+            _str(body, "container", f"{where}.{key}") if kind == "ContainerResource" else None
+        )
         name = _str(body, "name", f"{where}.{key}")
         if ttype == "Utilization":
             return ResourceMetric(name, target_utilization=value, container=container)
@@ -170,7 +178,9 @@ def _metric(raw: object, i: int) -> MetricSpec:
         if ttype != "AverageValue":
             raise ConfigurationError(f"{where}: a Pods target must be AverageValue")
         return PodsMetric(
-            _str(metric, "name", f"{where}.pods.metric"), value, _selector(metric, f"{where}.pods.metric")
+            _str(metric, "name", f"{where}.pods.metric"),
+            value,
+            _selector(metric, f"{where}.pods.metric"),
         )
     if kind == "Object":
         body = _map(raw, "object", where)
@@ -193,7 +203,9 @@ def _metric(raw: object, i: int) -> MetricSpec:
     if kind == "External":
         body = _map(raw, "external", where)
         metric = _map(body, "metric", f"{where}.external")
-        ttype, value = _target(_map(body, "target", f"{where}.external"), f"{where}.external.target")
+        ttype, value = _target(
+            _map(body, "target", f"{where}.external"), f"{where}.external.target"
+        )
         if ttype == "Utilization":
             raise ConfigurationError(f"{where}: an External target is Value or AverageValue")
         return ExternalMetric(
@@ -258,7 +270,13 @@ def hpa_kwargs_from_manifest(manifest: str | Mapping[str, Any]) -> dict[str, Any
     spec = _map(doc, "spec", "manifest")
     ref = _map(spec, "scaleTargetRef", "spec")
     raw_metrics = spec.get("metrics") or [
-        {"type": "Resource", "resource": {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": 80}}}
+        {
+            "type": "Resource",
+            "resource": {
+                "name": "cpu",
+                "target": {"type": "Utilization", "averageUtilization": 80},
+            },
+        }
     ]
     if not isinstance(raw_metrics, list):
         raise ConfigurationError("spec.metrics must be a list")
@@ -268,9 +286,15 @@ def hpa_kwargs_from_manifest(manifest: str | Mapping[str, Any]) -> dict[str, Any
         if not isinstance(raw_behavior, Mapping):
             raise ConfigurationError("spec.behavior must be a mapping")
         behavior = Behavior(
-            scale_up=_rules(raw_behavior.get("scaleUp"), ScalingRules.default_scale_up(), "spec.behavior.scaleUp"),
+            scale_up=_rules(
+                raw_behavior.get("scaleUp"),
+                ScalingRules.default_scale_up(),
+                "spec.behavior.scaleUp",
+            ),
             scale_down=_rules(
-                raw_behavior.get("scaleDown"), ScalingRules.default_scale_down(), "spec.behavior.scaleDown"
+                raw_behavior.get("scaleDown"),
+                ScalingRules.default_scale_down(),
+                "spec.behavior.scaleDown",
             ),
         )
     return {

@@ -57,11 +57,14 @@ class HPAPolicy:
     ) -> None:
         specs = list(metrics)
         if target_utilization is not None:
-            if not 0 < target_utilization:
+            if not target_utilization > 0:
                 raise ConfigurationError(
-                    f"target_utilization must be > 0 (a fraction, 0.7 = 70%), got {target_utilization!r}"
+                    "target_utilization must be > 0 (a fraction, 0.7 = 70%), "
+                    f"got {target_utilization!r}"
                 )
-            specs.insert(0, ResourceMetric("cpu", target_utilization=round(target_utilization * 100)))
+            specs.insert(
+                0, ResourceMetric("cpu", target_utilization=round(target_utilization * 100))
+            )
         if not specs:
             raise ConfigurationError("an HPA needs target_utilization or at least one metric")
         if min_replicas < 0 or max_replicas < 1 or min_replicas > max_replicas:

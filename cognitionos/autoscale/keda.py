@@ -97,7 +97,11 @@ class KedaScaledObject:
             )
         if self.cpu_utilization is not None:
             triggers.append(
-                {"type": "cpu", "metricType": "Utilization", "metadata": {"value": str(self.cpu_utilization)}}
+                {
+                    "type": "cpu",
+                    "metricType": "Utilization",
+                    "metadata": {"value": str(self.cpu_utilization)},
+                }
             )
         meta: dict[str, Any] = {"name": self.name}
         if self.namespace:
@@ -135,7 +139,9 @@ class KedaScaledObject:
 
         doc = _load(manifest)
         if doc.get("apiVersion") != "keda.sh/v1alpha1" or doc.get("kind") != "ScaledObject":
-            raise ConfigurationError("manifest must be apiVersion keda.sh/v1alpha1, kind ScaledObject")
+            raise ConfigurationError(
+                "manifest must be apiVersion keda.sh/v1alpha1, kind ScaledObject"
+            )
         try:
             spec = doc["spec"]
             meta = doc.get("metadata") or {}
@@ -165,12 +171,19 @@ class KedaScaledObject:
                     kwargs["activation_value"] = int(md.get("activationTargetValue", 0))
                 elif kind == "cron":
                     cron.append(
-                        CronWindow(md["start"], md["end"], int(md["desiredReplicas"]), md.get("timezone", "UTC"))
+                        CronWindow(
+                            md["start"],
+                            md["end"],
+                            int(md["desiredReplicas"]),
+                            md.get("timezone", "UTC"),
+                        )
                     )
                 elif kind == "cpu":
                     kwargs["cpu_utilization"] = int(md["value"])
                 else:
-                    raise ConfigurationError(f"spec.triggers[{i}].type {kind!r} is not one this policy renders")
+                    raise ConfigurationError(
+                        f"spec.triggers[{i}].type {kind!r} is not one this policy renders"
+                    )
             kwargs["cron"] = tuple(cron)
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise ConfigurationError(f"ScaledObject manifest is malformed: {exc!r}") from None
@@ -195,10 +208,14 @@ class KedaScaledObject:
             for hour in range(24):
                 peak = max(profile[hour * 60 : hour * 60 + 60])
                 need = peak + z * math.sqrt(max(peak, 1.0))
-                replicas = math.ceil(need / (policy.capacity_per_replica * policy.target_utilization))
+                replicas = math.ceil(
+                    need / (policy.capacity_per_replica * policy.target_utilization)
+                )
                 replicas = min(policy.max_replicas, replicas)
                 if replicas > policy.min_replicas:
-                    cron.append(CronWindow(f"0 {hour} * * *", f"59 {hour} * * *", replicas, timezone))
+                    cron.append(
+                        CronWindow(f"0 {hour} * * *", f"59 {hour} * * *", replicas, timezone)
+                    )
         floor_metric = policy.floor.metrics[0] if policy.floor.metrics else None
         cpu = getattr(floor_metric, "target_utilization", None)
         return cls(

@@ -52,7 +52,9 @@ class ScalingPolicy:
 
     def __attrs_post_init__(self) -> None:
         if self.type not in ("Pods", "Percent"):
-            raise ConfigurationError(f"scaling policy type must be Pods or Percent, got {self.type!r}")
+            raise ConfigurationError(
+                f"scaling policy type must be Pods or Percent, got {self.type!r}"
+            )
         if self.value <= 0:
             raise ConfigurationError(f"scaling policy value must be > 0, got {self.value!r}")
         if not 0 < self.period_seconds <= 1800:
@@ -162,7 +164,7 @@ class PodsMetric:
 
 @attrs.frozen(slots=True)
 class ObjectMetric:
-    """An ``Object`` metric: one value for a described object; a ``Value`` or ``AverageValue`` target."""
+    """An ``Object`` metric: one value of a described object; ``Value``/``AverageValue`` target."""
 
     name: str
     target: int

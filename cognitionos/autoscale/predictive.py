@@ -60,19 +60,28 @@ class PredictivePolicy:
         metric: str = "requests_per_minute",
     ) -> None:
         if not capacity_per_replica > 0:
-            raise ConfigurationError(f"capacity_per_replica must be > 0, got {capacity_per_replica!r}")
+            raise ConfigurationError(
+                f"capacity_per_replica must be > 0, got {capacity_per_replica!r}"
+            )
         if not 0.5 <= quantile < 1:
             raise ConfigurationError(f"quantile must be in [0.5, 1), got {quantile!r}")
         if not 0 < target_utilization <= 1:
-            raise ConfigurationError(f"target_utilization must be in (0, 1], got {target_utilization!r}")
+            raise ConfigurationError(
+                f"target_utilization must be in (0, 1], got {target_utilization!r}"
+            )
         if min_replicas < 0 or max_replicas < max(1, min_replicas):
             raise ConfigurationError("need 0 <= min_replicas <= max_replicas, max_replicas >= 1")
-        for name, v in (("startup_delay", startup_delay), ("metric_lag", metric_lag),
-                        ("scale_down_window", scale_down_window)):
+        for name, v in (
+            ("startup_delay", startup_delay),
+            ("metric_lag", metric_lag),
+            ("scale_down_window", scale_down_window),
+        ):
             if v < 0:
                 raise ConfigurationError(f"{name} must be >= 0, got {v!r}")
         if season_minutes < 2 or history_days < 1 or smoothing_minutes < 1 or level_minutes < 1:
-            raise ConfigurationError("season_minutes, history_days, smoothing and level windows must be positive")
+            raise ConfigurationError(
+                "season_minutes, history_days, smoothing and level windows must be positive"
+            )
         self.capacity_per_replica = float(capacity_per_replica)
         self._min = min_replicas
         self._max = max_replicas
@@ -85,8 +94,12 @@ class PredictivePolicy:
         self.smoothing = smoothing_minutes
         self.level_minutes = level_minutes
         self.scale_down_window = scale_down_window
-        self.floor = floor if floor is not None else HPAPolicy(
-            min_replicas=min_replicas, max_replicas=max_replicas, target_utilization=0.9
+        self.floor = (
+            floor
+            if floor is not None
+            else HPAPolicy(
+                min_replicas=min_replicas, max_replicas=max_replicas, target_utilization=0.9
+            )
         )
         self.metric = metric
         self.reset()
@@ -145,7 +158,9 @@ class PredictivePolicy:
         import numpy as np
 
         use = min(seasons, self.history_days)
-        data = np.asarray(self.observed[(seasons - use) * self.season : seasons * self.season], float)
+        data = np.asarray(
+            self.observed[(seasons - use) * self.season : seasons * self.season], float
+        )
         kernel = np.ones(self.smoothing) / self.smoothing
         padded = np.concatenate([np.full(self.smoothing - 1, data[0]), data])
         smooth = np.convolve(padded, kernel, mode="valid")
@@ -193,8 +208,13 @@ class PredictivePolicy:
         if raw is None:
             hpa = self.floor.decide(inp)
             return Decision(hpa.replicas, "HPAFloor (no " + self.metric + ")", metric=hpa.metric)
-        series = raw if isinstance(raw, (list, tuple)) else [raw]
-        observed = sum(int(v) for v in series) / 1000
+        series: list[object] = list(raw) if isinstance(raw, (list, tuple)) else [raw]
+        try:
+            observed = sum(int(v) for v in series) / 1000  # type: ignore[call-overload]
+        except (TypeError, ValueError):
+            raise ConfigurationError(
+                f"metric {self.metric!r} must be milli-requests (an integer or a list of them)"
+            ) from None
         minute = math.floor(inp.now / 60) - self.lag
         self._observe(minute, observed)
         predicted_minute = minute + self.lead

@@ -19,7 +19,7 @@ Capacity model (stated once, used by every policy alike):
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Protocol
 
 import attrs
@@ -78,7 +78,12 @@ class SimulationReport:
 
 
 def _check(name: str, value: float, *, positive: bool = False) -> None:
-    if not isinstance(value, (int, float)) or math.isnan(value) or value < 0 or (positive and value == 0):
+    if (
+        not isinstance(value, (int, float))
+        or math.isnan(value)
+        or value < 0
+        or (positive and value == 0)
+    ):
         raise ConfigurationError(f"{name} must be {'> 0' if positive else '>= 0'}, got {value!r}")
 
 
@@ -92,8 +97,11 @@ def simulate(
     decision_interval: float = 60.0,
     price_per_replica_hour: float = 1.0,
     initial_replicas: int | None = None,
+    on_progress: Callable[[int, int], None] | None = None,
 ) -> SimulationReport:
     """Replay ``trace`` (requests per minute) through ``policy``; see the module docstring.
+
+    ``on_progress(done, total)`` is called once per simulated day and at the end.
 
     >>> report = simulate(HPAPolicy(min_replicas=2, max_replicas=100, target_utilization=0.7),
     ...                   load, capacity_per_replica=10.0, startup_delay=120, metric_lag=60)
@@ -129,6 +137,8 @@ def simulate(
     pricing = getattr(policy, "price_per_replica_minute", None)
 
     for t, load in enumerate(loads):
+        if on_progress is not None and t % 1440 == 0:
+            on_progress(t, len(loads))
         if t % every == 0:
             seen = t - lag_min
             if seen >= 0:
@@ -203,6 +213,8 @@ def simulate(
             price_minutes += pricing(len(pods))
         else:
             price_minutes += len(pods) * price_per_replica_hour / 60
+    if on_progress is not None:
+        on_progress(len(loads), len(loads))
     replica_hours = sum(replica_series) / 60
     return SimulationReport(
         minutes=len(loads),

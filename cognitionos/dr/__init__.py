@@ -1,7 +1,7 @@
 """Disaster recovery: retention (restic and borg semantics) and RPO/RTO planning.
 
-    from cognitionos.dr import RetentionPolicy, apply_retention
-    result = apply_retention(snapshots, RetentionPolicy(keep_last=3, keep_daily=7), mode="restic")
+from cognitionos.dr import RetentionPolicy, apply_retention
+result = apply_retention(snapshots, RetentionPolicy(keep_last=3, keep_daily=7), mode="restic")
 """
 
 from __future__ import annotations

@@ -76,7 +76,9 @@ def _positive(name: str, value: float, *, allow_zero: bool = False) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
         raise ConfigurationError(f"{name} must be a number, got {value!r}")
     if value < 0 or (value == 0 and not allow_zero) or math.isinf(value):
-        raise ConfigurationError(f"{name} must be {'>= 0' if allow_zero else '> 0'} and finite, got {value!r}")
+        raise ConfigurationError(
+            f"{name} must be {'>= 0' if allow_zero else '> 0'} and finite, got {value!r}"
+        )
     return float(value)
 
 
@@ -106,7 +108,10 @@ def plan_recovery(
     c = _positive("change_rate", change_rate, allow_zero=True)
     b = _positive("backup_throughput", backup_throughput)
     r = _positive("restore_throughput", restore_throughput)
-    p = _positive("replay_throughput", replay_throughput if replay_throughput is not None else restore_throughput)
+    p = _positive(
+        "replay_throughput",
+        replay_throughput if replay_throughput is not None else restore_throughput,
+    )
     rpo = _positive("rpo", rpo)
     rto = _positive("rto", rto)
     lag = _positive("replication_lag", replication_lag, allow_zero=True)
@@ -123,7 +128,9 @@ def plan_recovery(
     # -- backup & restore ------------------------------------------------------------------
     reasons: list[str] = []
     if c >= b:
-        reasons.append(f"change_rate {c:g} B/s >= backup_throughput {b:g} B/s: incrementals never catch up")
+        reasons.append(
+            f"change_rate {c:g} B/s >= backup_throughput {b:g} B/s: incrementals never catch up"
+        )
         inc = math.inf
         worst_rpo = math.inf
     else:
@@ -167,7 +174,9 @@ def plan_recovery(
     if ship <= 0:
         reasons.append(f"replication_lag {lag:g} s >= rpo {rpo:g} s")
     if c >= b:
-        reasons.append(f"change_rate {c:g} B/s >= backup_throughput {b:g} B/s: log shipping falls behind")
+        reasons.append(
+            f"change_rate {c:g} B/s >= backup_throughput {b:g} B/s: log shipping falls behind"
+        )
     if slack <= 0:
         reasons.append(
             f"detection + provisioning + base restore + dns = {fixed:g} s > rto {rto:g} s"
@@ -178,7 +187,9 @@ def plan_recovery(
         base = min(max_full, slack * p / c) if c > 0 else max_full
         pl_rto = fixed + c * base / p
         if base < full_duration:
-            reasons.append(f"the base backup takes {full_duration:g} s but must repeat every {base:g} s")
+            reasons.append(
+                f"the base backup takes {full_duration:g} s but must repeat every {base:g} s"
+            )
     tiers.append(
         TierAssessment(
             "pilot-light",

@@ -117,18 +117,30 @@ class RetentionPolicy:
                 _duration(getattr(self, f.name), f.name)
         bad = set(self.group_by) - {"host", "paths", "tags"}
         if bad:
-            raise ConfigurationError(f"group_by keys must be host, paths or tags, got {sorted(bad)}")
+            raise ConfigurationError(
+                f"group_by keys must be host, paths or tags, got {sorted(bad)}"
+            )
 
     @property
     def empty(self) -> bool:
         """True when the policy keeps nothing at all."""
         counts = [
-            self.keep_last, self.keep_secondly, self.keep_minutely, self.keep_hourly,
-            self.keep_daily, self.keep_weekly, self.keep_monthly, self.keep_yearly,
+            self.keep_last,
+            self.keep_secondly,
+            self.keep_minutely,
+            self.keep_hourly,
+            self.keep_daily,
+            self.keep_weekly,
+            self.keep_monthly,
+            self.keep_yearly,
         ]
         withins = [
-            self.keep_within, self.keep_within_hourly, self.keep_within_daily,
-            self.keep_within_weekly, self.keep_within_monthly, self.keep_within_yearly,
+            self.keep_within,
+            self.keep_within_hourly,
+            self.keep_within_daily,
+            self.keep_within_weekly,
+            self.keep_within_monthly,
+            self.keep_within_yearly,
         ]
         return (
             all(c in (None, 0) for c in counts)
@@ -178,15 +190,21 @@ def _restic(snaps: Sequence[Snapshot], p: RetentionPolicy, tz: tzinfo) -> list[K
     buckets: list[list[object]] = [
         [name, count, None]
         for name, count in (
-            ("last", p.keep_last), ("hourly", p.keep_hourly), ("daily", p.keep_daily),
-            ("weekly", p.keep_weekly), ("monthly", p.keep_monthly), ("yearly", p.keep_yearly),
+            ("last", p.keep_last),
+            ("hourly", p.keep_hourly),
+            ("daily", p.keep_daily),
+            ("weekly", p.keep_weekly),
+            ("monthly", p.keep_monthly),
+            ("yearly", p.keep_yearly),
         )
     ]
     withins = [
         (name, _duration(text, name))
         for name, text in (
-            ("hourly", p.keep_within_hourly), ("daily", p.keep_within_daily),
-            ("weekly", p.keep_within_weekly), ("monthly", p.keep_within_monthly),
+            ("hourly", p.keep_within_hourly),
+            ("daily", p.keep_within_daily),
+            ("weekly", p.keep_within_weekly),
+            ("monthly", p.keep_within_monthly),
             ("yearly", p.keep_within_yearly),
         )
     ]
@@ -275,9 +293,15 @@ def _borg(
                     if taken == n:
                         break
         oldest = snaps[-1] if snaps else None
-        if keep_oldest and rule == active[-1] and oldest is not None and (n == -1 or taken < n):
-            if oldest.id not in kept and n != -1:
-                kept[oldest.id] = f"{rule}[oldest] #{taken + 1}"
+        if (
+            keep_oldest
+            and rule == active[-1]
+            and oldest is not None
+            and n != -1
+            and taken < n
+            and oldest.id not in kept
+        ):
+            kept[oldest.id] = f"{rule}[oldest] #{taken + 1}"
     return [KeepReason(s, (kept[s.id],)) for s in snaps if s.id in kept]
 
 
@@ -312,13 +336,17 @@ def apply_retention(
     if len(set(ids)) != len(ids):
         raise ConfigurationError("snapshot ids must be unique")
     if policy.empty and not allow_empty:
-        raise ConfigurationError("retention policy keeps nothing: refusing to remove every snapshot")
+        raise ConfigurationError(
+            "retention policy keeps nothing: refusing to remove every snapshot"
+        )
     groups: dict[tuple[object, ...], list[Snapshot]] = {}
     for s in items:
         groups.setdefault(_group_key(s, policy.group_by), []).append(s)
     reasons: list[KeepReason] = []
     for members in groups.values():
-        ordered = sorted(members, key=lambda s: s.time, reverse=True)  # stable: ties keep input order
+        ordered = sorted(
+            members, key=lambda s: s.time, reverse=True
+        )  # stable: ties keep input order
         if policy.empty:
             continue
         if mode == "restic":

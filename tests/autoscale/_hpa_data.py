@@ -44,7 +44,9 @@ _CASES = _load()
 def cases(section: str) -> list[Any]:
     if _CASES is None:
         skip = pytest.mark.skip(reason=missing_data_reason(CASES_FILE))
-        return [pytest.param(None, marks=skip, id=f"{i:03d}") for i in range(SECTION_SIZES[section])]
+        return [
+            pytest.param(None, marks=skip, id=f"{i:03d}") for i in range(SECTION_SIZES[section])
+        ]
     return [pytest.param(c, id=f"{i:03d}-{c['name']}") for i, c in enumerate(_CASES[section])]
 
 

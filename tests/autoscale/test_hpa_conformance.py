@@ -64,7 +64,9 @@ def test_metric_replica_calculator(case):
     kind, cur, target, tol = case["kind"], case["current_replicas"], case["target"], _tol(case)
     levels = case["metric_levels_milli"]
     if kind == "pods_average_value":
-        got = _core.plain_metric_replicas(cur, target, pods_of(case), pod_values(case), tol, now=NOW)
+        got = _core.plain_metric_replicas(
+            cur, target, pods_of(case), pod_values(case), tol, now=NOW
+        )
     elif kind == "object_value":
         got = _core.object_value_replicas(cur, target, levels[0], tol, pods_of(case))
     elif kind == "object_average_value":
@@ -98,7 +100,9 @@ def test_scaling_with_rules(case):
 
 @pytest.mark.parametrize("case", cases("stabilization_with_behavior_cases"))
 def test_stabilization_with_behavior(case):
-    recs = tuple(Recommendation(NOW - r["age_seconds"], r["replicas"]) for r in case["recommendations"])
+    recs = tuple(
+        Recommendation(NOW - r["age_seconds"], r["replicas"]) for r in case["recommendations"]
+    )
     replicas, log, _ = _core.stabilize_with_behavior(
         recs,
         case["prenormalized_desired_replicas"],
@@ -115,9 +119,14 @@ def test_stabilization_with_behavior(case):
 
 @pytest.mark.parametrize("case", cases("legacy_stabilization_cases"))
 def test_legacy_stabilization(case):
-    recs = tuple(Recommendation(NOW - r["age_seconds"], r["replicas"]) for r in case["recommendations"])
+    recs = tuple(
+        Recommendation(NOW - r["age_seconds"], r["replicas"]) for r in case["recommendations"]
+    )
     replicas, log = _core.stabilize_legacy(
-        recs, case["prenormalized_desired_replicas"], case["downscale_stabilization_window_seconds"], NOW
+        recs,
+        case["prenormalized_desired_replicas"],
+        case["downscale_stabilization_window_seconds"],
+        NOW,
     )
     assert (replicas, len(log)) == (case["expected"]["replicas"], case["expected"]["log_length"])
 

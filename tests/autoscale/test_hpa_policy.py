@@ -101,23 +101,34 @@ def test_per_metric_max():
 def test_separate_up_and_down_tolerances():
     up_tight = Behavior(
         scale_up=ScalingRules(
-            policies=(ScalingPolicy("Percent", 100, 15),), stabilization_window_seconds=0, tolerance=0.01
+            policies=(ScalingPolicy("Percent", 100, 15),),
+            stabilization_window_seconds=0,
+            tolerance=0.01,
         ),
         scale_down=ScalingRules(
             policies=(ScalingPolicy("Percent", 100, 15),), stabilization_window_seconds=0
         ),
     )
     # utilization 52% of 50%: ratio 1.04, outside 1% up-tolerance, inside default 10%
-    assert HPAPolicy(max_replicas=50, target_utilization=0.5, behavior=up_tight).decide(
-        _inp(10, 520, now=0.0)
-    ).replicas == 11
-    assert HPAPolicy(max_replicas=50, target_utilization=0.5, behavior=Behavior()).decide(
-        _inp(10, 520, now=0.0)
-    ).replicas == 10
+    assert (
+        HPAPolicy(max_replicas=50, target_utilization=0.5, behavior=up_tight)
+        .decide(_inp(10, 520, now=0.0))
+        .replicas
+        == 11
+    )
+    assert (
+        HPAPolicy(max_replicas=50, target_utilization=0.5, behavior=Behavior())
+        .decide(_inp(10, 520, now=0.0))
+        .replicas
+        == 10
+    )
     # 46%: ratio 0.92 is inside the 10% down-tolerance of both
-    assert HPAPolicy(max_replicas=50, target_utilization=0.5, behavior=up_tight).decide(
-        _inp(10, 460, now=0.0)
-    ).replicas == 10
+    assert (
+        HPAPolicy(max_replicas=50, target_utilization=0.5, behavior=up_tight)
+        .decide(_inp(10, 460, now=0.0))
+        .replicas
+        == 10
+    )
 
 
 def test_disabled_scale_down_and_bounds():
@@ -230,10 +241,16 @@ def test_manifest_reads_every_field():
     assert obj == ObjectMetric(
         "requests-per-second", 2500, "Value", ("networking.k8s.io/v1", "Ingress", "main-route")
     )
-    assert ext == ExternalMetric("queue_messages_ready", 30_000, "AverageValue", (("queue", "worker_tasks"),))
+    assert ext == ExternalMetric(
+        "queue_messages_ready", 30_000, "AverageValue", (("queue", "worker_tasks"),)
+    )
     assert hpa.behavior is not None
     down = hpa.behavior.scale_down
-    assert (down.stabilization_window_seconds, down.select_policy, down.tolerance) == (600, "Min", 0.05)
+    assert (down.stabilization_window_seconds, down.select_policy, down.tolerance) == (
+        600,
+        "Min",
+        0.05,
+    )
     assert down.policies == (ScalingPolicy("Pods", 4, 60), ScalingPolicy("Percent", 10, 60))
     # scaleUp was absent: the API server's defaults
     assert hpa.behavior.scale_up == ScalingRules.default_scale_up()
@@ -251,7 +268,10 @@ def test_manifest_round_trip():
     original = yaml.safe_load(MANIFEST)
     assert doc["spec"]["metrics"][0] == original["spec"]["metrics"][0]
     assert doc["spec"]["metrics"][4] == original["spec"]["metrics"][4]
-    assert doc["spec"]["behavior"]["scaleDown"]["policies"] == original["spec"]["behavior"]["scaleDown"]["policies"]
+    assert (
+        doc["spec"]["behavior"]["scaleDown"]["policies"]
+        == original["spec"]["behavior"]["scaleDown"]["policies"]
+    )
 
 
 def test_manifest_defaults():

@@ -35,7 +35,9 @@ class Scripted:
 
 
 def test_fixed_capacity_accounting():
-    r = simulate(Scripted([2, 2, 2, 2]), [0, 30, 30, 5], capacity_per_replica=10, initial_replicas=2)
+    r = simulate(
+        Scripted([2, 2, 2, 2]), [0, 30, 30, 5], capacity_per_replica=10, initial_replicas=2
+    )
     assert r.violation_minutes == 2  # 30 > 2 x 10 twice
     assert r.unserved_requests == 20
     assert r.served_requests == 0 + 20 + 20 + 5
@@ -47,7 +49,12 @@ def test_fixed_capacity_accounting():
 def test_startup_delay_and_lagged_metric():
     p = Scripted([5, 5, 5, 5])
     r = simulate(
-        p, [40, 40, 40, 41], capacity_per_replica=10, startup_delay=120, metric_lag=60, initial_replicas=2
+        p,
+        [40, 40, 40, 41],
+        capacity_per_replica=10,
+        startup_delay=120,
+        metric_lag=60,
+        initial_replicas=2,
     )
     # pods asked for at minute 0 are ready at minute 2: minutes 0 and 1 run on 2 replicas
     assert r.ready == (2, 2, 5, 5)
@@ -113,7 +120,9 @@ def test_predictive_beats_the_hpa_on_a_periodic_rush():
     season = 120
     trace = _bursty(10, season)
     kwargs = {"capacity_per_replica": 10.0, "startup_delay": 120, "metric_lag": 60}
-    hpa = simulate(HPAPolicy(min_replicas=2, max_replicas=100, target_utilization=0.7), trace, **kwargs)
+    hpa = simulate(
+        HPAPolicy(min_replicas=2, max_replicas=100, target_utilization=0.7), trace, **kwargs
+    )
     pred = simulate(
         PredictivePolicy(capacity_per_replica=10.0, season_minutes=season, history_days=3),
         trace,
@@ -125,12 +134,18 @@ def test_predictive_beats_the_hpa_on_a_periodic_rush():
 
 
 def test_cost_aware_quantile_follows_prices():
-    cheap_outage = CostAwarePolicy(capacity_per_replica=10, on_demand_price=6.0, violation_cost_per_minute=0.2)
-    dear_outage = CostAwarePolicy(capacity_per_replica=10, on_demand_price=6.0, violation_cost_per_minute=50)
+    cheap_outage = CostAwarePolicy(
+        capacity_per_replica=10, on_demand_price=6.0, violation_cost_per_minute=0.2
+    )
+    dear_outage = CostAwarePolicy(
+        capacity_per_replica=10, on_demand_price=6.0, violation_cost_per_minute=50
+    )
     # newsvendor: q = 1 - (price per minute) / (violation cost per minute)
     assert cheap_outage.quantile == pytest.approx(0.5)
     assert dear_outage.quantile == pytest.approx(1 - 0.1 / 50)
-    spot = CostAwarePolicy(capacity_per_replica=10, on_demand_price=0.1, spot_price=0.02, spot_share=0.75)
+    spot = CostAwarePolicy(
+        capacity_per_replica=10, on_demand_price=0.1, spot_price=0.02, spot_share=0.75
+    )
     assert spot.price_per_replica_hour == pytest.approx(0.25 * 0.1 + 0.75 * 0.02)
     r = simulate(spot, [30.0] * 120, capacity_per_replica=10)
     assert r.cost == pytest.approx(r.replica_hours * 0.04)
@@ -169,7 +184,12 @@ def test_keda_round_trip():
     assert doc["spec"]["triggers"][0]["metadata"]["targetValue"] == "1"
     assert doc["spec"]["triggers"][1] == {
         "type": "cron",
-        "metadata": {"timezone": "Europe/Paris", "start": "0 9 * * *", "end": "59 9 * * *", "desiredReplicas": "12"},
+        "metadata": {
+            "timezone": "Europe/Paris",
+            "start": "0 9 * * *",
+            "end": "59 9 * * *",
+            "desiredReplicas": "12",
+        },
     }
     with pytest.raises(ConfigurationError, match="ScaledObject"):
         KedaScaledObject.from_manifest(text.replace("ScaledObject", "ScaledJob"))

@@ -1,4 +1,4 @@
-"""plan_recovery: hand-derived schedules, infeasibility explanations, property and Monte-Carlo checks."""
+"""plan_recovery: hand-derived schedules, infeasibility reasons, property and Monte-Carlo checks."""
 
 from __future__ import annotations
 
@@ -13,8 +13,15 @@ from cognitionos.errors import ConfigurationError
 def test_hand_derived_backup_restore_schedule():
     # 100 GB, 1 MB/s of changes, backups at 100 MB/s, restores at 200 MB/s
     plan = plan_recovery(
-        size_bytes=100e9, change_rate=1e6, backup_throughput=100e6, restore_throughput=200e6,
-        rpo=900, rto=3600, detection_time=60, provisioning_time=300, dns_time=60,
+        size_bytes=100e9,
+        change_rate=1e6,
+        backup_throughput=100e6,
+        restore_throughput=200e6,
+        rpo=900,
+        rto=3600,
+        detection_time=60,
+        provisioning_time=300,
+        dns_time=60,
     )
     t = plan.chosen
     assert t is not None and t.tier == "backup-restore"
@@ -29,8 +36,16 @@ def test_hand_derived_backup_restore_schedule():
 
 def test_infeasible_targets_name_the_inequality():
     plan = plan_recovery(
-        size_bytes=10e12, change_rate=1e6, backup_throughput=100e6, restore_throughput=100e6,
-        rpo=900, rto=3600, replication_lag=2, detection_time=60, promotion_time=30, dns_time=60,
+        size_bytes=10e12,
+        change_rate=1e6,
+        backup_throughput=100e6,
+        restore_throughput=100e6,
+        rpo=900,
+        rto=3600,
+        replication_lag=2,
+        detection_time=60,
+        promotion_time=30,
+        dns_time=60,
     )
     br = plan.tiers[0]
     assert not br.feasible
@@ -39,8 +54,13 @@ def test_infeasible_targets_name_the_inequality():
     assert plan.chosen is not None and plan.chosen.tier == "warm-standby"
     assert plan.chosen.rto == 60 + 30 + 60
     nothing = plan_recovery(
-        size_bytes=1e9, change_rate=1e6, backup_throughput=1e8, restore_throughput=1e8,
-        rpo=1, rto=10, replication_lag=5,
+        size_bytes=1e9,
+        change_rate=1e6,
+        backup_throughput=1e8,
+        restore_throughput=1e8,
+        rpo=1,
+        rto=10,
+        replication_lag=5,
     )
     assert nothing.chosen is None
     assert any("replication_lag 5 s > rpo 1 s" in r for r in nothing.tiers[3].reasons)
@@ -56,7 +76,12 @@ def test_infeasible_targets_name_the_inequality():
     ],
 )
 def test_bad_input(kwargs, needle):
-    base = {"size_bytes": 1e9, "change_rate": 1e5, "backup_throughput": 1e8, "restore_throughput": 1e8}
+    base = {
+        "size_bytes": 1e9,
+        "change_rate": 1e5,
+        "backup_throughput": 1e8,
+        "restore_throughput": 1e8,
+    }
     base.update(kwargs)
     with pytest.raises(ConfigurationError, match=needle):
         plan_recovery(**base)

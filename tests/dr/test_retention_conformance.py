@@ -42,10 +42,17 @@ def restic_cases() -> list[Any]:
 
 
 _FIELDS = {
-    "last": "keep_last", "hourly": "keep_hourly", "daily": "keep_daily", "weekly": "keep_weekly",
-    "monthly": "keep_monthly", "yearly": "keep_yearly", "within": "keep_within",
-    "within_hourly": "keep_within_hourly", "within_daily": "keep_within_daily",
-    "within_weekly": "keep_within_weekly", "within_monthly": "keep_within_monthly",
+    "last": "keep_last",
+    "hourly": "keep_hourly",
+    "daily": "keep_daily",
+    "weekly": "keep_weekly",
+    "monthly": "keep_monthly",
+    "yearly": "keep_yearly",
+    "within": "keep_within",
+    "within_hourly": "keep_within_hourly",
+    "within_daily": "keep_within_daily",
+    "within_weekly": "keep_within_weekly",
+    "within_monthly": "keep_within_monthly",
     "within_yearly": "keep_within_yearly",
 }
 
@@ -62,7 +69,9 @@ def test_restic_policy(case):
     policy = RetentionPolicy(group_by=(), **kwargs)
     result = apply_retention(snaps, policy, mode="restic", allow_empty=True)
     assert [s.time for s in result.keep] == [_t(k["time"]) for k in case["expected_keep"]]
-    assert [list(r.matches) for r in result.reasons] == [r["matches"] for r in case["expected_reasons"]]
+    assert [list(r.matches) for r in result.reasons] == [
+        r["matches"] for r in case["expected_reasons"]
+    ]
     assert [dict(r.counters) for r in result.reasons] == [
         r.get("counters") or {} for r in case["expected_reasons"]
     ]
@@ -76,11 +85,22 @@ def borg_cases() -> list[Any]:
     out = []
     single = _BORG["single_rule_cases"]
     for c in single["cases"]:
-        out.append(pytest.param(("single", single["archives_utc"], c, single["keep_oldest"]), id=f"{c['rule']}-{c['n']}"))
+        out.append(
+            pytest.param(
+                ("single", single["archives_utc"], c, single["keep_oldest"]),
+                id=f"{c['rule']}-{c['n']}",
+            )
+        )
     oldest = _BORG["keep_oldest_cases"]
     for c in oldest["cases"]:
-        out.append(pytest.param(("oldest", oldest["archives_utc"], c, c["keep_oldest"]), id=f"oldest-{c['n']}"))
-    out.append(pytest.param(("example", None, _BORG["repository_example"], True), id="prune-example"))
+        out.append(
+            pytest.param(
+                ("oldest", oldest["archives_utc"], c, c["keep_oldest"]), id=f"oldest-{c['n']}"
+            )
+        )
+    out.append(
+        pytest.param(("example", None, _BORG["repository_example"], True), id="prune-example")
+    )
     return out
 
 
@@ -89,7 +109,8 @@ def test_borg_prune(case):
     kind, archives, c, keep_oldest = case
     if kind == "example":
         snaps = [
-            Snapshot(id=a["name"], time=_t(a["date"] + "T00:00:00Z")) for a in c["archives_utc_midnight"]
+            Snapshot(id=a["name"], time=_t(a["date"] + "T00:00:00Z"))
+            for a in c["archives_utc_midnight"]
         ]
         policy = RetentionPolicy(group_by=(), **{f"keep_{k}": v for k, v in c["policy"].items()})
         result = apply_retention(snaps, policy, mode="borg", keep_oldest=True)

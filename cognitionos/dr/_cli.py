@@ -1,0 +1,185 @@
+"""``cognitionos dr``: RPO/RTO plans and retention dry runs."""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import datetime
+from typing import Any
+
+import click
+
+from cognitionos._cli_common import CommandGroup, echo_json, json_option, note
+from cognitionos.errors import ConfigurationError
+
+_UNITS = {
+    "": 1,
+    "k": 1e3,
+    "m": 1e6,
+    "g": 1e9,
+    "t": 1e12,
+    "ki": 2**10,
+    "mi": 2**20,
+    "gi": 2**30,
+    "ti": 2**40,
+}
+
+
+def _bytes(text: str, name: str) -> float:
+    m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([kmgt]i?)?b?(?:/s)?\s*", text, re.IGNORECASE)
+    if not m:
+        raise ConfigurationError(f"{name}: not a size like 100GB or 50MB/s: {text!r}")
+    return float(m.group(1)) * _UNITS[(m.group(2) or "").lower()]
+
+
+@click.group(cls=CommandGroup)
+def dr() -> None:
+    """Disaster recovery: RPO/RTO plans and snapshot retention."""
+
+
+@dr.command()
+@click.option("--size", required=True, help="Data size, e.g. 100GB.")
+@click.option("--change-rate", required=True, help="Changed bytes per second, e.g. 1MB/s.")
+@click.option("--backup-throughput", required=True, help="e.g. 200MB/s.")
+@click.option("--restore-throughput", required=True, help="e.g. 150MB/s.")
+@click.option(
+    "--replay-throughput", default=None, help="Log/incremental replay (default: restore)."
+)
+@click.option("--rpo", type=float, default=900.0, show_default=True, help="Seconds.")
+@click.option("--rto", type=float, default=3600.0, show_default=True, help="Seconds.")
+@click.option("--replication-lag", type=float, default=5.0, show_default=True)
+@click.option("--detection", type=float, default=60.0, show_default=True)
+@click.option("--provisioning", type=float, default=300.0, show_default=True)
+@click.option("--dns", type=float, default=60.0, show_default=True)
+@json_option
+def plan(
+    size: str,
+    change_rate: str,
+    backup_throughput: str,
+    restore_throughput: str,
+    replay_throughput: str | None,
+    rpo: float,
+    rto: float,
+    replication_lag: float,
+    detection: float,
+    provisioning: float,
+    dns: float,
+    as_json: bool,
+) -> None:
+    """The cheapest DR tier meeting RPO/RTO and its schedule; exit 1 when none does."""
+    from cognitionos.dr import plan_recovery
+
+    result = plan_recovery(
+        size_bytes=_bytes(size, "--size"),
+        change_rate=_bytes(change_rate, "--change-rate"),
+        backup_throughput=_bytes(backup_throughput, "--backup-throughput"),
+        restore_throughput=_bytes(restore_throughput, "--restore-throughput"),
+        replay_throughput=_bytes(replay_throughput, "--replay-throughput")
+        if replay_throughput
+        else None,
+        rpo=rpo,
+        rto=rto,
+        replication_lag=replication_lag,
+        detection_time=detection,
+        provisioning_time=provisioning,
+        dns_time=dns,
+    )
+    if as_json:
+        echo_json(result.as_dict())
+    else:
+        for t in result.tiers:
+            state = "ok " if t.feasible else "no "
+            click.echo(
+                f"{state} {t.tier:<15} worst RPO {t.rpo:>10.0f} s  worst RTO {t.rto:>10.0f} s"
+            )
+            if t.incremental_interval:
+                click.echo(
+                    f"      full every {t.full_interval:.0f} s, "
+                    f"incremental every {t.incremental_interval:.0f} s"
+                )
+            if t.log_shipping_interval:
+                click.echo(
+                    f"      base backup every {t.full_interval:.0f} s, "
+                    f"ship logs every {t.log_shipping_interval:.0f} s"
+                )
+            for r in t.reasons:
+                click.echo(f"      because {r}")
+    if result.chosen is None:
+        note("no tier meets both targets")
+        raise SystemExit(1)
+    note(f"chosen: {result.chosen.tier}")
+
+
+@dr.command()
+@click.argument("snapshots", type=click.Path(dir_okay=False))
+@click.option("--mode", type=click.Choice(["restic", "borg"]), default="restic", show_default=True)
+@click.option("--keep-last", type=int)
+@click.option("--keep-hourly", type=int)
+@click.option("--keep-daily", type=int)
+@click.option("--keep-weekly", type=int)
+@click.option("--keep-monthly", type=int)
+@click.option("--keep-yearly", type=int)
+@click.option("--keep-within", default=None, help="e.g. 1y2m3d4h")
+@click.option("--group-by", default="host,paths", show_default=True)
+@json_option
+def retention(
+    snapshots: str,
+    mode: str,
+    keep_last: int | None,
+    keep_hourly: int | None,
+    keep_daily: int | None,
+    keep_weekly: int | None,
+    keep_monthly: int | None,
+    keep_yearly: int | None,
+    keep_within: str | None,
+    group_by: str,
+    as_json: bool,
+) -> None:
+    """Dry run: which snapshots (a JSON list of {id, time, host?, paths?, tags?}) a policy keeps."""
+    from cognitionos.dr import RetentionPolicy, Snapshot, apply_retention
+
+    with open(snapshots, encoding="utf-8") as fh:
+        try:
+            raw = json.load(fh)
+        except json.JSONDecodeError as exc:
+            raise ConfigurationError(f"{snapshots}: not JSON: {exc}") from None
+    try:
+        snaps = [
+            Snapshot(
+                id=str(s["id"]),
+                time=datetime.fromisoformat(str(s["time"]).replace("Z", "+00:00")),
+                host=s.get("host", ""),
+                paths=tuple(s.get("paths") or ()),
+                tags=tuple(s.get("tags") or ()),
+            )
+            for s in raw
+        ]
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ConfigurationError(
+            f"{snapshots}: each snapshot needs an id and an ISO time ({exc})"
+        ) from None
+    policy = RetentionPolicy(
+        keep_last=keep_last,
+        keep_hourly=keep_hourly,
+        keep_daily=keep_daily,
+        keep_weekly=keep_weekly,
+        keep_monthly=keep_monthly,
+        keep_yearly=keep_yearly,
+        keep_within=keep_within,
+        group_by=tuple(k for k in group_by.split(",") if k),
+    )
+    result = apply_retention(snaps, policy, mode=mode)  # type: ignore[arg-type]
+    keep: list[dict[str, Any]] = [
+        {"id": r.snapshot.id, "time": r.snapshot.time.isoformat(), "reasons": list(r.matches)}
+        for r in result.reasons
+    ]
+    remove = [{"id": s.id, "time": s.time.isoformat()} for s in result.remove]
+    data = {"keep": keep, "remove": remove}
+    if as_json:
+        echo_json(data)
+        return
+    for k in keep:
+        click.echo(f"keep   {k['id']}  {k['time']}  {', '.join(k['reasons'])}")
+    for r in remove:
+        click.echo(f"remove {r['id']}  {r['time']}")
+    note(f"{len(result.keep)} kept, {len(result.remove)} to remove (dry run: nothing deleted)")
