@@ -1,4 +1,4 @@
-"""Disaster recovery: retention (restic and borg semantics) and RPO/RTO planning.
+"""Disaster recovery: retention (restic, borg), RPO/RTO planning, verified SQL backups.
 
 from cognitionos.dr import RetentionPolicy, apply_retention
 result = apply_retention(snapshots, RetentionPolicy(keep_last=3, keep_daily=7), mode="restic")
@@ -6,6 +6,7 @@ result = apply_retention(snapshots, RetentionPolicy(keep_last=3, keep_daily=7), 
 
 from __future__ import annotations
 
+from cognitionos.dr.backup import BackupManager, BackupRecord, VerifyResult
 from cognitionos.dr.plan import RecoveryPlan, TierAssessment, plan_recovery
 from cognitionos.dr.retention import (
     KeepReason,
@@ -16,12 +17,15 @@ from cognitionos.dr.retention import (
 )
 
 __all__ = [
+    "BackupManager",
+    "BackupRecord",
     "KeepReason",
     "RecoveryPlan",
     "RetentionPolicy",
     "RetentionResult",
     "Snapshot",
     "TierAssessment",
+    "VerifyResult",
     "apply_retention",
     "plan_recovery",
 ]
