@@ -108,3 +108,40 @@ def test_dr_retention_dry_run(tmp_path):
     empty = _run("dr", "retention", str(path))
     assert empty.exit_code == 1
     assert "keeps nothing" in empty.output
+
+
+def test_dr_backup_verify_restore(tmp_path):
+    import sqlite3
+
+    db = tmp_path / "app.db"
+    con = sqlite3.connect(db)
+    con.execute("CREATE TABLE t (x INTEGER)")
+    con.executemany("INSERT INTO t VALUES (?)", [(i,) for i in range(50)])
+    con.commit()
+    con.close()
+    src, target = f"sqlite:///{db}", f"file://{tmp_path / 'b'}"
+    store = ["--store", f"sqlite:///{tmp_path / 'catalog.db'}"]
+    r = _run("dr", "backup", src, "--target", target, *store, "--json")
+    assert r.exit_code == 0, r.output
+    backup_id = json.loads(r.stdout)["id"]
+    r = _run("dr", "verify", src, backup_id, "--target", target, *store, "--json")
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["ok"] is True
+    out = tmp_path / "restored.db"
+    r = _run(
+        "dr",
+        "restore",
+        src,
+        backup_id,
+        "--target",
+        target,
+        "--to",
+        f"sqlite:///{out}",
+        *store,
+        "--json",
+    )
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["tables"] == {"t": 50}
+    r = _run("dr", "verify", src, "missing-id", "--target", target, *store)
+    assert r.exit_code == 1
+    assert "no backup" in r.output
