@@ -138,6 +138,10 @@ def _pg_digests(url: str) -> dict[str, list[Any]]:
     return out
 
 
+def _age(now: datetime, iso: str) -> float:
+    return (now - datetime.fromisoformat(iso)).total_seconds()
+
+
 def _run(cmd: list[str], what: str) -> None:
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=3600, check=False)
@@ -363,6 +367,60 @@ class BackupManager:
             src.close()
         if check != "ok":
             raise StorageError(f"integrity_check after restore failed: {check}")
+
+    def status(self, *, rpo: float = 900.0, now: datetime | None = None) -> dict[str, Any]:
+        """Ages (seconds) of the newest backup and the newest verified one, and RPO alerts.
+
+        A backup that was never restored does not count as verified, whatever its size.
+        """
+        moment = now or self._now()
+        records = self.backups()
+        newest = records[0] if records else None
+        verified = [r for r in records if r.verified_at is not None]
+        last_ok = _age(moment, newest.created_at) if newest else None
+        last_verified = _age(moment, verified[0].created_at) if verified else None
+        return {
+            "backups": len(records),
+            "unverified": len(records) - len(verified),
+            "last_backup_age_seconds": last_ok,
+            "last_verified_backup_age_seconds": last_verified,
+            "backup_older_than_rpo": last_ok is None or last_ok > rpo,
+            "verified_older_than_rpo": last_verified is None or last_verified > rpo,
+        }
+
+    def prune(self, policy: Any, *, mode: str = "restic", dry_run: bool = True) -> Any:
+        """Apply a :class:`RetentionPolicy` to the catalog; the newest verified backup is
+        always kept. With ``dry_run=False`` the removed backups' files and entries are deleted.
+        """
+        from cognitionos.dr.retention import KeepReason, RetentionResult, Snapshot, apply_retention
+
+        records = {r.id: r for r in self.backups()}
+        snaps = [
+            Snapshot(r.id, datetime.fromisoformat(r.created_at), host=r.source)
+            for r in records.values()
+        ]
+        result = apply_retention(snaps, policy, mode=mode)  # type: ignore[arg-type]
+        verified = [r for r in records.values() if r.verified_at is not None]
+        if verified:
+            protect = max(verified, key=lambda r: r.created_at).id
+            if protect not in {s.id for s in result.keep}:
+                snap = next(s for s in result.remove if s.id == protect)
+                result = RetentionResult(
+                    keep=tuple(sorted((*result.keep, snap), key=lambda s: s.time, reverse=True)),
+                    remove=tuple(s for s in result.remove if s.id != protect),
+                    reasons=tuple(
+                        sorted(
+                            (*result.reasons, KeepReason(snap, ("newest verified backup",))),
+                            key=lambda r: r.snapshot.time,
+                            reverse=True,
+                        )
+                    ),
+                )
+        if not dry_run:
+            for snap in result.remove:
+                Path(records[snap.id].path).unlink(missing_ok=True)
+                self.catalog.delete(_PREFIX + snap.id)
+        return result
 
     def restore(self, backup_id: str, *, to: str) -> dict[str, list[Any]]:
         """Restore ``backup_id`` into ``to`` (a URL of the same kind); returns its table digests.

@@ -131,3 +131,35 @@ def test_postgresql_drill(postgres_url, tmp_path):
             con.execute(f'DROP DATABASE IF EXISTS "{restore_db}" WITH (FORCE)')
         with psycopg.connect(libpq, autocommit=True) as con:
             con.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+
+
+def test_prune_keeps_the_newest_verified_backup_and_status_ages(tmp_path):
+    from datetime import UTC, datetime, timedelta
+
+    from cognitionos.dr import RetentionPolicy
+
+    db = tmp_path / "app.db"
+    con = sqlite3.connect(db)
+    con.execute("CREATE TABLE t (x INTEGER)")
+    con.commit()
+    con.close()
+    clock = [datetime(2024, 1, 1, tzinfo=UTC)]
+    mgr = BackupManager(f"sqlite:///{db}", target=f"file://{tmp_path / 'b'}", now=lambda: clock[0])
+    ids = []
+    for _ in range(4):
+        ids.append(mgr.backup().id)
+        clock[0] += timedelta(hours=1)
+    assert mgr.verify(ids[0]).ok  # only the oldest has been restored and checked
+    status = mgr.status(rpo=900)
+    # newest backup taken at 03:00, verify ran at 04:00: ages 3600 s and 4 x 3600 s
+    assert status["last_backup_age_seconds"] == 3600
+    assert status["last_verified_backup_age_seconds"] == 4 * 3600
+    assert status["unverified"] == 3
+    assert status["backup_older_than_rpo"] and status["verified_older_than_rpo"]
+    plan = mgr.prune(RetentionPolicy(keep_last=1), dry_run=True)
+    assert {s.id for s in plan.keep} == {ids[3], ids[0]}
+    assert ("newest verified backup",) in [r.matches for r in plan.reasons]
+    assert len(mgr.backups()) == 4  # dry run
+    mgr.prune(RetentionPolicy(keep_last=1), dry_run=False)
+    assert {r.id for r in mgr.backups()} == {ids[3], ids[0]}
+    mgr.close()
