@@ -253,3 +253,72 @@ def restore(
         return
     for name, (rows, _digest) in sorted(tables.items()):
         click.echo(f"{name}: {rows} rows")
+
+
+@dr.command()
+@click.argument("source")
+@click.option("--target", required=True, help="file:///directory of the backup files.")
+@click.option("--mode", type=click.Choice(["restic", "borg"]), default="restic", show_default=True)
+@click.option("--keep-last", type=int)
+@click.option("--keep-hourly", type=int)
+@click.option("--keep-daily", type=int)
+@click.option("--keep-weekly", type=int)
+@click.option("--keep-monthly", type=int)
+@click.option("--keep-within", default=None, help="e.g. 7d")
+@click.option("--dry-run/--apply", default=True, show_default=True)
+@store_option
+@json_option
+def prune(
+    source: str,
+    target: str,
+    mode: str,
+    keep_last: int | None,
+    keep_hourly: int | None,
+    keep_daily: int | None,
+    keep_weekly: int | None,
+    keep_monthly: int | None,
+    keep_within: str | None,
+    dry_run: bool,
+    store_url: str | None,
+    as_json: bool,
+) -> None:
+    """Apply retention to SOURCE's catalogued backups (the newest verified one is always kept)."""
+    from cognitionos.dr import RetentionPolicy
+
+    policy = RetentionPolicy(
+        keep_last=keep_last,
+        keep_hourly=keep_hourly,
+        keep_daily=keep_daily,
+        keep_weekly=keep_weekly,
+        keep_monthly=keep_monthly,
+        keep_within=keep_within,
+    )
+    with _manager(source, target, store_url) as mgr:
+        result = mgr.prune(policy, mode=mode, dry_run=dry_run)
+    kept = [{"id": r.snapshot.id, "reasons": list(r.matches)} for r in result.reasons]
+    if as_json:
+        echo_json({"dry_run": dry_run, "keep": kept, "remove": [s.id for s in result.remove]})
+        return
+    for k in kept:
+        click.echo(f"keep   {k['id']}  {', '.join(k['reasons'])}")
+    for r in result.remove:
+        click.echo(f"{'would remove' if dry_run else 'removed'} {r.id}")
+
+
+@dr.command()
+@click.argument("source")
+@click.option("--target", required=True, help="file:///directory of the backup files.")
+@click.option("--rpo", type=float, default=900.0, show_default=True, help="Seconds.")
+@store_option
+@json_option
+def status(source: str, target: str, rpo: float, store_url: str | None, as_json: bool) -> None:
+    """Ages of the newest and the newest verified backup; exit 1 when either exceeds the RPO."""
+    with _manager(source, target, store_url) as mgr:
+        data = mgr.status(rpo=rpo)
+    if as_json:
+        echo_json(data)
+    else:
+        for k, v in data.items():
+            click.echo(f"{k}: {v}")
+    if data["backup_older_than_rpo"] or data["verified_older_than_rpo"]:
+        raise SystemExit(1)

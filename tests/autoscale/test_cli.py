@@ -145,3 +145,25 @@ def test_dr_backup_verify_restore(tmp_path):
     r = _run("dr", "verify", src, "missing-id", "--target", target, *store)
     assert r.exit_code == 1
     assert "no backup" in r.output
+
+
+def test_dr_prune_and_status(tmp_path):
+    import sqlite3
+
+    db = tmp_path / "app.db"
+    sqlite3.connect(db).close()
+    src, target = f"sqlite:///{db}", f"file://{tmp_path / 'b'}"
+    store = ["--store", f"sqlite:///{tmp_path / 'catalog.db'}"]
+    ids = [
+        json.loads(_run("dr", "backup", src, "--target", target, *store, "--json").stdout)["id"]
+        for _ in range(3)
+    ]
+    r = _run("dr", "status", src, "--target", target, *store, "--json")
+    assert r.exit_code == 1  # nothing verified yet: the verified age is unknown, so alert
+    assert json.loads(r.stdout)["unverified"] == 3
+    r = _run("dr", "prune", src, "--target", target, "--keep-last", "1", *store, "--json")
+    assert r.exit_code == 0, r.output
+    data = json.loads(r.stdout)
+    assert data["dry_run"] is True
+    assert len(data["remove"]) == 2
+    assert set(data["remove"]) | {data["keep"][0]["id"]} == set(ids)
