@@ -7,6 +7,7 @@ report = simulate(hpa, trace, capacity_per_replica=10.0, startup_delay=120, metr
 
 from __future__ import annotations
 
+from cognitionos.autoscale._manifest import lint_manifests
 from cognitionos.autoscale.hpa import HPAPolicy
 from cognitionos.autoscale.keda import CronWindow, KedaScaledObject
 from cognitionos.autoscale.models import (
@@ -51,6 +52,7 @@ __all__ = [
     "ScalingRules",
     "SimulationReport",
     "Tolerances",
+    "lint_manifests",
     "load_trace",
     "simulate",
 ]

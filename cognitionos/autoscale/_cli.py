@@ -150,3 +150,22 @@ def recommend(
         return
     note(f"from {current} replicas at {util:g}% CPU")
     click.echo(f"{d.replicas} ({d.reason})")
+
+
+@autoscale.command()
+@click.argument("manifests", type=click.Path(dir_okay=False))
+@json_option
+def lint(manifests: str, as_json: bool) -> None:
+    """Check a YAML of HPAs/ScaledObjects; exit 1 on problems (two autoscalers, one workload)."""
+    from cognitionos.autoscale import lint_manifests
+
+    with open(manifests, encoding="utf-8") as fh:
+        problems = lint_manifests(fh.read())
+    if as_json:
+        echo_json({"problems": problems})
+    else:
+        for p in problems:
+            click.echo(p)
+        note(f"{len(problems)} problem(s)")
+    if problems:
+        raise SystemExit(1)

@@ -401,3 +401,52 @@ def hpa_to_dict(policy: HPAPolicy) -> dict[str, Any]:
         "metadata": meta,
         "spec": spec,
     }
+
+
+def lint_manifests(text: str) -> list[str]:
+    """Problems in a multi-document YAML of HPAs and KEDA ScaledObjects.
+
+    Reports manifests that do not parse and workloads targeted by more than one autoscaler
+    (two HPA controllers fighting over one replica count; a KEDA ScaledObject owns an HPA).
+    """
+    yaml = require("yaml", extra="autoscale", purpose="HPA manifests")
+    try:
+        docs = [d for d in yaml.safe_load_all(text) if d is not None]
+    except yaml.YAMLError as exc:
+        return [f"not valid YAML: {exc}"]
+    problems: list[str] = []
+    owners: dict[tuple[str, str, str], list[str]] = {}
+    for i, doc in enumerate(docs):
+        if not isinstance(doc, Mapping):
+            problems.append(f"document {i}: not a mapping")
+            continue
+        kind = doc.get("kind")
+        meta = (
+            _map(doc, "metadata", "manifest", required=False)
+            if isinstance(doc.get("metadata", {}), Mapping)
+            else {}
+        )
+        name = str(meta.get("name", f"#{i}"))
+        namespace = str(meta.get("namespace") or "default")
+        spec = doc.get("spec")
+        spec = spec if isinstance(spec, Mapping) else {}
+        ref = spec.get("scaleTargetRef")
+        ref = ref if isinstance(ref, Mapping) else {}
+        if kind == "HorizontalPodAutoscaler":
+            try:
+                hpa_kwargs_from_manifest(doc)
+            except ConfigurationError as exc:
+                problems.append(f"HorizontalPodAutoscaler {namespace}/{name}: {exc}")
+                continue
+            target = (namespace, str(ref.get("kind")), str(ref.get("name")))
+        elif kind == "ScaledObject":
+            target = (namespace, str(ref.get("kind", "Deployment")), str(ref.get("name")))
+        else:
+            continue
+        owners.setdefault(target, []).append(f"{kind} {name}")
+    for (namespace, kind, name), who in owners.items():
+        if len(who) > 1:
+            problems.append(
+                f"{kind} {namespace}/{name} is targeted by {len(who)} autoscalers: {', '.join(who)}"
+            )
+    return problems
