@@ -370,15 +370,19 @@ def metric_replicas(spec: MetricSpec, inp: ScalingInput, tolerances: Tolerances)
 
 
 def _pod_metrics(name: str, observed: object) -> Mapping[str, PodMetric]:
-    if not isinstance(observed, Mapping):
+    if not isinstance(observed, Mapping) or not all(
+        isinstance(m, PodMetric) and isinstance(m.value, int) for m in observed.values()
+    ):
         raise MetricError(f"metric {name} must map pod names to PodMetric")
     return observed
 
 
 def _series(name: str, observed: object) -> Sequence[int]:
-    if isinstance(observed, int):
+    if isinstance(observed, int) and not isinstance(observed, bool):
         return (observed,)
-    if isinstance(observed, (list, tuple)):
+    if isinstance(observed, (list, tuple)) and all(
+        isinstance(v, int) and not isinstance(v, bool) for v in observed
+    ):
         return observed
     raise MetricError(f"external metric {name} must be an integer or a sequence of integers")
 
