@@ -115,6 +115,19 @@ class RetentionPolicy:
                 _count(f.name, getattr(self, f.name))
             if f.name.startswith("keep_within"):
                 _duration(getattr(self, f.name), f.name)
+        if not isinstance(self.group_by, (tuple, list)) or not all(
+            isinstance(k, str) for k in self.group_by
+        ):
+            raise ConfigurationError(
+                f"group_by must be a tuple of key names, got {self.group_by!r}"
+            )
+        if not isinstance(self.keep_tags, (tuple, list)) or not all(
+            isinstance(tags, (tuple, list)) and all(isinstance(t, str) for t in tags)
+            for tags in self.keep_tags
+        ):
+            raise ConfigurationError(
+                f"keep_tags must be lists of tag names, got {self.keep_tags!r}"
+            )
         bad = set(self.group_by) - {"host", "paths", "tags"}
         if bad:
             raise ConfigurationError(

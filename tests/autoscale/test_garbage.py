@@ -90,9 +90,12 @@ def test_decide_never_raises_on_odd_observations(n, values, requests, phases, ot
 
 @settings(max_examples=50, deadline=None)
 @given(
-    st.dictionaries(st.sampled_from(["keep_last", "keep_daily", "keep_within", "group_by"]), tree)
+    st.dictionaries(
+        st.sampled_from(["keep_last", "keep_daily", "keep_within", "group_by", "keep_tags"]), tree
+    )
 )
 def test_retention_policy_garbage(kw):
+    # found by this test: group_by=None used to raise a raw TypeError
     try:
         RetentionPolicy(**kw)
     except CognitionError:

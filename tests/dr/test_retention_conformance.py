@@ -148,3 +148,12 @@ def test_empty_policy_is_refused():
         RetentionPolicy(keep_daily=-2)
     with pytest.raises(ConfigurationError, match="keep_within"):
         RetentionPolicy(keep_within="3 days")
+
+
+def test_group_by_and_tags_must_be_lists_of_names():
+    from cognitionos.errors import ConfigurationError
+
+    with pytest.raises(ConfigurationError, match="group_by"):
+        RetentionPolicy(keep_last=1, group_by=None)  # type: ignore[arg-type]
+    with pytest.raises(ConfigurationError, match="keep_tags"):
+        RetentionPolicy(keep_tags=("foo",))  # type: ignore[arg-type]
