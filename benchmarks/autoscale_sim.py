@@ -30,6 +30,7 @@ from cognitionos.autoscale import (
     PredictivePolicy,
     SimulationReport,
     load_trace,
+    plot_svg,
     simulate,
 )
 
@@ -91,39 +92,6 @@ def interpolate(points: list[tuple[float, float]], x: float) -> float | None:
         if x0 <= x <= x1:
             return y0 + (y1 - y0) * (x - x0) / (x1 - x0) if x1 != x0 else y0
     return None
-
-
-def svg(trace: list[float], series: dict[str, tuple[int, ...]], path: str, cap: float) -> None:
-    day = 1440
-    best = max(range(0, len(trace) - 2 * day, 60), key=lambda s: sum(trace[s : s + 2 * day : 10]))
-    window = range(best, best + 2 * day)
-    w, h, pad = 1200, 400, 40
-    top = max(
-        max(trace[i] for i in window), *(max(s[i] for i in window) * cap for s in series.values())
-    )
-
-    def line(values: list[float], colour: str) -> str:
-        pts = " ".join(
-            f"{pad + (w - 2 * pad) * k / (len(values) - 1):.1f},"
-            f"{h - pad - (h - 2 * pad) * v / top:.1f}"
-            for k, v in enumerate(values)
-        )
-        return f'<polyline fill="none" stroke="{colour}" stroke-width="1" points="{pts}"/>'
-
-    parts = [line([trace[i] for i in window], "#888")]
-    colours = ["#d62728", "#1f77b4", "#2ca02c"]
-    legend = ['<text x="50" y="20" fill="#888">load (req/min)</text>']
-    for k, (name, ready) in enumerate(series.items()):
-        parts.append(line([ready[i] * cap for i in window], colours[k % 3]))
-        legend.append(
-            f'<text x="{200 + 220 * k}" y="20" fill="{colours[k % 3]}">{name} ready capacity</text>'
-        )
-    with open(path, "w", encoding="utf-8") as fh:
-        fh.write(
-            f'<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}">'
-            '<rect width="100%" height="100%" fill="white"/>'
-            f"{''.join(legend)}{''.join(parts)}</svg>"
-        )
 
 
 def main() -> int:
@@ -189,12 +157,9 @@ def main() -> int:
             f"decide() median over {len(sample)} calls, {name}: {decide_cost(name, sample):.1f} µs"
         )
     if args.plot:
-        svg(
-            trace,
-            {"hpa-70": hpa70.ready, "predictive": results["predictive"].ready},
-            args.plot,
-            10.0,
-        )
+        ready = {"HPA 70%": hpa70.ready, "predictive": results["predictive"].ready}
+        with open(args.plot, "w", encoding="utf-8") as fh:
+            fh.write(plot_svg(trace, ready, capacity_per_replica=10.0))
         print(f"plot written to {args.plot}", file=sys.stderr)
     return 0
 

@@ -28,7 +28,7 @@ from cognitionos.autoscale.models import (
     Tolerances,
 )
 from cognitionos.autoscale.predictive import CostAwarePolicy, PredictivePolicy
-from cognitionos.autoscale.simulate import SimulationReport, load_trace, simulate
+from cognitionos.autoscale.simulate import SimulationReport, load_trace, plot_svg, simulate
 
 __all__ = [
     "Behavior",
@@ -54,5 +54,6 @@ __all__ = [
     "Tolerances",
     "lint_manifests",
     "load_trace",
+    "plot_svg",
     "simulate",
 ]

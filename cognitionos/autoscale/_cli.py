@@ -66,6 +66,7 @@ def _policy(
 @click.option("--startup-delay", type=float, default=120.0, show_default=True, help="Seconds.")
 @click.option("--metric-lag", type=float, default=60.0, show_default=True, help="Seconds.")
 @click.option("--minutes", type=int, default=0, help="Replay only the first N minutes.")
+@click.option("--plot", type=click.Path(dir_okay=False), help="Write an SVG of load vs capacity.")
 @json_option
 def simulate(
     trace: str,
@@ -78,6 +79,7 @@ def simulate(
     startup_delay: float,
     metric_lag: float,
     minutes: int,
+    plot: str | None,
     as_json: bool,
 ) -> None:
     """Replay TRACE (CSV, requests per minute in the last column) through a policy."""
@@ -107,6 +109,12 @@ def simulate(
     )
     for _ in ticks:
         pass
+    if plot:
+        from cognitionos.autoscale import plot_svg
+
+        with open(plot, "w", encoding="utf-8") as fh:
+            fh.write(plot_svg(loads, {kind: report.ready}, capacity_per_replica=capacity))
+        note(f"plot written to {plot}")
     data = {"policy": kind, **report.as_dict()}
     if as_json:
         echo_json(data)

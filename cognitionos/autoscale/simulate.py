@@ -19,7 +19,7 @@ Capacity model (stated once, used by every policy alike):
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Protocol
 
 import attrs
@@ -27,7 +27,7 @@ import attrs
 from cognitionos.autoscale.models import Decision, PodMetric, PodStatus, ScalingInput
 from cognitionos.errors import ConfigurationError
 
-__all__ = ["Policy", "SimulationReport", "simulate"]
+__all__ = ["Policy", "SimulationReport", "load_trace", "plot_svg", "simulate"]
 
 REQUEST_MILLI = 1000
 
@@ -253,3 +253,67 @@ def load_trace(path: str) -> list[float]:
     if not out:
         raise ConfigurationError(f"trace {path!r} has no rows")
     return out
+
+
+def plot_svg(
+    trace: Sequence[float],
+    ready: Mapping[str, Sequence[int]],
+    *,
+    capacity_per_replica: float,
+    window_minutes: int = 2880,
+    width: int = 1200,
+    height: int = 400,
+) -> str:
+    """An SVG of load vs ready capacity per policy over the busiest ``window_minutes``.
+
+    ``ready`` maps a policy name to its per-minute ready replicas (``SimulationReport.ready``)::
+
+        svg = plot_svg(trace, {"hpa": hpa_report.ready}, capacity_per_replica=10.0)
+    """
+    if not trace:
+        raise ConfigurationError("trace is empty")
+    for name, series in ready.items():
+        if len(series) != len(trace):
+            raise ConfigurationError(
+                f"ready series {name!r} has {len(series)} points, trace {len(trace)}"
+            )
+    span = max(2, min(window_minutes, len(trace)))
+    step = max(1, min(60, (len(trace) - span) // 100))
+    starts = range(0, len(trace) - span + 1, step)
+    best = max(starts, key=lambda s: sum(trace[s : s + span : 10]))
+    window = range(best, best + span)
+    pad = 40
+    top = max(
+        1.0,
+        max(trace[i] for i in window),
+        *(max(s[i] for i in window) * capacity_per_replica for s in ready.values()),
+    )
+
+    def line(values: list[float], colour: str) -> str:
+        pts = " ".join(
+            f"{pad + (width - 2 * pad) * k / (len(values) - 1):.1f},"
+            f"{height - pad - (height - 2 * pad) * v / top:.1f}"
+            for k, v in enumerate(values)
+        )
+        return f'<polyline fill="none" stroke="{colour}" stroke-width="1" points="{pts}"/>'
+
+    colours = ["#d62728", "#1f77b4", "#2ca02c", "#9467bd"]
+    parts = [line([trace[i] for i in window], "#888")]
+    legend = ['<text x="50" y="20" fill="#888">load (requests/min)</text>']
+    for k, (name, series) in enumerate(ready.items()):
+        colour = colours[k % len(colours)]
+        parts.append(line([series[i] * capacity_per_replica for i in window], colour))
+        legend.append(
+            f'<text x="{230 + 230 * k}" y="20" fill="{colour}">{name}: ready capacity</text>'
+        )
+    axis = (
+        f'<text x="{pad}" y="{height - 10}" fill="#444">minute {best}</text>'
+        f'<text x="{width - pad - 90}" y="{height - 10}" fill="#444">'
+        f"minute {best + span - 1}</text>"
+        f'<text x="5" y="{pad}" fill="#444">{top:.0f}</text>'
+    )
+    return (
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}">'
+        '<rect width="100%" height="100%" fill="white"/>'
+        f"{''.join(legend)}{axis}{''.join(parts)}</svg>"
+    )

@@ -14,6 +14,7 @@ from cognitionos.autoscale import (
     KedaScaledObject,
     PredictivePolicy,
     ScalingInput,
+    plot_svg,
     simulate,
 )
 from cognitionos.errors import ConfigurationError
@@ -209,3 +210,34 @@ def test_keda_cron_floors_come_from_the_fitted_profile():
     assert obj.cpu_utilization == 90
     assert KedaScaledObject.from_manifest(obj.to_manifest()) == obj
     assert math.isfinite(p.headroom_z)
+
+
+def test_plot_svg_draws_load_and_capacity():
+    import xml.etree.ElementTree as ET
+
+    trace = [10.0] * 30 + [50.0] * 30
+    r = simulate(Scripted([]), trace, capacity_per_replica=10, initial_replicas=3)
+    svg = plot_svg(trace, {"fixed": r.ready}, capacity_per_replica=10.0, window_minutes=40)
+    root = ET.fromstring(svg)
+    lines = [el for el in root.iter() if el.tag.endswith("polyline")]
+    assert len(lines) == 2  # load and one policy's capacity
+    assert len(lines[0].get("points").split()) == 40
+    # the busiest 40-minute window starts at minute 0 or later and ends at the last minute
+    assert "minute 59" in svg
+    with pytest.raises(ConfigurationError, match="points"):
+        plot_svg(trace, {"short": (1, 2)}, capacity_per_replica=10.0)
+
+
+def test_cli_simulate_writes_a_plot(tmp_path):
+    from click.testing import CliRunner
+
+    from cognitionos.cli import main
+
+    trace = tmp_path / "t.csv"
+    trace.write_text("minute,requests\n" + "".join(f"m{i},{20 + i}\n" for i in range(30)))
+    out = tmp_path / "plot.svg"
+    r = CliRunner().invoke(
+        main, ["autoscale", "simulate", str(trace), "--plot", str(out), "--json"]
+    )
+    assert r.exit_code == 0, r.output
+    assert out.read_text().startswith("<svg")
