@@ -27,7 +27,9 @@ __all__ = ["LazyGroup", "main"]
 #: subcommand name -> "module:attribute" of a click command, imported on use
 BUILTIN_COMMANDS = {
     "apm": "cognitionos.apm._cli:apm",
+    "autoscale": "cognitionos.autoscale._cli:autoscale",
     "db": "cognitionos._cli_storage:db",
+    "dr": "cognitionos.dr._cli:dr",
     "flags": "cognitionos.flags._cli:flags",
     "ratelimit": "cognitionos.ratelimit._cli:ratelimit",
     "waf": "cognitionos.waf._cli:waf",
