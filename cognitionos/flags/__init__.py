@@ -15,7 +15,7 @@ the Unleash client specification says::
 
 from __future__ import annotations
 
-from cognitionos.flags._sticky import InMemoryStickyBuckets, StickyBucketService
+from cognitionos.bucketing import InMemoryStickyBuckets, StickyBucketService
 from cognitionos.flags.engine import FlagEngine
 from cognitionos.flags.models import (
     EnvironmentOverride,
