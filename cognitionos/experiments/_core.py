@@ -112,18 +112,38 @@ def apply_events(
         slot = state.get((unit, metric))
         if slot is None:
             slot = state[(unit, metric)] = [0.0, 0.0, 0.0]
-        old = contribution(spec, slot[0], slot[1], slot[2])
-        slot[0] += value
-        slot[1] += den
-        if cov is not None:
-            slot[2] = cov
-        new = contribution(spec, slot[0], slot[1], slot[2])
+        num0, den0, x0 = slot
+        num1 = num0 + value
+        den1 = den0 + den
+        x1 = x0 if cov is None else cov
+        slot[0] = num1
+        slot[1] = den1
+        slot[2] = x1
+        # inlined contribution(): this loop is the ingestion hot path
+        if spec.code == 0:
+            y0 = 1.0 if num0 > 0 else 0.0
+            y1 = 1.0 if num1 > 0 else 0.0
+        else:
+            lo, hi = spec.lo, spec.hi
+            y0 = lo if num0 < lo else hi if num0 > hi else num0
+            y1 = lo if num1 < lo else hi if num1 > hi else num1
         key = (arm_of[unit], metric)
         acc = deltas.get(key)
         if acc is None:
             acc = deltas[key] = [0.0] * N_SUMS
-        for i in range(N_SUMS):
-            acc[i] += new[i] - old[i]
+        acc[0] += y1 - y0
+        acc[1] += y1 * y1 - y0 * y0
+        if x0 or x1:
+            acc[2] += x1 - x0
+            acc[3] += x1 * x1 - x0 * x0
+            acc[4] += x1 * y1 - x0 * y0
+        if spec.code == 3:
+            dlo, dhi = spec.den_lo, spec.den_hi
+            d0 = dlo if den0 < dlo else dhi if den0 > dhi else den0
+            d1 = dlo if den1 < dlo else dhi if den1 > dhi else den1
+            acc[5] += d1 - d0
+            acc[6] += d1 * d1 - d0 * d0
+            acc[7] += y1 * d1 - y0 * d0
     return deltas
 
 

@@ -53,6 +53,11 @@ __all__ = ["ExperimentEngine"]
 
 log = logging.getLogger("cognitionos.experiments")
 
+#: log payloads are compact JSON arrays: ["x", unit, arm, ts] and
+#: ["m", unit, event id, metric, value, denominator, covariate, ts] (see events())
+_encode = json.JSONEncoder(separators=(",", ":"), check_circular=False).encode
+_X_FIELDS = ("unit", "arm", "ts")
+_M_FIELDS = ("unit", "event_id", "metric", "value", "denominator", "covariate", "ts")
 _STATUS_NAMES = {COUNTED: "counted", DUPLICATE: "duplicate", UNEXPOSED: "unexposed"}
 _CAS_ATTEMPTS = 20
 #: defaults of (unit_id, metric, value, event_id, denominator, covariate) for short tuples
@@ -278,7 +283,7 @@ class ExperimentEngine:
         self._append(
             key,
             [
-                json.dumps({"type": "exposure", "unit": u, "arm": a, "ts": now}).encode()
+                _encode(("x", u, a, now)).encode()
                 for (u, a), f in zip(batch, first, strict=True)
                 if f
             ],
@@ -355,18 +360,7 @@ class ExperimentEngine:
         self._append(
             key,
             [
-                json.dumps(
-                    {
-                        "type": "metric",
-                        "unit": ev[0],
-                        "event_id": ev[1],
-                        "metric": ev[2],
-                        "value": ev[3],
-                        "denominator": ev[4],
-                        "covariate": ev[5],
-                        "ts": now,
-                    }
-                ).encode()
+                _encode(("m", *ev, now)).encode()
                 for ev, s in zip(batch, status, strict=True)
                 if s == COUNTED
             ],
@@ -411,10 +405,18 @@ class ExperimentEngine:
     ) -> builtins.list[dict[str, Any]]:
         """Logged exposures and counted metric events of ``key`` (oldest first), as dicts."""
         stream = f"{self._namespace}experiments.{key}"
-        return [
-            {"seq": e.seq, **json.loads(e.payload)}
-            for e in self._store.read(stream, after=after, limit=limit)
-        ]
+        out: builtins.list[dict[str, Any]] = []
+        for e in self._store.read(stream, after=after, limit=limit):
+            kind, *values = json.loads(e.payload)
+            names = _X_FIELDS if kind == "x" else _M_FIELDS
+            out.append(
+                {
+                    "seq": e.seq,
+                    "type": "exposure" if kind == "x" else "metric",
+                    **dict(zip(names, values, strict=True)),
+                }
+            )
+        return out
 
     # -- shipping ------------------------------------------------------------------------------
     def ship(
