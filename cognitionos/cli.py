@@ -27,6 +27,7 @@ __all__ = ["LazyGroup", "main"]
 #: subcommand name -> "module:attribute" of a click command, imported on use
 BUILTIN_COMMANDS = {
     "db": "cognitionos._cli_storage:db",
+    "experiment": "cognitionos.experiments._cli:experiment",
     "flags": "cognitionos.flags._cli:flags",
     "ratelimit": "cognitionos.ratelimit._cli:ratelimit",
     "waf": "cognitionos.waf._cli:waf",

@@ -254,6 +254,42 @@ class SQLStats:
         self.t = build_tables(md)
         # the migration creates them; a store opened with auto_migrate=False may predate it
         md.create_all(store.engine, checkfirst=True)
+        # statements built once and run with executemany: SQLAlchemy batches the rows
+        # ("insertmanyvalues") and compiles each statement once, whatever the batch size
+        units, arms, seen, um, stats = (
+            self.t[n] for n in ("units", "arms", "seen", "unit_metrics", "stats")
+        )
+        self._q_units = self._insert(units).on_conflict_do_nothing().returning(units.c.unit)
+        ins = self._insert(arms)
+        self._q_arms = ins.on_conflict_do_update(
+            index_elements=[arms.c.experiment, arms.c.arm],
+            set_={"n": arms.c.n + ins.excluded.n, "multi": arms.c.multi + ins.excluded.multi},
+        )
+        self._q_seen = (
+            self._insert(seen).on_conflict_do_nothing().returning(seen.c.unit, seen.c.event_id)
+        )
+        # RETURNING makes SQLAlchemy send these as multi-row statements (insertmanyvalues)
+        # instead of one statement per row
+        self._q_um_create = self._insert(um).on_conflict_do_nothing().returning(um.c.unit)
+        ins = self._insert(um)
+        self._q_um_write = ins.on_conflict_do_update(
+            index_elements=[um.c.experiment, um.c.unit, um.c.metric],
+            set_={"num": ins.excluded.num, "den": ins.excluded.den, "cov": ins.excluded.cov},
+        ).returning(um.c.unit)
+        ins = self._insert(stats)
+        self._q_stats = ins.on_conflict_do_update(
+            index_elements=[stats.c.experiment, stats.c.arm, stats.c.metric],
+            set_={f: stats.c[f] + ins.excluded[f] for f in SUM_FIELDS},
+        )
+
+    def _among(self, column: Any, values: Sequence[str]) -> Any:
+        """``column IN values``; on PostgreSQL ``= ANY(array)``: one parameter, a stable plan."""
+        sa = require("sqlalchemy")
+        if self.dialect == "postgresql":
+            from sqlalchemy.dialects.postgresql import ARRAY
+
+            return column == sa.any_(sa.literal(list(values), ARRAY(sa.String)))
+        return column.in_(values)
 
     def _tx(self, what: str) -> Any:
         return self.store._tx(what)  # one transaction, errors wrapped as StorageError
@@ -261,23 +297,21 @@ class SQLStats:
     def expose(self, exp: str, records: Sequence[tuple[str, str]]) -> list[bool]:
         """True per record that was the unit's first exposure."""
         sa = require("sqlalchemy")
-        units, arms = self.t["units"], self.t["arms"]
+        units = self.t["units"]
         first: dict[str, str] = {}
         for unit, arm in records:
             first.setdefault(unit, arm)
         out: list[bool] = []
         with self._tx("experiment exposure") as conn:
             inserted: set[str] = set()
-            for chunk in _chunks(list(first.items())):
-                ins = self._insert(units).values(
-                    [{"experiment": exp, "unit": u, "arm": a, "multi": False} for u, a in chunk]
-                )
-                q = ins.on_conflict_do_nothing().returning(units.c.unit)
-                inserted.update(r[0] for r in conn.execute(q))
+            params = [
+                {"experiment": exp, "unit": u, "arm": a, "multi": False} for u, a in first.items()
+            ]
+            inserted.update(r[0] for r in conn.execute(self._q_units, params))
             known: dict[str, str] = {}
             for chunk in _chunks(list(first)):
                 q = sa.select(units.c.unit, units.c.arm).where(
-                    units.c.experiment == exp, units.c.unit.in_(chunk)
+                    units.c.experiment == exp, self._among(units.c.unit, chunk)
                 )
                 known.update((r[0], r[1]) for r in conn.execute(q))
             new_n: dict[str, int] = {}
@@ -297,7 +331,7 @@ class SQLStats:
                     sa.update(units)
                     .where(
                         units.c.experiment == exp,
-                        units.c.unit.in_(chunk),
+                        self._among(units.c.unit, chunk),
                         units.c.multi == sa.false(),
                     )
                     .values(multi=True)
@@ -310,16 +344,7 @@ class SQLStats:
                 for a in sorted(set(new_n) | set(multi_by_arm))
             ]
             if rows:
-                ins = self._insert(arms).values(rows)
-                conn.execute(
-                    ins.on_conflict_do_update(
-                        index_elements=[arms.c.experiment, arms.c.arm],
-                        set_={
-                            "n": arms.c.n + ins.excluded.n,
-                            "multi": arms.c.multi + ins.excluded.multi,
-                        },
-                    )
-                )
+                conn.execute(self._q_arms, rows)
         return out
 
     def track(
@@ -327,27 +352,19 @@ class SQLStats:
     ) -> list[int]:
         """COUNTED, DUPLICATE or UNEXPOSED per event (one transaction for the batch)."""
         sa = require("sqlalchemy")
-        seen_t, units, um, stats = (
-            self.t["seen"],
-            self.t["units"],
-            self.t["unit_metrics"],
-            self.t["stats"],
-        )
+        units, um = self.t["units"], self.t["unit_metrics"]
         idents = sorted({(ev[0], ev[1]) for ev in events})
         with self._tx("experiment tracking") as conn:
             new_ids: set[tuple[str, str]] = set()
-            for chunk in _chunks(idents):
-                ins = self._insert(seen_t).values(
-                    [{"experiment": exp, "unit": u, "event_id": e} for u, e in chunk]
-                )
-                q = ins.on_conflict_do_nothing().returning(seen_t.c.unit, seen_t.c.event_id)
-                new_ids.update((r[0], r[1]) for r in conn.execute(q))
+            if idents:
+                params = [{"experiment": exp, "unit": u, "event_id": e} for u, e in idents]
+                new_ids.update((r[0], r[1]) for r in conn.execute(self._q_seen, params))
             status, fresh = _split(events, set(idents) - new_ids)
             unit_ids = sorted({ev[0] for _, ev in fresh})
             arm_of: dict[str, str] = {}
             for chunk in _chunks(unit_ids):
                 q = sa.select(units.c.unit, units.c.arm).where(
-                    units.c.experiment == exp, units.c.unit.in_(chunk)
+                    units.c.experiment == exp, self._among(units.c.unit, chunk)
                 )
                 arm_of.update((r[0], r[1]) for r in conn.execute(q))
             counted: list[TrackedEvent] = []
@@ -359,53 +376,35 @@ class SQLStats:
             if not counted:
                 return status
             pairs = sorted({(ev[0], ev[1]) for ev in counted})
-            for chunk in _chunks(pairs):
-                ins = self._insert(um).values(
-                    [
-                        {"experiment": exp, "unit": u, "metric": m, "num": 0, "den": 0, "cov": 0}
-                        for u, m in chunk
-                    ]
-                )
-                conn.execute(ins.on_conflict_do_nothing())
+            conn.execute(
+                self._q_um_create,
+                [
+                    {"experiment": exp, "unit": u, "metric": m, "num": 0.0, "den": 0.0, "cov": 0.0}
+                    for u, m in pairs
+                ],
+            ).all()
             state: dict[tuple[str, str], list[float]] = {}
             for chunk in _chunks(pairs):
                 q = (
                     sa.select(um.c.unit, um.c.metric, um.c.num, um.c.den, um.c.cov)
-                    .where(um.c.experiment == exp, sa.tuple_(um.c.unit, um.c.metric).in_(chunk))
+                    .where(
+                        um.c.experiment == exp,
+                        self._among(um.c.unit, sorted({u for u, _ in chunk})),
+                    )
                     .order_by(um.c.unit, um.c.metric)
                 )
                 if self.dialect == "postgresql":
                     q = q.with_for_update()
+                wanted = set(chunk)
                 for r in conn.execute(q):
-                    state[(r[0], r[1])] = [float(r[2]), float(r[3]), float(r[4])]
+                    if (r[0], r[1]) in wanted:
+                        state[(r[0], r[1])] = [float(r[2]), float(r[3]), float(r[4])]
             deltas = apply_events(counted, specs, arm_of, state)
             rows = [
                 {"experiment": exp, "unit": u, "metric": m, "num": s[0], "den": s[1], "cov": s[2]}
                 for (u, m), s in sorted(state.items())
             ]
-            upd = (
-                sa.update(um)
-                .where(
-                    um.c.experiment == sa.bindparam("b_exp"),
-                    um.c.unit == sa.bindparam("b_unit"),
-                    um.c.metric == sa.bindparam("b_metric"),
-                )
-                .values(num=sa.bindparam("num"), den=sa.bindparam("den"), cov=sa.bindparam("cov"))
-            )
-            conn.execute(
-                upd,
-                [
-                    {
-                        "b_exp": r["experiment"],
-                        "b_unit": r["unit"],
-                        "b_metric": r["metric"],
-                        "num": r["num"],
-                        "den": r["den"],
-                        "cov": r["cov"],
-                    }
-                    for r in rows
-                ],
-            )
+            conn.execute(self._q_um_write, rows).all()
             stat_rows = [
                 {
                     "experiment": exp,
@@ -415,13 +414,7 @@ class SQLStats:
                 }
                 for (arm, metric), d in sorted(deltas.items())
             ]
-            ins = self._insert(stats).values(stat_rows)
-            conn.execute(
-                ins.on_conflict_do_update(
-                    index_elements=[stats.c.experiment, stats.c.arm, stats.c.metric],
-                    set_={f: stats.c[f] + ins.excluded[f] for f in SUM_FIELDS},
-                )
-            )
+            conn.execute(self._q_stats, stat_rows)
         return status
 
     def read(self, exp: str) -> Read:

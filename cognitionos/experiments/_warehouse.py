@@ -142,98 +142,94 @@ def summaries_from_sql(
         .group_by(xu, first.c.first_ts)
         .subquery("arm")
     )
-    eu, et = e.c[cols["unit_id"]], e.c[cols["timestamp"]]
+    eu, et, em = e.c[cols["unit_id"]], e.c[cols["timestamp"]], e.c[cols["metric"]]
+    ratio = any(m.kind == "ratio" for m in specs)
+    value = sa.cast(e.c[cols["value"]], sa.Float)
+    den = sa.cast(e.c[cols["denominator"]], sa.Float) if ratio else sa.literal(0.0)
+    dedup = (
+        sa.select(
+            eu.label("unit_id"),
+            em.label("metric"),
+            sa.func.min(value).label("v"),
+            sa.func.min(den).label("d"),
+            sa.func.min(et).label("ts"),
+        )
+        .where(em.in_([m.name for m in specs]), *window(et))
+        .group_by(eu, em, e.c[cols["event_id"]])
+        .subquery("dedup")
+    )
+    unit_tot = (
+        sa.select(
+            arm.c.unit_id,
+            arm.c.variant,
+            dedup.c.metric,
+            sa.func.sum(dedup.c.v).label("num"),
+            sa.func.sum(dedup.c.d).label("den"),
+        )
+        .join_from(
+            arm,
+            dedup,
+            sa.and_(dedup.c.unit_id == arm.c.unit_id, dedup.c.ts >= arm.c.first_ts),
+        )
+        .group_by(arm.c.unit_id, arm.c.variant, dedup.c.metric)
+        .subquery("unit_total")
+    )
+    # y and d per unit, by the metric's kind and caps (one CASE arm per metric)
+    num, dsum = unit_tot.c.num, unit_tot.c.den
+    y_cases, d_cases = [], []
+    for m in specs:
+        is_m = unit_tot.c.metric == m.name
+        if m.kind == "binomial":
+            y_cases.append((is_m, sa.case((num > 0, sa.literal(1.0)), else_=sa.literal(0.0))))
+        else:
+            y_cases.append((is_m, _clip(sa, num, m.cap_lower, m.cap_upper)))
+        if m.kind == "ratio":
+            d_cases.append(
+                (is_m, _clip(sa, dsum, m.denominator_cap_lower, m.denominator_cap_upper))
+            )
+    y = sa.case(*y_cases, else_=sa.literal(0.0))
+    d = sa.case(*d_cases, else_=sa.literal(0.0)) if d_cases else sa.literal(0.0)
+    per_unit = sa.select(
+        unit_tot.c.variant, unit_tot.c.metric, y.label("y"), d.label("d")
+    ).subquery("per_unit")
+    py, pd = per_unit.c.y, per_unit.c.d
+    # one GROUP BY over (arm, metric) for the sums; units without rows add 0 (caps hold 0)
+    sums_q = sa.select(
+        per_unit.c.variant,
+        per_unit.c.metric,
+        sa.func.sum(py),
+        sa.func.sum(py * py),
+        sa.func.sum(pd),
+        sa.func.sum(pd * pd),
+        sa.func.sum(py * pd),
+    ).group_by(per_unit.c.variant, per_unit.c.metric)
+    units_q = sa.select(arm.c.variant, sa.func.count()).group_by(arm.c.variant)
+    try:
+        with engine.connect() as conn:
+            n_by_arm = {str(r[0]): int(r[1]) for r in conn.execute(units_q)}
+            sums = {(str(r[0]), str(r[1])): r[2:] for r in conn.execute(sums_q)}
+    except sa.exc.SQLAlchemyError as exc:
+        raise StorageError(f"warehouse query failed: {getattr(exc, 'orig', exc)}") from exc
+    finally:
+        if owned:
+            engine.dispose()
+    names = list(arms) if arms is not None else []
+    names += sorted(k for k in n_by_arm if k not in names)
     out: list[ArmSummary] = []
-    with engine.connect() as conn:
-        for m in specs:
-            value = sa.cast(e.c[cols["value"]], sa.Float)
-            den = (
-                sa.cast(e.c[cols["denominator"]], sa.Float)
-                if m.kind == "ratio"
-                else sa.literal(0.0)
-            )
-            dedup = (
-                sa.select(
-                    eu.label("unit_id"),
-                    sa.func.min(value).label("v"),
-                    sa.func.min(den).label("d"),
-                    sa.func.min(et).label("ts"),
+    for m in specs:
+        for name in names:
+            r = sums.get((name, m.name)) or (0.0, 0.0, 0.0, 0.0, 0.0)
+            out.append(
+                ArmSummary(
+                    arm=name,
+                    metric=m.name,
+                    n=n_by_arm.get(name, 0),
+                    kind=m.kind,
+                    sum=float(r[0] or 0.0),
+                    sum_sq=float(r[1] or 0.0),
+                    denom_sum=float(r[2] or 0.0),
+                    denom_sum_sq=float(r[3] or 0.0),
+                    num_denom_sum=float(r[4] or 0.0),
                 )
-                .where(e.c[cols["metric"]] == m.name, *window(et))
-                .group_by(eu, e.c[cols["event_id"]])
-                .subquery("dedup")
             )
-            unit_tot = (
-                sa.select(
-                    arm.c.unit_id,
-                    sa.func.sum(dedup.c.v).label("num"),
-                    sa.func.sum(dedup.c.d).label("den"),
-                )
-                .join_from(
-                    arm,
-                    dedup,
-                    sa.and_(dedup.c.unit_id == arm.c.unit_id, dedup.c.ts >= arm.c.first_ts),
-                )
-                .group_by(arm.c.unit_id)
-                .subquery("unit_total")
-            )
-            num = sa.func.coalesce(unit_tot.c.num, 0.0)
-            dsum = sa.func.coalesce(unit_tot.c.den, 0.0)
-            if m.kind == "binomial":
-                y = sa.case((num > 0, sa.literal(1.0)), else_=sa.literal(0.0))
-            else:
-                y = _clip(sa, num, m.cap_lower, m.cap_upper)
-            d = (
-                _clip(sa, dsum, m.denominator_cap_lower, m.denominator_cap_upper)
-                if m.kind == "ratio"
-                else sa.literal(0.0)
-            )
-            per_unit = (
-                sa.select(arm.c.variant, y.label("y"), d.label("d"))
-                .join_from(arm, unit_tot, unit_tot.c.unit_id == arm.c.unit_id, isouter=True)
-                .subquery("per_unit")
-            )
-            py, pd = per_unit.c.y, per_unit.c.d
-            q = (
-                sa.select(
-                    per_unit.c.variant,
-                    sa.func.count(),
-                    sa.func.sum(py),
-                    sa.func.sum(py * py),
-                    sa.func.sum(pd),
-                    sa.func.sum(pd * pd),
-                    sa.func.sum(py * pd),
-                )
-                .group_by(per_unit.c.variant)
-                .order_by(per_unit.c.variant)
-            )
-            try:
-                rows = conn.execute(q).all()
-            except sa.exc.SQLAlchemyError as exc:
-                raise StorageError(
-                    f"warehouse query for metric {m.name!r} failed: {getattr(exc, 'orig', exc)}"
-                ) from exc
-            found = {str(r[0]): r for r in rows}
-            names = list(arms) if arms is not None else []
-            names += [k for k in found if k not in names]
-            for name in names:
-                r = found.get(name)
-                if r is None:
-                    out.append(ArmSummary(arm=name, metric=m.name, n=0, kind=m.kind))
-                    continue
-                out.append(
-                    ArmSummary(
-                        arm=name,
-                        metric=m.name,
-                        n=int(r[1]),
-                        kind=m.kind,
-                        sum=float(r[2] or 0.0),
-                        sum_sq=float(r[3] or 0.0),
-                        denom_sum=float(r[4] or 0.0),
-                        denom_sum_sq=float(r[5] or 0.0),
-                        num_denom_sum=float(r[6] or 0.0),
-                    )
-                )
-    if owned:
-        engine.dispose()
     return out
