@@ -241,3 +241,29 @@ def test_bad_definitions_raise_configuration_errors_naming_the_field(definition,
     with ExperimentEngine() as engine, pytest.raises(ConfigurationError, match=None) as info:
         engine.create(definition)
     assert needle in str(info.value)
+
+
+@pytest.mark.parametrize("condition", [None, {"country": "NL"}])
+def test_ship_turns_the_winner_into_a_flag_rollout(tmp_path, condition):
+    url = f"sqlite:///{tmp_path / 'ship.db'}"
+    definition: dict[str, Any] = {
+        "key": "cta",
+        "arms": [{"key": "grey", "value": "#999"}, {"key": "green", "value": "#0a0"}],
+        "status": "running",
+    }
+    if condition is not None:
+        definition["condition"] = condition
+    with ExperimentEngine(store=url) as engine:
+        engine.create(definition)
+        with pytest.raises(ConfigurationError, match="no arm 'blue'"):
+            engine.ship("cta", "blue")
+        flag = engine.ship("cta", "green")
+        assert flag.key == "cta"
+        exp = engine.get("cta")
+        assert (str(exp.status), exp.shipped) == ("stopped", "green")
+        shipped = engine.assign("cta", "u1", {"country": "NL"})
+        assert (shipped.variant, shipped.reason) == ("green", AssignmentReason.SHIPPED)
+    with FlagEngine(store=url) as flags:
+        assert flags.evaluate("cta", {"id": "u1", "country": "NL"}).value == "#0a0"
+        other = flags.evaluate("cta", {"id": "u1", "country": "US"}).value
+        assert other == ("#0a0" if condition is None else "#999")
