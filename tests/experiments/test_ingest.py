@@ -273,3 +273,32 @@ def test_memory_path_matches_the_reference_for_any_log(seed, units, events):
         summaries = engine.summary("prop")
     assert all(isinstance(s, ArmSummary) for s in summaries)
     assert_matches(summaries, reference_sums(log, METRICS))
+
+
+_garbage = st.recursive(
+    st.none() | st.booleans() | st.floats() | st.integers() | st.text(max_size=8),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=6), inner, max_size=4)
+    ),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(definition=_garbage, event=_garbage, value=_garbage)
+def test_garbage_raises_only_cognition_errors(definition, event, value):
+    from cognitionos.errors import CognitionError
+
+    with ExperimentEngine() as engine:
+        engine.create(_definition("g"))
+        for call in (
+            lambda: engine.create(definition),
+            lambda: engine.update("g", definition if isinstance(definition, dict) else {}),
+            lambda: engine.track_many("g", [event]),
+            lambda: engine.track("g", "u1", "revenue", value),
+            lambda: engine.assign("g", "u1", event),
+        ):
+            try:
+                call()
+            except CognitionError:
+                pass
