@@ -30,6 +30,7 @@ BUILTIN_COMMANDS = {
     "autoscale": "cognitionos.autoscale._cli:autoscale",
     "db": "cognitionos._cli_storage:db",
     "dr": "cognitionos.dr._cli:dr",
+    "experiment": "cognitionos.experiments._cli:experiment",
     "flags": "cognitionos.flags._cli:flags",
     "ratelimit": "cognitionos.ratelimit._cli:ratelimit",
     "waf": "cognitionos.waf._cli:waf",

@@ -1,5 +1,15 @@
 """A/B testing: assignment, event ingestion and analysis over per-arm sufficient statistics.
 
+Assignment shares the flags engine's bucketing (:mod:`cognitionos.bucketing`); exposures and
+metric events become incremental per-arm sums in the store, so analysis reads
+O(arms x metrics) numbers::
+
+    from cognitionos.experiments import ExperimentEngine, analyze
+    engine = ExperimentEngine(store="sqlite:///app.db")
+    engine.assign("checkout-v2", "u1", {"country": "NL"}).variant
+    engine.track("checkout-v2", "u1", "revenue", 12.5, event_id="order-17")
+    result = analyze(engine.summary("checkout-v2"))
+
 Analysis (:func:`analyze`, :func:`sample_size`, ...) imports numpy and scipy on first use,
 so ``import cognitionos.experiments`` stays light.
 """
@@ -40,19 +50,40 @@ from cognitionos.experiments._power import (
 )
 from cognitionos.experiments._quantile import QuantileResult, quantile_test
 from cognitionos.experiments._summary import ArmSummary
+from cognitionos.experiments._warehouse import summaries_from_sql
+from cognitionos.experiments.engine import ExperimentEngine
+from cognitionos.experiments.models import (
+    Arm,
+    Assignment,
+    AssignmentReason,
+    Experiment,
+    ExperimentStatus,
+    Holdout,
+    Metric,
+    NamespaceSlice,
+)
 
 __all__ = [
     "CORRECTIONS",
     "AnalysisResult",
+    "Arm",
     "ArmResult",
     "ArmSummary",
+    "Assignment",
+    "AssignmentReason",
     "BanditPeriod",
     "BanditReport",
     "Decision",
     "DecisionRules",
+    "Experiment",
+    "ExperimentEngine",
+    "ExperimentStatus",
     "GaussianPrior",
     "GroupSequentialDesign",
+    "Holdout",
+    "Metric",
     "MetricResult",
+    "NamespaceSlice",
     "QuantileResult",
     "SampleSize",
     "adjust_pvalues",
@@ -72,6 +103,7 @@ __all__ = [
     "sample_size",
     "srm_check",
     "srm_sequential",
+    "summaries_from_sql",
     "thompson_weights",
     "ttest_power",
 ]

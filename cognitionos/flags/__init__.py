@@ -15,7 +15,8 @@ the Unleash client specification says::
 
 from __future__ import annotations
 
-from cognitionos.flags._sticky import InMemoryStickyBuckets, StickyBucketService
+from cognitionos.bucketing import InMemoryStickyBuckets, StickyBucketService
+from cognitionos.flags._conditions import compile_condition
 from cognitionos.flags.engine import FlagEngine
 from cognitionos.flags.models import (
     EnvironmentOverride,
@@ -54,4 +55,5 @@ __all__ = [
     "StickyBucketService",
     "VariantSplit",
     "Variation",
+    "compile_condition",
 ]

@@ -16,13 +16,13 @@ from datetime import UTC, datetime
 from types import MappingProxyType
 from typing import Any
 
-from cognitionos.errors import ConfigurationError
-from cognitionos.flags._bucketing import (
+from cognitionos.bucketing import (
     bucket_ranges,
     choose_variation,
     in_namespace,
     query_string_override,
 )
+from cognitionos.errors import ConfigurationError
 from cognitionos.flags._conditions import Predicate, compile_condition, compile_targeting
 from cognitionos.flags._flagd import UNNAMEABLE, variant_of
 from cognitionos.flags._js import js_string, js_truthy

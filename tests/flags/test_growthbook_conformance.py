@@ -6,15 +6,15 @@ from typing import Any
 
 import pytest
 
-from cognitionos.errors import ConfigurationError
-from cognitionos.flags import FlagEngine, InMemoryStickyBuckets
-from cognitionos.flags._bucketing import (
+from cognitionos.bucketing import (
     bucket_ranges,
     choose_variation,
     equal_weights,
     in_namespace,
     query_string_override,
 )
+from cognitionos.errors import ConfigurationError
+from cognitionos.flags import FlagEngine, InMemoryStickyBuckets
 from cognitionos.flags._conditions import compile_condition
 from cognitionos.hashing import growthbook_hash
 

@@ -28,6 +28,7 @@ def test_migrations_match_table_definitions(kind, tmp_path, request):
     from alembic.autogenerate import compare_metadata
     from alembic.runtime.migration import MigrationContext
 
+    from cognitionos.experiments._ingest import build_tables as build_experiment_tables
     from cognitionos.ratelimit._sql import build_tables
     from cognitionos.storage._sql_schema import build_metadata
 
@@ -42,6 +43,7 @@ def test_migrations_match_table_definitions(kind, tmp_path, request):
             ctx = MigrationContext.configure(conn, opts={"version_table": VERSION_TABLE})
             expected = build_metadata()
             build_tables(expected)  # the rate limiter's tables come with migration 0002
+            build_experiment_tables(expected)  # and the experiments' with 0004
             diff = [d for d in compare_metadata(ctx, expected) if "cos_" in repr(d)]
         assert diff == []
     finally:

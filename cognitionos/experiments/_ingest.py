@@ -1,0 +1,568 @@
+"""Where exposures and per-arm sufficient statistics live: memory, SQL (upserts), Redis (Lua).
+
+Each backend offers the same three operations, each atomic per call:
+
+- ``expose(exp, [(unit, arm), ...])``: the first exposure of a unit fixes its arm and adds
+  one to the arm's ``n``; a later exposure to another arm marks the unit as having seen
+  several variants (counted once per unit, the unit stays in its first arm);
+- ``track(exp, specs, [(unit, event_id, metric, value, den, cov), ...])``: exactly-once per
+  ``(unit, event id)``; events of units not exposed yet are recorded as seen but not
+  counted (a metric counts from the unit's exposure on); the rest update the unit's
+  running totals and add the change of its contribution to the arm's sums (see
+  :mod:`cognitionos.experiments._core`);
+- ``read(exp)``: units per arm, the sums per ``(arm, metric)`` and the multi-exposure count.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol
+
+from cognitionos._optional import require
+from cognitionos.errors import StorageError
+from cognitionos.experiments._core import (
+    N_SUMS,
+    SUM_FIELDS,
+    MetricSpec,
+    TrackedEvent,
+    apply_events,
+)
+
+__all__ = [
+    "COUNTED",
+    "DUPLICATE",
+    "UNEXPOSED",
+    "MemoryStats",
+    "RedisStats",
+    "SQLStats",
+    "StatsBackend",
+    "build_tables",
+    "stats_backend",
+]
+
+COUNTED, DUPLICATE, UNEXPOSED = 0, 1, 2
+#: (unit, event id, metric, value, denominator, covariate or None)
+RawEvent = tuple[str, str, str, float, float, "float | None"]
+Read = tuple[dict[str, int], dict[tuple[str, str], list[float]], int]
+
+
+class StatsBackend(Protocol):
+    """What the three backends implement."""
+
+    def expose(self, exp: str, records: Sequence[tuple[str, str]]) -> list[bool]:
+        """True per record that was the unit's first exposure."""
+        ...
+
+    def track(
+        self, exp: str, specs: Mapping[str, MetricSpec], events: Sequence[RawEvent]
+    ) -> list[int]:
+        """COUNTED, DUPLICATE or UNEXPOSED per event."""
+        ...
+
+    def read(self, exp: str) -> Read:
+        """(units per arm, sums per (arm, metric), units exposed to several arms)."""
+        ...
+
+    def clear(self, exp: str) -> None:
+        """Forget every exposure and statistic of ``exp``."""
+        ...
+
+
+def _split(
+    events: Sequence[RawEvent], seen_before: set[tuple[str, str]]
+) -> tuple[list[int], list[tuple[int, RawEvent]]]:
+    """Statuses with duplicates marked (against the store and inside the batch)."""
+    status = [COUNTED] * len(events)
+    fresh: list[tuple[int, RawEvent]] = []
+    batch_seen: set[tuple[str, str]] = set()
+    for i, ev in enumerate(events):
+        ident = (ev[0], ev[1])
+        if ident in seen_before or ident in batch_seen:
+            status[i] = DUPLICATE
+            continue
+        batch_seen.add(ident)
+        fresh.append((i, ev))
+    return status, fresh
+
+
+class _MemoryExperiment:
+    __slots__ = ("arm_n", "arms", "multi", "seen", "state", "sums")
+
+    def __init__(self) -> None:
+        self.arms: dict[str, str] = {}
+        self.arm_n: dict[str, int] = {}
+        self.multi: set[str] = set()
+        self.seen: set[tuple[str, str]] = set()
+        self.state: dict[tuple[str, str], list[float]] = {}
+        self.sums: dict[tuple[str, str], list[float]] = {}
+
+
+class MemoryStats:
+    """In-process statistics, shared by every engine on the same ``memory://`` store object."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._exps: dict[str, _MemoryExperiment] = {}
+
+    def _exp(self, exp: str) -> _MemoryExperiment:
+        e = self._exps.get(exp)
+        if e is None:
+            e = self._exps[exp] = _MemoryExperiment()
+        return e
+
+    def expose(self, exp: str, records: Sequence[tuple[str, str]]) -> list[bool]:
+        """True per record that was the unit's first exposure."""
+        out: list[bool] = []
+        with self._lock:
+            e = self._exp(exp)
+            arms, arm_n = e.arms, e.arm_n
+            for unit, arm in records:
+                have = arms.get(unit)
+                if have is None:
+                    arms[unit] = arm
+                    arm_n[arm] = arm_n.get(arm, 0) + 1
+                    out.append(True)
+                else:
+                    if have != arm:
+                        e.multi.add(unit)
+                    out.append(False)
+        return out
+
+    def track(
+        self, exp: str, specs: Mapping[str, MetricSpec], events: Sequence[RawEvent]
+    ) -> list[int]:
+        """COUNTED, DUPLICATE or UNEXPOSED per event."""
+        with self._lock:
+            e = self._exp(exp)
+            seen, arms = e.seen, e.arms
+            status = [COUNTED] * len(events)
+            counted: list[TrackedEvent] = []
+            for i, (unit, eid, metric, value, den, cov) in enumerate(events):
+                ident = (unit, eid)
+                if ident in seen:
+                    status[i] = DUPLICATE
+                    continue
+                seen.add(ident)
+                if unit not in arms:
+                    status[i] = UNEXPOSED
+                    continue
+                counted.append((unit, metric, value, den, cov))
+            deltas = apply_events(counted, specs, arms, e.state)
+            sums = e.sums
+            for key, delta in deltas.items():
+                acc = sums.get(key)
+                if acc is None:
+                    sums[key] = delta
+                else:
+                    for j in range(N_SUMS):
+                        acc[j] += delta[j]
+        return status
+
+    def read(self, exp: str) -> Read:
+        """(units per arm, sums per (arm, metric), units exposed to several arms)."""
+        with self._lock:
+            e = self._exp(exp)
+            return dict(e.arm_n), {k: list(v) for k, v in e.sums.items()}, len(e.multi)
+
+    def clear(self, exp: str) -> None:
+        """Forget every exposure and statistic of ``exp``."""
+        with self._lock:
+            self._exps.pop(exp, None)
+
+
+# -- SQL ---------------------------------------------------------------------------------------
+
+
+def build_tables(metadata: Any) -> dict[str, Any]:
+    """The experiment tables (migration 0004 creates exactly these), added to ``metadata``."""
+    sa = require("sqlalchemy", extra="sql")
+    name = sa.String(300)
+    units = sa.Table(
+        "cos_exp_units",
+        metadata,
+        sa.Column("experiment", name, primary_key=True),
+        sa.Column("unit", name, primary_key=True),
+        sa.Column("arm", name, nullable=False),
+        sa.Column("multi", sa.Boolean, nullable=False),
+    )
+    arms = sa.Table(
+        "cos_exp_arms",
+        metadata,
+        sa.Column("experiment", name, primary_key=True),
+        sa.Column("arm", name, primary_key=True),
+        sa.Column("n", sa.BigInteger, nullable=False),
+        sa.Column("multi", sa.BigInteger, nullable=False),
+    )
+    seen = sa.Table(
+        "cos_exp_seen",
+        metadata,
+        sa.Column("experiment", name, primary_key=True),
+        sa.Column("unit", name, primary_key=True),
+        sa.Column("event_id", name, primary_key=True),
+    )
+    unit_metrics = sa.Table(
+        "cos_exp_unit_metrics",
+        metadata,
+        sa.Column("experiment", name, primary_key=True),
+        sa.Column("unit", name, primary_key=True),
+        sa.Column("metric", name, primary_key=True),
+        sa.Column("num", sa.Float(53), nullable=False),
+        sa.Column("den", sa.Float(53), nullable=False),
+        sa.Column("cov", sa.Float(53), nullable=False),
+    )
+    stats = sa.Table(
+        "cos_exp_stats",
+        metadata,
+        sa.Column("experiment", name, primary_key=True),
+        sa.Column("arm", name, primary_key=True),
+        sa.Column("metric", name, primary_key=True),
+        *(sa.Column(f, sa.Float(53), nullable=False) for f in SUM_FIELDS),
+    )
+    return {
+        "units": units,
+        "arms": arms,
+        "seen": seen,
+        "unit_metrics": unit_metrics,
+        "stats": stats,
+    }
+
+
+_CHUNK = 300
+
+
+def _chunks(items: Sequence[Any], size: int = _CHUNK) -> list[Sequence[Any]]:
+    return [items[i : i + size] for i in range(0, len(items), size)]
+
+
+class SQLStats:
+    """Statistics in SQL tables, one transaction per call, through the store's engine.
+
+    PostgreSQL: unit rows are created first (``ON CONFLICT DO NOTHING``) and then locked
+    ``FOR UPDATE`` in key order, so concurrent writers of one unit serialise and never
+    lose a delta; SQLite serialises writers already (``BEGIN IMMEDIATE``).
+    """
+
+    def __init__(self, store: Any) -> None:
+        sa = require("sqlalchemy", extra="sql")
+        from sqlalchemy.dialects import postgresql, sqlite
+
+        self.store = store
+        self.dialect = store.dialect
+        self._insert: Any = postgresql.insert if self.dialect == "postgresql" else sqlite.insert
+        md = sa.MetaData()
+        self.t = build_tables(md)
+        # the migration creates them; a store opened with auto_migrate=False may predate it
+        md.create_all(store.engine, checkfirst=True)
+        # statements built once and run with executemany: SQLAlchemy batches the rows
+        # ("insertmanyvalues") and compiles each statement once, whatever the batch size
+        units, arms, seen, um, stats = (
+            self.t[n] for n in ("units", "arms", "seen", "unit_metrics", "stats")
+        )
+        self._q_units = self._insert(units).on_conflict_do_nothing().returning(units.c.unit)
+        ins = self._insert(arms)
+        self._q_arms = ins.on_conflict_do_update(
+            index_elements=[arms.c.experiment, arms.c.arm],
+            set_={"n": arms.c.n + ins.excluded.n, "multi": arms.c.multi + ins.excluded.multi},
+        )
+        self._q_seen = (
+            self._insert(seen).on_conflict_do_nothing().returning(seen.c.unit, seen.c.event_id)
+        )
+        # RETURNING makes SQLAlchemy send these as multi-row statements (insertmanyvalues)
+        # instead of one statement per row
+        self._q_um_create = self._insert(um).on_conflict_do_nothing().returning(um.c.unit)
+        ins = self._insert(um)
+        self._q_um_write = ins.on_conflict_do_update(
+            index_elements=[um.c.experiment, um.c.unit, um.c.metric],
+            set_={"num": ins.excluded.num, "den": ins.excluded.den, "cov": ins.excluded.cov},
+        ).returning(um.c.unit)
+        ins = self._insert(stats)
+        self._q_stats = ins.on_conflict_do_update(
+            index_elements=[stats.c.experiment, stats.c.arm, stats.c.metric],
+            set_={f: stats.c[f] + ins.excluded[f] for f in SUM_FIELDS},
+        )
+
+    def _among(self, column: Any, values: Sequence[str]) -> Any:
+        """``column IN values``; on PostgreSQL ``= ANY(array)``: one parameter, a stable plan."""
+        sa = require("sqlalchemy")
+        if self.dialect == "postgresql":
+            from sqlalchemy.dialects.postgresql import ARRAY
+
+            return column == sa.any_(sa.literal(list(values), ARRAY(sa.String)))
+        return column.in_(values)
+
+    def _tx(self, what: str) -> Any:
+        return self.store._tx(what)  # one transaction, errors wrapped as StorageError
+
+    def expose(self, exp: str, records: Sequence[tuple[str, str]]) -> list[bool]:
+        """True per record that was the unit's first exposure."""
+        sa = require("sqlalchemy")
+        units = self.t["units"]
+        first: dict[str, str] = {}
+        for unit, arm in records:
+            first.setdefault(unit, arm)
+        out: list[bool] = []
+        with self._tx("experiment exposure") as conn:
+            inserted: set[str] = set()
+            params = [
+                {"experiment": exp, "unit": u, "arm": a, "multi": False} for u, a in first.items()
+            ]
+            inserted.update(r[0] for r in conn.execute(self._q_units, params))
+            known: dict[str, str] = {}
+            for chunk in _chunks(list(first)):
+                q = sa.select(units.c.unit, units.c.arm).where(
+                    units.c.experiment == exp, self._among(units.c.unit, chunk)
+                )
+                known.update((r[0], r[1]) for r in conn.execute(q))
+            new_n: dict[str, int] = {}
+            multi: set[str] = set()
+            used: set[str] = set()
+            for unit, arm in records:
+                is_first = unit in inserted and unit not in used
+                used.add(unit)
+                out.append(is_first)
+                if is_first:
+                    new_n[arm] = new_n.get(arm, 0) + 1
+                elif known.get(unit) != arm:
+                    multi.add(unit)
+            multi_by_arm: dict[str, int] = {}
+            for chunk in _chunks(sorted(multi)):
+                q = (
+                    sa.update(units)
+                    .where(
+                        units.c.experiment == exp,
+                        self._among(units.c.unit, chunk),
+                        units.c.multi == sa.false(),
+                    )
+                    .values(multi=True)
+                    .returning(units.c.arm)
+                )
+                for (arm,) in conn.execute(q):
+                    multi_by_arm[arm] = multi_by_arm.get(arm, 0) + 1
+            rows = [
+                {"experiment": exp, "arm": a, "n": new_n.get(a, 0), "multi": multi_by_arm.get(a, 0)}
+                for a in sorted(set(new_n) | set(multi_by_arm))
+            ]
+            if rows:
+                conn.execute(self._q_arms, rows)
+        return out
+
+    def track(
+        self, exp: str, specs: Mapping[str, MetricSpec], events: Sequence[RawEvent]
+    ) -> list[int]:
+        """COUNTED, DUPLICATE or UNEXPOSED per event (one transaction for the batch)."""
+        sa = require("sqlalchemy")
+        units, um = self.t["units"], self.t["unit_metrics"]
+        idents = sorted({(ev[0], ev[1]) for ev in events})
+        with self._tx("experiment tracking") as conn:
+            new_ids: set[tuple[str, str]] = set()
+            if idents:
+                params = [{"experiment": exp, "unit": u, "event_id": e} for u, e in idents]
+                new_ids.update((r[0], r[1]) for r in conn.execute(self._q_seen, params))
+            status, fresh = _split(events, set(idents) - new_ids)
+            unit_ids = sorted({ev[0] for _, ev in fresh})
+            arm_of: dict[str, str] = {}
+            for chunk in _chunks(unit_ids):
+                q = sa.select(units.c.unit, units.c.arm).where(
+                    units.c.experiment == exp, self._among(units.c.unit, chunk)
+                )
+                arm_of.update((r[0], r[1]) for r in conn.execute(q))
+            counted: list[TrackedEvent] = []
+            for i, (unit, _eid, metric, value, den, cov) in fresh:
+                if unit in arm_of:
+                    counted.append((unit, metric, value, den, cov))
+                else:
+                    status[i] = UNEXPOSED
+            if not counted:
+                return status
+            pairs = sorted({(ev[0], ev[1]) for ev in counted})
+            conn.execute(
+                self._q_um_create,
+                [
+                    {"experiment": exp, "unit": u, "metric": m, "num": 0.0, "den": 0.0, "cov": 0.0}
+                    for u, m in pairs
+                ],
+            ).all()
+            state: dict[tuple[str, str], list[float]] = {}
+            for chunk in _chunks(pairs):
+                q = (
+                    sa.select(um.c.unit, um.c.metric, um.c.num, um.c.den, um.c.cov)
+                    .where(
+                        um.c.experiment == exp,
+                        self._among(um.c.unit, sorted({u for u, _ in chunk})),
+                    )
+                    .order_by(um.c.unit, um.c.metric)
+                )
+                if self.dialect == "postgresql":
+                    q = q.with_for_update()
+                wanted = set(chunk)
+                for r in conn.execute(q):
+                    if (r[0], r[1]) in wanted:
+                        state[(r[0], r[1])] = [float(r[2]), float(r[3]), float(r[4])]
+            deltas = apply_events(counted, specs, arm_of, state)
+            rows = [
+                {"experiment": exp, "unit": u, "metric": m, "num": s[0], "den": s[1], "cov": s[2]}
+                for (u, m), s in sorted(state.items())
+            ]
+            conn.execute(self._q_um_write, rows).all()
+            stat_rows = [
+                {
+                    "experiment": exp,
+                    "arm": arm,
+                    "metric": metric,
+                    **dict(zip(SUM_FIELDS, d, strict=True)),
+                }
+                for (arm, metric), d in sorted(deltas.items())
+            ]
+            conn.execute(self._q_stats, stat_rows)
+        return status
+
+    def read(self, exp: str) -> Read:
+        """(units per arm, sums per (arm, metric), units exposed to several arms)."""
+        sa = require("sqlalchemy")
+        arms, stats = self.t["arms"], self.t["stats"]
+        with self._tx("experiment summary") as conn:
+            arm_rows = conn.execute(
+                sa.select(arms.c.arm, arms.c.n, arms.c.multi).where(arms.c.experiment == exp)
+            ).all()
+            stat_rows = conn.execute(
+                sa.select(stats.c.arm, stats.c.metric, *(stats.c[f] for f in SUM_FIELDS)).where(
+                    stats.c.experiment == exp
+                )
+            ).all()
+        arm_n = {r[0]: int(r[1]) for r in arm_rows}
+        multi = sum(int(r[2]) for r in arm_rows)
+        sums = {(r[0], r[1]): [float(v) for v in r[2:]] for r in stat_rows}
+        return arm_n, sums, multi
+
+    def clear(self, exp: str) -> None:
+        """Forget every exposure and statistic of ``exp``."""
+        sa = require("sqlalchemy")
+        with self._tx("experiment reset") as conn:
+            for t in self.t.values():
+                conn.execute(sa.delete(t).where(t.c.experiment == exp))
+
+
+# -- Redis -------------------------------------------------------------------------------------
+
+
+def _lua(name: str) -> str:
+    from importlib import resources
+
+    return resources.files("cognitionos.experiments").joinpath(f"lua/{name}.lua").read_text("utf-8")
+
+
+def _num(v: float) -> str:
+    return repr(float(v))
+
+
+class RedisStats:
+    """Statistics in Redis hashes updated by Lua scripts (``HINCRBYFLOAT`` for the sums).
+
+    Keys of one experiment share its hash tag (``{exp:<key>}``), so each script touches
+    one Redis Cluster slot. The script recomputes the unit's contribution exactly as
+    :func:`cognitionos.experiments._core.contribution` does.
+    """
+
+    def __init__(self, store: Any) -> None:
+        self.store = store
+        self._expose = store.script(_lua("exp_expose"))
+        self._track = store.script(_lua("exp_track"))
+
+    def _keys(self, exp: str, *names: str) -> list[str]:
+        return [self.store.key(f"exp:{exp}", n) for n in names]
+
+    def _call(self, script: Any, keys: list[str], args: list[Any], what: str) -> Any:
+        from redis.exceptions import RedisError
+
+        try:
+            return script(keys, args)
+        except RedisError as exc:
+            raise StorageError(f"redis store: {what} failed: {exc}") from exc
+
+    def expose(self, exp: str, records: Sequence[tuple[str, str]]) -> list[bool]:
+        """True per record that was the unit's first exposure."""
+        if not records:
+            return []
+        args: list[Any] = []
+        for unit, arm in records:
+            args += [unit, arm]
+        keys = self._keys(exp, "units", "arms", "multi")
+        reply = self._call(self._expose, keys, args, "experiment exposure")
+        return [bool(int(x)) for x in reply]
+
+    def track(
+        self, exp: str, specs: Mapping[str, MetricSpec], events: Sequence[RawEvent]
+    ) -> list[int]:
+        """COUNTED, DUPLICATE or UNEXPOSED per event (one script call per batch)."""
+        if not events:
+            return []
+        args: list[Any] = []
+        for unit, eid, metric, value, den, cov in events:
+            s = specs[metric]
+            args += [
+                unit,
+                eid,
+                metric,
+                s.code,
+                _num(value),
+                _num(den),
+                "" if cov is None else _num(cov),
+                "" if s.lo == float("-inf") else _num(s.lo),
+                "" if s.hi == float("inf") else _num(s.hi),
+                "" if s.den_lo == float("-inf") else _num(s.den_lo),
+                "" if s.den_hi == float("inf") else _num(s.den_hi),
+            ]
+        keys = self._keys(exp, "seen", "units", "unit_metrics", "stats")
+        reply = self._call(self._track, keys, args, "experiment tracking")
+        return [int(x) for x in reply]
+
+    def read(self, exp: str) -> Read:
+        """(units per arm, sums per (arm, metric), units exposed to several arms)."""
+        from redis.exceptions import RedisError
+
+        arms_key, stats_key = self._keys(exp, "arms", "stats")
+        try:
+            arm_raw = self.store.client.hgetall(arms_key)
+            stat_raw = self.store.client.hgetall(stats_key)
+        except RedisError as exc:
+            raise StorageError(f"redis store: experiment summary failed: {exc}") from exc
+        arm_n: dict[str, int] = {}
+        multi = 0
+        for k, v in arm_raw.items():
+            field = k.decode()
+            if field == "\x00multi":
+                multi = int(v)
+            else:
+                arm_n[field] = int(v)
+        sums: dict[tuple[str, str], list[float]] = {}
+        index = {f: i for i, f in enumerate(SUM_FIELDS)}
+        for k, v in stat_raw.items():
+            arm, metric, field = k.decode().split("\x00")
+            acc = sums.setdefault((arm, metric), [0.0] * N_SUMS)
+            acc[index[field]] = float(v)
+        return arm_n, sums, multi
+
+    def clear(self, exp: str) -> None:
+        """Forget every exposure and statistic of ``exp``."""
+        self.store.client.delete(*self._keys(exp, "seen", "units", "unit_metrics", "stats"))
+        self.store.client.delete(*self._keys(exp, "arms", "multi"))
+
+
+def stats_backend(store: Any) -> StatsBackend:
+    """The statistics backend for ``store`` (by its backend name)."""
+    backend = getattr(store, "backend", "")
+    if backend == "memory":
+        stats = getattr(store, "_cos_experiment_stats", None)
+        if stats is None:
+            stats = MemoryStats()
+            # kept on the store object: engines sharing one memory store share statistics
+            store._cos_experiment_stats = stats
+        return stats  # type: ignore[no-any-return]
+    if backend in ("sqlite", "postgresql"):
+        return SQLStats(store)
+    if backend == "redis":
+        return RedisStats(store)
+    from cognitionos.errors import UnsupportedCapability
+
+    raise UnsupportedCapability(backend, "experiment statistics", "ExperimentEngine")
