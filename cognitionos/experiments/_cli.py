@@ -9,6 +9,8 @@ take ``--json`` (only JSON on stdout)::
     cognitionos experiment assign checkout-v2 u1 --attr country=NL --json
     cognitionos experiment track checkout-v2 u1 revenue 12.5 --event-id order-17
     cognitionos experiment summary checkout-v2 --json
+    cognitionos experiment analyze checkout-v2 --method bayesian
+    cognitionos experiment analyze summary.json --json
 """
 
 from __future__ import annotations
@@ -268,3 +270,155 @@ def summary(ctx: click.Context, key: str, store_url: str | None, as_json: bool) 
             f"{r['sum']:>14.6g} {r['sum_sq']:>14.6g}"
         )
     note(f"units exposed to several arms: {report['multiple_exposures']}")
+
+
+def _summaries_from_file(path: Path) -> tuple[list[Any], dict[str, int] | None]:
+    """ArmSummary rows from a JSON file: ``summary --json`` output, or a list of rows."""
+    from cognitionos.experiments._summary import ArmSummary
+
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigurationError(f"{path}: cannot read it ({exc})") from None
+    except ValueError as exc:
+        raise ConfigurationError(f"{path}: not valid JSON ({exc})") from None
+    units = None
+    if isinstance(data, dict):
+        units = data.get("units")
+        data = data.get("arms")
+    if not isinstance(data, list) or not all(isinstance(r, dict) for r in data):
+        raise ConfigurationError(
+            f"{path}: expected a list of per-arm summaries, or the output of "
+            "'cognitionos experiment summary KEY --json'"
+        )
+    rows = []
+    for i, r in enumerate(data):
+        try:
+            fields: dict[str, Any] = {
+                k: tuple(v) if isinstance(v, list) else v for k, v in r.items()
+            }
+            rows.append(ArmSummary(**fields))
+        except TypeError as exc:
+            raise ConfigurationError(f"{path}: summary #{i}: {exc}") from None
+    if units is not None and not (
+        isinstance(units, dict) and all(isinstance(v, int) for v in units.values())
+    ):
+        raise ConfigurationError(f"{path}: 'units' must map arm names to unit counts")
+    return rows, units
+
+
+def _fmt(value: float | None, spec: str = ".4g") -> str:
+    return "-" if value is None else format(value, spec)
+
+
+@experiment.command("analyze")
+@click.argument("source")
+@store_option
+@click.option(
+    "--method",
+    type=click.Choice(["frequentist", "sequential", "msprt", "bayesian"]),
+    default="frequentist",
+    show_default=True,
+)
+@click.option("--alpha", type=float, default=0.05, show_default=True)
+@click.option(
+    "--correction",
+    default="holm",
+    show_default=True,
+    help="Multiple-comparison correction (bonferroni, holm, hochberg, sidak, bh, by, none).",
+)
+@click.option("--no-cuped", is_flag=True, help="Do not adjust with pre-period covariates.")
+@click.option("--primary", default=None, help="Primary metric for the decision.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON on stdout.")
+@click.pass_context
+def analyze_command(
+    ctx: click.Context,
+    source: str,
+    store_url: str | None,
+    method: str,
+    alpha: float,
+    correction: str,
+    no_cuped: bool,
+    primary: str | None,
+    as_json: bool,
+) -> None:
+    """Results table of experiment SOURCE: a key in the store, or a JSON file of summaries.
+
+    The file is what ``summary KEY --json`` prints (or a list of its ``arms`` rows). For a
+    key, the control is the experiment's first arm and SRM is checked against its weights.
+    """
+    from cognitionos.experiments._analysis import DecisionRules, analyze
+
+    weights = control = None
+    path = Path(source)
+    if path.suffix.lower() == ".json" or path.is_file():
+        if not path.is_file():
+            raise ConfigurationError(f"{source}: no such file")
+        summaries, units = _summaries_from_file(path)
+    else:
+        with _engine(ctx, store_url) as engine:
+            exp = engine.get(source)
+            summaries = engine.summary(source)
+            units = engine.exposure_report(source)["units"]
+        control = exp.arms[0].key
+        weights = dict(zip([a.key for a in exp.arms], exp.weights, strict=True))
+    if not summaries:
+        raise ConfigurationError(f"{source}: no metric summaries to analyze")
+    result = analyze(
+        summaries,
+        method,
+        alpha=alpha,
+        correction=None if correction == "none" else correction,
+        cuped=not no_cuped,
+        control=control,
+        weights=weights,
+        units=units,
+        rules=DecisionRules(primary=primary) if primary else None,
+    )
+    decision: dict[str, Any] = {
+        "action": result.decision.action,
+        "arm": result.decision.arm,
+        "reasons": list(result.decision.reasons),
+    }
+    if as_json:
+        echo_json(
+            {
+                "experiment": source,
+                "method": result.method,
+                "alpha": result.alpha,
+                "correction": result.correction,
+                "control": result.control,
+                "srm_p_value": result.srm_p_value,
+                "srm_detected": result.srm_detected,
+                "decision": decision,
+                "arms": [a.to_dict() for a in result.arms],
+                "warnings": list(result.warnings),
+            }
+        )
+        return
+    bayes = method == "bayesian"
+    last = "P(win)  E[loss]" if bayes else "p (adj.)"
+    click.echo(
+        f"{'metric':<18} {'arm':<14} {'n':>8} {'mean':>10} {'effect':>10} "
+        f"{'rel.':>8} {'CI (abs.)':>23} {last}"
+    )
+    for a in result.arms:
+        ci = f"[{_fmt(a.ci[0])}, {_fmt(a.ci[1])}]" if a.ci else "-"
+        rel = _fmt(a.effect_rel * 100, "+.2f") + "%" if a.effect_rel is not None else "-"
+        tail = (
+            f"{_fmt(a.chance_to_win, '.3f')}  {_fmt(a.expected_loss)}"
+            if bayes
+            else _fmt(a.p_value_adjusted)
+        )
+        click.echo(
+            f"{a.metric:<18} {a.arm:<14} {a.n:>8} {_fmt(a.mean):>10} "
+            f"{_fmt(a.effect_abs):>10} {rel:>8} {ci:>23} {tail}"
+        )
+    srm = _fmt(result.srm_p_value)
+    click.echo(f"SRM p-value: {srm}{' (mismatch)' if result.srm_detected else ''}")
+    arm = f" {decision['arm']}" if decision["arm"] else ""
+    click.echo(f"decision: {decision['action']}{arm}")
+    for reason in decision["reasons"]:
+        note(f"  {reason}")
+    for warning in result.warnings:
+        note(f"warning: {warning}")

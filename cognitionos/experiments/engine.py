@@ -384,10 +384,9 @@ class ExperimentEngine:
         for m in compiled.definition.metrics:
             for arm in compiled.keys:
                 rows = sums.get((arm, m.name)) or empty_sums()
+                fields: dict[str, Any] = sums_of(rows)
                 out.append(
-                    ArmSummary(
-                        arm=arm, metric=m.name, n=arm_n.get(arm, 0), kind=m.kind, **sums_of(rows)
-                    )
+                    ArmSummary(arm=arm, metric=m.name, n=arm_n.get(arm, 0), kind=m.kind, **fields)
                 )
         return out
 
