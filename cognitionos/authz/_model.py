@@ -119,19 +119,19 @@ def parse_model(text: str) -> Model:
         if key in sections[current]:
             raise ConfigurationError(f"model [{current}] line {line}: {key!r} defined twice")
         sections[current][key] = (line, value)
+    lines = {(s, k): ln for s, entries in sections.items() for k, (ln, _) in entries.items()}
+    requests = {
+        k: _tokens("request_definition", k, v, ln)
+        for k, (ln, v) in sections.get("request_definition", {}).items()
+    }
+    policies = {
+        k: _tokens("policy_definition", k, v, ln)
+        for k, (ln, v) in sections.get("policy_definition", {}).items()
+    }
     for name in _REQUIRED:
         if not sections.get(name):
             raise ConfigurationError(f"model: section [{name}] is missing or empty")
 
-    lines = {(s, k): ln for s, entries in sections.items() for k, (ln, _) in entries.items()}
-    requests = {
-        k: _tokens("request_definition", k, v, ln)
-        for k, (ln, v) in sections["request_definition"].items()
-    }
-    policies = {
-        k: _tokens("policy_definition", k, v, ln)
-        for k, (ln, v) in sections["policy_definition"].items()
-    }
     roles: dict[str, int] = {}
     for k, (ln, v) in sections.get("role_definition", {}).items():
         parts = [part.strip() for part in v.split(",")]
