@@ -1,4 +1,4 @@
-"""Tamper-evident audit log: entries are leaves of an RFC 6962 (Certificate Transparency) Merkle tree.
+"""Tamper-evident audit log: entries are leaves of an RFC 6962 (CT) Merkle tree.
 
 Entries go to a store's append-only event log; signed tree heads are
 checkpoints; inclusion and consistency proofs show that an entry is in the log
