@@ -35,9 +35,11 @@ def format_time(at: datetime) -> str:
 
 def parse_time(text: str) -> datetime:
     """The inverse of :func:`format_time`."""
+    if not isinstance(text, str) or len(text) != 27 or not text.endswith("Z"):
+        raise ConfigurationError(f"audit timestamp {text!r} is not YYYY-MM-DDTHH:MM:SS.ffffffZ")
     try:
-        return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
-    except (TypeError, ValueError):
+        return datetime.fromisoformat(text[:-1]).replace(tzinfo=UTC)
+    except ValueError:
         raise ConfigurationError(
             f"audit timestamp {text!r} is not YYYY-MM-DDTHH:MM:SS.ffffffZ"
         ) from None

@@ -23,7 +23,7 @@ import threading
 from datetime import UTC, datetime
 from typing import Any
 
-from cognitionos.audit._leaf import encode_leaf, format_time, parse_time
+from cognitionos.audit._leaf import encode_leaf, parse_time
 from cognitionos.audit._merkle import MerkleTree, leaf_hash
 from cognitionos.audit._signing import Signer, tree_head_message
 from cognitionos.audit.models import AuditEntry, SignedTreeHead
@@ -92,12 +92,8 @@ class AuditLog:
             raise ConfigurationError(f"at must be a timezone-aware datetime, got {at!r}")
         leaf = encode_leaf(tenant, actor, action, target, diff, at)
         hashed = leaf_hash(leaf)
-        payload = json.dumps(
-            {"leaf": json.loads(leaf), "h": hashed.hex()},
-            sort_keys=True,
-            separators=(",", ":"),
-            ensure_ascii=False,
-        ).encode("utf-8")
+        # the same bytes as canonical JSON of {"h": ..., "leaf": ...}, without re-encoding
+        payload = b'{"h":"' + hashed.hex().encode("ascii") + b'","leaf":' + leaf + b"}"
         event = self.store.append(self.stream, payload)
         return AuditEntry(
             index=event.seq - 1,
@@ -106,7 +102,7 @@ class AuditLog:
             action=action,
             target=target,
             diff=diff,
-            at=parse_time(format_time(at)),
+            at=at.astimezone(UTC),
             leaf=leaf,
             leaf_hash=hashed,
         )
