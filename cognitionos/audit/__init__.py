@@ -14,10 +14,12 @@ checks all of it offline, with code independent of the writer::
 from __future__ import annotations
 
 from cognitionos.audit._signing import Ed25519Signer, HmacSigner, Signer
+from cognitionos.audit.aio import AsyncAuditLog
 from cognitionos.audit.log import AuditLog
 from cognitionos.audit.models import AuditEntry, SignedTreeHead, Verification
 
 __all__ = [
+    "AsyncAuditLog",
     "AuditEntry",
     "AuditLog",
     "Ed25519Signer",

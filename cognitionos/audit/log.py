@@ -6,8 +6,8 @@ writer processes (SQLite serialises writers; PostgreSQL takes a per-stream
 advisory lock; Redis runs one script), so an entry's index is its sequence
 number minus one and concurrent appends get distinct consecutive indexes.
 
-The event payload is a small JSON object ``{"leaf": <leaf JSON>, "h": <leaf hash
-hex>}``: the leaf (see ``_leaf``) and the hash computed when it was written. A
+The event payload is a small JSON object ``{"h": <leaf hash hex>, "leaf": <leaf
+JSON>}``: the leaf (see ``_leaf``) and the hash computed when it was written. A
 row edited later no longer matches its recorded hash, which names it; a row
 rewritten together with its hash still changes the tree root, which the signed
 tree heads (checkpoints, kept in the stream ``<stream>.sth``) catch.
@@ -18,22 +18,28 @@ subtree hash per leaf) and reads only newer events on each call.
 
 from __future__ import annotations
 
-import json
 import threading
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
-from cognitionos.audit._leaf import encode_leaf, parse_time
-from cognitionos.audit._merkle import MerkleTree, leaf_hash
-from cognitionos.audit._signing import Signer, tree_head_message
+from cognitionos.audit import _core
+from cognitionos.audit._merkle import MerkleTree
+from cognitionos.audit._signing import Signer
 from cognitionos.audit.models import AuditEntry, SignedTreeHead
 from cognitionos.clock import Clock, SystemClock
-from cognitionos.errors import ConfigurationError, StorageError
-from cognitionos.storage import Capability, Event
+from cognitionos.errors import ConfigurationError
+from cognitionos.storage import Capability
 
 __all__ = ["AuditLog"]
 
-_READ_BATCH = 1000
+
+def _check(store: Any, stream: str) -> None:
+    require = getattr(store, "require", None)
+    if require is None:
+        raise ConfigurationError(f"AuditLog needs a store, got {type(store).__name__}")
+    require(Capability.EVENT_LOG, needed_by="AuditLog")
+    if not isinstance(stream, str) or not stream:
+        raise ConfigurationError("stream must be a non-empty string")
 
 
 class AuditLog:
@@ -60,12 +66,7 @@ class AuditLog:
             from cognitionos.storage import open_store
 
             store = open_store(store)
-        require = getattr(store, "require", None)
-        if require is None:
-            raise ConfigurationError(f"AuditLog needs a store, got {type(store).__name__}")
-        require(Capability.EVENT_LOG, needed_by="AuditLog")
-        if not isinstance(stream, str) or not stream:
-            raise ConfigurationError("stream must be a non-empty string")
+        _check(store, stream)
         self.store = store
         self.signer = signer
         self.stream = stream
@@ -73,8 +74,6 @@ class AuditLog:
         self._clock: Clock = clock or SystemClock()
         self._tree = MerkleTree()
         self._lock = threading.Lock()
-
-    # -- writing ---------------------------------------------------------------------------
 
     def append(
         self,
@@ -86,79 +85,34 @@ class AuditLog:
         at: datetime | None = None,
     ) -> AuditEntry:
         """Append one entry and return it with its index and leaf hash."""
-        if at is None:
-            at = datetime.fromtimestamp(self._clock.time_ns() / 1e9, tz=UTC)
-        elif not isinstance(at, datetime) or at.tzinfo is None:
-            raise ConfigurationError(f"at must be a timezone-aware datetime, got {at!r}")
-        leaf = encode_leaf(tenant, actor, action, target, diff, at)
-        hashed = leaf_hash(leaf)
-        # the same bytes as canonical JSON of {"h": ..., "leaf": ...}, without re-encoding
-        payload = b'{"h":"' + hashed.hex().encode("ascii") + b'","leaf":' + leaf + b"}"
-        event = self.store.append(self.stream, payload)
-        return AuditEntry(
-            index=event.seq - 1,
-            tenant=tenant,
-            actor=actor,
-            action=action,
-            target=target,
-            diff=diff,
-            at=at.astimezone(UTC),
-            leaf=leaf,
-            leaf_hash=hashed,
+        leaf, hashed, payload, when = _core.prepare(
+            tenant, actor, action, target, diff, at, self._clock.time_ns()
         )
-
-    # -- reading ---------------------------------------------------------------------------
-
-    def _decode(self, event: Event) -> AuditEntry:
-        try:
-            data = json.loads(event.payload)
-            document = data["leaf"]
-            recorded = bytes.fromhex(data["h"])
-            leaf = json.dumps(
-                document, sort_keys=True, separators=(",", ":"), ensure_ascii=False
-            ).encode("utf-8")
-            return AuditEntry(
-                index=event.seq - 1,
-                tenant=document["tenant"],
-                actor=document["actor"],
-                action=document["action"],
-                target=document["target"],
-                diff=document["diff"],
-                at=parse_time(document["at"]),
-                leaf=leaf,
-                leaf_hash=recorded,
-            )
-        except (ValueError, KeyError, TypeError) as exc:
-            raise StorageError(
-                f"audit stream {self.stream!r}: event {event.seq} is not an audit entry ({exc})"
-            ) from None
+        event = self.store.append(self.stream, payload)
+        return _core.entry_of(
+            event.seq - 1, tenant, actor, action, target, diff, when, leaf, hashed
+        )
 
     def entries(self, *, after: int = -1, limit: int | None = None) -> list[AuditEntry]:
         """Entries with ``index > after``, oldest first (at most ``limit``)."""
         out: list[AuditEntry] = []
         cursor = after + 1
         while limit is None or len(out) < limit:
-            batch = _READ_BATCH if limit is None else min(_READ_BATCH, limit - len(out))
+            batch = _core.READ_BATCH if limit is None else min(_core.READ_BATCH, limit - len(out))
             events = self.store.read(self.stream, after=cursor, limit=batch)
-            out.extend(self._decode(e) for e in events)
+            out.extend(_core.decode_entry(e, self.stream) for e in events)
             if len(events) < batch:
                 break
             cursor = events[-1].seq
         return out
 
     def _sync(self) -> MerkleTree:
-        """Bring the cached tree up to the stored log; returns it (caller holds the lock)."""
+        """Bring the cached tree up to the stored log (caller holds the lock)."""
         tree = self._tree
         while True:
-            events = self.store.read(self.stream, after=len(tree), limit=_READ_BATCH)
-            for event in events:
-                if event.seq != len(tree) + 1:
-                    raise StorageError(
-                        f"audit stream {self.stream!r}: expected event {len(tree) + 1}, "
-                        f"found {event.seq}"
-                    )
-                tree.append(self._decode(event).leaf_hash)
-            if len(events) < _READ_BATCH:
+            events = self.store.read(self.stream, after=len(tree), limit=_core.READ_BATCH)
+            _core.extend_tree(tree, events, self.stream)
+            if len(events) < _core.READ_BATCH:
                 return tree
 
     def size(self) -> int:
@@ -183,28 +137,13 @@ class AuditLog:
             tree = self._sync()
             return tree.consistency_proof(first, len(tree) if second is None else second)
 
-    # -- checkpoints -----------------------------------------------------------------------
-
     def sign_tree_head(self) -> SignedTreeHead:
         """Sign the current tree head and keep it as a checkpoint."""
         if self.signer is None:
             raise ConfigurationError("sign_tree_head needs AuditLog(signer=...)")
         with self._lock:
-            tree = self._sync()
-            size = len(tree)
-            root = tree.root(size)
-        timestamp = self._clock.time_ns() // 1_000_000
-        sth = SignedTreeHead(
-            tree_size=size,
-            timestamp=timestamp,
-            root_hash=root,
-            signature=self.signer.sign(tree_head_message(size, timestamp, root)),
-            algorithm=self.signer.algorithm,
-            key_id=self.signer.key_id,
-        )
-        self.store.append(
-            self.sth_stream, json.dumps(sth.to_json(), sort_keys=True).encode("utf-8")
-        )
+            sth = _core.sign_head(self._sync(), self.signer, self._clock.time_ns() // 1_000_000)
+        self.store.append(self.sth_stream, _core.encode_tree_head(sth))
         return sth
 
     def tree_heads(self) -> list[SignedTreeHead]:
@@ -212,15 +151,9 @@ class AuditLog:
         out: list[SignedTreeHead] = []
         after = 0
         while True:
-            events = self.store.read(self.sth_stream, after=after, limit=_READ_BATCH)
-            for event in events:
-                try:
-                    out.append(SignedTreeHead.from_json(json.loads(event.payload)))
-                except ValueError as exc:
-                    raise StorageError(
-                        f"audit checkpoint {event.seq} in {self.sth_stream!r} is malformed ({exc})"
-                    ) from None
-            if len(events) < _READ_BATCH:
+            events = self.store.read(self.sth_stream, after=after, limit=_core.READ_BATCH)
+            out.extend(_core.decode_tree_head(e, self.sth_stream) for e in events)
+            if len(events) < _core.READ_BATCH:
                 return out
             after = events[-1].seq
 

@@ -243,3 +243,33 @@ def test_two_processes_get_consecutive_indexes_sqlite(tmp_path: object) -> None:
 @pytest.mark.postgresql
 def test_two_processes_get_consecutive_indexes_postgresql(postgres_url: str) -> None:
     _concurrent(postgres_url)
+
+
+def test_async_twin_gives_the_same_answers(store_url: str) -> None:
+    import asyncio
+
+    from cognitionos.audit import AsyncAuditLog
+
+    name = stream()
+
+    async def scenario() -> None:
+        alog = AsyncAuditLog(store_url, signer=HmacSigner(b"a" * 16), stream=name)
+        entries = [await alog.append("t", "a", "x", str(i), {"i": i}, at=AT) for i in range(7)]
+        assert [e.index for e in entries] == list(range(7))
+        assert await alog.size() == 7
+        assert await alog.root_hash() == mth([e.leaf for e in entries])
+        sth = await alog.sign_tree_head()
+        path = await alog.inclusion_proof(4)
+        assert verify_inclusion(entries[4].leaf, 4, 7, path, sth.root_hash)
+        assert verify_consistency(
+            3, 7, await alog.root_hash(3), sth.root_hash, await alog.consistency_proof(3)
+        )
+        assert await alog.latest_tree_head() == sth
+        assert [e.to_json() for e in await alog.entries()] == [e.to_json() for e in entries]
+        await alog.aclose()
+
+    asyncio.run(scenario())
+    if not store_url.startswith("memory"):
+        sync = AuditLog(store_url, stream=name)  # the sync log reads what the async one wrote
+        assert sync.size() == 7 and [h.tree_size for h in sync.tree_heads()] == [7]
+        sync.close()
