@@ -8,11 +8,20 @@ Published Certificate Transparency vectors pin the absolute values.
 from __future__ import annotations
 
 import hashlib
+import json
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from cognitionos.audit._merkle import MerkleTree
-from cognitionos.audit.verify import root_from_leaf_hashes, verify_consistency, verify_inclusion
+from cognitionos.audit.models import SignedTreeHead
+from cognitionos.audit.verify import (
+    root_from_leaf_hashes,
+    verify_consistency,
+    verify_inclusion,
+    verify_log,
+)
 from cognitionos.errors import ConfigurationError
 
 
@@ -263,3 +272,58 @@ def test_verifier_does_not_import_the_writer() -> None:
         "cognitionos.audit",
     }
     assert not imported & writer, imported & writer
+
+
+def _exported(n: int) -> list[dict[str, object]]:
+    out = []
+    for i in range(n):
+        entry = {
+            "v": 1,
+            "tenant": "t",
+            "actor": f"a{i}",
+            "action": "x",
+            "target": str(i),
+            "diff": None,
+            "at": "2026-01-01T00:00:00.000000Z",
+        }
+        leaf = json.dumps(entry, sort_keys=True, separators=(",", ":")).encode()
+        out.append({"index": i, "leaf_hash": sha(b"\x00" + leaf).hex(), "entry": entry})
+    return out
+
+
+def _head(items: list[dict[str, object]], size: int) -> SignedTreeHead:
+    root = mth(
+        [
+            json.dumps(e["entry"], sort_keys=True, separators=(",", ":")).encode()
+            for e in items[:size]
+        ]
+    )
+    return SignedTreeHead(size, 0, root, b"", "hmac-sha256", "test")
+
+
+@settings(max_examples=80, deadline=None)
+@given(n=st.integers(1, 40), data=st.data())
+def test_verify_log_names_the_tampered_entry(n: int, data: st.DataObject) -> None:
+    items = _exported(n)
+    head = _head(items, n)
+    assert verify_log(items, head).ok
+    victim = data.draw(st.integers(0, n - 1))
+    kind = data.draw(st.sampled_from(["edit", "delete", "rehash", "truncate"]))
+    tampered = [dict(e) for e in items]
+    if kind == "edit":
+        tampered[victim]["entry"] = {**tampered[victim]["entry"], "action": "forged"}
+        expected: int | None = victim
+    elif kind == "delete":
+        del tampered[victim]
+        expected = victim if victim < n - 1 else n - 1
+    elif kind == "rehash":
+        entry = {**tampered[victim]["entry"], "action": "forged"}
+        leaf = json.dumps(entry, sort_keys=True, separators=(",", ":")).encode()
+        tampered[victim] = {"index": victim, "leaf_hash": sha(b"\x00" + leaf).hex(), "entry": entry}
+        expected = None
+    else:
+        tampered = tampered[:victim]
+        expected = victim
+    verdict = verify_log(tampered, head)
+    assert not verdict.ok
+    assert verdict.first_bad_index == expected, verdict

@@ -392,3 +392,38 @@ def test_management_api_keeps_decisions_equal(
             tuple(row)
             for row in theirs.get_implicit_permissions_for_user(user)  # type: ignore[attr-defined]
         )
+
+
+ATOMS = [
+    "r.sub == p.sub",
+    "r.obj == 'data1'",
+    "r.act != p.act",
+    "r.sub in ('alice', 'bob')",
+    "p.obj == r.obj",
+    '"read" == r.act',
+]
+
+
+def _expressions() -> st.SearchStrategy[str]:
+    atom = st.sampled_from(ATOMS)
+    return st.recursive(
+        atom,
+        lambda inner: st.one_of(
+            inner.map(lambda e: f"({e})"),
+            inner.map(lambda e: f"!({e})"),
+            atom.map(lambda a: f"!{a}"),
+            st.tuples(inner, st.sampled_from([" && ", " || "]), inner).map("".join),
+        ),
+        max_leaves=6,
+    )
+
+
+@SETTINGS
+@given(matcher=_expressions(), p=p_rows(SUBJECTS, OBJECTS, ACTIONS))
+def test_generated_matchers_have_pycasbins_precedence(
+    matcher: str, p: list[tuple[str, ...]]
+) -> None:
+    model = BASIC.replace(
+        "m = r.sub == p.sub && r.obj == p.obj && r.act == p.act", f"m = {matcher}"
+    )
+    assert_same(model, p, REQUESTS)
