@@ -76,6 +76,7 @@ class _Parser:
         self.where = where
         self.tokens = self._tokenize(text)
         self.pos = 0
+        self.depth = 0
         self.eval_cache: dict[str, Compiled] = {}
 
     def _error(self, message: str) -> ConfigurationError:
@@ -138,9 +139,17 @@ class _Parser:
     def not_expr(self) -> Compiled:
         if self.at("!"):
             self.take()
+            self._enter()
             inner = self.not_expr()
+            self.depth -= 1
             return lambda r, p: not inner(r, p)
         return self.comparison()
+
+    def _enter(self) -> None:
+        # nesting is bounded so that a hostile expression meets our error, not RecursionError
+        self.depth += 1
+        if self.depth > _MAX_DEPTH:
+            raise self._error(f"nesting deeper than {_MAX_DEPTH}")
 
     def comparison(self) -> Compiled:
         left = self.additive()
@@ -159,6 +168,8 @@ class _Parser:
             close = ")" if self.take()[1] == "(" else "]"
             items: list[Compiled] = []
             while not self.at(close):
+                if self.peek()[0] == "end":
+                    raise self._error(f"expected {close!r} but found the end")
                 items.append(self.or_expr())
                 if not self.at(close):
                     self.expect(",")
@@ -193,8 +204,10 @@ class _Parser:
         if kind == "num":
             return _constant(float(value) if "." in value else int(value))
         if kind == "op" and value == "(":
+            self._enter()
             inner = self.or_expr()
             self.expect(")")
+            self.depth -= 1
             return inner
         if kind == "name":
             if value in ("true", "false"):
@@ -206,12 +219,16 @@ class _Parser:
 
     def call(self, name: str) -> Compiled:
         self.take()  # (
+        self._enter()
         args: list[Compiled] = []
         while not self.at(")"):
+            if self.peek()[0] == "end":
+                raise self._error(f"unclosed call to {name!r}")
             args.append(self.or_expr())
             if not self.at(")"):
                 self.expect(",")
         self.take()
+        self.depth -= 1
         if name == "eval":
             if len(args) != 1:
                 raise self._error("eval() takes exactly one argument")
@@ -262,11 +279,15 @@ class _Parser:
         index = fields.index(field)
         base: Compiled = (lambda r, p: r[index]) if from_request else (lambda r, p: p[index])
         for attr in attrs_path.split(".") if attrs_path else ():
+            if attr.startswith("_"):
+                # only public data: no walking from a request object to __class__, __globals__
+                raise self._error(f"attribute {attr!r} is private")
             base = _attribute(base, attr, dotted, self.where)
         return base
 
 
 _COMPARE = {"==", "!=", "<", ">", "<=", ">="}
+_MAX_DEPTH = 64
 
 
 def _constant(value: Any) -> Compiled:

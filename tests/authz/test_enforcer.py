@@ -170,16 +170,10 @@ def model(matcher: str = "r.sub == p.sub", effect: str = "some(where (p.eft == a
         ("__import__('os')", "unknown function '__import__'"),
         ("r.sub == p.sub; 1", "unexpected character ';'"),
         ("(r.sub == p.sub", r"expected '\)'"),
-        ("r.sub.__class__ == p.sub", None),
+        ("r.sub.__class__ == p.sub", "attribute '__class__' is private"),
     ],
 )
-def test_bad_matchers_are_refused_at_load(matcher: str, message: str | None) -> None:
-    if message is None:
-        # dunder attributes are just attribute names: a str has __class__, but it is never
-        # equal to a policy string, and no code runs
-        e = Enforcer(model(matcher), "p, alice, d, r")
-        assert not e.enforce("alice", "d", "r")
-        return
+def test_bad_matchers_are_refused_at_load(matcher: str, message: str) -> None:
     with pytest.raises(ConfigurationError, match=r"\[matchers\] line 10"):
         Enforcer(model(matcher))
     with pytest.raises(ConfigurationError, match=message):
