@@ -18,8 +18,10 @@ A row's effect is its ``eft`` field (``allow`` / ``deny``; anything else is
 ignored) or ``allow`` when the policy definition has no ``eft`` field. With no
 rows at all the matcher is evaluated once with empty policy fields, as Casbin does.
 
-Mutations (``add_policy`` ...) build new row tuples and role graphs and swap them
-in under a lock, so concurrent ``enforce`` calls always see a consistent policy.
+Mutations (``add_policy`` ...) build new row tuples and role graphs and swap the
+whole dictionaries in, never mutating what a concurrent ``enforce`` is reading; an
+``enforce`` racing a change may read the new rows with the old role graph for an
+instant, never a half-built one.
 """
 
 from __future__ import annotations
@@ -89,7 +91,6 @@ class Enforcer:
         for key in self.model.roles:
             self._functions[key] = self._role_function(key)
         self._compiled: dict[EnforceContext, _Compiled] = {}
-        self._compile(_DEFAULT) if _DEFAULT.mtype in self.model.matchers else None
         for mkey in self.model.matchers:
             suffix = mkey[1:]
             ctx = EnforceContext.suffix(suffix)
@@ -120,10 +121,8 @@ class Enforcer:
             raise ConfigurationError(f"function {name!r} must be a callable under an identifier")
 
     def _role_function(self, key: str) -> Callable[..., bool]:
-        graphs = self._graphs
-
         def has_role(name: object, role: object, domain: object = "", *_: object) -> bool:
-            return graphs[key].has_link(name, role, domain)
+            return self._graphs[key].has_link(name, role, domain)
 
         return has_role
 
@@ -189,8 +188,12 @@ class Enforcer:
                 raise ConfigurationError(f"{where}: priority {value!r} is not an integer") from None
         return ptype, fields
 
-    def _load(self, policy: str | Iterable[Sequence[str]], *, source: str) -> None:
-        staged: dict[str, list[Row]] = {k: list(v) for k, v in self._rows.items()}
+    def _load(
+        self, policy: str | Iterable[Sequence[str]], *, source: str, replace: bool = False
+    ) -> None:
+        staged: dict[str, list[Row]] = {
+            k: [] if replace else list(v) for k, v in self._rows.items()
+        }
         for number, row in rows_from(policy, source=source):
             where = (
                 f"{source} line {number}" if isinstance(policy, str) else f"{source} row {number}"
@@ -201,19 +204,24 @@ class Enforcer:
         self._install(staged)
 
     def _install(self, staged: Mapping[str, Sequence[Row]]) -> None:
+        rows_by_type = dict(self._rows)
+        for ptype, rows in staged.items():
+            ordered = list(rows)
+            tokens = self.model.policies.get(ptype, ())
+            if "priority" in tokens:
+                index = tokens.index("priority")
+                ordered.sort(key=lambda row: int(row[index]))
+            rows_by_type[ptype] = tuple(ordered)
+        graphs: dict[str, RoleGraph] = {}
+        for gtype in self.model.roles:
+            graph = RoleGraph(self._max_depth)
+            for fields in rows_by_type[gtype]:
+                graph.add_link(fields[0], fields[1], fields[2] if len(fields) > 2 else "")
+            graphs[gtype] = graph
         with self._lock:
-            for ptype, rows in staged.items():
-                ordered = list(rows)
-                tokens = self.model.policies.get(ptype, ())
-                if "priority" in tokens:
-                    index = tokens.index("priority")
-                    ordered.sort(key=lambda row: int(row[index]))
-                self._rows[ptype] = tuple(ordered)
-            for gtype in self.model.roles:
-                graph = RoleGraph(self._max_depth)
-                for fields in self._rows[gtype]:
-                    graph.add_link(fields[0], fields[1], fields[2] if len(fields) > 2 else "")
-                self._graphs[gtype] = graph
+            # whole dicts are swapped, never mutated: a concurrent enforce() reads either side
+            self._rows = rows_by_type
+            self._graphs = graphs
 
     def _change(self, ptype: str, params: tuple[Any, ...], add: bool) -> bool:
         fields = _params(params)
@@ -265,15 +273,11 @@ class Enforcer:
         return self._change(gtype, params, False)
 
     def load_policy(self, policy: str | Iterable[Sequence[str]]) -> None:
-        """Replace every row with those of ``policy`` (CSV text or rows starting with the type)."""
-        empty: dict[str, tuple[Row, ...]] = dict.fromkeys(self._rows, ())
-        saved = self._rows
-        self._rows = empty
-        try:
-            self._load(policy, source="policy")
-        except ConfigurationError:
-            self._rows = saved
-            raise
+        """Replace every row with those of ``policy`` (CSV text or rows starting with the type).
+
+        A bad policy raises ConfigurationError and leaves the current one in force.
+        """
+        self._load(policy, source="policy", replace=True)
 
     def get_policy(self, ptype: str = "p") -> list[Row]:
         """The rows of ``ptype`` in evaluation order."""

@@ -338,3 +338,40 @@ def test_regex_is_linear_time_re2() -> None:
     assert not regex_match("a" * 5000 + "!", "^(a+)+$")
     with pytest.raises(ConfigurationError, match="invalid regular expression"):
         regex_match("x", "(?=x)")
+
+
+def test_load_policy_replaces_or_keeps_the_old_one() -> None:
+    e = Enforcer(RBAC_DOMAINS, POLICY)
+    with pytest.raises(ConfigurationError, match="policy line 2"):
+        e.load_policy("p, admin, t9, /x, GET\np, too, short\n")
+    assert e.enforce("alice", "t1", "/flags/x", "write")  # untouched
+    e.load_policy("p, admin, t9, /x, GET\ng, zoe, admin, t9\n")
+    assert e.enforce("zoe", "t9", "/x", "GET")
+    assert not e.enforce("alice", "t1", "/flags/x", "write")
+
+
+def test_enforce_while_another_thread_changes_the_policy() -> None:
+    import threading
+
+    e = Enforcer(RBAC_DOMAINS, POLICY)
+    stop = threading.Event()
+    errors: list[BaseException] = []
+
+    def churn() -> None:
+        while not stop.is_set():
+            e.add_grouping_policy("eve", "admin", "t1")
+            e.remove_grouping_policy("eve", "admin", "t1")
+
+    worker = threading.Thread(target=churn)
+    worker.start()
+    try:
+        for _ in range(3000):
+            # alice's rights never change while eve's come and go
+            assert e.enforce("alice", "t1", "/flags/x", "write")
+            assert not e.enforce("alice", "t2", "/flags/x", "write")
+    except BaseException as exc:  # pragma: no cover - reported below
+        errors.append(exc)
+    finally:
+        stop.set()
+        worker.join()
+    assert not errors
