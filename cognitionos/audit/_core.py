@@ -22,6 +22,7 @@ __all__ = [
     "extend_tree",
     "prepare",
     "sign_head",
+    "signing_due",
 ]
 
 READ_BATCH = 1000
@@ -128,3 +129,19 @@ def decode_tree_head(event: Event, stream: str) -> SignedTreeHead:
         raise StorageError(
             f"audit checkpoint {event.seq} in {stream!r} is malformed ({exc})"
         ) from None
+
+
+def signing_due(
+    latest: SignedTreeHead | None, size: int, now_ms: int, max_age: float, max_entries: int
+) -> bool:
+    """Whether a new checkpoint is due: entries were added since ``latest`` and it is old enough
+    or enough entries came since."""
+    if isinstance(max_age, bool) or not isinstance(max_age, int | float) or max_age < 0:
+        raise ConfigurationError(f"max_age must be seconds >= 0, got {max_age!r}")
+    if isinstance(max_entries, bool) or not isinstance(max_entries, int) or max_entries < 1:
+        raise ConfigurationError(f"max_entries must be an integer >= 1, got {max_entries!r}")
+    if latest is None:
+        return size > 0
+    if size <= latest.tree_size:
+        return False
+    return size - latest.tree_size >= max_entries or now_ms - latest.timestamp >= max_age * 1000

@@ -122,6 +122,16 @@ class AsyncAuditLog:
         await self.store.append(self.sth_stream, _core.encode_tree_head(sth))
         return sth
 
+    async def sign_if_due(
+        self, *, max_age: float = 300.0, max_entries: int = 1000
+    ) -> SignedTreeHead | None:
+        """Sign a checkpoint if one is due (see :meth:`AuditLog.sign_if_due`); else None."""
+        latest = await self.latest_tree_head()
+        now_ms = self._clock.time_ns() // 1_000_000
+        if _core.signing_due(latest, await self.size(), now_ms, max_age, max_entries):
+            return await self.sign_tree_head()
+        return None
+
     async def tree_heads(self) -> list[SignedTreeHead]:
         """Every checkpoint signed so far, oldest first."""
         out: list[SignedTreeHead] = []

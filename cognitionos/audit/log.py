@@ -146,6 +146,17 @@ class AuditLog:
         self.store.append(self.sth_stream, _core.encode_tree_head(sth))
         return sth
 
+    def sign_if_due(
+        self, *, max_age: float = 300.0, max_entries: int = 1000
+    ) -> SignedTreeHead | None:
+        """Sign a checkpoint if entries were added since the last one and it is ``max_age``
+        seconds old or ``max_entries`` entries behind; else None. Call it periodically."""
+        latest = self.latest_tree_head()
+        now_ms = self._clock.time_ns() // 1_000_000
+        if _core.signing_due(latest, self.size(), now_ms, max_age, max_entries):
+            return self.sign_tree_head()
+        return None
+
     def tree_heads(self) -> list[SignedTreeHead]:
         """Every checkpoint signed so far, oldest first."""
         out: list[SignedTreeHead] = []

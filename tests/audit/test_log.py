@@ -273,3 +273,26 @@ def test_async_twin_gives_the_same_answers(store_url: str) -> None:
         sync = AuditLog(store_url, stream=name)  # the sync log reads what the async one wrote
         assert sync.size() == 7 and [h.tree_size for h in sync.tree_heads()] == [7]
         sync.close()
+
+
+def test_sign_if_due_makes_periodic_checkpoints() -> None:
+    clock = ManualClock(start=1_700_000_000)
+    log = AuditLog("memory://", signer=HmacSigner(b"p" * 16), stream=stream(), clock=clock)
+    assert log.sign_if_due(max_age=60, max_entries=5) is None  # empty log: nothing to sign
+    log.append("t", "a", "x", "0")
+    first = log.sign_if_due(max_age=60, max_entries=5)
+    assert first is not None and first.tree_size == 1  # the first entry gets a head at once
+    for i in range(3):
+        log.append("t", "a", "x", str(i + 1))
+    assert log.sign_if_due(max_age=60, max_entries=5) is None  # 3 new, 0 s old
+    clock.advance(61)
+    aged = log.sign_if_due(max_age=60, max_entries=5)
+    assert aged is not None and aged.tree_size == 4
+    clock.advance(600)
+    assert log.sign_if_due(max_age=60, max_entries=5) is None  # old, but nothing new
+    for i in range(5):
+        log.append("t", "a", "x", f"b{i}")
+    full = log.sign_if_due(max_age=3600, max_entries=5)
+    assert full is not None and full.tree_size == 9
+    with pytest.raises(ConfigurationError, match="max_entries must be an integer >= 1"):
+        log.sign_if_due(max_entries=0)
