@@ -73,6 +73,8 @@ class AuditLog:
         self.sth_stream = f"{stream}.sth"
         self._clock: Clock = clock or SystemClock()
         self._tree = MerkleTree()
+        self._heads: list[SignedTreeHead] = []
+        self._heads_seq = 0
         self._lock = threading.Lock()
 
     def append(
@@ -158,15 +160,14 @@ class AuditLog:
         return None
 
     def tree_heads(self) -> list[SignedTreeHead]:
-        """Every checkpoint signed so far, oldest first."""
-        out: list[SignedTreeHead] = []
-        after = 0
+        """Every checkpoint signed so far, oldest first (read incrementally, then cached)."""
         while True:
-            events = self.store.read(self.sth_stream, after=after, limit=_core.READ_BATCH)
-            out.extend(_core.decode_tree_head(e, self.sth_stream) for e in events)
+            events = self.store.read(self.sth_stream, after=self._heads_seq, limit=_core.READ_BATCH)
+            self._heads.extend(_core.decode_tree_head(e, self.sth_stream) for e in events)
+            if events:
+                self._heads_seq = events[-1].seq
             if len(events) < _core.READ_BATCH:
-                return out
-            after = events[-1].seq
+                return list(self._heads)
 
     def latest_tree_head(self) -> SignedTreeHead | None:
         """The newest checkpoint, or None if none was signed."""
