@@ -27,6 +27,7 @@ __all__ = ["LazyGroup", "main"]
 #: subcommand name -> "module:attribute" of a click command, imported on use
 BUILTIN_COMMANDS = {
     "apm": "cognitionos.apm._cli:apm",
+    "audit": "cognitionos.audit._cli:audit",
     "autoscale": "cognitionos.autoscale._cli:autoscale",
     "db": "cognitionos._cli_storage:db",
     "dr": "cognitionos.dr._cli:dr",
