@@ -11,8 +11,8 @@ conformance data and a generated corpus.
 from __future__ import annotations
 
 import itertools
-import re
 import json
+import re
 import string
 import urllib.parse
 
@@ -235,7 +235,7 @@ def test_conformance_data_same_verdict_with_and_without_shortcuts(data_file) -> 
     st.lists(
         st.one_of(
             st.sampled_from(["`", " ", "  ", "\t", "$(", "${", "{", "\\", "/", ".", "-", "exe"]),
-            st.sampled_from(WORDS + ["true", "false", "cd", "ls", "id", "x"]),
+            st.sampled_from([*WORDS, "true", "false", "cd", "ls", "id", "x"]),
             st.text(alphabet="`$ {}\\/.-_ab", max_size=4),
         ),
         max_size=12,
