@@ -2,6 +2,7 @@
 worst 100 KB adversarial body.
 
     python benchmarks/waf_perf.py [--rounds 2000] [--interleave 100] [--no-adversarial]
+        [--only small,form]
 
 Ours is measured twice per round: with the shipped shortcuts (``Firewall()``: numbers and 1-2
 character tokens skip the detectors, proven equivalent by tests/waf/test_shortcuts.py) and with
@@ -248,6 +249,11 @@ def main() -> None:
     ap.add_argument(
         "--no-adversarial", action="store_true", help="skip the 100 KB adversarial bodies"
     )
+    ap.add_argument(
+        "--only",
+        default="",
+        help="comma-separated starts of archetype names to run (e.g. 'small,form'); default all",
+    )
     args = ap.parse_args()
 
     for mod in [m for m in sys.modules if m.startswith("cognitionos.waf")]:
@@ -264,9 +270,7 @@ def main() -> None:
     fw = Firewall()
     full = Firewall(shortcuts=False)
     peer = modsecurity_peer(args.peer_python, args.crs_setup, args.crs_rules)
-    header = (
-        f"\n{'archetype':<28}{'p50 us':>9}{'p99 us':>9}{'req/s/core':>12}{'p50 no-sc':>11}"
-    )
+    header = f"\n{'archetype':<28}{'p50 us':>9}{'p99 us':>9}{'req/s/core':>12}{'p50 no-sc':>11}"
     print(
         header
         + (
@@ -277,7 +281,10 @@ def main() -> None:
     )
     rounds = max(1, args.interleave)
     ours_per_round = max(1, args.rounds // rounds)
+    only = tuple(part.strip() for part in args.only.split(",") if part.strip())
     for name, req in archetypes().items():
+        if only and not name.startswith(only):
+            continue
         times: list[float] = []
         full_times: list[float] = []
         peer_times: list[float] = []

@@ -1,8 +1,8 @@
 """What adapters and key functions see of an HTTP request, whichever the server interface.
 
-    info = RequestInfo.from_scope(scope)      # ASGI
-    info = RequestInfo.from_environ(environ)  # WSGI
-    info.headers["user-agent"], info.peer
+info = RequestInfo.from_scope(scope)      # ASGI
+info = RequestInfo.from_environ(environ)  # WSGI
+info.headers["user-agent"], info.peer
 """
 
 from __future__ import annotations

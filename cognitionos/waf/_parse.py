@@ -54,9 +54,7 @@ class ParseLimits:
     @oversize.validator
     def _check_oversize(self, _attribute: object, value: str) -> None:
         if value not in ("block", "inspect_ends"):
-            raise ConfigurationError(
-                f"oversize must be 'block' or 'inspect_ends', got {value!r}"
-            )
+            raise ConfigurationError(f"oversize must be 'block' or 'inspect_ends', got {value!r}")
 
     max_json_depth: int = 64
     max_xml_depth: int = 64

@@ -1160,14 +1160,64 @@ _ADJACENT_LOGIC = re.compile(
 )
 
 
+# A structural proof that the checks cannot fire, for short ASCII values the gate lets through
+# only for their parentheses, semicolons and commas: browser User-Agents ("Mozilla/5.0 (Windows
+# NT 10.0; Win64; x64) ... (KHTML, like Gecko)"), Accept headers. Read from the checks above:
+# with no quote there is only the bare context; with no comment, "@", symbolic comparison or
+# logic operator, and "::", every check needs a token made from one of the words below (UNION,
+# a statement verb, AND/OR/XOR, ORDER/GROUP BY, the clause keywords the checks read, the
+# function names they read), or a catalog name, or a comparison word when the first token can
+# be a function call (function-comparison). A value shorter than the token cap is tokenized to
+# its end, so the tail pass never runs. Token texts are runs of word characters, or a run's
+# rest after a number prefix ("3.2union"), or a dotted name's last part: every such text is a
+# full run or a sub-word below. tests/waf/test_sqli_fastpath.py checks the proof against the
+# tokenizer on the conformance data, generated User-Agents and generated values.
+_NOT_PLAIN_SQL = re.compile(r"['\"`@#=<>!|&\\]|--|/\*|\*/|::")
+_RUNS = re.compile(r"[a-z0-9_$.]+")
+_SUBWORDS = re.compile(r"[a-z_$][a-z0-9_$]*")
+#: The first token can be a call: nothing but blanks, unary operators and words before a "(".
+_MAY_OPEN_WITH_CALL = re.compile(r"[\s+~!a-z0-9_$.-]*\(")
+_CHECKED_WORDS = (
+    _UNION
+    | _STATEMENTS
+    | {"and", "or", "xor", "order", "group"}
+    | {"into", "outfile", "dumpfile", "procedure", "analyse", "case", "when"}
+    | {"where", "having", "limit", "offset", "as", "if", "iif", "set"}
+    | _ATTACK_FUNCS
+    | _SQL_STRING_FUNCS
+    | {"concat", "char", "make_set", "elt"}
+)
+
+
+def _cannot_be_sqli(value: str) -> bool:
+    """Whether no check can fire on ``value`` (a proof from its words, see above)."""
+    if len(value) >= _MAX_TOKENS or not value.isascii() or _NOT_PLAIN_SQL.search(value):
+        return False
+    lower = value.lower()
+    if _CATALOG.search(lower):
+        return False
+    words = set(_RUNS.findall(lower))
+    words.update(_SUBWORDS.findall(lower))
+    if not words.isdisjoint(_CHECKED_WORDS):
+        return False
+    if any(w.startswith(("xp_", "sp_")) for w in words):
+        return False
+    return words.isdisjoint(_WORD_CMP) or _MAY_OPEN_WITH_CALL.match(lower) is None
+
+
 def detect_sqli(value: str) -> SqliFinding | None:
     """The first SQL injection finding for ``value`` (already decoded), or ``None``.
 
     >>> detect_sqli("1' or '1'='1").check
     'quote-condition'
     """
-    if len(value) < 2 or not _worth_tokenizing(value):
+    if len(value) < 2 or not _worth_tokenizing(value) or _cannot_be_sqli(value):
         return None
+    return _detect_tokenized(value)
+
+
+def _detect_tokenized(value: str) -> SqliFinding | None:
+    """:func:`detect_sqli` without the gates: the tokenizer and the checks on every value."""
     adjacent = _ADJACENT_LOGIC.search(value)
     if adjacent:
         return SqliFinding("quote-adjacent-logic", "'", "s&s", value[:120])

@@ -53,8 +53,7 @@ def _check_seconds(seconds: object) -> None:
     ok = isinstance(seconds, int | float) and not isinstance(seconds, bool)
     if not ok or not 0 < seconds < MAX_BAN_SECONDS:  # type: ignore[operator]
         raise ConfigurationError(
-            f"ban duration must be a number of seconds in (0, {MAX_BAN_SECONDS:g}), "
-            f"got {seconds!r}"
+            f"ban duration must be a number of seconds in (0, {MAX_BAN_SECONDS:g}), got {seconds!r}"
         )
 
 

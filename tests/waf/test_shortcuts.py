@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import re
 import string
 import urllib.parse
 
@@ -227,3 +228,28 @@ def test_conformance_data_same_verdict_with_and_without_shortcuts(data_file) -> 
                         assert _firing(FULL, field.kind, field.value) <= names, field.value
             checked += 1
     assert checked > 40_000
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.lists(
+        st.one_of(
+            st.sampled_from(["`", " ", "  ", "\t", "$(", "${", "{", "\\", "/", ".", "-", "exe"]),
+            st.sampled_from([*WORDS, "true", "false", "cd", "ls", "id", "x"]),
+            st.text(alphabet="`$ {}\\/.-_ab", max_size=4),
+        ),
+        max_size=12,
+    ).map("".join)
+)
+def test_backtick_command_reads_only_the_pair_it_starts(text: str) -> None:
+    # The pattern is matched at a pair's opening backtick (so that the literal prefilter sees
+    # that it needs one); matching the pair's content alone, with the backtick taken off the
+    # pattern, must give the same answer: no branch crosses the closing backtick.
+    from cognitionos.waf.detectors import cmdi
+
+    pattern = cmdi._BACKTICK_COMMAND.pattern
+    assert pattern.startswith("`")
+    content_only = re.compile(pattern[1:])
+    for pair in cmdi._BACKTICK_PAIR.finditer(text):
+        at_pair = cmdi._BACKTICK_COMMAND.match(text, pair.start()) is not None
+        assert at_pair == (content_only.match(pair.group(1)) is not None), text

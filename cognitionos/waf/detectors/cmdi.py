@@ -83,11 +83,13 @@ _CMD_SUBST = re.compile(
 _BACKTICK_PAIR = re.compile(r"`([^`]{0,200})`")
 # A pair is command substitution when its content starts like a command (a known command name,
 # a path to one, "$(", "${", a brace list) or with a blank (code spans in prose hug their text:
-# `code`, `user_id`, `README.md`; SQL fragments do not: "` AS `x` FROM").
+# `code`, `user_id`, `README.md`; SQL fragments do not: "` AS `x` FROM"). Matched at the pair's
+# opening backtick (which the pattern includes, so the literal prefilter knows it needs one):
+# none of its branches can cross the closing backtick, so it reads the pair's content only.
 _BACKTICK_COMMAND = re.compile(
-    r"\s{1,8}[a-z/\\]|\$[({0@*]|\{|\\|(?:[\w./-]{0,40}/)?"
+    r"`(?:\s{1,8}[a-z/\\]|\$[({0@*]|\{|\\|(?:[\w./-]{0,40}/)?"
     + _alternation(_UNIX_STRONG + "|" + _UNIX_WEAK + "|cd|true|false")
-    + r"(?:\.exe)?(?![\w.-])"
+    + r"(?:\.exe)?(?![\w.-]))"
 )
 # A value that is nothing but a backtick pair (maybe quoted) is a probe: "`true`", "`id`".
 _BACKTICK_ALONE = re.compile(
@@ -102,7 +104,7 @@ def _backtick_substitution(text: str) -> re.Match[str] | None:
     if m:
         return m
     for pair in _BACKTICK_PAIR.finditer(text):
-        if _BACKTICK_COMMAND.match(pair.group(1)):
+        if _BACKTICK_COMMAND.match(text, pair.start()):
             return pair
     return None
 
