@@ -1,0 +1,19 @@
+"""Pricing: customer lifetime value, price elasticity and optimal prices, churn, dynamic pricing."""
+
+from cognitionos.pricing._clv import (
+    BetaGeoBetaBinomModel,
+    BetaGeoModel,
+    GammaGammaModel,
+    ParetoNBDModel,
+    customer_lifetime_value,
+)
+from cognitionos.pricing._mle import ConvergenceWarning
+
+__all__ = [
+    "BetaGeoBetaBinomModel",
+    "BetaGeoModel",
+    "ConvergenceWarning",
+    "GammaGammaModel",
+    "ParetoNBDModel",
+    "customer_lifetime_value",
+]
