@@ -3,9 +3,10 @@
 Likelihoods follow Fader, Hardie & Lee (2005) for BG/NBD, Fader & Hardie's notes for
 Pareto/NBD and Gamma-Gamma, and Fader, Hardie & Shang (2010) for BG/BB. Every likelihood is
 written in log space (``gammaln``, ``betaln``, ``logaddexp``); the Pareto/NBD hypergeometric
-terms go through Euler's transformation ``2F1(a,b;a+1;z) = (1-z)^-b 2F1(1,b;a+1;z/(z-1))``
-whose right-hand side lies in (0, 1], so nothing overflows however many purchases a customer
-made. Identical (frequency, recency, T) rows are fitted once, weighted by their count.
+terms go through Euler's transformation ``2F1(a,b;a+1;z) = (1-z)^(1-b) 2F1(1,a+1-b;a+1;z)``
+whose right-hand side is bounded (between 1 and ``(r+s+x)/min(r+x, s)``), so nothing
+overflows or underflows however many purchases a customer made. Identical (frequency,
+recency, T) rows are fitted once, weighted by their count.
 
     m = BetaGeoModel().fit(frequency, recency, T)
     m.params, m.log_likelihood, m.standard_errors
@@ -509,19 +510,21 @@ def _pareto_log_terms(r: Any, alpha: Any, s: Any, beta: Any, x: Any, t: Any) -> 
     from scipy.special import hyp2f1
 
     alpha_big = alpha >= beta
-    # alpha >= beta: (alpha+t)^-(r+x-1) (beta+t)^-(s+1) 2F1(1, s+1; r+s+x+1; -(a-b)/(b+t))
-    # alpha < beta:  (alpha+t)^-(r+x) (beta+t)^-s 2F1(1, r+x; r+s+x+1; -(b-a)/(a+t))
+    # Euler: 2F1(a,b;a+1;z) = (1-z)^(1-b) 2F1(1, a+1-b; a+1; z), with 0 <= z < 1 and the
+    # right-hand 2F1 between 1 and (r+s+x)/min(r+x, s): no overflow, no underflow
+    # alpha >= beta: (alpha+t)^-(r+x) (beta+t)^-s 2F1(1, r+x; r+s+x+1; (a-b)/(a+t))
+    # alpha < beta:  (alpha+t)^-(r+x-1) (beta+t)^-(s+1) 2F1(1, s+1; r+s+x+1; (b-a)/(b+t))
     # one hyp2f1 call over both branches (each parameter row picks its own)
     log_a, log_b = np.log(alpha + t), np.log(beta + t)
-    b_arg = np.where(alpha_big, s + 1, r + x)
-    z_arg = np.where(alpha_big, -(alpha - beta) / (beta + t), -(beta - alpha) / (alpha + t))
+    b_arg = np.where(alpha_big, r + x, s + 1)
+    z_arg = np.where(alpha_big, (alpha - beta) / (alpha + t), (beta - alpha) / (beta + t))
     with np.errstate(divide="ignore", invalid="ignore"):
         log_f = np.log(hyp2f1(1.0, b_arg, r + s + x + 1, z_arg))
     return (
         np.where(
             alpha_big,
-            -(r + x - 1) * log_a - (s + 1) * log_b,
             -(r + x) * log_a - s * log_b,
+            -(r + x - 1) * log_a - (s + 1) * log_b,
         )
         + log_f
     )

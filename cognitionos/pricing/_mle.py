@@ -198,7 +198,12 @@ def maximize(
                 se = np.sqrt(np.diag(cov))
                 se_valid = bool(np.all(np.isfinite(se)))
         if not se_valid:
-            messages.append("Hessian not positive definite: standard errors are NaN")
+            # a flat or saddle direction: no unique maximum, so no honest estimate either
+            converged = False
+            messages.append(
+                "Hessian not negative definite: the maximum is not unique (parameters not "
+                "identified by this data); standard errors are NaN"
+            )
     if not converged:
         warnings.warn(
             f"{model} fit did not converge: {'; '.join(messages) or best.message}",
