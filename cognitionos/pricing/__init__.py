@@ -8,6 +8,7 @@ from cognitionos.pricing._clv import (
     customer_lifetime_value,
 )
 from cognitionos.pricing._mle import ConvergenceWarning
+from cognitionos.pricing._rfm import RFMSummary, rfm_summary
 
 __all__ = [
     "BetaGeoBetaBinomModel",
@@ -15,5 +16,7 @@ __all__ = [
     "ConvergenceWarning",
     "GammaGammaModel",
     "ParetoNBDModel",
+    "RFMSummary",
     "customer_lifetime_value",
+    "rfm_summary",
 ]
