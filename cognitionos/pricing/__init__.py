@@ -5,6 +5,7 @@ e = estimate_elasticity(prices, quantities, robust=True)
 optimal_price(elasticity=e, unit_cost=4.0, bounds=(5, 20))
 """
 
+from cognitionos.pricing._churn import ChurnModel, ChurnReport
 from cognitionos.pricing._clv import (
     BetaGeoBetaBinomModel,
     BetaGeoModel,
@@ -31,6 +32,8 @@ from cognitionos.pricing._rfm import RFMSummary, rfm_summary
 __all__ = [
     "BetaGeoBetaBinomModel",
     "BetaGeoModel",
+    "ChurnModel",
+    "ChurnReport",
     "ConstantElasticityDemand",
     "ConvergenceWarning",
     "DemandCurve",

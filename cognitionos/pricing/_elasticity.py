@@ -293,7 +293,7 @@ def segment_elasticities(
     out: dict[Any, ElasticityEstimate] = {}
     for level in np.unique(labels).tolist():
         mask = labels == level
-        sub = {
+        sub: dict[str, Any] = {
             k: (
                 {kk: np.asarray(vv)[mask] for kk, vv in v.items()}
                 if isinstance(v, Mapping)
@@ -304,7 +304,7 @@ def segment_elasticities(
             for k, v in options.items()
         }
         try:
-            out[level] = estimate_elasticity(p[mask], q[mask], **sub)
+            out[level] = estimate_elasticity(p[mask], q[mask], **sub)  # type: ignore[arg-type]
         except ConfigurationError as exc:
             raise ConfigurationError(f"segment {level!r}: {exc}") from None
     return out

@@ -107,7 +107,7 @@ class ConstantElasticityDemand:
 
     def quantity(self, price: float) -> float:
         """``A p^e``."""
-        return self.scale * price**self.elasticity
+        return float(self.scale * price**self.elasticity)
 
     def unconstrained_optimum(self, unit_cost: float) -> tuple[float | None, str]:
         """Lerner's rule ``c e / (1 + e)`` when demand is elastic (e < -1) and c > 0."""
@@ -246,7 +246,7 @@ def optimal_price(
         bounds = (lo, hi)
 
     def value(p: float) -> float:
-        return (p - cost) * demand.quantity(p)
+        return float((p - cost) * demand.quantity(p))
 
     notes: list[str] = []
     best, why = demand.unconstrained_optimum(cost)
