@@ -5,6 +5,7 @@ e = estimate_elasticity(prices, quantities, robust=True)
 optimal_price(elasticity=e, unit_cost=4.0, bounds=(5, 20))
 """
 
+from cognitionos.pricing._bandit import ArmState, BanditSimulation, PricingBandit
 from cognitionos.pricing._churn import ChurnModel, ChurnReport
 from cognitionos.pricing._clv import (
     BetaGeoBetaBinomModel,
@@ -30,6 +31,8 @@ from cognitionos.pricing._price import (
 from cognitionos.pricing._rfm import RFMSummary, rfm_summary
 
 __all__ = [
+    "ArmState",
+    "BanditSimulation",
     "BetaGeoBetaBinomModel",
     "BetaGeoModel",
     "ChurnModel",
@@ -43,6 +46,7 @@ __all__ = [
     "LogitDemand",
     "ParetoNBDModel",
     "PriceDecision",
+    "PricingBandit",
     "RFMSummary",
     "customer_lifetime_value",
     "estimate_elasticity",
