@@ -28,6 +28,7 @@ __all__ = ["LazyGroup", "main"]
 BUILTIN_COMMANDS = {
     "db": "cognitionos._cli_storage:db",
     "flags": "cognitionos.flags._cli:flags",
+    "pricing": "cognitionos.pricing._cli:pricing",
     "ratelimit": "cognitionos.ratelimit._cli:ratelimit",
     "waf": "cognitionos.waf._cli:waf",
     "store": "cognitionos._cli_storage:store",
