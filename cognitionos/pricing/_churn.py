@@ -171,7 +171,8 @@ class ChurnModel:
         names = [str(k) for k in table.keys() if k not in skip]  # noqa: SIM118 (RFMSummary)
         if self.numeric is not None or self.categorical is not None:
             return list(self.numeric or []), list(self.categorical or [])
-        numeric, categorical = [], []
+        numeric: list[str] = []
+        categorical: list[str] = []
         for name in names:
             (numeric if _numeric_column(table[name]) is not None else categorical).append(name)
         return numeric, categorical
