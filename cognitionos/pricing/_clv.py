@@ -307,6 +307,18 @@ def _chunked(fn: Callable[..., Any], *arrays: Any) -> Any:
     return np.concatenate([fn(*(a[i : i + CHUNK] for a in arrays)) for i in range(0, n, CHUNK)])
 
 
+#: half-width of the symmetric step around a = 1 (see _smooth_at_one)
+_A_STEP = 1e-5
+
+
+def _smooth_at_one(a: float, at: Callable[[float], Any]) -> Any:
+    """``at(a)``, or near a = 1 (a removable 0/0 in the BG/NBD expectations) the mean of
+    ``at(1 - h)`` and ``at(1 + h)``: exact to O(h^2) instead of NaN or noise."""
+    if abs(a - 1) < _A_STEP:
+        return (at(1 - _A_STEP) + at(1 + _A_STEP)) / 2
+    return at(a)
+
+
 def _time(name: str, t: Any) -> Any:
     import numpy as np
 
@@ -405,8 +417,15 @@ class BetaGeoModel(_Model):
         r, alpha, a, b = self._p()
         t = _time("t", t)
         z = t / (alpha + t)
-        out = (a + b - 1) / (a - 1) * (1 - (alpha / (alpha + t)) ** r * hyp2f1(r, b, a + b - 1, z))
-        return np.where(t == 0, 0.0, out)
+
+        def at(a: float) -> Any:
+            return (
+                (a + b - 1)
+                / (a - 1)
+                * (1 - (alpha / (alpha + t)) ** r * hyp2f1(r, b, a + b - 1, z))
+            )
+
+        return np.where(t == 0, 0.0, _smooth_at_one(a, at))
 
     def probability_alive(self, frequency: Any, recency: Any, T: Any) -> Any:
         """P(still active at T | history). Customers with no repeat purchase get 1 under BG/NBD
@@ -440,16 +459,20 @@ class BetaGeoModel(_Model):
 
         def compute(x: Any, tx: Any, T_: Any) -> Any:
             z = t / (alpha + T_ + t)
-            hyp = hyp2f1(r + x, b + x, a + b + x - 1, z)
-            head = (a + b + x - 1) / (a - 1)
-            body = 1 - ((alpha + T_) / (alpha + T_ + t)) ** (r + x) * hyp
-            with np.errstate(divide="ignore", over="ignore"):
-                odds = np.where(
-                    x > 0,
-                    a / (b + np.maximum(x, 1) - 1) * ((alpha + T_) / (alpha + tx)) ** (r + x),
-                    0.0,
-                )
-            return head * body / (1 + odds)
+
+            def at(a: float) -> Any:
+                hyp = hyp2f1(r + x, b + x, a + b + x - 1, z)
+                head = (a + b + x - 1) / (a - 1)
+                body = 1 - ((alpha + T_) / (alpha + T_ + t)) ** (r + x) * hyp
+                with np.errstate(divide="ignore", over="ignore"):
+                    odds = np.where(
+                        x > 0,
+                        a / (b + np.maximum(x, 1) - 1) * ((alpha + T_) / (alpha + tx)) ** (r + x),
+                        0.0,
+                    )
+                return head * body / (1 + odds)
+
+            return _smooth_at_one(a, at)
 
         return _chunked(compute, x, tx, T_)
 

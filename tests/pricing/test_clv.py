@@ -141,6 +141,23 @@ def test_bgnbd_standard_errors_from_the_hessian(bgnbd, cdnow):
     assert se["r"] < 0.1
 
 
+def test_bgnbd_expectations_are_continuous_at_a_equal_one():
+    # (a+b-1)/(a-1) is a removable singularity: a = 1 must sit between its neighbours
+    def model(a):
+        return BetaGeoModel.from_params(r=0.5, alpha=5.0, a=a, b=2.0)
+
+    def cond(a):
+        return model(a).conditional_expected_purchases(10, [0, 3], [0, 12], [20, 20])
+
+    below, at, above = cond(1 - 1e-3), cond(1.0), cond(1 + 1e-3)
+    assert np.all(np.isfinite(at))
+    np.testing.assert_allclose(at, (below + above) / 2, rtol=1e-6)
+    u = model(1.0).unconditional_expected_purchases(10)
+    lo = model(0.999).unconditional_expected_purchases(10)
+    hi = model(1.001).unconditional_expected_purchases(10)
+    assert u == pytest.approx((lo + hi) / 2, rel=1e-6)
+
+
 def test_bgnbd_no_purchase_probability_and_one_time_buyers(bgnbd):
     alive = bgnbd.probability_alive([0, 5], [0, 10], [30, 30])
     assert alive[0] == 1.0  # the BG/NBD assumption the docs warn about
