@@ -419,11 +419,10 @@ class BetaGeoModel(_Model):
         z = t / (alpha + t)
 
         def at(a: float) -> Any:
-            return (
-                (a + b - 1)
-                / (a - 1)
-                * (1 - (alpha / (alpha + t)) ** r * hyp2f1(r, b, a + b - 1, z))
-            )
+            q = (alpha / (alpha + t)) ** r
+            if abs(a + b - 1) < 1e-9:  # c * 2F1(r, b; c; z) -> r b z 2F1(r+1, b+1; 2; z)
+                return -q * r * b * z * hyp2f1(r + 1, b + 1, 2.0, z) / (a - 1)
+            return (a + b - 1) / (a - 1) * (1 - q * hyp2f1(r, b, a + b - 1, z))
 
         return np.where(t == 0, 0.0, _smooth_at_one(a, at))
 
@@ -461,9 +460,16 @@ class BetaGeoModel(_Model):
             z = t / (alpha + T_ + t)
 
             def at(a: float) -> Any:
-                hyp = hyp2f1(r + x, b + x, a + b + x - 1, z)
-                head = (a + b + x - 1) / (a - 1)
-                body = 1 - ((alpha + T_) / (alpha + T_ + t)) ** (r + x) * hyp
+                c = a + b + x - 1
+                q = ((alpha + T_) / (alpha + T_ + t)) ** (r + x)
+                zero_c = np.abs(c) < 1e-9  # x = 0 and a + b = 1: c * 2F1(..; c; z) has a limit
+                c_safe = np.where(zero_c, 1.0, c)
+                with np.errstate(invalid="ignore", divide="ignore"):
+                    head_body = c_safe / (a - 1) * (1 - q * hyp2f1(r + x, b + x, c_safe, z))
+                    limit = (
+                        -q * (r + x) * (b + x) * z * hyp2f1(r + x + 1, b + x + 1, 2.0, z) / (a - 1)
+                    )
+                head, body = 1.0, np.where(zero_c, limit, head_body)
                 with np.errstate(divide="ignore", over="ignore"):
                     odds = np.where(
                         x > 0,

@@ -158,6 +158,20 @@ def test_bgnbd_expectations_are_continuous_at_a_equal_one():
     assert u == pytest.approx((lo + hi) / 2, rel=1e-6)
 
 
+def test_bgnbd_expectations_at_a_plus_b_equal_one():
+    # c = a + b - 1 = 0 for x = 0: c * 2F1(.; c; z) tends to a finite limit
+    def cond(b):
+        m = BetaGeoModel.from_params(r=1.0, alpha=1.0, a=0.5, b=b)
+        return m.conditional_expected_purchases(1.0, [0, 2], [0, 5], [20, 20]), (
+            m.unconditional_expected_purchases(3.0)
+        )
+
+    (c_at, u_at), (c_lo, u_lo), (c_hi, u_hi) = cond(0.5), cond(0.5 - 1e-4), cond(0.5 + 1e-4)
+    assert np.all(np.isfinite(c_at)) and np.isfinite(u_at)
+    np.testing.assert_allclose(c_at, (c_lo + c_hi) / 2, rtol=1e-5)
+    assert u_at == pytest.approx((u_lo + u_hi) / 2, rel=1e-5)
+
+
 def test_bgnbd_no_purchase_probability_and_one_time_buyers(bgnbd):
     alive = bgnbd.probability_alive([0, 5], [0, 10], [30, 30])
     assert alive[0] == 1.0  # the BG/NBD assumption the docs warn about
