@@ -33,6 +33,7 @@ BUILTIN_COMMANDS = {
     "dr": "cognitionos.dr._cli:dr",
     "experiment": "cognitionos.experiments._cli:experiment",
     "flags": "cognitionos.flags._cli:flags",
+    "pricing": "cognitionos.pricing._cli:pricing",
     "ratelimit": "cognitionos.ratelimit._cli:ratelimit",
     "waf": "cognitionos.waf._cli:waf",
     "store": "cognitionos._cli_storage:store",

@@ -1,0 +1,56 @@
+"""Pricing: customer lifetime value, price elasticity and optimal prices, churn, dynamic pricing.
+
+m = BetaGeoModel().fit(frequency, recency, T)
+e = estimate_elasticity(prices, quantities, robust=True)
+optimal_price(elasticity=e, unit_cost=4.0, bounds=(5, 20))
+"""
+
+from cognitionos.pricing._bandit import ArmState, BanditSimulation, PricingBandit
+from cognitionos.pricing._churn import ChurnModel, ChurnReport
+from cognitionos.pricing._clv import (
+    BetaGeoBetaBinomModel,
+    BetaGeoModel,
+    GammaGammaModel,
+    ParetoNBDModel,
+    customer_lifetime_value,
+)
+from cognitionos.pricing._elasticity import (
+    ElasticityEstimate,
+    estimate_elasticity,
+    segment_elasticities,
+)
+from cognitionos.pricing._mle import ConvergenceWarning
+from cognitionos.pricing._price import (
+    ConstantElasticityDemand,
+    DemandCurve,
+    LinearDemand,
+    LogitDemand,
+    PriceDecision,
+    optimal_price,
+)
+from cognitionos.pricing._rfm import RFMSummary, rfm_summary
+
+__all__ = [
+    "ArmState",
+    "BanditSimulation",
+    "BetaGeoBetaBinomModel",
+    "BetaGeoModel",
+    "ChurnModel",
+    "ChurnReport",
+    "ConstantElasticityDemand",
+    "ConvergenceWarning",
+    "DemandCurve",
+    "ElasticityEstimate",
+    "GammaGammaModel",
+    "LinearDemand",
+    "LogitDemand",
+    "ParetoNBDModel",
+    "PriceDecision",
+    "PricingBandit",
+    "RFMSummary",
+    "customer_lifetime_value",
+    "estimate_elasticity",
+    "optimal_price",
+    "rfm_summary",
+    "segment_elasticities",
+]
