@@ -29,6 +29,7 @@ BUILTIN_COMMANDS = {
     "db": "cognitionos._cli_storage:db",
     "flags": "cognitionos.flags._cli:flags",
     "ratelimit": "cognitionos.ratelimit._cli:ratelimit",
+    "serve": "cognitionos.server._cli:serve",
     "waf": "cognitionos.waf._cli:waf",
     "store": "cognitionos._cli_storage:store",
 }

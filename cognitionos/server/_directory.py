@@ -224,11 +224,16 @@ class Directory:
         role: str,
         environment: str = "live",
         user_id: str | None = None,
-        expires_at: int | None = None,
+        expires_in: float | None = None,
         created_by: str | None = None,
     ) -> tuple[dict[str, Any], str]:
-        """Insert a key; returns its row and the token text (shown once, never stored)."""
+        """Insert a key; returns its row and the token text (shown once, never stored).
+
+        ``expires_in`` is in seconds from now (``None``: the key never expires).
+        """
         token = new_token(environment)
+        now = self._now()
+        expires_at = now + round(expires_in * 1e9) if expires_in is not None else None
         row = {
             "key_id": token.key_id,
             "tenant_id": tenant_id,
@@ -238,7 +243,7 @@ class Directory:
             "environment": environment,
             "secret_hash": _hash(token),
             "created_by": created_by,
-            "created_at": self._now(),
+            "created_at": now,
             "expires_at": expires_at,
             "revoked_at": None,
             "last_used_at": None,

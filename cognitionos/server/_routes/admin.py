@@ -336,7 +336,7 @@ def create_key(
             role=body.role,
             environment=body.environment,
             user_id=body.user_id,
-            expires_at=expires_at,
+            expires_in=body.expires_in,
             created_by=p.key_id,
         )
         return JSONResponse(
@@ -369,5 +369,3 @@ def revoke_key(
         raise ApiError(404, f"no key {key_id!r} in this tenant") from None
     _no_stronger(request, p, current["role"])
     return directory.revoke_key(p.tenant_id, key_id)
-
-
