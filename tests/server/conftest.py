@@ -9,9 +9,9 @@ import pytest
 
 pytest.importorskip("fastapi", reason="the server extra is not installed")
 
-from starlette.testclient import TestClient  # noqa: E402
+from starlette.testclient import TestClient
 
-from cognitionos.server import Settings, create_app  # noqa: E402
+from cognitionos.server import Settings, create_app
 
 ROLES = ("owner", "admin", "developer", "viewer", "service")
 

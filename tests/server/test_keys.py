@@ -67,7 +67,7 @@ def test_database_keeps_only_a_hash(server, tmp_path):
     assert token[17:-6].encode() not in raw
 
 
-def test_revoked_expired_and_unknown_keys_are_refused(server, clock_free=None):
+def test_revoked_expired_and_unknown_keys_are_refused(server):
     c = server.client
     token = server.key(server.root, "viewer")
     assert c.get("/v1/whoami", headers=bearer(token)).status_code == 200

@@ -329,7 +329,6 @@ def create_key(
             )
 
     def create() -> Response:
-        expires_at = state.clock.time_ns() + int(body.expires_in * 1e9) if body.expires_in else None
         row, token = state.directory.create_key(
             p.tenant_id,
             name=body.name,
