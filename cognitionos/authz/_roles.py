@@ -1,0 +1,87 @@
+"""Role inheritance per domain, as the ``g`` rows of a policy declare it.
+
+``g, alice, admin`` makes alice a member of admin; ``g, alice, admin, t1``
+does so only inside domain ``t1``. Links are transitive up to ``max_depth``
+hops (Casbin's default is 10), and breadth-first search visits each name once
+per query, so cycles cannot loop.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+__all__ = ["RoleGraph"]
+
+
+class RoleGraph:
+    """Direct role links per domain (``""`` when the role definition has no domain)."""
+
+    __slots__ = ("_links", "max_depth")
+
+    def __init__(self, max_depth: int = 10) -> None:
+        self.max_depth = max_depth
+        self._links: dict[str, dict[str, set[str]]] = {}
+
+    def clear(self) -> None:
+        self._links.clear()
+
+    def add_link(self, name: str, role: str, domain: str = "") -> None:
+        self._links.setdefault(domain, {}).setdefault(name, set()).add(role)
+
+    def remove_link(self, name: str, role: str, domain: str = "") -> None:
+        roles = self._links.get(domain, {}).get(name)
+        if roles is not None:
+            roles.discard(role)
+
+    def roles(self, name: str, domain: str = "") -> list[str]:
+        """Direct roles of ``name`` in ``domain``, sorted."""
+        return sorted(self._links.get(domain, {}).get(name, ()))
+
+    def users(self, role: str, domain: str = "") -> list[str]:
+        """Names holding ``role`` directly in ``domain``, sorted."""
+        links = self._links.get(domain, {})
+        return sorted(name for name, roles in links.items() if role in roles)
+
+    def reachable(self, name: str, domain: str = "") -> list[str]:
+        """Every role ``name`` holds, directly or through up to ``max_depth`` hops, in BFS order."""
+        links = self._links.get(domain, {})
+        seen = {name}
+        order: list[str] = []
+        frontier = [name]
+        for _ in range(self.max_depth):
+            following: list[str] = []
+            for member in frontier:
+                for role in sorted(links.get(member, ())):
+                    if role not in seen:
+                        seen.add(role)
+                        order.append(role)
+                        following.append(role)
+            if not following:
+                break
+            frontier = following
+        return order
+
+    def has_link(self, name: object, role: object, domain: object = "") -> bool:
+        """True if ``name`` is ``role`` or reaches it within ``max_depth`` hops in ``domain``."""
+        if name == role:
+            return True
+        if not isinstance(domain, str):
+            return False
+        links = self._links.get(domain)
+        if not links or not isinstance(name, str) or name not in links:
+            return False
+        seen = {name}
+        frontier: Iterable[str] = (name,)
+        for _ in range(self.max_depth):
+            following: list[str] = []
+            for member in frontier:
+                for parent in links.get(member, ()):
+                    if parent == role:
+                        return True
+                    if parent not in seen:
+                        seen.add(parent)
+                        following.append(parent)
+            if not following:
+                return False
+            frontier = following
+        return False
