@@ -196,3 +196,16 @@ def test_role_matrix(world, where, role, method, path, scope, body):
     else:
         assert r.status_code == 403, (r.status_code, r.text)
         assert r.headers["content-type"] == "application/problem+json"
+
+
+@pytest.mark.parametrize("tenant", ["t_other", "platform"])
+def test_enforcer_decisions_agree_with_listed_scopes(tenant):
+    """``allows`` (the Casbin enforcer) and ``scopes`` (implicit permissions) give one answer."""
+    from cognitionos.server._policy import SCOPES
+
+    policy = AccessPolicy.default()
+    for role in (*ROLES, "nobody"):
+        listed = policy.scopes(role, tenant)
+        assert listed <= set(SCOPES)
+        for scope in SCOPES:
+            assert policy.allows(role, tenant, scope) == (scope in listed), (role, scope)
