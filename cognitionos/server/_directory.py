@@ -53,8 +53,9 @@ def decode_cursor(cursor: str | None) -> str | None:
     if not cursor:
         return None
     try:
-        return base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-    except (ValueError, UnicodeDecodeError) as exc:
+        raw = (cursor + "=" * (-len(cursor) % 4)).encode("ascii")
+        return base64.b64decode(raw, altchars=b"-_", validate=True).decode()
+    except (ValueError, UnicodeError) as exc:
         raise ValueError(f"invalid cursor {cursor!r}") from exc
 
 

@@ -43,6 +43,7 @@ SCOPES = (
     "ratelimit:check",
 )
 
+
 class AccessPolicy:
     """Role x tenant x scope decisions of a Casbin model and policy.
 

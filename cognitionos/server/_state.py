@@ -25,6 +25,7 @@ __all__ = ["PLATFORM_TENANT", "ServerState"]
 #: id of the bootstrap tenant; the shipped policy grants platform scopes only here
 PLATFORM_TENANT = "platform"
 _KEY_CACHE = 65_536
+JSON_BODY_RULE = "920901"
 
 
 class ServerState:
@@ -54,7 +55,13 @@ class ServerState:
             if settings.redis_url
             else self.limiter
         )
-        self.firewall = Firewall(paranoia=settings.waf_paranoia, mode=settings.waf_mode)
+        # 920901 (body is not valid JSON) is left to FastAPI, which answers 422 with the
+        # position of the error instead of a bare 403
+        self.firewall = Firewall(
+            paranoia=settings.waf_paranoia,
+            mode=settings.waf_mode,
+            disabled_rules=[JSON_BODY_RULE],
+        )
         self.blacklist = AutoBlacklist(self.hot, prefix="waf:", clock=self.clock)
         self._flags: dict[str, FlagEngine] = {}
         self._flags_lock = threading.Lock()

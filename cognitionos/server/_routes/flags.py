@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.responses import JSONResponse, Response
 
 from cognitionos.errors import CognitionError
-from cognitionos.flags import FlagDefinition, FlagSet
+from cognitionos.flags import ErrorCode, FlagDefinition, FlagSet
 from cognitionos.server._directory import decode_cursor, encode_cursor
 from cognitionos.server._http import (
     PageParams,
@@ -253,7 +253,10 @@ def evaluate(
     body: Evaluate,
     p: Annotated[Principal, Depends(require("flags:evaluate"))],
 ) -> dict[str, Any]:
+    """404 for a flag the tenant does not have (bulk evaluation never names unknown flags)."""
     ev = state_of(request).flags(p.tenant_id).evaluate(key, body.attributes, default=body.default)
+    if ev.error_code == ErrorCode.FLAG_NOT_FOUND:
+        raise ApiError(404, f"no flag {key!r} in this tenant")
     return {
         "key": key,
         "value": ev.value,
