@@ -56,11 +56,15 @@ class ServerState:
             else self.limiter
         )
         # 920901 (body is not valid JSON) is left to FastAPI, which answers 422 with the
-        # position of the error instead of a bare 403
+        # position of the error instead of a bare 403. The JSON body of /v1/waf/inspect is a
+        # request to judge (attacks expected), data that is never executed: not guarded.
         self.firewall = Firewall(
             paranoia=settings.waf_paranoia,
             mode=settings.waf_mode,
             disabled_rules=[JSON_BODY_RULE],
+            exclusions=[
+                {"path": "/v1/waf/inspect", "methods": ["POST"], "locations": ["body:json:*"]}
+            ],
         )
         self.blacklist = AutoBlacklist(self.hot, prefix="waf:", clock=self.clock)
         self._flags: dict[str, FlagEngine] = {}

@@ -96,7 +96,7 @@ def _b_snapshot(server: Server, b: dict[str, str]) -> dict[str, Any]:
         "key": c.get(f"/v1/keys/{b['key']}", headers=h).json().get("revoked_at"),
         "flag": c.get(f"/v1/flags/{b['flag']}", headers=h).json(),
         "policy": c.get(f"/v1/ratelimit/policies/{b['policy']}", headers=h).json(),
-        "bans": [b["key"] for b in c.get("/v1/ratelimit/bans", headers=h).json()["items"]],
+        "bans": [ban["key"] for ban in c.get("/v1/ratelimit/bans", headers=h).json()["items"]],
         "usage": c.get(
             "/v1/ratelimit/usage", params={"policy": b["policy"], "key": "u1"}, headers=h
         ).json()["remaining"],
