@@ -169,7 +169,7 @@ def import_flags(
     return {"imported": len(fs.flags), "changed": changed}
 
 
-@router.get("/audit", summary="Who changed which flag, newest first")
+@router.get("/audit", summary="Who changed which flag (the flags engine's audit trail)")
 def flag_audit(
     request: Request,
     p: Annotated[Principal, Depends(require("flags:read"))],
