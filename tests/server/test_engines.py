@@ -40,7 +40,9 @@ def test_flag_crud_evaluate_import_export(server):
     got = c.post(
         "/v1/flags/checkout/evaluate", json={"attributes": {"country": "NL"}}, headers=bearer(owner)
     ).json()
-    assert got["value"] == "old"  # imported switched off: the default answers
+    # imported switched off: the same answer the engine gives for the exported document
+    assert got["value"] == FlagEngine.from_json(exported).evaluate("checkout", {"country": "NL"}).value
+    assert got["reason"] == "DISABLED"
 
 
 def test_growthbook_import(server):
