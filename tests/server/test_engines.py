@@ -41,7 +41,9 @@ def test_flag_crud_evaluate_import_export(server):
         "/v1/flags/checkout/evaluate", json={"attributes": {"country": "NL"}}, headers=bearer(owner)
     ).json()
     # imported switched off: the same answer the engine gives for the exported document
-    assert got["value"] == FlagEngine.from_json(exported).evaluate("checkout", {"country": "NL"}).value
+    assert (
+        got["value"] == FlagEngine.from_json(exported).evaluate("checkout", {"country": "NL"}).value
+    )
     assert got["reason"] == "DISABLED"
 
 
