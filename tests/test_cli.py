@@ -46,7 +46,9 @@ def test_db_upgrade_sqlite(tmp_path):
     url = f"sqlite:///{tmp_path / 'cli.db'}"
     result = CliRunner().invoke(main, ["db", "upgrade", url])
     assert result.exit_code == 0, result.output
-    assert "schema at revision 0002" in result.output
+    from cognitionos.storage._sql import HEAD_REVISION
+
+    assert f"schema at revision {HEAD_REVISION}" in result.output
     import sqlite3
 
     tables = {

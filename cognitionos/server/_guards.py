@@ -85,7 +85,7 @@ class BodyGuard:
 
         async def counted() -> Message:
             nonlocal seen, refused
-            message = await receive()
+            message: Message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > limit:

@@ -102,7 +102,7 @@ def install_handlers(app: FastAPI) -> None:
         for e in errors:
             if e["pointer"] is None:
                 del e["pointer"]
-        where = ", ".join(e["location"] for e in errors[:5])
+        where = ", ".join(str(e["location"]) for e in errors[:5])
         return problem_response(422, f"invalid request: {where}", errors=errors)
 
     @app.exception_handler(Exception)

@@ -27,19 +27,29 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="COGNITIONOS_", extra="ignore")
 
     database_url: str = Field(
-        "sqlite:///cognitionos.db", description="SQL database (durable state)"
+        default="sqlite:///cognitionos.db", description="SQL database (durable state)"
     )
-    redis_url: str | None = Field(None, description="Redis for shared hot state; memory if unset")
+    redis_url: str | None = Field(
+        default=None, description="Redis for shared hot state; memory if unset"
+    )
     host: str = "127.0.0.1"
-    port: int = Field(8000, ge=0, le=65535)
-    max_body_bytes: int = Field(1_048_576, ge=1, description="larger request bodies get 413")
-    key_rate_limit: str = Field("600/minute", description="per API key")
-    tenant_rate_limit: str = Field("3000/minute", description="per tenant, all its keys together")
-    anonymous_rate_limit: str = Field("120/minute", description="per client IP without a key")
+    port: int = Field(default=8000, ge=0, le=65535)
+    max_body_bytes: int = Field(
+        default=1_048_576, ge=1, description="larger request bodies get 413"
+    )
+    key_rate_limit: str = Field(default="600/minute", description="per API key")
+    tenant_rate_limit: str = Field(
+        default="3000/minute", description="per tenant, all its keys together"
+    )
+    anonymous_rate_limit: str = Field(
+        default="120/minute", description="per client IP without a key"
+    )
     waf_mode: Literal["block", "detect"] = "block"
-    waf_paranoia: int = Field(1, ge=1, le=4)
+    waf_paranoia: int = Field(default=1, ge=1, le=4)
     trusted_proxies: list[str] = Field(default_factory=list)
     bootstrap: bool = Field(
-        True, description="create a tenant and an owner key on an empty database"
+        default=True, description="create a tenant and an owner key on an empty database"
     )
-    idempotency_ttl: float = Field(86_400.0, gt=0, description="seconds an idempotency key is kept")
+    idempotency_ttl: float = Field(
+        default=86_400.0, gt=0, description="seconds an idempotency key is kept"
+    )
