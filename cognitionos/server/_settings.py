@@ -50,6 +50,10 @@ class Settings(BaseSettings):
     bootstrap: bool = Field(
         default=True, description="create a tenant and an owner key on an empty database"
     )
+    sse_heartbeat: float = Field(
+        default=15.0, gt=0, le=300, description="seconds between keep-alives"
+    )
+    sse_poll_interval: float = Field(default=0.25, gt=0, le=10, description="change polling period")
     idempotency_ttl: float = Field(
         default=86_400.0, gt=0, description="seconds an idempotency key is kept"
     )
