@@ -11,7 +11,7 @@ from ._proc import running_server
 
 
 def _events(lines, until):
-    """Parse SSE from an iterator of lines; collect events (and comments) until ``until`` is true."""
+    """Parse SSE lines; collect events (and comments) until ``until(collected)`` is true."""
     got, current = [], {}
     for line in lines:
         if line.startswith(":"):

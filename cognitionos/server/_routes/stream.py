@@ -66,6 +66,9 @@ async def stream(
                 return seq
             seq = batch[-1].seq
 
+    def read_after(seq: int) -> list[Any]:
+        return store.read(stream_name, after=seq, limit=500)
+
     async def events() -> AsyncIterator[bytes]:
         position = after
         yield f"retry: 2000\n: heartbeat every {state.settings.sse_heartbeat:g}s\n\n".encode()
@@ -77,9 +80,7 @@ async def stream(
             yield _event("snapshot", position, engine.export())
         beat = time.monotonic()
         while True:
-            batch = await anyio.to_thread.run_sync(
-                lambda: store.read(stream_name, after=position, limit=500)
-            )
+            batch = await anyio.to_thread.run_sync(read_after, position)
             for ev in batch:
                 item = json.loads(ev.payload)
                 change = {
