@@ -67,7 +67,8 @@ async def stream(
             seq = batch[-1].seq
 
     def read_after(seq: int) -> list[Any]:
-        return store.read(stream_name, after=seq, limit=500)
+        events: list[Any] = store.read(stream_name, after=seq, limit=500)
+        return events
 
     async def events() -> AsyncIterator[bytes]:
         position = after
