@@ -26,6 +26,7 @@ __all__ = ["LazyGroup", "main"]
 
 #: subcommand name -> "module:attribute" of a click command, imported on use
 BUILTIN_COMMANDS = {
+    "audit": "cognitionos.audit._cli:audit",
     "db": "cognitionos._cli_storage:db",
     "flags": "cognitionos.flags._cli:flags",
     "ratelimit": "cognitionos.ratelimit._cli:ratelimit",

@@ -219,9 +219,15 @@ class _Parser:
         fn = self.scope.functions.get(name)
         if fn is None:
             raise self._error(f"unknown function {name!r}")
+        if len(args) == 1:
+            (a,) = args
+            return lambda r, p: fn(a(r, p))
         if len(args) == 2:
             a, b = args
             return lambda r, p: fn(a(r, p), b(r, p))
+        if len(args) == 3:
+            a, b, c = args
+            return lambda r, p: fn(a(r, p), b(r, p), c(r, p))
         return lambda r, p: fn(*(arg(r, p) for arg in args))
 
     def _eval_call(self, arg: Compiled) -> Compiled:

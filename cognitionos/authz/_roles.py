@@ -16,22 +16,29 @@ __all__ = ["RoleGraph"]
 class RoleGraph:
     """Direct role links per domain (``""`` when the role definition has no domain)."""
 
-    __slots__ = ("_links", "max_depth")
+    __slots__ = ("_answers", "_links", "max_depth")
+
+    #: memoised has_link answers kept per graph (the enforcer builds a new graph on change)
+    MAX_ANSWERS = 65536
 
     def __init__(self, max_depth: int = 10) -> None:
         self.max_depth = max_depth
         self._links: dict[str, dict[str, set[str]]] = {}
+        self._answers: dict[tuple[str, str, str], bool] = {}
 
     def clear(self) -> None:
         self._links.clear()
+        self._answers.clear()
 
     def add_link(self, name: str, role: str, domain: str = "") -> None:
         self._links.setdefault(domain, {}).setdefault(name, set()).add(role)
+        self._answers.clear()
 
     def remove_link(self, name: str, role: str, domain: str = "") -> None:
         roles = self._links.get(domain, {}).get(name)
         if roles is not None:
             roles.discard(role)
+        self._answers.clear()
 
     def roles(self, name: str, domain: str = "") -> list[str]:
         """Direct roles of ``name`` in ``domain``, sorted."""
@@ -65,11 +72,21 @@ class RoleGraph:
         """True if ``name`` is ``role`` or reaches it within ``max_depth`` hops in ``domain``."""
         if name == role:
             return True
-        if not isinstance(domain, str):
+        if not isinstance(domain, str) or not isinstance(name, str) or not isinstance(role, str):
             return False
         links = self._links.get(domain)
-        if not links or not isinstance(name, str) or name not in links:
+        if not links or name not in links:
             return False
+        key = (name, role, domain)
+        answer = self._answers.get(key)
+        if answer is None:
+            answer = self._search(links, name, role)
+            if len(self._answers) >= self.MAX_ANSWERS:
+                self._answers.clear()
+            self._answers[key] = answer
+        return answer
+
+    def _search(self, links: dict[str, set[str]], name: str, role: str) -> bool:
         seen = {name}
         frontier: Iterable[str] = (name,)
         for _ in range(self.max_depth):
