@@ -23,7 +23,7 @@ from cognitionos.integrations.request import RequestInfo
 from cognitionos.server._guards import BodyGuard, ProblemFirewall
 from cognitionos.server._keys import parse_token
 from cognitionos.server._problems import install_handlers
-from cognitionos.server._routes import admin, flags, guard, ops, stream
+from cognitionos.server._routes import admin, audit, flags, guard, ops, stream
 from cognitionos.server._settings import Settings
 from cognitionos.server._state import ServerState
 
@@ -40,6 +40,7 @@ TAGS = [
     {"name": "flags", "description": "Feature flags"},
     {"name": "waf", "description": "Web application firewall"},
     {"name": "ratelimit", "description": "Rate limits"},
+    {"name": "audit", "description": "Tamper-evident log of administrative changes"},
     {"name": "operations", "description": "Health, readiness, metrics"},
 ]
 
@@ -147,6 +148,6 @@ def build_app(settings: Settings | None = None, *, announce: bool = True) -> Gua
     registry.register(EngineCollector(state.firewall.counters, state.limiter.counters))
     app.state.cognitionos_registry = registry
     install_handlers(app)
-    for module in (ops, admin, stream, flags, guard):
+    for module in (ops, admin, audit, stream, flags, guard):
         app.include_router(module.router)
     return GuardedApp(app, _guarded(app, state))

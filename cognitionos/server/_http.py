@@ -22,6 +22,7 @@ __all__ = [
     "idempotent",
     "page_params",
     "parse_if_match_version",
+    "record",
     "require",
     "check_if_match",
     "state_of",
@@ -103,6 +104,15 @@ def page_params(
 ) -> PageParams:
     """Pagination query parameters."""
     return PageParams(limit, cursor)
+
+
+def record(
+    request: Request, p: Principal, action: str, target: str, before: Any, after: Any
+) -> None:
+    """Append an administrative change to the audit log (actor = the calling key id)."""
+    state_of(request).audit.append(
+        p.tenant_id, p.key_id, action, target, {"before": before, "after": after}
+    )
 
 
 def etag_for(version: int | str) -> str:

@@ -31,6 +31,7 @@ SCOPES = (
     "keys:read",
     "keys:write",
     "roles:read",
+    "audit:read",
     "flags:read",
     "flags:write",
     "flags:evaluate",

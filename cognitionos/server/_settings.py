@@ -53,6 +53,9 @@ class Settings(BaseSettings):
     sse_heartbeat: float = Field(
         default=15.0, gt=0, le=300, description="seconds between keep-alives"
     )
+    sse_max_seconds: float = Field(
+        default=300.0, gt=0, description="a stream ends after this long; clients resume"
+    )
     sse_poll_interval: float = Field(default=0.25, gt=0, le=10, description="change polling period")
     idempotency_ttl: float = Field(
         default=86_400.0, gt=0, description="seconds an idempotency key is kept"

@@ -10,6 +10,7 @@ from __future__ import annotations
 import threading
 from typing import Any
 
+from cognitionos.audit import AuditLog
 from cognitionos.clock import SystemClock
 from cognitionos.errors import ConfigurationError
 from cognitionos.flags import FlagEngine
@@ -26,6 +27,8 @@ __all__ = ["PLATFORM_TENANT", "ServerState"]
 PLATFORM_TENANT = "platform"
 _KEY_CACHE = 65_536
 JSON_BODY_RULE = "920901"
+#: event stream of the server's audit log (one for all tenants; each entry names its tenant)
+AUDIT_STREAM = "server.audit"
 
 
 class ServerState:
@@ -45,6 +48,8 @@ class ServerState:
             )
         self.directory = Directory(self.store.engine, self.clock)
         self.policy = AccessPolicy.default()
+        #: every administrative change, as leaves of an RFC 6962 Merkle tree in the database
+        self.audit = AuditLog(self.store, stream=AUDIT_STREAM, clock=self.clock)
         hot_url = settings.redis_url or "memory://"
         self.hot = open_store(hot_url, clock=self.clock)
         self.limiter = RateLimiter(
@@ -101,9 +106,18 @@ class ServerState:
             self.directory.create_tenant("platform", tenant_id=PLATFORM_TENANT)
         except Conflict:
             return None  # another process bootstrapped first
-        return self.directory.create_key(
+        row, token = self.directory.create_key(
             PLATFORM_TENANT, name="bootstrap owner key", role="owner", created_by="bootstrap"
         )
+        self.audit.append(PLATFORM_TENANT, "bootstrap", "tenant.create", "tenants/platform")
+        self.audit.append(
+            PLATFORM_TENANT,
+            "bootstrap",
+            "key.create",
+            f"keys/{row['key_id']}",
+            {"before": None, "after": {"role": "owner", "name": row["name"]}},
+        )
+        return row, token
 
     async def aclose(self) -> None:
         """Close engines and stores (safe to call twice)."""

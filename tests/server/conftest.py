@@ -63,6 +63,7 @@ def make_settings(tmp_path: Any, **overrides: Any) -> Settings:
         "key_rate_limit": "100000/minute",
         "tenant_rate_limit": "100000/minute",
         "anonymous_rate_limit": "100000/minute",
+        "sse_max_seconds": 0.3,  # flag streams end quickly, so generated calls to them return
         **overrides,
     }
     return Settings(**values)

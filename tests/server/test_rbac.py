@@ -56,6 +56,7 @@ def test_docs_matrix_is_the_shipped_policy():
 ENDPOINTS: list[tuple[str, str, str, Any]] = [
     ("GET", "/v1/roles", "roles:read", None),
     ("GET", "/v1/roles/viewer", "roles:read", None),
+    ("GET", "/v1/audit", "audit:read", None),
     ("GET", "/v1/tenants", "tenants:read", None),
     ("POST", "/v1/tenants", "tenants:manage", {"name": "new co"}),
     ("GET", "/v1/tenants/{tenant}", "tenants:read", None),

@@ -48,6 +48,8 @@ def _param_values(path: str, b: dict[str, str]) -> dict[str, str]:
             values[name] = b["rl_ban"]
         elif name == "name" and path.startswith("/v1/ratelimit/policies/"):
             values[name] = b["policy"]
+        elif name == "index":
+            values[name] = b["audit_index"]
         elif name == "client":
             values[name] = "198.51.100.77"  # a ban of the platform, not of tenant B
         else:
@@ -74,6 +76,8 @@ def two_tenants(server: Server) -> dict[str, Any]:
         ).status_code
         == 201
     )
+    audit = c.get("/v1/audit", headers=hb).json()["items"]
+    assert audit and all(e["entry"]["tenant"] == b_id for e in audit)
     return {
         "a": {"tenant": a_id, "owner": a_owner},
         "b": {
@@ -84,6 +88,7 @@ def two_tenants(server: Server) -> dict[str, Any]:
             "flag": "b-secret-flag",
             "policy": "b-policy",
             "rl_ban": "b-banned",
+            "audit_index": str(audit[0]["index"]),
         },
     }
 

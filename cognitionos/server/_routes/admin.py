@@ -17,6 +17,7 @@ from cognitionos.server._http import (
     idempotent,
     page_params,
     parse_if_match_version,
+    record,
     require,
     state_of,
 )
@@ -165,6 +166,15 @@ def create_tenant(
             user_id=user_id,
             created_by=p.key_id,
         )
+        record(request, p, "tenant.create", f"tenants/{tenant['tenant_id']}", None, body.name)
+        record(
+            request,
+            p,
+            "key.create",
+            f"keys/{key['key_id']}",
+            None,
+            {"tenant_id": tenant["tenant_id"], "role": "owner", "user_id": user_id},
+        )
         doc = {k: v for k, v in tenant.items() if k != "version"}
         doc["etag"] = etag_for(tenant["version"])
         doc["owner_key"] = {"key_id": key["key_id"], "token": token}
@@ -200,7 +210,7 @@ def update_tenant(
     body: TenantUpdate,
     p: Annotated[Principal, Depends(require("tenants:write"))],
 ) -> Response:
-    _visible_tenant(request, p, tenant_id)
+    before = _visible_tenant(request, p, tenant_id)
     version = parse_if_match_version(request)
     try:
         row = state_of(request).directory.update_tenant(tenant_id, version, body.name)
@@ -208,6 +218,7 @@ def update_tenant(
         raise ApiError(412, "the tenant changed since it was read; GET it again") from None
     except NotFound:
         raise ApiError(404, f"no tenant {tenant_id!r}") from None
+    record(request, p, "tenant.update", f"tenants/{tenant_id}", before["name"], row["name"])
     return _with_etag(row)
 
 
@@ -238,6 +249,7 @@ def create_user(
             row = state_of(request).directory.create_user(p.tenant_id, body.email, body.role)
         except Conflict as exc:
             raise ApiError(409, str(exc)) from None
+        record(request, p, "user.create", f"users/{row['user_id']}", None, body.model_dump())
         return _with_etag(row, 201, Location=f"/v1/users/{row['user_id']}")
 
     return idempotent(request, p, body.model_dump(), create)
@@ -278,6 +290,14 @@ def update_user(
         raise ApiError(409, str(exc)) from None
     except NotFound:
         raise ApiError(404, f"no user {user_id!r} in this tenant") from None
+    record(
+        request,
+        p,
+        "user.update",
+        f"users/{user_id}",
+        {k: current[k] for k in values},
+        {k: row[k] for k in values},
+    )
     return _with_etag(row)
 
 
@@ -292,6 +312,14 @@ def delete_user(
         state_of(request).directory.delete_user(p.tenant_id, user_id)
     except NotFound:
         raise ApiError(404, f"no user {user_id!r} in this tenant") from None
+    record(
+        request,
+        p,
+        "user.delete",
+        f"users/{user_id}",
+        {"email": current["email"], "role": current["role"]},
+        None,
+    )
     return Response(status_code=204)
 
 
@@ -338,6 +366,20 @@ def create_key(
             expires_in=body.expires_in,
             created_by=p.key_id,
         )
+        record(
+            request,
+            p,
+            "key.create",
+            f"keys/{row['key_id']}",
+            None,
+            {
+                "name": body.name,
+                "role": body.role,
+                "environment": body.environment,
+                "user_id": body.user_id,
+                "expires_at": row["expires_at"],
+            },
+        )
         return JSONResponse(
             {**row, "token": token},
             status_code=201,
@@ -367,4 +409,14 @@ def revoke_key(
     except NotFound:
         raise ApiError(404, f"no key {key_id!r} in this tenant") from None
     _no_stronger(request, p, current["role"])
-    return directory.revoke_key(p.tenant_id, key_id)
+    revoked = directory.revoke_key(p.tenant_id, key_id)
+    if current["revoked_at"] is None:
+        record(
+            request,
+            p,
+            "key.revoke",
+            f"keys/{key_id}",
+            {"revoked_at": None},
+            {"revoked_at": revoked["revoked_at"]},
+        )
+    return revoked

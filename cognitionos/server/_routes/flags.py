@@ -22,6 +22,7 @@ from cognitionos.server._http import (
     content_etag,
     idempotent,
     page_params,
+    record,
     require,
     state_of,
 )
@@ -133,6 +134,7 @@ def create_flag(
         if any(f.key == flag.key for f in engine.definitions.flags):
             raise ApiError(409, f"flag {flag.key!r} exists; PUT it with If-Match to change it")
         _engine_call(engine.set_flag, flag, actor=p.key_id)
+        record(request, p, "flag.create", f"flags/{flag.key}", None, _doc(flag))
         return _respond(flag, 201, Location=f"/v1/flags/{flag.key}")
 
     return idempotent(request, p, definition, create)
@@ -166,6 +168,14 @@ def import_flags(
         raise _invalid(exc, "flag set") from None
     engine = state_of(request).flags(p.tenant_id)
     changed = _engine_call(engine.import_flags, fs, actor=p.key_id)
+    record(
+        request,
+        p,
+        "flag.import",
+        "flags",
+        None,
+        {"format": body.format, "flags": sorted(f.key for f in fs.flags), "changed": changed},
+    )
     return {"imported": len(fs.flags), "changed": changed}
 
 
@@ -220,6 +230,7 @@ def replace_flag(
         raise ApiError(422, f"the body's key {definition['key']!r} differs from the path's {key!r}")
     engine = state_of(request).flags(p.tenant_id)
     _engine_call(engine.set_flag, flag, actor=p.key_id)
+    record(request, p, "flag.update", f"flags/{key}", _doc(current), _doc(flag))
     return _respond(flag)
 
 
@@ -230,6 +241,7 @@ def delete_flag(
     current = _find(request, p, key)
     check_if_match(request, content_etag(_doc(current)))
     _engine_call(state_of(request).flags(p.tenant_id).delete_flag, key, actor=p.key_id)
+    record(request, p, "flag.delete", f"flags/{key}", _doc(current), None)
     return Response(status_code=204)
 
 
@@ -240,9 +252,17 @@ def toggle_flag(
     body: Toggle,
     p: Annotated[Principal, Depends(require("flags:write"))],
 ) -> Response:
-    _find(request, p, key)
+    before = _find(request, p, key)
     engine = state_of(request).flags(p.tenant_id)
     _engine_call(engine.toggle, key, body.enabled, actor=p.key_id)
+    record(
+        request,
+        p,
+        "flag.toggle",
+        f"flags/{key}",
+        {"enabled": before.enabled},
+        {"enabled": body.enabled},
+    )
     return _respond(_find(request, p, key))
 
 

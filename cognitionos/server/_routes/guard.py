@@ -24,6 +24,7 @@ from cognitionos.server._http import (
     idempotent,
     page_params,
     parse_if_match_version,
+    record,
     require,
     state_of,
 )
@@ -186,7 +187,9 @@ def waf_ban(
             ban = state.blacklist.ban(body.client, seconds=body.seconds, reason=body.reason)
         except CognitionError as exc:
             raise ApiError(422, str(exc)) from None
-        return JSONResponse(_ban_doc(ban, state.clock.time_ns()), status_code=201)
+        doc = _ban_doc(ban, state.clock.time_ns())
+        record(request, p, "waf.ban", f"waf/bans/{ban.client}", None, doc)
+        return JSONResponse(doc, status_code=201)
 
     return idempotent(request, p, body.model_dump(), create)
 
@@ -195,10 +198,11 @@ def waf_ban(
 def waf_unban(
     request: Request,
     client: Annotated[str, Path(min_length=2, max_length=200)],
-    _p: Annotated[Principal, Depends(require("waf:bans:write"))],
+    p: Annotated[Principal, Depends(require("waf:bans:write"))],
 ) -> Response:
     if not state_of(request).blacklist.unban(client):
         raise ApiError(404, f"no ban for {client!r}")
+    record(request, p, "waf.unban", f"waf/bans/{client}", {"banned": True}, None)
     return Response(status_code=204)
 
 
@@ -265,6 +269,7 @@ def create_policy(
             row = state_of(request).directory.create_policy(p.tenant_id, body.name, limits)
         except Conflict as exc:
             raise ApiError(409, str(exc)) from None
+        record(request, p, "ratelimit.policy.create", f"policies/{body.name}", None, limits)
         return _policy_doc(row, 201, Location=f"/v1/ratelimit/policies/{body.name}")
 
     return idempotent(request, p, body.model_dump(), create)
@@ -284,7 +289,7 @@ def update_policy(
     body: PolicyUpdate,
     p: Annotated[Principal, Depends(require("ratelimit:write"))],
 ) -> Response:
-    _policy(request, p, name)
+    current = _policy(request, p, name)
     version = parse_if_match_version(request)
     limits = _parse_limits(body.limits)
     try:
@@ -295,6 +300,7 @@ def update_policy(
         raise ApiError(412, "the policy changed since it was read; GET it again") from None
     except NotFound:
         raise ApiError(404, f"no rate-limit policy {name!r} in this tenant") from None
+    record(request, p, "ratelimit.policy.update", f"policies/{name}", current["limits"], limits)
     return _policy_doc(row)
 
 
@@ -306,10 +312,12 @@ def delete_policy(
     name: PolicyName,
     p: Annotated[Principal, Depends(require("ratelimit:write"))],
 ) -> Response:
+    current = _policy(request, p, name)
     try:
         state_of(request).directory.delete_policy(p.tenant_id, name)
     except NotFound:
         raise ApiError(404, f"no rate-limit policy {name!r} in this tenant") from None
+    record(request, p, "ratelimit.policy.delete", f"policies/{name}", current["limits"], None)
     return Response(status_code=204)
 
 
@@ -385,6 +393,7 @@ def rate_ban(
 ) -> Response:
     def create() -> Response:
         ban = state_of(request).limiter.ban(_tenant_key(p, body.key), body.seconds)
+        record(request, p, "ratelimit.ban", f"ratelimit/bans/{body.key}", None, body.seconds)
         return JSONResponse(
             {
                 "key": body.key,
@@ -406,4 +415,5 @@ def rate_unban(
 ) -> Response:
     if not state_of(request).limiter.unban(_tenant_key(p, key)):
         raise ApiError(404, f"no ban for {key!r}")
+    record(request, p, "ratelimit.unban", f"ratelimit/bans/{key}", {"banned": True}, None)
     return Response(status_code=204)

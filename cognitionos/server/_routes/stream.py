@@ -5,6 +5,8 @@
   stream in the store, shared by every server process.
 - A reconnection with ``Last-Event-ID`` gets every change after that id (replayed from the
   store, no gap), then the live ones; an id the store no longer reaches gets a fresh snapshot.
+- A stream ends after ``sse_max_seconds`` (300); the client reconnects with ``Last-Event-ID``
+  (the ``retry`` field says after 2 s), which also spreads long-lived clients over processes.
 - A ``: heartbeat`` comment every ``sse_heartbeat`` seconds keeps idle proxies from closing the
   connection; ``X-Accel-Buffering: no`` and ``Cache-Control: no-cache`` stop buffering.
 """
@@ -80,7 +82,8 @@ async def stream(
             position = newest
             yield _event("snapshot", position, engine.export())
         beat = time.monotonic()
-        while True:
+        ends = beat + state.settings.sse_max_seconds
+        while time.monotonic() < ends:
             batch = await anyio.to_thread.run_sync(read_after, position)
             for ev in batch:
                 item = json.loads(ev.payload)
