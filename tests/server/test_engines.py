@@ -110,6 +110,19 @@ def test_ratelimit_policy_admits_exactly_its_amount(server):
     assert bad.status_code == 422 and bad.json()["errors"][0]["pointer"] == "/limits"
 
 
+def test_policies_with_equal_limits_count_apart(server):
+    c, h = server.client, bearer(server.root)
+    for name in ("login", "signup"):
+        c.post("/v1/ratelimit/policies", json={"name": name, "limits": "2/minute"}, headers=h)
+    login = [
+        c.post("/v1/ratelimit/check", json={"policy": "login", "key": "same"}, headers=h).json()
+        for _ in range(3)
+    ]
+    signup = c.post("/v1/ratelimit/check", json={"policy": "signup", "key": "same"}, headers=h)
+    assert [x["allowed"] for x in login] == [True, True, False]
+    assert signup.json()["allowed"] is True and signup.json()["remaining"] == 1
+
+
 def test_ratelimit_bans(server):
     c, h = server.client, bearer(server.root)
     c.post("/v1/ratelimit/policies", json={"name": "api", "limits": "100/minute"}, headers=h)

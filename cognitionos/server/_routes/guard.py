@@ -336,6 +336,13 @@ def _tenant_key(p: Principal, key: str) -> str:
     return f"t:{p.tenant_id}:{key}"
 
 
+def _named_limits(row: dict[str, Any]) -> tuple[Limit, ...]:
+    """The policy's limits named after it: two policies with equal limits count apart."""
+    import attrs
+
+    return tuple(attrs.evolve(x, name=row["name"]) for x in Limit.parse_many(row["limits"]))
+
+
 @router.post("/ratelimit/check", tags=["ratelimit"], summary="Count one hit against a policy")
 def check(
     request: Request, body: Check, p: Annotated[Principal, Depends(require("ratelimit:check"))]
@@ -344,7 +351,7 @@ def check(
     policy = _policy(request, p, body.policy)
     try:
         decision = state_of(request).limiter.hit(
-            policy["limits"], _tenant_key(p, body.key), body.cost
+            _named_limits(policy), _tenant_key(p, body.key), body.cost
         )
     except CognitionError as exc:
         raise ApiError(422 if isinstance(exc, ValueError) else 503, str(exc)) from None
@@ -363,7 +370,7 @@ def usage(
 ) -> dict[str, Any]:
     row = _policy(request, p, policy)
     try:
-        decision = state_of(request).limiter.stats(row["limits"], _tenant_key(p, key))
+        decision = state_of(request).limiter.stats(_named_limits(row), _tenant_key(p, key))
     except CognitionError as exc:
         raise ApiError(503, str(exc)) from None
     return {"policy": policy, "key": key, **_decision_doc(decision)}
