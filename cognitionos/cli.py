@@ -35,6 +35,7 @@ BUILTIN_COMMANDS = {
     "flags": "cognitionos.flags._cli:flags",
     "pricing": "cognitionos.pricing._cli:pricing",
     "ratelimit": "cognitionos.ratelimit._cli:ratelimit",
+    "serve": "cognitionos.server._cli:serve",
     "waf": "cognitionos.waf._cli:waf",
     "store": "cognitionos._cli_storage:store",
 }

@@ -30,6 +30,7 @@ def test_migrations_match_table_definitions(kind, tmp_path, request):
 
     from cognitionos.experiments._ingest import build_tables as build_experiment_tables
     from cognitionos.ratelimit._sql import build_tables
+    from cognitionos.server._tables import build_tables as build_server_tables
     from cognitionos.storage._sql_schema import build_metadata
 
     url = (
@@ -44,6 +45,7 @@ def test_migrations_match_table_definitions(kind, tmp_path, request):
             expected = build_metadata()
             build_tables(expected)  # the rate limiter's tables come with migration 0002
             build_experiment_tables(expected)  # and the experiments' with 0004
+            build_server_tables(expected)  # the reference server's tables (migration 0003)
             diff = [d for d in compare_metadata(ctx, expected) if "cos_" in repr(d)]
         assert diff == []
     finally:

@@ -1,7 +1,7 @@
 """Experiment tables: exposures, exactly-once event ids, per-unit totals, per-arm sums.
 
 Revision ID: 0004
-Revises: 0002
+Revises: 0003
 
 ``cos_exp_stats`` holds one row per (experiment, arm, metric) whose eight float sums are
 updated by upsert (``ON CONFLICT DO UPDATE SET s = s + excluded.s``); ``cos_exp_unit_metrics``
@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0004"
-down_revision = "0002"
+down_revision = "0003"
 branch_labels = None
 depends_on = None
 

@@ -1,0 +1,153 @@
+"""``create_app``: the FastAPI app, its routes and the pure-ASGI guard stack.
+
+Request path, outermost first: :class:`BodyGuard` (413/415) -> WAF (403, bans) -> rate limit
+per client IP for requests without a known key -> per API key -> per tenant (429 with the
+IETF ``RateLimit`` fields) -> FastAPI. Every layer is pure ASGI.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+
+from cognitionos import __version__
+from cognitionos.integrations.prometheus import EngineCollector
+from cognitionos.integrations.proxies import TrustedProxies
+from cognitionos.integrations.ratelimit import ClientIP, RateLimitMiddleware
+from cognitionos.integrations.request import RequestInfo
+from cognitionos.server._guards import BodyGuard, ProblemFirewall
+from cognitionos.server._keys import parse_token
+from cognitionos.server._problems import install_handlers
+from cognitionos.server._routes import admin, audit, flags, guard, ops, stream
+from cognitionos.server._settings import Settings
+from cognitionos.server._state import ServerState
+
+__all__ = ["build_app"]
+
+log = logging.getLogger("cognitionos.server")
+
+TAGS = [
+    {"name": "auth", "description": "Who is calling"},
+    {"name": "tenants", "description": "Tenants (the platform tenant manages the others)"},
+    {"name": "users", "description": "Users of a tenant"},
+    {"name": "keys", "description": "API keys: shown once, stored as hashes"},
+    {"name": "roles", "description": "Roles and their scopes (the access policy)"},
+    {"name": "flags", "description": "Feature flags"},
+    {"name": "waf", "description": "Web application firewall"},
+    {"name": "ratelimit", "description": "Rate limits"},
+    {"name": "audit", "description": "Tamper-evident log of administrative changes"},
+    {"name": "operations", "description": "Health, readiness, metrics"},
+]
+
+
+def _key_id(info: RequestInfo) -> str | None:
+    header = info.headers.get("authorization", "")
+    if not header.lower().startswith("bearer "):
+        return None
+    token = parse_token(header[7:].strip())
+    return token.key_id if token is not None else None
+
+
+def _guarded(app: FastAPI, state: ServerState) -> Any:
+    settings = state.settings
+    known = state.key_tenants
+    client_ip = ClientIP(TrustedProxies(settings.trusted_proxies))
+
+    def anonymous(info: RequestInfo) -> str | None:
+        key_id = _key_id(info)
+        if key_id is not None and key_id in known:
+            return None
+        ip = client_ip(info)
+        return f"guard:{ip}" if ip else None
+
+    def per_key(info: RequestInfo) -> str | None:
+        key_id = _key_id(info)
+        return f"guard:key:{key_id}" if key_id is not None and key_id in known else None
+
+    def per_tenant(info: RequestInfo) -> str | None:
+        key_id = _key_id(info)
+        tenant = known.get(key_id) if key_id is not None else None
+        return f"guard:tenant:{tenant}" if tenant is not None else None
+
+    limiter = state.guard_limiter
+    stack: Any = app
+    stack = RateLimitMiddleware(
+        stack, limiter=limiter, limits=settings.tenant_rate_limit, key=per_tenant
+    )
+    stack = RateLimitMiddleware(stack, limiter=limiter, limits=settings.key_rate_limit, key=per_key)
+    stack = RateLimitMiddleware(
+        stack, limiter=limiter, limits=settings.anonymous_rate_limit, key=anonymous
+    )
+    stack = ProblemFirewall(
+        stack,
+        state.firewall,
+        blacklist=state.blacklist,
+        max_body_bytes=settings.max_body_bytes,
+        trusted_proxies=settings.trusted_proxies,
+    )
+    return BodyGuard(stack, max_body_bytes=settings.max_body_bytes)
+
+
+class GuardedApp:
+    """The FastAPI app behind its guard stack; attribute access reaches the FastAPI app."""
+
+    def __init__(self, app: FastAPI, asgi: Any) -> None:
+        self.fastapi = app
+        self._asgi = asgi
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "lifespan":
+            await self.fastapi(scope, receive, send)
+            return
+        await self._asgi(scope, receive, send)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.fastapi, name)
+
+
+def build_app(settings: Settings | None = None, *, announce: bool = True) -> GuardedApp:
+    """See :func:`cognitionos.server.create_app`."""
+    from prometheus_client import CollectorRegistry
+
+    settings = settings or Settings()
+    state = ServerState(settings)
+    created = state.bootstrap() if settings.bootstrap else None
+    if created is not None and announce:
+        _row, token = created
+        print(
+            "cognitionos: new database; created tenant 'platform' and its owner API key "
+            f"(shown once, store it now):\n\n    {token}\n",
+            file=sys.stderr,
+            flush=True,
+        )
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            await state.aclose()
+
+    app = FastAPI(
+        title="cognitionos",
+        version=__version__,
+        description="Reference server: the cognitionos engines behind a multi-tenant REST API. "
+        "Authenticate with `Authorization: Bearer <API key>`; errors are "
+        "`application/problem+json`.",
+        openapi_tags=TAGS,
+        lifespan=lifespan,
+    )
+    app.state.cognitionos = state
+    app.state.bootstrap_token = created[1] if created is not None else None
+    registry = CollectorRegistry()
+    registry.register(EngineCollector(state.firewall.counters, state.limiter.counters))
+    app.state.cognitionos_registry = registry
+    install_handlers(app)
+    for module in (ops, admin, audit, stream, flags, guard):
+        app.include_router(module.router)
+    return GuardedApp(app, _guarded(app, state))
