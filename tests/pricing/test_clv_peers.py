@@ -6,7 +6,7 @@ import warnings
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import given, reject, settings
 from hypothesis import strategies as st
 
 from cognitionos.pricing import (
@@ -103,7 +103,10 @@ def test_bgnbd_fit_matches_lifetimes_on_simulated_data(seed):
     data = beta_geometric_nbd_model(30, 0.3, 5.0, 0.8, 2.5, size=600)
     x, tx, T = data["frequency"].to_numpy(), data["recency"].to_numpy(), data["T"].to_numpy()
     ours = BetaGeoModel().fit(x, tx, T)
-    theirs = lifetimes.BetaGeoFitter().fit(x, tx, T)
+    try:
+        theirs = lifetimes.BetaGeoFitter().fit(x, tx, T)
+    except lifetimes.utils.ConvergenceError:
+        reject()  # the peer gave up on this sample: nothing to compare with
     our_ll = ours.log_likelihood
     their_ll = BetaGeoModel._ll_rows(np.array([list(theirs.params_.to_numpy())]), x, tx, T).sum()
     # the same maximum (ours at least as high: lifetimes stops at its own tolerance)
