@@ -67,3 +67,52 @@ def test_store_check_postgres(postgres_url):
     result = CliRunner().invoke(main, ["store", "check", postgres_url, "--samples", "2"])
     assert result.exit_code == 0, result.output
     assert "backend:      postgresql" in result.output
+
+
+# what the extras bring: a base install (``pip install cognitionos``) has none of them
+EXTRA_MODULES = ("pydantic_settings", "fastapi", "uvicorn", "yaml", "matplotlib", "cryptography")
+
+
+def test_help_works_without_any_extra():
+    """Before: in a base install ``cognitionos --help`` crashed with a traceback, because
+    listing ``serve`` imported the server package, which needs pydantic-settings."""
+    import subprocess
+    import sys
+
+    script = (
+        "import sys\n"
+        f"for name in {EXTRA_MODULES!r}: sys.modules[name] = None  # import fails\n"
+        "from cognitionos.cli import main\n"
+        "for args in (['--help'], ['serve', '--help']):\n"
+        "    try:\n"
+        "        main(args, standalone_mode=False)\n"
+        "    except SystemExit as exc:\n"
+        "        assert not exc.code, exc\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120
+    )
+    assert out.returncode == 0, out.stderr
+    assert "Traceback" not in out.stderr
+    for group in ("apm", "audit", "autoscale", "dr", "experiment", "pricing", "serve"):
+        assert group in out.stdout
+    assert "--workers" in out.stdout  # serve --help
+
+
+def test_serve_without_the_server_extra_names_the_extra():
+    import subprocess
+    import sys
+
+    script = (
+        "import sys\n"
+        "sys.modules['pydantic_settings'] = None\n"
+        "sys.modules['uvicorn'] = None\n"
+        "from cognitionos.cli import main\n"
+        "main(['serve', '--port', '0'])\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120
+    )
+    assert out.returncode != 0
+    assert "cognitionos[server]" in out.stderr
+    assert "Traceback" not in out.stderr

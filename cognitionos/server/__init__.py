@@ -12,11 +12,27 @@ Importing this package does not import FastAPI; :func:`create_app` does.
 
 from __future__ import annotations
 
+import typing
 from typing import Any
 
-from cognitionos.server._settings import Settings
+if typing.TYPE_CHECKING:
+    from cognitionos.server._settings import Settings
 
 __all__ = ["Settings", "create_app"]
+
+
+def __getattr__(name: str) -> Any:
+    # Settings needs pydantic-settings (the ``server`` extra): importing it lazily keeps
+    # ``cognitionos serve --help`` and ``cognitionos --help`` working without the extra
+    if name == "Settings":
+        from cognitionos.server._settings import Settings
+
+        return Settings
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})
 
 
 def create_app(settings: Settings | None = None, *, announce: bool = True) -> Any:
