@@ -429,6 +429,21 @@ def change_in_period(period_seconds: float, events: Sequence[ScaleEvent], now: f
     return sum(e.change for e in events if e.timestamp > cutoff)
 
 
+def _period_start(
+    current: int,
+    period_seconds: float,
+    up_events: Sequence[ScaleEvent],
+    down_events: Sequence[ScaleEvent],
+    now: float,
+) -> int:
+    """Replicas at the start of a policy's period: ``current`` with its changes undone."""
+    return (
+        current
+        - change_in_period(period_seconds, up_events, now)
+        + change_in_period(period_seconds, down_events, now)
+    )
+
+
 def scale_up_limit(
     current: int,
     up_events: Sequence[ScaleEvent],
@@ -442,11 +457,7 @@ def scale_up_limit(
     pick = min if rules.select_policy == "Min" else max
     result = MAX_INT32 if rules.select_policy == "Min" else MIN_INT32
     for policy in rules.policies:
-        start = (
-            current
-            - change_in_period(policy.period_seconds, up_events, now)
-            + change_in_period(policy.period_seconds, down_events, now)
-        )
+        start = _period_start(current, policy.period_seconds, up_events, down_events, now)
         if policy.type == "Pods":
             proposed = start + policy.value
         else:
@@ -469,11 +480,7 @@ def scale_down_limit(
     pick = max if rules.select_policy == "Min" else min
     result = MIN_INT32 if rules.select_policy == "Min" else MAX_INT32
     for policy in rules.policies:
-        start = (
-            current
-            - change_in_period(policy.period_seconds, up_events, now)
-            + change_in_period(policy.period_seconds, down_events, now)
-        )
+        start = _period_start(current, policy.period_seconds, up_events, down_events, now)
         if policy.type == "Pods":
             proposed = start - policy.value
         else:

@@ -283,6 +283,16 @@ def _weights(weights: Any, n: int) -> Any:
     return w
 
 
+def _fit_rfm(
+    frequency: Any, recency: Any, T: Any, weights: Any, what: str
+) -> tuple[Any, Any, Any, Any]:
+    """Checked (frequency, recency, T) columns and weights for a fit, identical rows merged."""
+    x, tx, t = _rfm_columns(frequency, recency, T, what)
+    check_rfm(x, tx, t)
+    (x, tx, t), w = _compress([x, tx, t], _weights(weights, x.size))
+    return x, tx, t, w
+
+
 def _compress(columns: list[Any], w: Any) -> tuple[list[Any], Any]:
     """Unique rows and their summed weights: identical customers are evaluated once."""
     import numpy as np
@@ -390,10 +400,7 @@ class BetaGeoModel(_Model):
         initial: Mapping[str, float] | None = None,
     ) -> BetaGeoModel:
         """Fit by maximum likelihood; ``frequency`` may be a table with the three columns."""
-        x, tx, t = _rfm_columns(frequency, recency, T, "BetaGeoModel.fit")
-        check_rfm(x, tx, t)
-        w = _weights(weights, x.size)
-        (x, tx, t), w = _compress([x, tx, t], w)
+        x, tx, t, w = _fit_rfm(frequency, recency, T, weights, "BetaGeoModel.fit")
         self.n_customers = round(float(w.sum()))
         starts = [[initial[n] for n in self.PARAM_NAMES]] if initial else []
         starts += [
@@ -600,10 +607,7 @@ class ParetoNBDModel(_Model):
         initial: Mapping[str, float] | None = None,
     ) -> ParetoNBDModel:
         """Fit by maximum likelihood; ``frequency`` may be a table with the three columns."""
-        x, tx, t = _rfm_columns(frequency, recency, T, "ParetoNBDModel.fit")
-        check_rfm(x, tx, t)
-        w = _weights(weights, x.size)
-        (x, tx, t), w = _compress([x, tx, t], w)
+        x, tx, t, w = _fit_rfm(frequency, recency, T, weights, "ParetoNBDModel.fit")
         self.n_customers = round(float(w.sum()))
         mean_t = float(t.mean())
         starts = [[initial[n] for n in self.PARAM_NAMES]] if initial else []
