@@ -25,6 +25,7 @@ from typing import Any, ClassVar, TypeVar
 from cognitionos.errors import ConfigurationError
 from cognitionos.pricing._inputs import as_float_array, column, is_table, rows_text
 from cognitionos.pricing._mle import ConvergenceWarning, MLEResult, maximize
+from cognitionos.pricing._pareto import ParetoRows, pareto_value_and_gradient
 
 __all__ = [
     "BetaGeoBetaBinomModel",
@@ -210,6 +211,7 @@ class _Model:
         weight_sum: float,
         starts: list[list[float]],
         grad: Callable[[Any], Any] | None,
+        value_grad: Callable[[Any], tuple[float, Any]] | None = None,
     ) -> None:
         import numpy as np
 
@@ -224,6 +226,7 @@ class _Model:
             weight_sum=weight_sum,
             penalizer=self.penalizer,
             grad=grad,
+            value_grad=value_grad,
             max_iter=self.max_iter,
             model=type(self).__name__,
         )
@@ -315,6 +318,41 @@ def _chunked(fn: Callable[..., Any], *arrays: Any) -> Any:
     if n <= CHUNK:
         return fn(*arrays)
     return np.concatenate([fn(*(a[i : i + CHUNK] for a in arrays)) for i in range(0, n, CHUNK)])
+
+
+#: below this share of distinct (x, T) pairs a prediction evaluates each pair once
+_DISTINCT_SHARE = 0.5
+
+
+def _distinct_pairs(x: Any, T: Any) -> tuple[Any, Any, Any] | None:
+    """Distinct (integer x, T) pairs and the index mapping rows onto them, or None when
+    the rows are mostly distinct already (judged on a sample, so that case costs no sort).
+
+    Real summaries have few: T counts whole days (or weeks) since the first purchase.
+    """
+    import numpy as np
+
+    n = x.size
+    if n < 1024:
+        return None
+    sample = T[:: max(1, n // 4096)]
+    if np.unique(sample).size > _DISTINCT_SHARE * sample.size:
+        return None
+    t_values = np.unique(T)  # a sort without argsort, then a binary search per row
+    if t_values.size > _DISTINCT_SHARE * n:
+        return None
+    x_int = x.astype(np.int64)
+    width = int(x_int.max()) + 1
+    if width * t_values.size > 4 * n:
+        return None  # the dense (x, T) table would be larger than the data
+    key = x_int * np.int64(t_values.size) + np.searchsorted(t_values, T)
+    present = np.zeros(width * t_values.size, dtype=bool)
+    present[key] = True
+    keys = np.flatnonzero(present)
+    if keys.size > _DISTINCT_SHARE * n:
+        return None
+    slot = np.cumsum(present) - 1
+    return (keys // t_values.size).astype(float), t_values[keys % t_values.size], slot[key]
 
 
 #: half-width of the symmetric step around a = 1 (see _smooth_at_one)
@@ -463,27 +501,37 @@ class BetaGeoModel(_Model):
         r, alpha, a, b = self._p()
         t = _time("t", t)
 
-        def compute(x: Any, tx: Any, T_: Any) -> Any:
+        def body(a: float, x: Any, T_: Any) -> Any:
+            # the hypergeometric part: a function of (x, T) alone
             z = t / (alpha + T_ + t)
+            c = a + b + x - 1
+            q = ((alpha + T_) / (alpha + T_ + t)) ** (r + x)
+            zero_c = np.abs(c) < 1e-9  # x = 0 and a + b = 1: c * 2F1(..; c; z) has a limit
+            c_safe = np.where(zero_c, 1.0, c)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                out = c_safe / (a - 1) * (1 - q * hyp2f1(r + x, b + x, c_safe, z))
+                if np.any(zero_c):  # the limit needs its own 2F1: only when some row has it
+                    limit = q * (r + x) * (b + x) * z * hyp2f1(r + x + 1, b + x + 1, 2.0, z)
+                    out = np.where(zero_c, -limit / (a - 1), out)
+            return out
+
+        def compute(x: Any, tx: Any, T_: Any) -> Any:
+            # with one horizon t, customers sharing (x, T) share the 2F1: evaluate it once
+            pairs = _distinct_pairs(x, T_) if np.ndim(t) == 0 else None
 
             def at(a: float) -> Any:
-                c = a + b + x - 1
-                q = ((alpha + T_) / (alpha + T_ + t)) ** (r + x)
-                zero_c = np.abs(c) < 1e-9  # x = 0 and a + b = 1: c * 2F1(..; c; z) has a limit
-                c_safe = np.where(zero_c, 1.0, c)
-                with np.errstate(invalid="ignore", divide="ignore"):
-                    head_body = c_safe / (a - 1) * (1 - q * hyp2f1(r + x, b + x, c_safe, z))
-                    limit = (
-                        -q * (r + x) * (b + x) * z * hyp2f1(r + x + 1, b + x + 1, 2.0, z) / (a - 1)
-                    )
-                head, body = 1.0, np.where(zero_c, limit, head_body)
+                if pairs is None:
+                    value = body(a, x, T_)
+                else:
+                    xu, tu, inverse = pairs
+                    value = body(a, xu, tu)[inverse]
                 with np.errstate(divide="ignore", over="ignore"):
                     odds = np.where(
                         x > 0,
                         a / (b + np.maximum(x, 1) - 1) * ((alpha + T_) / (alpha + tx)) ** (r + x),
                         0.0,
                     )
-                return head * body / (1 + odds)
+                return value / (1 + odds)
 
             return _smooth_at_one(a, at)
 
@@ -608,15 +656,22 @@ class ParetoNBDModel(_Model):
     ) -> ParetoNBDModel:
         """Fit by maximum likelihood; ``frequency`` may be a table with the three columns."""
         x, tx, t, w = _fit_rfm(frequency, recency, T, weights, "ParetoNBDModel.fit")
+        rows = ParetoRows(x, tx, t, w)
         self.n_customers = round(float(w.sum()))
         mean_t = float(t.mean())
         starts = [[initial[n] for n in self.PARAM_NAMES]] if initial else []
         starts += [
             [0.5, mean_t / 4, 0.5, mean_t / 4],
-            [1.0, 1.0, 1.0, 1.0],
             [0.3, mean_t, 1.0, mean_t],
+            [1.0, 1.0, 1.0, 1.0],
         ]
-        self._fit(lambda P: self._ll_rows(P, x, tx, t) @ w, float(w.sum()), starts, None)
+        self._fit(
+            lambda P: self._ll_rows(P, x, tx, t) @ w,
+            float(w.sum()),
+            starts,
+            None,
+            lambda p: pareto_value_and_gradient(p, rows, self._ll_rows),
+        )
         return self
 
     def probability_alive(self, frequency: Any, recency: Any, T: Any) -> Any:

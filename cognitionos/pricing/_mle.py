@@ -63,10 +63,16 @@ def _value_and_log_gradient(
     grad: Callable[[Any], Any] | None,
     theta: Any,
     penalizer: float,
+    value_grad: Callable[[Any], tuple[float, Any]] | None = None,
 ) -> tuple[float, Any]:
     import numpy as np
 
     k = theta.size
+    if value_grad is not None:
+        p = np.exp(theta)
+        value, g_nat = value_grad(p)
+        value = float(value) - penalizer * float(np.sum(p * p))
+        return value, (g_nat - 2.0 * penalizer * p) * p
     if grad is not None:
         p = np.exp(theta)
         value = float(total(theta[None, :])[0])
@@ -76,6 +82,22 @@ def _value_and_log_gradient(
     values = total(theta[None, :] + offsets)
     g = (values[1 : k + 1] - values[k + 1 :]) / (2 * _STEP_GRAD)
     return float(values[0]), g
+
+
+def log_hessian_from_gradient(log_gradient: Callable[[Any], Any], theta: Any) -> Any:
+    """Hessian at ``theta`` (log scale) by central differences of an analytic gradient:
+    ``2k`` gradient calls, and O(h^2) error without the cancellation of second differences."""
+    import numpy as np
+
+    k = theta.size
+    h = _STEP_HESS
+    cols = []
+    for i in range(k):
+        step = np.zeros(k)
+        step[i] = h
+        cols.append((log_gradient(theta + step) - log_gradient(theta - step)) / (2 * h))
+    hess = np.column_stack(cols)
+    return (hess + hess.T) / 2
 
 
 def log_hessian(total: Callable[[Any], Any], theta: Any) -> Any:
@@ -110,13 +132,16 @@ def maximize(
     weight_sum: float,
     penalizer: float = 0.0,
     grad: Callable[[Any], Any] | None = None,
+    value_grad: Callable[[Any], tuple[float, Any]] | None = None,
     max_iter: int = 1000,
     model: str = "model",
 ) -> MLEResult:
     """Maximise ``ll`` (vectorized total log-likelihood) over positive parameters.
 
     ``grad(p) -> (k,)`` is the analytic gradient of the total log-likelihood on the natural
-    scale; without it a vectorized central difference is used.
+    scale; ``value_grad(p) -> (value, gradient)`` gives both from one pass over the data.
+    Without either a vectorized central difference is used. With an analytic gradient the
+    Hessian is a central difference of gradients.
     """
     import numpy as np
     from scipy.optimize import minimize
@@ -127,7 +152,7 @@ def maximize(
 
     def objective(theta: Any) -> tuple[float, Any]:
         theta = np.clip(theta, -LOG_BOUND, LOG_BOUND)
-        value, g = _value_and_log_gradient(total, grad, theta, penalizer)
+        value, g = _value_and_log_gradient(total, grad, theta, penalizer, value_grad)
         if not math.isfinite(value) or not np.all(np.isfinite(g)):
             return 1e100, np.zeros(k)
         return -value * scale, -g * scale
@@ -155,23 +180,36 @@ def maximize(
     agreeing = sum(1 for r in results if abs(float(r.fun) - float(best.fun)) < 1e-7)
     tried = len(results)
 
-    # polish with Newton steps: L-BFGS-B stops a little early on flat likelihoods
+    def hessian_at(theta: Any) -> Any:
+        if grad is None and value_grad is None:
+            return log_hessian(total, theta)
+        return log_hessian_from_gradient(
+            lambda th: _value_and_log_gradient(total, grad, th, penalizer, value_grad)[1], theta
+        )
+
+    def value_and_gradient(theta: Any) -> tuple[float, Any]:
+        return _value_and_log_gradient(total, grad, theta, penalizer, value_grad)
+
+    # polish with Newton steps: BFGS stops a little early on flat likelihoods. The Hessian
+    # is recomputed only after a step that could change it beyond its own rounding.
     with np.errstate(all="ignore"):
-        value = float(total(theta[None, :])[0])
-        hess = log_hessian(total, theta)
+        value, g = value_and_gradient(theta)
+        hess = hessian_at(theta)
         for _ in range(3):
-            _, g = _value_and_log_gradient(total, grad, theta, penalizer)
             try:
                 step = np.linalg.solve(hess, g)
             except np.linalg.LinAlgError:
                 break
+            size = float(np.max(np.abs(step)))
+            if size < 1e-10:
+                break  # already at the maximum to rounding
             candidate = np.clip(theta - step, -LOG_BOUND, LOG_BOUND)
-            new_value = float(total(candidate[None, :])[0])
+            new_value, new_g = value_and_gradient(candidate)
             if not math.isfinite(new_value) or new_value < value - 1e-12:
                 break
-            theta, value = candidate, new_value
-            hess = log_hessian(total, theta)
-        _, g = _value_and_log_gradient(total, grad, theta, penalizer)
+            theta, value, g = candidate, new_value, new_g
+            if size > 1e-6:
+                hess = hessian_at(theta)
 
     messages = []
     converged = math.isfinite(value) and bool(np.all(np.isfinite(g)))
