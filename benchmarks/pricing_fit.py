@@ -185,8 +185,10 @@ def main() -> None:
     if lifetimes:
         fitter = lifetimes.BetaGeoFitter()
         fitter.params_ = __import__("pandas").Series(m.params)
-    print(f"score {size:,} customers: E[purchases next 10 weeks] + P(alive), BG/NBD, "
-          f"median of {max(3, args.repeat // 2)}")
+    print(
+        f"score {size:,} customers: E[purchases next 10 weeks] + P(alive), BG/NBD, "
+        f"median of {max(3, args.repeat // 2)}"
+    )
     for label, (sx, stx, sT) in (("T in whole days", grid), ("T continuous", cont)):
         t_score, ours_out = _time(
             lambda sx=sx, stx=stx, sT=sT: (
@@ -201,9 +203,7 @@ def main() -> None:
                 warnings.simplefilter("ignore")
                 t_peer, peer_out = _time(
                     lambda sx=sx, stx=stx, sT=sT: (
-                        fitter.conditional_expected_number_of_purchases_up_to_time(
-                            10, sx, stx, sT
-                        ),
+                        fitter.conditional_expected_number_of_purchases_up_to_time(10, sx, stx, sT),
                         fitter.conditional_probability_alive(sx, stx, sT),
                     ),
                     max(3, args.repeat // 2),

@@ -11,6 +11,7 @@ from cognitionos.pricing._clv import (
     BetaGeoBetaBinomModel,
     BetaGeoModel,
     GammaGammaModel,
+    ModifiedBetaGeoModel,
     ParetoNBDModel,
     customer_lifetime_value,
 )
@@ -44,6 +45,7 @@ __all__ = [
     "GammaGammaModel",
     "LinearDemand",
     "LogitDemand",
+    "ModifiedBetaGeoModel",
     "ParetoNBDModel",
     "PriceDecision",
     "PricingBandit",

@@ -35,7 +35,7 @@ from cognitionos.errors import ConfigurationError
 __all__ = ["pricing"]
 
 _KEY = "pricing:model:{}"
-_MODELS = ("bg_nbd", "pareto_nbd", "gamma_gamma", "bg_bb")
+_MODELS = ("bg_nbd", "pareto_nbd", "gamma_gamma", "bg_bb", "mbg_nbd")
 
 
 def _read_csv(path: str, columns: list[str] | None = None) -> dict[str, list[str]]:
@@ -76,11 +76,13 @@ def _model_class(kind: str) -> Any:
         BetaGeoBetaBinomModel,
         BetaGeoModel,
         GammaGammaModel,
+        ModifiedBetaGeoModel,
         ParetoNBDModel,
     )
 
     return {
         "bg_nbd": BetaGeoModel,
+        "mbg_nbd": ModifiedBetaGeoModel,
         "pareto_nbd": ParetoNBDModel,
         "gamma_gamma": GammaGammaModel,
         "bg_bb": BetaGeoBetaBinomModel,
@@ -174,6 +176,7 @@ def clv_fit(
     gamma_gamma: frequency, monetary_value)."""
     needed = {
         "bg_nbd": ["frequency", "recency", "T"],
+        "mbg_nbd": ["frequency", "recency", "T"],
         "pareto_nbd": ["frequency", "recency", "T"],
         "gamma_gamma": ["frequency", "monetary_value"],
         "bg_bb": ["frequency", "recency", "n_periods"],

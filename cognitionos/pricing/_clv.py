@@ -31,6 +31,7 @@ __all__ = [
     "BetaGeoBetaBinomModel",
     "BetaGeoModel",
     "GammaGammaModel",
+    "ModifiedBetaGeoModel",
     "ParetoNBDModel",
     "customer_lifetime_value",
 ]
@@ -587,6 +588,179 @@ class BetaGeoModel(_Model):
         return np.reshape(np.array(flat, dtype=float), n_arr.shape + t_arr.shape)
 
 
+# -- MBG/NBD ------------------------------------------------------------------------------
+class ModifiedBetaGeoModel(_Model):
+    """MBG/NBD (Batislam, Denizel & Filiztekin 2007): BG/NBD with a dropout coin flip at
+    the first purchase too, so a customer with no repeat purchase may already be gone (under
+    BG/NBD their P(alive) is exactly 1). Parameters ``r, alpha, a, b`` as in BG/NBD.
+
+        m = ModifiedBetaGeoModel().fit(frequency, recency, T)
+        m.probability_alive(0, 0, 30)   # < 1, unlike BG/NBD
+    """
+
+    PARAM_NAMES = ("r", "alpha", "a", "b")
+    KIND = "mbg_nbd"
+
+    @staticmethod
+    def _ll_rows(P: Any, x: Any, tx: Any, T: Any) -> Any:
+        import numpy as np
+        from scipy.special import gammaln
+
+        r, alpha, a, b = _cols(P, 4)
+        a1 = gammaln(r + x) - gammaln(r) + r * np.log(alpha)
+        a2 = gammaln(a + b) + gammaln(b + x + 1) - gammaln(b) - gammaln(a + b + x + 1)
+        a3 = -(r + x) * np.log(alpha + T)
+        a4 = np.log(a) - np.log(b + x) - (r + x) * np.log(alpha + tx)
+        return a1 + a2 + np.logaddexp(a3, a4)
+
+    @staticmethod
+    def _grad(p: Any, x: Any, tx: Any, T: Any, w: Any) -> Any:
+        import numpy as np
+        from scipy.special import digamma
+
+        r, alpha, a, b = p
+        a3 = -(r + x) * np.log(alpha + T)
+        a4 = np.log(a) - np.log(b + x) - (r + x) * np.log(alpha + tx)
+        top = np.logaddexp(a3, a4)
+        w3 = np.exp(a3 - top)
+        w4 = np.exp(a4 - top)
+        d_r = digamma(r + x) - digamma(r) + np.log(alpha) - w3 * np.log(alpha + T)
+        d_r -= w4 * np.log(alpha + tx)
+        d_alpha = r / alpha - (r + x) * (w3 / (alpha + T) + w4 / (alpha + tx))
+        common = digamma(a + b) - digamma(a + b + x + 1)
+        d_a = common + w4 / a
+        d_b = common + digamma(b + x + 1) - digamma(b) - w4 / (b + x)
+        return np.array([np.dot(w, d) for d in (d_r, d_alpha, d_a, d_b)])
+
+    def fit(
+        self,
+        frequency: Any,
+        recency: Any = None,
+        T: Any = None,
+        *,
+        weights: Any = None,
+        initial: Mapping[str, float] | None = None,
+    ) -> ModifiedBetaGeoModel:
+        """Fit by maximum likelihood; ``frequency`` may be a table with the three columns."""
+        x, tx, t, w = _fit_rfm(frequency, recency, T, weights, "ModifiedBetaGeoModel.fit")
+        self.n_customers = round(float(w.sum()))
+        starts = [[initial[n] for n in self.PARAM_NAMES]] if initial else []
+        starts += [
+            [0.5, float(t.mean()) / 4, 1.0, 2.0],
+            [1.0, 1.0, 1.0, 1.0],
+            [0.1, 10.0, 0.5, 5.0],
+        ]
+        self._fit(
+            lambda P: self._ll_rows(P, x, tx, t) @ w,
+            float(w.sum()),
+            starts,
+            lambda p: self._grad(p, x, tx, t, w),
+        )
+        return self
+
+    def _odds_dead(self, x: Any, tx: Any, T_: Any) -> Any:
+        """P(dead) / P(alive) given the history."""
+        import numpy as np
+
+        r, alpha, a, b = self._p()
+        with np.errstate(over="ignore"):
+            return a / (b + x) * np.exp((r + x) * (np.log(alpha + T_) - np.log(alpha + tx)))
+
+    def probability_alive(self, frequency: Any, recency: Any, T: Any) -> Any:
+        """P(still active at T | history); below 1 for one-time buyers too."""
+        x, tx, t = _rfm_columns(frequency, recency, T, "probability_alive")
+        check_rfm(x, tx, t)
+        return _chunked(lambda x, tx, t: 1.0 / (1.0 + self._odds_dead(x, tx, t)), x, tx, t)
+
+    def unconditional_expected_purchases(self, t: Any) -> Any:
+        """E[X(t)]: repeat purchases of a random new customer in ``t`` (a count)."""
+        import numpy as np
+        from scipy.special import hyp2f1
+
+        r, alpha, a, b = self._p()
+        t = _time("t", t)
+
+        def at(a: float) -> Any:
+            q = (alpha / (alpha + t)) ** r
+            return b / (a - 1) * (1 - q * hyp2f1(r, b + 1, a + b, t / (alpha + t)))
+
+        return np.where(t == 0, 0.0, _smooth_at_one(a, at))
+
+    def conditional_expected_purchases(self, t: Any, frequency: Any, recency: Any, T: Any) -> Any:
+        """E[Y(t) | x, t_x, T]: expected purchases in the next ``t`` time units."""
+        import numpy as np
+        from scipy.special import hyp2f1
+
+        x, tx, T_ = _rfm_columns(frequency, recency, T, "conditional_expected_purchases")
+        check_rfm(x, tx, T_)
+        r, alpha, _, b = self._p()
+        a_fit = self._p()[2]
+        t = _time("t", t)
+
+        def body(a: float, x: Any, T_: Any) -> Any:
+            z = t / (alpha + T_ + t)
+            q = ((alpha + T_) / (alpha + T_ + t)) ** (r + x)
+            return (a + b + x) / (a - 1) * (1 - q * hyp2f1(r + x, b + x + 1, a + b + x, z))
+
+        def compute(x: Any, tx: Any, T_: Any) -> Any:
+            pairs = _distinct_pairs(x, T_) if np.ndim(t) == 0 else None
+            odds = self._odds_dead(x, tx, T_)
+
+            def at(a: float) -> Any:
+                if pairs is None:
+                    return body(a, x, T_)
+                xu, tu, inverse = pairs
+                return body(a, xu, tu)[inverse]
+
+            return _smooth_at_one(a_fit, at) / (1 + odds)
+
+        return _chunked(compute, x, tx, T_)
+
+    def probability_no_purchase(self, t: Any, frequency: Any, recency: Any, T: Any) -> Any:
+        """P(no purchase in the next ``t`` | history): dead, or alive and silent."""
+        import numpy as np
+
+        x, tx, T_ = _rfm_columns(frequency, recency, T, "probability_no_purchase")
+        alive = self.probability_alive(x, tx, T_)
+        r, alpha, _, _ = self._p()
+        t = _time("t", t)
+        silent = np.exp((r + x) * (np.log(alpha + T_) - np.log(alpha + T_ + t)))
+        return (1 - alive) + alive * silent
+
+    def probability_of_purchases(self, t: float, n: Any) -> Any:
+        """P(X(t) = n) for a random new customer: alive after n+1 coin flips with exactly n
+        Poisson events, or dropped at the flip after the n-th purchase with >= n events."""
+        import numpy as np
+        from scipy.special import betainc, betaln, gammaln
+
+        r, alpha, a, b = self._p()
+        t_arr = _time("t", t)
+        n_arr = np.asarray(n, dtype=float)
+        if np.any(n_arr < 0) or np.any(n_arr != np.round(n_arr)):
+            raise ConfigurationError(f"n must be integers >= 0, got {n!r}")
+        lb = betaln(a, b)
+        log_q = np.log(alpha) - np.log(alpha + t_arr)
+        positive = t_arr > 0
+        safe_t = np.where(positive, t_arr, 1.0)
+        log_z = np.log(safe_t) - np.log(alpha + safe_t)
+
+        def nbd_log_pmf(j: Any) -> Any:
+            # log P(N(t) = j) under the NBD (gamma-mixed Poisson)
+            return gammaln(r + j) - gammaln(r) - gammaln(j + 1) + r * log_q + j * log_z
+
+        z = np.exp(log_z)
+
+        def one(k: int) -> Any:
+            stay = np.exp(betaln(a, b + k + 1) - lb + nbd_log_pmf(float(k)))
+            # P(N(t) >= k) of the NBD as a regularized incomplete beta: no 1 - CDF cancellation
+            at_least = betainc(float(k), r, z) if k > 0 else np.ones_like(z)
+            value = stay + np.exp(betaln(a + 1, b + k) - lb) * at_least
+            return np.where(positive, value, 1.0 if k == 0 else 0.0)
+
+        flat = [one(int(k)) for k in n_arr.ravel()]
+        return np.reshape(np.array(flat, dtype=float), n_arr.shape + t_arr.shape)
+
+
 # -- Pareto/NBD ---------------------------------------------------------------------------
 def _pareto_log_terms(r: Any, alpha: Any, s: Any, beta: Any, x: Any, t: Any) -> Any:
     """log of 2F1(...)/(max(alpha,beta)+t)^(r+s+x), the A0 building block, via Euler's form."""
@@ -968,7 +1142,7 @@ class BetaGeoBetaBinomModel(_Model):
 
 # -- lifetime value ------------------------------------------------------------------------
 def customer_lifetime_value(
-    transaction_model: BetaGeoModel | ParetoNBDModel | BetaGeoBetaBinomModel,
+    transaction_model: BetaGeoModel | ModifiedBetaGeoModel | ParetoNBDModel | BetaGeoBetaBinomModel,
     spend_model: GammaGammaModel,
     frequency: Any,
     recency: Any,

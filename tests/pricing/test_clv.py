@@ -17,6 +17,7 @@ from cognitionos.pricing import (
     BetaGeoModel,
     ConvergenceWarning,
     GammaGammaModel,
+    ModifiedBetaGeoModel,
     ParetoNBDModel,
     customer_lifetime_value,
 )
@@ -218,6 +219,111 @@ def test_penalizer_shrinks_parameters(cdnow):
     shrunk = BetaGeoModel(penalizer=0.1).fit(cdnow["frequency"], cdnow["recency"], cdnow["T"])
     assert sum(v * v for v in shrunk.params.values()) < sum(v * v for v in plain.params.values())
     assert shrunk.log_likelihood < plain.log_likelihood
+
+
+# -- MBG/NBD ---------------------------------------------------------------------------------
+def naive_mbg_ll(r, alpha, a, b, x, tx, T):
+    """Batislam et al. (2007) likelihood, one customer at a time in plain floats."""
+    total = 0.0
+    for xi, ti, Ti in zip(x, tx, T, strict=True):
+        beta_ratio = math.exp(
+            math.lgamma(a + b)
+            + math.lgamma(b + xi + 1)
+            - math.lgamma(b)
+            - math.lgamma(a + b + xi + 1)
+        )
+        nbd = math.exp(math.lgamma(r + xi) - math.lgamma(r)) * alpha**r
+        like = (
+            beta_ratio
+            * nbd
+            * ((alpha + Ti) ** -(r + xi) + a / (b + xi) * (alpha + ti) ** -(r + xi))
+        )
+        total += math.log(like)
+    return total
+
+
+def test_mbgnbd_reproduces_btydplus_fit(cdnow, clv_reference):
+    ref = clv_reference["modified_bg_nbd_cdnow"]["params"]
+    m = ModifiedBetaGeoModel().fit(cdnow["frequency"], cdnow["recency"], cdnow["T"])
+    assert m.converged and m.fit_result.standard_errors_valid
+    for name, value in ref.items():  # the reference is rounded to 3 decimals
+        assert m.params[name] == pytest.approx(value, abs=1.5e-3)
+    # the dropout at time zero buys a little likelihood over BG/NBD on the same data
+    bg = BetaGeoModel().fit(cdnow["frequency"], cdnow["recency"], cdnow["T"])
+    assert m.log_likelihood > bg.log_likelihood
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    r=st.floats(0.05, 5),
+    alpha=st.floats(0.5, 50),
+    a=st.floats(0.1, 5),
+    b=st.floats(0.2, 10),
+    seed=st.integers(0, 10_000),
+)
+def test_mbgnbd_loglik_and_gradient_equal_naive_formula(r, alpha, a, b, seed):
+    rng = np.random.default_rng(seed)
+    T = rng.uniform(5, 40, 30)
+    x = rng.integers(0, 8, 30).astype(float)
+    tx = np.where(x > 0, rng.uniform(0.1, 1, 30) * T, 0.0)
+    p = np.array([r, alpha, a, b])
+    ours = ModifiedBetaGeoModel._ll_rows(p[None, :], x, tx, T).sum()
+    assert ours == pytest.approx(naive_mbg_ll(r, alpha, a, b, x, tx, T), rel=1e-9)
+    grad = ModifiedBetaGeoModel._grad(p, x, tx, T, np.ones(30))
+    for i in range(4):
+        h = p[i] * 1e-6
+        up, down = p.copy(), p.copy()
+        up[i] += h
+        down[i] -= h
+        numeric = (naive_mbg_ll(*up, x, tx, T) - naive_mbg_ll(*down, x, tx, T)) / (2 * h)
+        assert grad[i] == pytest.approx(numeric, rel=1e-5, abs=1e-4)
+
+
+def test_mbgnbd_one_time_buyers_can_be_gone():
+    m = ModifiedBetaGeoModel.from_params(r=0.525, alpha=6.183, a=0.891, b=1.614)
+    alive = m.probability_alive([0, 0, 3], [0, 0, 30], [5, 30, 31])
+    # P(alive | x=0) = 1 / (1 + a/b ((alpha+T)/alpha)^r): below 1, falling with T
+    expected0 = 1 / (1 + 0.891 / 1.614 * ((6.183 + 5) / 6.183) ** 0.525)
+    assert alive[0] == pytest.approx(expected0, rel=1e-12)
+    assert alive[1] < alive[0] < 1
+    assert 0 < alive[2] < 1
+    silent = m.probability_no_purchase(10, [0, 3], [0, 30], [30, 31])
+    assert np.all((silent > 0) & (silent < 1))
+
+
+def test_mbgnbd_pmf_is_a_distribution_with_the_model_mean():
+    m = ModifiedBetaGeoModel.from_params(r=0.525, alpha=6.183, a=0.891, b=1.614)
+    n = np.arange(400)
+    pmf = m.probability_of_purchases(30.0, n)
+    assert np.all(pmf >= 0)
+    assert pmf.sum() == pytest.approx(1.0, abs=1e-9)
+    # sum n P(X = n) is the closed-form E[X(t)] (an independent formula: 2F1, not the pmf)
+    assert float(n @ pmf) == pytest.approx(
+        float(m.unconditional_expected_purchases(30.0)), rel=1e-6
+    )
+    assert m.probability_of_purchases(0.0, [0, 1]).tolist() == [1.0, 0.0]
+
+
+def test_mbgnbd_expectations_are_continuous_at_a_equal_one():
+    def cond(a):
+        m = ModifiedBetaGeoModel.from_params(r=0.5, alpha=5.0, a=a, b=2.0)
+        return m.conditional_expected_purchases(10, [0, 3], [0, 12], [20, 20]), (
+            m.unconditional_expected_purchases(10.0)
+        )
+
+    (c_at, u_at), (c_lo, u_lo), (c_hi, u_hi) = cond(1.0), cond(1 - 1e-3), cond(1 + 1e-3)
+    assert np.all(np.isfinite(c_at)) and np.isfinite(u_at)
+    np.testing.assert_allclose(c_at, (c_lo + c_hi) / 2, rtol=1e-6)
+    assert u_at == pytest.approx((u_lo + u_hi) / 2, rel=1e-6)
+
+
+def test_mbgnbd_save_load_round_trip(cdnow, tmp_path):
+    m = ModifiedBetaGeoModel().fit(cdnow["frequency"], cdnow["recency"], cdnow["T"])
+    m.save(tmp_path / "mbg.json")
+    back = ModifiedBetaGeoModel.load(tmp_path / "mbg.json")
+    assert back.params == m.params and back.log_likelihood == m.log_likelihood
+    with pytest.raises(ConfigurationError, match="mbg_nbd"):
+        BetaGeoModel.load(tmp_path / "mbg.json")
 
 
 # -- Pareto/NBD -------------------------------------------------------------------------------

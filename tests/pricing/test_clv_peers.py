@@ -13,6 +13,7 @@ from cognitionos.pricing import (
     BetaGeoBetaBinomModel,
     BetaGeoModel,
     GammaGammaModel,
+    ModifiedBetaGeoModel,
     ParetoNBDModel,
     rfm_summary,
 )
@@ -159,3 +160,60 @@ def test_rfm_summary_matches_lifetimes(data_file):
     np.testing.assert_array_equal(ours.frequency, theirs["frequency"].to_numpy())
     np.testing.assert_array_equal(ours.recency, theirs["recency"].to_numpy())
     np.testing.assert_array_equal(ours.T, theirs["T"].to_numpy())
+
+
+@settings(max_examples=25, deadline=None)
+@given(p=params, seed=st.integers(0, 10_000), t=st.floats(0.5, 60))
+def test_mbgnbd_predictions_match_lifetimes(p, seed, t):
+    x, tx, T = _history(seed)
+    ours = ModifiedBetaGeoModel.from_params(**p)
+    theirs = lifetimes.ModifiedBetaGeoFitter()
+    theirs.params_ = pd.Series(p)
+    np.testing.assert_allclose(
+        ours.probability_alive(x, tx, T), theirs.conditional_probability_alive(x, tx, T), rtol=1e-10
+    )
+    mine = ours.conditional_expected_purchases(t, x, tx, T)
+    assert np.all(np.isfinite(mine))
+    if abs(p["a"] - 1) < 1e-3:
+        return  # lifetimes divides by a - 1 there
+    peer = theirs.conditional_expected_number_of_purchases_up_to_time(t, x, tx, T)
+    np.testing.assert_allclose(mine, peer, rtol=1e-8)
+    np.testing.assert_allclose(
+        ours.unconditional_expected_purchases(t),
+        theirs.expected_number_of_purchases_up_to_time(t),
+        rtol=1e-8,
+    )
+    for n in (0, 1, 4):
+        assert ours.probability_of_purchases(t, n) == pytest.approx(
+            theirs.probability_of_n_purchases_up_to_time(t, n), rel=1e-8
+        )
+
+
+@settings(max_examples=5, deadline=None)
+@given(seed=st.integers(0, 10_000))
+def test_mbgnbd_fit_matches_lifetimes_on_simulated_data(seed):
+    from lifetimes.generate_data import modified_beta_geometric_nbd_model
+
+    np.random.seed(seed)
+    data = modified_beta_geometric_nbd_model(30, 0.5, 6.0, 0.9, 1.6, size=600)
+    x, tx, T = data["frequency"].to_numpy(), data["recency"].to_numpy(), data["T"].to_numpy()
+    ours = ModifiedBetaGeoModel().fit(x, tx, T)
+    try:
+        theirs = lifetimes.ModifiedBetaGeoFitter().fit(x, tx, T)
+    except lifetimes.utils.ConvergenceError:
+        reject()
+    their_ll = ModifiedBetaGeoModel._ll_rows(
+        np.array([list(theirs.params_.to_numpy())]), x, tx, T
+    ).sum()
+    assert ours.log_likelihood >= their_ll - 1e-6
+    assert ours.log_likelihood - their_ll < 1e-2
+    for name in ("r", "alpha"):
+        assert ours.params[name] == pytest.approx(theirs.params_[name], rel=2e-2)
+
+
+def test_mbgnbd_fit_and_standard_errors_match_lifetimes(cdnow):
+    ours = ModifiedBetaGeoModel().fit(cdnow["frequency"], cdnow["recency"], cdnow["T"])
+    theirs = lifetimes.ModifiedBetaGeoFitter().fit(cdnow["frequency"], cdnow["recency"], cdnow["T"])
+    for name in ("r", "alpha", "a", "b"):
+        assert ours.params[name] == pytest.approx(theirs.params_[name], rel=1e-4)
+        assert ours.standard_errors[name] == pytest.approx(theirs.standard_errors_[name], rel=1e-2)
