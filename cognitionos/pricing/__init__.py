@@ -30,6 +30,7 @@ from cognitionos.pricing._price import (
     optimal_price,
 )
 from cognitionos.pricing._rfm import RFMSummary, rfm_summary
+from cognitionos.pricing._rfm_sql import rfm_summary_sql
 
 __all__ = [
     "ArmState",
@@ -54,5 +55,6 @@ __all__ = [
     "estimate_elasticity",
     "optimal_price",
     "rfm_summary",
+    "rfm_summary_sql",
     "segment_elasticities",
 ]
