@@ -6,7 +6,7 @@ optimal_price(elasticity=e, unit_cost=4.0, bounds=(5, 20))
 """
 
 from cognitionos.pricing._bandit import ArmState, BanditSimulation, PricingBandit
-from cognitionos.pricing._churn import ChurnModel, ChurnReport
+from cognitionos.pricing._churn import ChurnModel, ChurnReport, RevenueAtRisk, revenue_at_risk
 from cognitionos.pricing._clv import (
     BetaGeoBetaBinomModel,
     BetaGeoModel,
@@ -51,9 +51,11 @@ __all__ = [
     "PriceDecision",
     "PricingBandit",
     "RFMSummary",
+    "RevenueAtRisk",
     "customer_lifetime_value",
     "estimate_elasticity",
     "optimal_price",
+    "revenue_at_risk",
     "rfm_summary",
     "rfm_summary_sql",
     "segment_elasticities",

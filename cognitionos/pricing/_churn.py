@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 import pickle
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +24,7 @@ import attrs
 from cognitionos.errors import ConfigurationError
 from cognitionos.pricing._inputs import column
 
-__all__ = ["ChurnModel", "ChurnReport"]
+__all__ = ["ChurnModel", "ChurnReport", "RevenueAtRisk", "revenue_at_risk"]
 
 ESTIMATORS = ("logistic", "gradient_boosting")
 _MAGIC = "cognitionos.pricing.churn"
@@ -263,9 +263,18 @@ class ChurnModel:
             return self.pipeline.predict_proba(self._matrix(table))[:, 1]
 
     def cross_validate(
-        self, table: Any, target: Any, *, positive: Any = None, folds: int = 5, seed: int = 42
+        self,
+        table: Any,
+        target: Any,
+        *,
+        positive: Any = None,
+        folds: int = 5,
+        seed: int = 42,
+        on_fold: Callable[[int], None] | None = None,
     ) -> ChurnReport:
-        """Stratified k-fold: the pipeline is refitted from scratch on each training fold."""
+        """Stratified k-fold: the pipeline is refitted from scratch on each training fold.
+
+        ``on_fold(i)`` is called after fold ``i`` (1-based) is scored, e.g. for progress."""
         import numpy as np
         from sklearn.base import clone
         from sklearn.metrics import brier_score_loss, roc_auc_score
@@ -283,6 +292,8 @@ class ChurnModel:
                 fitted = clone(template).fit(X[train], y[train])
                 oof[test] = fitted.predict_proba(X[test])[:, 1]
                 aucs.append(float(roc_auc_score(y[test], oof[test])))
+                if on_fold is not None:
+                    on_fold(len(aucs))
         return ChurnReport(
             auc_per_fold=tuple(aucs),
             auc_mean=float(np.mean(aucs)),
@@ -356,3 +367,101 @@ class ChurnModel:
         if not isinstance(model, cls):
             raise ConfigurationError(f"{path}: not a saved ChurnModel")
         return model
+
+
+@attrs.frozen(slots=True, eq=False)
+class RevenueAtRisk:
+    """Expected lifetime value lost to churn: ``churn_probability * clv`` per customer.
+
+    ``rows`` are sorted by value at risk, largest first. Customers found in only one input
+    are not dropped silently: ``only_churn`` / ``only_clv`` list them.
+    """
+
+    rows: tuple[dict[str, Any], ...]
+    total_clv: float
+    total_at_risk: float
+    only_churn: tuple[Any, ...]
+    only_clv: tuple[Any, ...]
+
+    @property
+    def share_at_risk(self) -> float:
+        """Value at risk as a share of the total lifetime value (NaN when that is 0)."""
+        return self.total_at_risk / self.total_clv if self.total_clv else math.nan
+
+    def as_dict(self, top: int | None = None) -> dict[str, Any]:
+        """Totals, the unmatched customers and the ``top`` rows (all when None)."""
+        share = self.share_at_risk
+        return {
+            "customers": len(self.rows),
+            "total_clv": self.total_clv,
+            "total_at_risk": self.total_at_risk,
+            "share_at_risk": None if math.isnan(share) else share,
+            "only_in_churn": list(self.only_churn),
+            "only_in_clv": list(self.only_clv),
+            "rows": list(self.rows if top is None else self.rows[:top]),
+        }
+
+
+def _keyed(table: Any, key: str, name: str, what: str) -> dict[Any, float]:
+    import numpy as np
+
+    from cognitionos.pricing._inputs import as_float_array, rows_text
+
+    keys = [k.item() if hasattr(k, "item") else k for k in np.asarray(column(table, key, what))]
+    values = as_float_array(f"{what} column {name!r}", column(table, name, what), length=len(keys))
+    seen: dict[Any, float] = {}
+    dupes = []
+    for i, k in enumerate(keys):
+        if k in seen:
+            dupes.append(i)
+        seen[k] = float(values[i])
+    if dupes:
+        raise ConfigurationError(f"{what}: customer {key!r} repeats at {rows_text(dupes)}")
+    return seen
+
+
+def revenue_at_risk(
+    churn: Any,
+    clv: Any,
+    *,
+    customer: str = "customer",
+    probability: str = "churn_probability",
+    value: str = "clv",
+) -> RevenueAtRisk:
+    """Join churn probabilities with lifetime values on ``customer`` and rank the value at
+    risk. ``churn`` and ``clv`` are tables (dicts of columns, DataFrames)::
+
+        risk = revenue_at_risk({"customer": ids, "churn_probability": model.predict_proba(t)},
+                               {"customer": ids, "clv": customer_lifetime_value(...)})
+        risk.total_at_risk, risk.rows[:10]
+    """
+    from cognitionos.pricing._inputs import rows_text
+
+    p = _keyed(churn, customer, probability, "churn")
+    v = _keyed(clv, customer, value, "clv")
+    bad = [i for i, x in enumerate(p.values()) if not 0.0 <= x <= 1.0]
+    if bad:
+        raise ConfigurationError(f"churn: {probability!r} must be in [0, 1]: {rows_text(bad)}")
+    bad = [i for i, x in enumerate(v.values()) if x < 0]
+    if bad:
+        raise ConfigurationError(f"clv: {value!r} must be >= 0: {rows_text(bad)}")
+    both = [k for k in p if k in v]
+    rows = sorted(
+        (
+            {
+                "customer": k,
+                "churn_probability": p[k],
+                "clv": v[k],
+                "at_risk": p[k] * v[k],
+            }
+            for k in both
+        ),
+        key=lambda r: -r["at_risk"],
+    )
+    return RevenueAtRisk(
+        rows=tuple(rows),
+        total_clv=float(sum(r["clv"] for r in rows)),
+        total_at_risk=float(sum(r["at_risk"] for r in rows)),
+        only_churn=tuple(k for k in p if k not in v),
+        only_clv=tuple(k for k in v if k not in p),
+    )

@@ -371,3 +371,173 @@ def optimal_price_cmd(
         echo_json(decision.as_dict())
         return
     click.echo(f"{decision.price:.4f}")
+
+
+# -- churn ------------------------------------------------------------------------------------
+#: rows scored per batch by ``churn score`` (one progress step each)
+_SCORE_BATCH = 5000
+
+
+@pricing.group("churn", cls=CommandGroup)
+def churn() -> None:
+    """Churn models: train (with cross-validation), score, revenue at risk."""
+
+
+@churn.command("train")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False))
+@click.option("--target", required=True, help="Column with the churn label.")
+@click.option("--positive", default=None, help="Label meaning churned (default: 0/1 column).")
+@click.option(
+    "--estimator",
+    type=click.Choice(["logistic", "gradient_boosting"]),
+    default="logistic",
+    show_default=True,
+)
+@click.option("--exclude", "exclude", multiple=True, help="Column that is not a feature (repeat).")
+@click.option(
+    "--folds",
+    type=click.IntRange(min=0),
+    default=5,
+    show_default=True,
+    help="Stratified CV folds before the final fit (0: skip).",
+)
+@click.option("--seed", type=int, default=42, show_default=True)
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(dir_okay=False),
+    required=True,
+    help="Where to save the trained model (a pickle: load only files you trust).",
+)
+@json_option
+def churn_train(
+    path: str,
+    target: str,
+    positive: str | None,
+    estimator: str,
+    exclude: tuple[str, ...],
+    folds: int,
+    seed: int,
+    output: str,
+    as_json: bool,
+) -> None:
+    """Cross-validate, then fit a calibrated churn model on every row of a CSV and save it."""
+    from cognitionos.pricing import ChurnModel
+
+    table = _read_csv(path)
+    if target not in table:
+        raise ConfigurationError(f"{path}: no target column {target!r}")
+    model = ChurnModel(estimator=estimator, exclude=exclude, seed=seed)
+    out: dict[str, Any] = {"model": output, "rows": len(table[target]), "estimator": estimator}
+    if folds:
+        if folds < 2:
+            raise ConfigurationError("--folds must be 0 (skip) or at least 2")
+        bar = progress(iter(range(folds)), folds, "cross-validating", enabled=True)
+
+        def advance(_: int) -> None:
+            next(bar, None)
+
+        report = model.cross_validate(
+            table, target, positive=positive, folds=folds, seed=seed, on_fold=advance
+        )
+        out["cross_validation"] = report.as_dict()
+    note(f"fitting {estimator} on {out['rows']} rows")
+    model.fit(table, target, positive=positive)
+    model.save(output)
+    numeric, categorical = model.columns or ([], [])
+    out["numeric"], out["categorical"] = numeric, categorical
+    if as_json:
+        echo_json(out)
+        return
+    if folds:
+        cv = out["cross_validation"]
+        click.echo(
+            f"{folds}-fold ROC AUC {cv['auc_mean']:.4f}, Brier {cv['brier']:.4f}, "
+            f"calibration error {cv['calibration_error']:.4f}"
+        )
+    click.echo(f"saved {output} ({len(numeric)} numeric, {len(categorical)} categorical columns)")
+
+
+@churn.command("score")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False))
+@click.option("--model-file", type=click.Path(exists=True, dir_okay=False), required=True)
+@click.option("--customer", default=None, help="Id column to echo (default: row number).")
+@json_option
+def churn_score(path: str, model_file: str, customer: str | None, as_json: bool) -> None:
+    """Calibrated churn probability per row of a CSV (the model's feature columns)."""
+    from cognitionos.pricing import ChurnModel
+
+    model = ChurnModel.load(model_file)  # refuses other scikit-learn / newer format versions
+    table = _read_csv(path)
+    n = len(next(iter(table.values())))
+    if customer is not None and customer not in table:
+        raise ConfigurationError(f"{path}: no column {customer!r}")
+    ids = table[customer] if customer else [str(i + 1) for i in range(n)]
+    probs: list[float] = []
+    batches = range(0, n, _SCORE_BATCH)
+    for start in progress(batches, len(batches), "scoring", enabled=len(batches) > 1):
+        part = {k: v[start : start + _SCORE_BATCH] for k, v in table.items()}
+        probs.extend(float(p) for p in model.predict_proba(part))
+    rows = [{"customer": c, "churn_probability": p} for c, p in zip(ids, probs, strict=True)]
+    if as_json:
+        echo_json(rows)
+        return
+    click.echo("customer,churn_probability")
+    for r in rows:
+        click.echo(f"{r['customer']},{r['churn_probability']:.6g}")
+
+
+@churn.command("risk")
+@click.option(
+    "--churn",
+    "churn_path",
+    type=click.Path(exists=True, dir_okay=False),
+    required=True,
+    help="CSV with customer and churn probability columns.",
+)
+@click.option(
+    "--clv",
+    "clv_path",
+    type=click.Path(exists=True, dir_okay=False),
+    required=True,
+    help="CSV with customer and lifetime value columns.",
+)
+@click.option("--customer", default="customer", show_default=True, help="Join column (both).")
+@click.option("--probability", default="churn_probability", show_default=True)
+@click.option("--value", default="clv", show_default=True, help="Lifetime value column.")
+@click.option("--top", type=click.IntRange(min=1), default=None, help="Show only the top N.")
+@json_option
+def churn_risk(
+    churn_path: str,
+    clv_path: str,
+    customer: str,
+    probability: str,
+    value: str,
+    top: int | None,
+    as_json: bool,
+) -> None:
+    """Revenue at risk: churn probability x lifetime value per customer, largest first."""
+    from cognitionos.pricing import revenue_at_risk
+
+    churn_table = _read_csv(churn_path, [customer, probability])
+    clv_table = _read_csv(clv_path, [customer, value])
+    report = revenue_at_risk(
+        churn_table, clv_table, customer=customer, probability=probability, value=value
+    )
+    doc = report.as_dict(top)
+    if as_json:
+        echo_json(doc)
+        return
+    for side, keys in (("churn file", doc["only_in_churn"]), ("clv file", doc["only_in_clv"])):
+        if keys:
+            note(f"{len(keys)} customer(s) only in the {side}: left out")
+    click.echo("customer,churn_probability,clv,at_risk")
+    for r in doc["rows"]:
+        click.echo(
+            f"{r['customer']},{r['churn_probability']:.6g},{r['clv']:.6g},{r['at_risk']:.6g}"
+        )
+    share = doc["share_at_risk"]
+    note(
+        f"total at risk {doc['total_at_risk']:.2f} of {doc['total_clv']:.2f}"
+        + ("" if share is None else f" ({100 * share:.1f}%)")
+    )

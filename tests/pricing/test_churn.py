@@ -116,3 +116,36 @@ def test_bad_churn_input(telco):
         ChurnModel(estimator="svm")
     with pytest.raises(ConfigurationError, match="not fitted"):
         ChurnModel().predict_proba(telco)
+
+
+def test_revenue_at_risk_joins_ranks_and_reports_the_unmatched():
+    from cognitionos.pricing import revenue_at_risk
+
+    churn = {"customer": ["a", "b", "c", "d"], "churn_probability": [0.5, 0.1, 0.9, 0.3]}
+    clv = {"customer": ["c", "a", "b", "e"], "clv": [10.0, 100.0, 40.0, 7.0]}
+    risk = revenue_at_risk(churn, clv)
+    assert [r["customer"] for r in risk.rows] == ["a", "c", "b"]  # 50, 9, 4
+    assert [r["at_risk"] for r in risk.rows] == pytest.approx([50.0, 9.0, 4.0])
+    assert risk.total_clv == pytest.approx(150.0)
+    assert risk.total_at_risk == pytest.approx(63.0)
+    assert risk.share_at_risk == pytest.approx(0.42)
+    assert risk.only_churn == ("d",) and risk.only_clv == ("e",)
+    assert risk.as_dict(top=1)["rows"] == [risk.rows[0]]
+
+
+@pytest.mark.parametrize(
+    ("churn", "clv", "message"),
+    [
+        ({"customer": ["a", "a"], "churn_probability": [0.1, 0.2]}, None, "repeats at row 1"),
+        ({"customer": ["a"], "churn_probability": [1.5]}, None, r"in \[0, 1\]"),
+        (None, {"customer": ["a"], "clv": [-1.0]}, ">= 0"),
+        ({"customer": ["a"], "p": [0.5]}, None, "no column 'churn_probability'"),
+    ],
+)
+def test_revenue_at_risk_names_bad_input(churn, clv, message):
+    from cognitionos.pricing import revenue_at_risk
+
+    churn = churn or {"customer": ["a"], "churn_probability": [0.5]}
+    clv = clv or {"customer": ["a"], "clv": [1.0]}
+    with pytest.raises(ConfigurationError, match=message):
+        revenue_at_risk(churn, clv)

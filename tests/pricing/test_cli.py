@@ -175,3 +175,159 @@ def test_elasticity_and_optimal_price(runner, tmp_path):
         )
     )
     assert res.stdout.strip() == "14.9900"
+
+
+def _churn_csv(path, n=400, seed=3):
+    # churn driven by tenure (down) and plan (up): a learnable signal with known direction
+    rng = np.random.default_rng(seed)
+    tenure = rng.integers(1, 72, n)
+    plan = rng.choice(["monthly", "yearly"], n)
+    logit = 1.0 - 0.06 * tenure + np.where(plan == "monthly", 1.2, -1.2)
+    churned = rng.random(n) < 1 / (1 + np.exp(-logit))
+    with open(path, "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["id", "tenure", "plan", "Churn"])
+        for i in range(n):
+            w.writerow([f"u{i}", tenure[i], plan[i], "Yes" if churned[i] else "No"])
+    return churned
+
+
+def test_churn_train_score_and_revenue_at_risk(runner, tmp_path):
+    data = tmp_path / "customers.csv"
+    churned = _churn_csv(data)
+    model = tmp_path / "churn.pkl"
+    train = _ok(
+        runner.invoke(
+            main,
+            [
+                "pricing",
+                "churn",
+                "train",
+                str(data),
+                "--target",
+                "Churn",
+                "--positive",
+                "Yes",
+                "--exclude",
+                "id",
+                "--folds",
+                "3",
+                "--output",
+                str(model),
+                "--json",
+            ],
+        )
+    )
+    doc = json.loads(train.stdout)
+    assert doc["numeric"] == ["tenure"] and doc["categorical"] == ["plan"]
+    assert len(doc["cross_validation"]["auc_per_fold"]) == 3
+    assert doc["cross_validation"]["auc_mean"] > 0.7  # the signal is strong
+    score = _ok(
+        runner.invoke(
+            main,
+            [
+                "pricing",
+                "churn",
+                "score",
+                str(data),
+                "--model-file",
+                str(model),
+                "--customer",
+                "id",
+                "--json",
+            ],
+        )
+    )
+    rows = json.loads(score.stdout)
+    assert [r["customer"] for r in rows][:2] == ["u0", "u1"] and len(rows) == churned.size
+    p = np.array([r["churn_probability"] for r in rows])
+    assert np.all((p >= 0) & (p <= 1))
+    assert p[churned].mean() > p[~churned].mean() + 0.15
+    # the CSV form carries the same numbers
+    text = _ok(
+        runner.invoke(
+            main,
+            [
+                "pricing",
+                "churn",
+                "score",
+                str(data),
+                "--model-file",
+                str(model),
+                "--customer",
+                "id",
+            ],
+        )
+    ).stdout.splitlines()
+    assert text[0] == "customer,churn_probability"
+    assert float(text[1].split(",")[1]) == pytest.approx(p[0], rel=1e-5)
+
+    churn_csv = tmp_path / "scores.csv"
+    churn_csv.write_text("\n".join(text) + "\n")
+    clv_csv = tmp_path / "clv.csv"
+    clv = {f"u{i}": float(10 + i) for i in range(churned.size) if i != 5}
+    clv["newcomer"] = 50.0
+    clv_csv.write_text("customer,clv\n" + "".join(f"{k},{v}\n" for k, v in clv.items()))
+    risk = json.loads(
+        _ok(
+            runner.invoke(
+                main,
+                [
+                    "pricing",
+                    "churn",
+                    "risk",
+                    "--churn",
+                    str(churn_csv),
+                    "--clv",
+                    str(clv_csv),
+                    "--top",
+                    "5",
+                    "--json",
+                ],
+            )
+        ).stdout
+    )
+    assert risk["only_in_churn"] == ["u5"] and risk["only_in_clv"] == ["newcomer"]
+    assert risk["customers"] == churned.size - 1 and len(risk["rows"]) == 5
+    probs = {f"u{i}": float(line.split(",")[1]) for i, line in enumerate(text[1:])}
+    expected = sum(probs[k] * v for k, v in clv.items() if k in probs)
+    assert risk["total_at_risk"] == pytest.approx(expected, rel=1e-5)
+    top = risk["rows"]
+    assert [r["at_risk"] for r in top] == sorted((r["at_risk"] for r in top), reverse=True)
+    assert top[0]["at_risk"] == pytest.approx(
+        max(probs[k] * v for k, v in clv.items() if k in probs), rel=1e-5
+    )
+
+
+def test_churn_score_refuses_a_model_from_another_sklearn(runner, tmp_path):
+    import pickle
+
+    data = tmp_path / "customers.csv"
+    _churn_csv(data, n=120)
+    model = tmp_path / "churn.pkl"
+    _ok(
+        runner.invoke(
+            main,
+            [
+                "pricing",
+                "churn",
+                "train",
+                str(data),
+                "--target",
+                "Churn",
+                "--positive",
+                "Yes",
+                "--exclude",
+                "id",
+                "--folds",
+                "0",
+                "--output",
+                str(model),
+            ],
+        )
+    )
+    payload = pickle.loads(model.read_bytes())
+    payload["sklearn"] = "0.0.1"
+    model.write_bytes(pickle.dumps(payload))
+    res = runner.invoke(main, ["pricing", "churn", "score", str(data), "--model-file", str(model)])
+    assert res.exit_code != 0 and "scikit-learn 0.0.1" in res.output and "retrain" in res.output
