@@ -21,6 +21,7 @@ from cognitionos.pricing._elasticity import (
     segment_elasticities,
 )
 from cognitionos.pricing._mle import ConvergenceWarning
+from cognitionos.pricing._plots import PlotData, repeat_purchase_histogram, tracking_plot
 from cognitionos.pricing._price import (
     ConstantElasticityDemand,
     DemandCurve,
@@ -48,6 +49,7 @@ __all__ = [
     "LogitDemand",
     "ModifiedBetaGeoModel",
     "ParetoNBDModel",
+    "PlotData",
     "PriceDecision",
     "PricingBandit",
     "RFMSummary",
@@ -55,8 +57,10 @@ __all__ = [
     "customer_lifetime_value",
     "estimate_elasticity",
     "optimal_price",
+    "repeat_purchase_histogram",
     "revenue_at_risk",
     "rfm_summary",
     "rfm_summary_sql",
     "segment_elasticities",
+    "tracking_plot",
 ]
