@@ -221,6 +221,54 @@ def test_penalizer_shrinks_parameters(cdnow):
     assert shrunk.log_likelihood < plain.log_likelihood
 
 
+@settings(max_examples=25, deadline=None)
+@given(
+    r=st.floats(0.05, 5),
+    alpha=st.floats(0.5, 50),
+    a=st.floats(0.1, 5),
+    b=st.floats(0.2, 10),
+    modified=st.booleans(),
+    seed=st.integers(0, 10_000),
+)
+def test_bg_table_value_and_gradient_equal_naive_formula(r, alpha, a, b, modified, seed):
+    # the fit's one-pass value+gradient (cumulative-sum tables over integer frequencies)
+    from cognitionos.pricing._clv import _bg_value_and_gradient
+
+    rng = np.random.default_rng(seed)
+    T = rng.uniform(5, 40, 25)
+    x = rng.integers(0, 60, 25).astype(float)
+    x[:5] = 0.0
+    tx = np.where(x > 0, rng.uniform(0.1, 1, 25) * T, 0.0)
+    w = rng.integers(1, 4, 25).astype(float)
+    naive = naive_mbg_ll if modified else naive_bgnbd_ll
+
+    def total(q):
+        return sum(
+            wi * naive(*q, x[i : i + 1], tx[i : i + 1], T[i : i + 1]) for i, wi in enumerate(w)
+        )
+
+    p = np.array([r, alpha, a, b])
+    value, grad = _bg_value_and_gradient(p, x.astype(np.int64), tx, T, w, modified)
+    assert value == pytest.approx(total(p), rel=1e-9)
+    for i in range(4):
+        h = p[i] * 1e-6
+        up, down = p.copy(), p.copy()
+        up[i] += h
+        down[i] -= h
+        assert grad[i] == pytest.approx((total(up) - total(down)) / (2 * h), rel=1e-5, abs=1e-3)
+
+
+def test_bg_fit_without_tables_is_the_same_fit(cdnow, monkeypatch):
+    import cognitionos.pricing._clv as clv
+
+    with_tables = BetaGeoModel().fit(cdnow["frequency"], cdnow["recency"], cdnow["T"])
+    monkeypatch.setattr(clv, "_TABLE_MAX", 0)  # as for frequencies too large to tabulate
+    plain = BetaGeoModel().fit(cdnow["frequency"], cdnow["recency"], cdnow["T"])
+    assert plain.log_likelihood == pytest.approx(with_tables.log_likelihood, abs=1e-8)
+    for name, value in with_tables.params.items():
+        assert plain.params[name] == pytest.approx(value, rel=1e-6)
+
+
 # -- MBG/NBD ---------------------------------------------------------------------------------
 def naive_mbg_ll(r, alpha, a, b, x, tx, T):
     """Batislam et al. (2007) likelihood, one customer at a time in plain floats."""
