@@ -331,3 +331,61 @@ def test_churn_score_refuses_a_model_from_another_sklearn(runner, tmp_path):
     model.write_bytes(pickle.dumps(payload))
     res = runner.invoke(main, ["pricing", "churn", "score", str(data), "--model-file", str(model)])
     assert res.exit_code != 0 and "scikit-learn 0.0.1" in res.output and "retrain" in res.output
+
+
+def test_mbg_nbd_fit_and_predict_through_a_model_file(runner, tmp_path, cdnow, clv_reference):
+    rfm = tmp_path / "rfm.csv"
+    with open(rfm, "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["customer", "frequency", "recency", "T"])
+        w.writerows(
+            zip(
+                cdnow["ID"].astype(int),
+                cdnow["frequency"],
+                cdnow["recency"],
+                cdnow["T"],
+                strict=True,
+            )
+        )
+    model = tmp_path / "mbg.json"
+    fit = json.loads(
+        _ok(
+            runner.invoke(
+                main,
+                [
+                    "pricing",
+                    "clv",
+                    "fit",
+                    str(rfm),
+                    "--model",
+                    "mbg_nbd",
+                    "--output",
+                    str(model),
+                    "--json",
+                ],
+            )
+        ).stdout
+    )
+    assert fit["model"] == "mbg_nbd" and fit["converged"]
+    for name, value in clv_reference["modified_bg_nbd_cdnow"]["params"].items():
+        assert fit["params"][name] == pytest.approx(value, abs=1.5e-3)
+    rows = json.loads(
+        _ok(
+            runner.invoke(
+                main,
+                [
+                    "pricing",
+                    "clv",
+                    "predict",
+                    str(rfm),
+                    "--model-file",
+                    str(model),
+                    "--horizon",
+                    "39",
+                    "--json",
+                ],
+            )
+        ).stdout
+    )
+    one_time = [r for r, x in zip(rows, cdnow["frequency"], strict=True) if x == 0]
+    assert one_time and all(0 < r["p_alive"] < 1 for r in one_time)  # BG/NBD would say 1
