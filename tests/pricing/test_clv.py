@@ -642,3 +642,25 @@ def test_predictions_in_chunks_equal_one_pass(bgnbd, monkeypatch):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         np.testing.assert_array_equal(bgnbd.conditional_expected_purchases(10, x, tx, T), whole)
+
+
+@pytest.mark.parametrize("model_class", [BetaGeoModel, ModifiedBetaGeoModel])
+def test_shared_hypergeometric_terms_equal_per_customer_ones(model_class, monkeypatch):
+    # customers on a day grid share (x, T): the 2F1 is evaluated once per pair
+    import cognitionos.pricing._clv as clv
+
+    rng = np.random.default_rng(5)
+    n = 5000
+    days = rng.integers(1, 120, n)
+    x = rng.integers(0, 15, n).astype(float)
+    tx = np.where(x > 0, np.maximum(1, np.floor(rng.uniform(0, 1, n) * days)), 0.0) / 7
+    T = days / 7.0
+    pairs = clv._distinct_pairs(x, T)
+    assert pairs is not None and pairs[0].size < n / 2  # the sharing path is taken
+    xu, tu, inverse = pairs
+    np.testing.assert_array_equal(xu[inverse], x)
+    np.testing.assert_array_equal(tu[inverse], T)
+    m = model_class.from_params(r=0.5, alpha=6.0, a=0.9, b=1.6)
+    shared = m.conditional_expected_purchases(10, x, tx, T)
+    monkeypatch.setattr(clv, "_distinct_pairs", lambda x, T: None)
+    np.testing.assert_allclose(shared, m.conditional_expected_purchases(10, x, tx, T), rtol=1e-13)
