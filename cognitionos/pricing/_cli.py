@@ -265,6 +265,14 @@ def clv_predict(
     x, tx, t = (_floats(raw, c, path) for c in ("frequency", "recency", third))
     expected = model.conditional_expected_purchases(horizon, x, tx, t)
     alive = model.probability_alive(x, tx, t)
+    if model.KIND == "bg_nbd":
+        one_time = sum(1 for v in x if v == 0)
+        if one_time:
+            note(
+                f"warning: under BG/NBD p_alive is 1 for the {one_time} customer(s) with no "
+                "repeat purchase (they cannot have dropped out yet); fit --model mbg_nbd to "
+                "let them drop out at their first purchase"
+            )
     ids = raw.get("customer") or raw.get("ID") or [str(i) for i in range(len(x))]
     rows = [
         {"customer": c, "expected_purchases": float(e), "p_alive": float(a)}

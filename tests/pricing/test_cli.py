@@ -88,6 +88,9 @@ def test_rfm_then_fit_then_predict(runner, tmp_path, cdnow_sample_log, clv_refer
     first = rows[0]
     assert first["customer"] == "1"
     assert first["expected_purchases"] == pytest.approx(1.226, abs=0.01)  # Hardie: x=2 customer
+    # BG/NBD's p_alive = 1 for one-time buyers is flagged, with the model that avoids it
+    assert "1411 customer(s) with no repeat purchase" in pred.stderr
+    assert "mbg_nbd" in pred.stderr
     gg = _ok(
         runner.invoke(
             main,
@@ -369,23 +372,23 @@ def test_mbg_nbd_fit_and_predict_through_a_model_file(runner, tmp_path, cdnow, c
     assert fit["model"] == "mbg_nbd" and fit["converged"]
     for name, value in clv_reference["modified_bg_nbd_cdnow"]["params"].items():
         assert fit["params"][name] == pytest.approx(value, abs=1.5e-3)
-    rows = json.loads(
-        _ok(
-            runner.invoke(
-                main,
-                [
-                    "pricing",
-                    "clv",
-                    "predict",
-                    str(rfm),
-                    "--model-file",
-                    str(model),
-                    "--horizon",
-                    "39",
-                    "--json",
-                ],
-            )
-        ).stdout
+    pred = _ok(
+        runner.invoke(
+            main,
+            [
+                "pricing",
+                "clv",
+                "predict",
+                str(rfm),
+                "--model-file",
+                str(model),
+                "--horizon",
+                "39",
+                "--json",
+            ],
+        )
     )
+    assert "no repeat purchase" not in pred.stderr
+    rows = json.loads(pred.stdout)
     one_time = [r for r, x in zip(rows, cdnow["frequency"], strict=True) if x == 0]
     assert one_time and all(0 < r["p_alive"] < 1 for r in one_time)  # BG/NBD would say 1
