@@ -120,6 +120,8 @@ class LocalCluster:
             if done.returncode != 0:
                 raise ClusterUnavailable(f"redis-cli --cluster create failed: {done.stdout[-800:]}")
             self.wait_ok()
+            # replicas must hold a copy before anyone relies on a failover not losing data
+            self._wait(self.replicas_in_sync, "every replica to finish its first sync")
         except BaseException:
             self.stop()
             raise
@@ -149,6 +151,33 @@ class LocalCluster:
             return True
 
         self._wait(ok, "cluster_state:ok on every node", timeout)
+
+    def replicas_in_sync(self) -> bool:
+        """Every live replica's link to its primary is up (its first full sync is done)."""
+        roles = [_info(p, "replication") for p in self.live_ports()]
+        replicas = [r for r in roles if r.get("role") == "slave"]
+        expected = self.count - self.count // (1 + self.replicas)
+        return len(replicas) >= expected and all(
+            r.get("master_link_status") == "up" and r.get("master_sync_in_progress") == "0"
+            for r in replicas
+        )
+
+    def wait_failover(self, dead: int, timeout: float = START_TIMEOUT) -> None:
+        """Until every live node flags ``dead`` as failed, another primary serves its slots and
+        the cluster is ok again (the replica was promoted)."""
+
+        def promoted() -> bool:
+            for port in self.live_ports():
+                for line in _cli(port, "cluster", "nodes").splitlines():
+                    fields = line.split()
+                    if f":{dead}@" in fields[1] and (
+                        "fail" not in fields[2].split(",") or len(fields) > 8
+                    ):
+                        return False  # not yet FAIL, or still listed with slots
+            return True
+
+        self._wait(promoted, f"a replica to replace node {dead}", timeout)
+        self.wait_ok(timeout)
 
     def stop(self) -> None:
         """Stop every node this object started and remove their files."""
