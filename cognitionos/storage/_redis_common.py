@@ -70,6 +70,8 @@ def is_unavailable(exc: BaseException) -> bool:
     rather than of the command itself."""
     import redis.exceptions as rex
 
+    if isinstance(exc, rex.RedisClusterException) and exc.__cause__ is not None:
+        return is_unavailable(exc.__cause__)  # e.g. "cannot be connected" from a refused seed
     return isinstance(
         exc,
         (
