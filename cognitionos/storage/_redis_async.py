@@ -71,6 +71,9 @@ class AsyncRedisStore(BaseStore):
         self._masked = self.url.masked
         redis_url, prefix = split_options(self.url)
         self.layout = RedisLayout(prefix)
+        #: resets an owned cluster client in a forked child (asyncio cluster clients hold
+        #: locks and node connections of the parent's event loop)
+        self._reinit: Callable[[Any], Any] | None = None
         require("redis", purpose="Redis storage")
         import redis.asyncio as aredis
 
@@ -80,6 +83,10 @@ class AsyncRedisStore(BaseStore):
             elif self.url.is_cluster:
                 self.client = cluster_client(
                     self.url, redis_url, asynchronous=True, **client_options
+                )
+                url = self.url
+                self._reinit = lambda client: cluster_client(
+                    url, redis_url, asynchronous=True, reuse=client, **client_options
                 )
             else:
                 self.client = aredis.Redis.from_url(redis_url, **client_options)
@@ -104,6 +111,8 @@ class AsyncRedisStore(BaseStore):
         pool = getattr(self.client, "connection_pool", None)
         if pool is not None and hasattr(pool, "reset"):
             pool.reset()
+        if self._reinit is not None:
+            self._reinit(self.client)
         self._subs.after_fork()
         self._listener = None
         self._pubsub = None

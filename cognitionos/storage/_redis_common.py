@@ -206,9 +206,16 @@ def _netloc(host: str, port: int) -> str:
 
 
 def cluster_client(
-    url: StoreURL, redis_url: str, *, asynchronous: bool, **options: Any
+    url: StoreURL, redis_url: str, *, asynchronous: bool, reuse: Any = None, **options: Any
 ) -> Any:
-    """A redis-py ``RedisCluster`` (sync, or ``redis.asyncio.cluster``) for a cluster URL."""
+    """A redis-py ``RedisCluster`` (sync, or ``redis.asyncio.cluster``) for a cluster URL.
+
+    ``reuse``: an existing client of that class to build again in place. A forked child
+    does this: redis.asyncio's cluster client has no reset of its own, and its nodes and
+    locks belong to the parent's event loop; constructing it again on the same object gives
+    it fresh ones while everything holding a reference to it (Lua scripts, engines) keeps
+    working. The parent's connections are dropped unclosed.
+    """
     kwargs = {**cluster_kwargs(url, redis_url, asynchronous=asynchronous), **options}
     if asynchronous:
         from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
@@ -219,6 +226,9 @@ def cluster_client(
 
         cls = RedisCluster
     try:
+        if reuse is not None:
+            cls.__init__(reuse, **kwargs)
+            return reuse
         return cls(**kwargs)
     except TypeError as exc:
         raise ConfigurationError(f"malformed storage URL {url.masked!r}: {exc}") from None

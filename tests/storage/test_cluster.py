@@ -155,3 +155,37 @@ def test_waf_bans_are_shared_through_a_cluster_store(redis_cluster_url):
     finally:
         host_a.close()
         host_b.close()
+
+
+@pytest.mark.cluster
+def test_async_cluster_store_used_before_fork_counts_exactly_in_children(redis_cluster_url):
+    """The child's asyncio cluster client is its own: the parent's locks belong to its loop."""
+    from tests.storage.test_fork import run_children
+
+    store = open_async_store(redis_cluster_url)
+    key = f"afork:{uuid.uuid4().hex[:8]}"
+    loop = asyncio.new_event_loop()  # the parent's loop lives on, as a server's would
+    try:
+        assert loop.run_until_complete(store.incr(key)) == 1
+
+        def work() -> None:
+            async def hits() -> None:
+                for _ in range(20):
+                    await store.incr(key)
+
+            asyncio.run(hits())
+
+        assert run_children(work, n=3) == []
+        assert loop.run_until_complete(store.get_counter(key)) == 1 + 3 * 20
+    finally:
+        loop.run_until_complete(store.aclose())
+        loop.close()
+
+
+def test_the_cluster_fixture_names_a_missing_redis_server(monkeypatch):
+    """Without redis-server the fixture skips (fails under CI) with this reason."""
+    import tests._cluster as local
+
+    monkeypatch.setenv("PATH", "/nonexistent")
+    with pytest.raises(local.ClusterUnavailable, match="redis-server not found on PATH"):
+        local.LocalCluster()
