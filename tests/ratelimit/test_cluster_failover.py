@@ -26,7 +26,7 @@ from typing import Any
 
 import pytest
 
-from cognitionos.ratelimit import Limit, RateLimiter
+from cognitionos.ratelimit import AsyncRateLimiter, Limit, RateLimiter
 from cognitionos.ratelimit._redis import CLUSTER_RETRIES
 from tests._cluster import ClusterUnavailable, LocalCluster
 from tests.conftest import skip_or_fail
@@ -229,3 +229,49 @@ def test_change_feed_moves_to_another_node_when_its_node_dies(cluster):
     finally:
         sub.close()
         store.close()
+
+
+def test_async_limiter_falls_back_and_recovers_after_a_kill(cluster):
+    import asyncio
+
+    async def scenario() -> tuple[int, float, float]:
+        limiter = AsyncRateLimiter(
+            cluster.url,
+            prefix=f"fa{uuid.uuid4().hex[:6]}",
+            on_backend_error="closed",
+            retry_backend_after=0.2,
+            timeout=TIMEOUT,
+            connect_timeout=CONNECT_TIMEOUT,
+        )
+        limit = Limit(amount=LIMIT, period=3600)
+        key = f"victim:{uuid.uuid4().hex[:8]}"
+        try:
+            assert (await limiter.hit(limit, key)).remaining == LIMIT - 1
+            primary = cluster.primary_of(key)
+            killed_at = time.monotonic()
+            cluster.kill(primary)
+            slowest, fell_back, recovered_at = 0.0, 0, 0.0
+            while time.monotonic() - killed_at < 30:
+                before = limiter.counters.snapshot()["fallbacks"]
+                t0 = time.monotonic()
+                d = await limiter.hit(limit, key)
+                slowest = max(slowest, time.monotonic() - t0)
+                if limiter.counters.snapshot()["fallbacks"] > before:
+                    fell_back += 1
+                    assert not d.allowed  # "closed": the fallback refuses
+                elif fell_back:
+                    # a real answer again, from the promoted replica, same limiter object
+                    assert d.allowed and d.remaining < LIMIT - 1
+                    recovered_at = time.monotonic()
+                    break
+                await asyncio.sleep(0.02)
+            cluster.restart(primary)
+        finally:
+            await limiter.aclose()
+        return fell_back, recovered_at - killed_at if recovered_at else -1.0, slowest
+
+    fell_back, recovered_after, slowest = asyncio.run(scenario())
+    print(f"\nasync: {fell_back} fallbacks, recovered {recovered_after:.2f} s after the kill")
+    assert fell_back > 0
+    assert recovered_after > 0, "the async limiter never got a real answer again"
+    assert slowest < CALL_BOUND
