@@ -1289,6 +1289,9 @@ def _cluster_backend(
         "socket_connect_timeout": effective(connect_timeout, None, DEFAULT_CONNECT_TIMEOUT),
         "retry": Retry(NoBackoff(), CLUSTER_RETRIES),
     }
+    for name in ("socket_timeout", "socket_connect_timeout"):
+        if name in url.query:  # the URL's own setting wins, as for redis://
+            del options[name]
     try:
         client = cluster_client(url, url.raw, asynchronous=asynchronous, **options)
     except redis_errors() as exc:
