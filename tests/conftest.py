@@ -83,6 +83,29 @@ def redis_url() -> str:
     return REDIS_URL
 
 
+@pytest.fixture(scope="session")
+def redis_cluster() -> Any:
+    """A 6-node Redis Cluster (3 primaries, 3 replicas) on free loopback ports, for the session.
+
+    Started on first use and stopped at the end; skips (fails under CI) without redis-server.
+    """
+    from tests._cluster import ClusterUnavailable, LocalCluster
+
+    try:
+        cluster = LocalCluster().start()
+    except ClusterUnavailable as exc:
+        skip_or_fail(f"Redis Cluster not available: {exc}")
+        raise  # unreachable: skip_or_fail raises
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_cluster_url(redis_cluster: Any) -> str:
+    """``redis+cluster://127.0.0.1:p1,127.0.0.1:p2/`` of the session's local Redis Cluster."""
+    return str(redis_cluster.url)
+
+
 @pytest.fixture
 def clock():
     """A ManualClock at a realistic epoch."""
@@ -96,12 +119,13 @@ BACKENDS = [
     pytest.param("sqlite", marks=pytest.mark.sqlite, id="sqlite"),
     pytest.param("postgresql", marks=pytest.mark.postgresql, id="postgresql"),
     pytest.param("redis", marks=pytest.mark.redis, id="redis"),
+    pytest.param("cluster", marks=pytest.mark.cluster, id="cluster"),
 ]
 
 
 @pytest.fixture(params=BACKENDS)
 def store_url(request, tmp_path) -> str:
-    """A URL for each built-in backend (memory, SQLite file, PostgreSQL, Redis)."""
+    """A URL for each built-in backend (memory, SQLite file, PostgreSQL, Redis, Redis Cluster)."""
     kind = request.param
     if kind == "memory":
         return "memory://"
@@ -109,6 +133,8 @@ def store_url(request, tmp_path) -> str:
         return f"sqlite:///{tmp_path / 'store.db'}"
     if kind == "postgresql":
         return request.getfixturevalue("postgres_url")
+    if kind == "cluster":
+        return request.getfixturevalue("redis_cluster_url")
     return request.getfixturevalue("redis_url")
 
 

@@ -73,8 +73,9 @@ def channel_kwargs(
 
 
 def _wrap(exc: Exception, what: str) -> StorageError:
-    rex = require("redis.exceptions", extra="redis")
-    if isinstance(exc, rex.ConnectionError | rex.TimeoutError | rex.AuthenticationError):
+    from cognitionos.storage._redis_common import is_unavailable
+
+    if is_unavailable(exc):
         return BackendUnavailable(f"redis rate limiter: {what} failed: {exc}")
     return StorageError(f"redis rate limiter: {what} failed: {exc}")
 
@@ -448,6 +449,15 @@ class _RedisLayout:
         self._src, self._sha = lua_script()
         self._encoding = "utf-8"
         self._rex: Any = require("redis.exceptions", extra="redis")
+        #: what redis-py raises on failure (cluster errors are not all RedisErrors)
+        self._errs: tuple[type[Exception], ...] = (
+            self._rex.RedisError,
+            self._rex.RedisClusterException,
+        )
+        #: a RedisCluster client: hit_many's keys must share one hash slot
+        self.cluster = False
+        #: builds a new client of an owned asyncio cluster client (for forked children)
+        self._remake: Callable[[], Any] | None = None
 
     def storage_key(self, spec: Spec, key: str) -> str:
         """The state key of ``key`` under ``spec``."""
@@ -469,6 +479,30 @@ class _RedisLayout:
                 self._skeys.clear()
             self._skeys[(spec.ident, key)] = skey
         return skey
+
+    def check_one_slot(self, reqs: list[Request]) -> None:
+        """On Redis Cluster, refuse a ``hit_many`` whose caller keys live in different slots.
+
+        One script runs on one node, so an all-or-none charge of keys in several slots
+        cannot be one atomic call; splitting it would let a concurrent caller see half a
+        charge. See docs/ratelimit.md ("Redis Cluster") for why this refuses instead.
+        """
+        first = reqs[0]
+        if all(r.key == first.key for r in reqs):
+            return  # one caller key: one hash tag, one slot
+        from redis.crc import key_slot
+
+        slot = key_slot(first.skey.encode(self._encoding))
+        for r in reqs:
+            other = key_slot(r.skey.encode(self._encoding))
+            if other != slot:
+                raise ConfigurationError(
+                    f"hit_many on Redis Cluster: keys {first.key!r} (slot {slot}) and "
+                    f"{r.key!r} (slot {other}) live in different hash slots, so no single "
+                    "script can charge them all or none. Use hit_batch (each key decided on "
+                    "its own), separate hit calls, or put limits that must be charged together "
+                    "on one caller key; see docs/ratelimit.md, Redis Cluster"
+                )
 
     def ban_key(self, key: str) -> str:
         return self._keyfn(encode_key(key), "ban")
@@ -741,6 +775,7 @@ class RedisBackend(_RedisLayout):
         super().__init__(layout._keyfn, layout._ban_pattern, layout.server_time)
         self.client = client
         self._owns = owns_client
+        self.cluster = type(client).__name__ == "RedisCluster"
         pool = _pool_of(client, "redis.client")
         self._channel = _Channel(pool, timeout, connect_timeout) if pool is not None else None
         if self._channel is not None:
@@ -767,15 +802,17 @@ class RedisBackend(_RedisLayout):
             try:
                 self.client.script_load(self._src)
                 return self.client.execute_command(*argv)
-            except rex.RedisError as exc:
+            except self._errs as exc:
                 raise _wrap(exc, "decision") from exc
-        except rex.RedisError as exc:
+        except self._errs as exc:
             raise _wrap(exc, "decision") from exc
 
     def run(
         self, reqs: list[Request], now: int | None, commit: bool, policy: BanPolicy | None
     ) -> Result:
         """One EVALSHA deciding every request atomically."""
+        if self.cluster and len(reqs) > 1:
+            self.check_one_slot(reqs)
         packed, argv = self.command(reqs, now, commit, policy)
         return self.result(reqs, self._send(packed, argv))
 
@@ -809,7 +846,7 @@ class RedisBackend(_RedisLayout):
                 return out
             except rex.ConnectionError:  # a timeout is not retried: it would wait twice
                 pass  # once more through redis-py, with the client's retry policy
-            except rex.RedisError as exc:
+            except self._errs as exc:
                 raise _wrap(exc, "batch decision") from exc
         calls = [self.command(reqs, now, True, None) for reqs in batches]
         replies = self._pipeline([c[1] for c in calls])
@@ -818,7 +855,7 @@ class RedisBackend(_RedisLayout):
             # the script cache was flushed: load it and run exactly the refused commands again
             try:
                 self.client.script_load(self._src)
-            except rex.RedisError as exc:
+            except self._errs as exc:
                 raise _wrap(exc, "batch decision") from exc
             for i, rep in zip(missing, self._pipeline([calls[i][1] for i in missing]), strict=True):
                 replies[i] = rep
@@ -849,7 +886,7 @@ class RedisBackend(_RedisLayout):
                     replies[i] = rep
         except rex.ConnectionError:  # a timeout is not retried: it would wait twice
             return None  # once more through redis-py, with the client's retry policy
-        except rex.RedisError as exc:
+        except self._errs as exc:
             raise _wrap(exc, "batch decision") from exc
         out: list[Outcome] = []
         for rep in replies:
@@ -859,13 +896,12 @@ class RedisBackend(_RedisLayout):
         return out
 
     def _pipeline(self, argvs: list[tuple[str, ...]]) -> list[Any]:
-        rex = require("redis.exceptions", extra="redis")
         pipe = self.client.pipeline(transaction=False)
         for argv in argvs:
             pipe.execute_command(*argv)
         try:
             return list(pipe.execute(raise_on_error=False))
-        except rex.RedisError as exc:
+        except self._errs as exc:
             raise _wrap(exc, "batch decision") from exc
 
     def time_us(self, clock_now: int) -> int:
@@ -874,7 +910,7 @@ class RedisBackend(_RedisLayout):
             return clock_now
         try:
             sec, usec = self.client.time()
-        except require("redis.exceptions").RedisError as exc:
+        except self._errs as exc:
             raise _wrap(exc, "TIME") from exc
         return int(sec) * 1_000_000 + int(usec)
 
@@ -887,7 +923,7 @@ class RedisBackend(_RedisLayout):
                 if text.rsplit(":", 1)[0] == lease:
                     self.client.zrem(skey, member)
                     return bool(score > self.time_us(now))
-        except require("redis.exceptions").RedisError as exc:
+        except self._errs as exc:
             raise _wrap(exc, "release") from exc
         return False
 
@@ -896,14 +932,14 @@ class RedisBackend(_RedisLayout):
         if skeys:
             try:
                 self.client.delete(*skeys, *(k + ":n" for k in skeys))
-            except require("redis.exceptions").RedisError as exc:
+            except self._errs as exc:
                 raise _wrap(exc, "reset") from exc
 
     def get_ban(self, key: str) -> BanState | None:
         """The ban record of ``key``."""
         try:
             return _parse_ban(self.client.get(self.ban_key(key)))
-        except require("redis.exceptions").RedisError as exc:
+        except self._errs as exc:
             raise _wrap(exc, "get ban") from exc
 
     def set_ban(self, key: str, ban: BanState | None, now: int) -> None:
@@ -919,7 +955,7 @@ class RedisBackend(_RedisLayout):
                     ttl_ms = max(ttl_ms, CLIENT_TIME_MIN_TTL_MS)
                 pipe.set(self.ban_key(key), _format_ban(ban), px=ttl_ms)
             pipe.execute()
-        except require("redis.exceptions").RedisError as exc:
+        except self._errs as exc:
             raise _wrap(exc, "ban") from exc
 
     def list_bans(self, now: int) -> list[tuple[str, BanState]]:
@@ -930,7 +966,7 @@ class RedisBackend(_RedisLayout):
                 ban = _parse_ban(self.client.get(raw))
                 if ban is not None and ban.until > now:
                     out.append((self.decode_ban_key(raw), ban))
-        except require("redis.exceptions").RedisError as exc:
+        except self._errs as exc:
             raise _wrap(exc, "list bans") from exc
         return sorted(out)
 
@@ -959,6 +995,7 @@ class AsyncRedisBackend(_RedisLayout):
         super().__init__(layout._keyfn, layout._ban_pattern, layout.server_time)
         self.client = client
         self._owns = owns_client
+        self.cluster = type(client).__name__ == "RedisCluster"
         pool = _pool_of(client, "redis.asyncio.client")
         self._channel: _ProtocolChannel | _AsyncChannel | None = None
         if pool is not None:
@@ -978,6 +1015,9 @@ class AsyncRedisBackend(_RedisLayout):
         pool = getattr(self.client, "connection_pool", None)
         if pool is not None and hasattr(pool, "reset"):
             pool.reset()
+        if self._remake is not None:
+            # a redis.asyncio cluster client's locks and nodes belong to the parent's loop
+            self.client = self._remake()
         if self._channel is not None:
             self._channel.forget()
 
@@ -986,6 +1026,8 @@ class AsyncRedisBackend(_RedisLayout):
     ) -> Result:
         """One EVALSHA deciding every request atomically."""
         rex = self._rex
+        if self.cluster and len(reqs) > 1:
+            self.check_one_slot(reqs)
         packed, argv = self.command(reqs, now, commit, policy)
         channel = self._channel
         try:
@@ -999,7 +1041,7 @@ class AsyncRedisBackend(_RedisLayout):
             except rex.NoScriptError:
                 await self.client.script_load(self._src)
                 reply = await self.client.execute_command(*argv)
-        except rex.RedisError as exc:
+        except self._errs as exc:
             raise _wrap(exc, "decision") from exc
         return self.result(reqs, reply)
 
@@ -1027,7 +1069,7 @@ class AsyncRedisBackend(_RedisLayout):
                 return out
             except rex.ConnectionError:  # a timeout is not retried: it would wait twice
                 pass  # once more through redis-py, with the client's retry policy
-            except rex.RedisError as exc:
+            except self._errs as exc:
                 raise _wrap(exc, "batch decision") from exc
         calls = [self.command(reqs, now, True, None) for reqs in batches]
         replies = await self._pipeline([c[1] for c in calls])
@@ -1035,7 +1077,7 @@ class AsyncRedisBackend(_RedisLayout):
         if missing:
             try:
                 await self.client.script_load(self._src)
-            except rex.RedisError as exc:
+            except self._errs as exc:
                 raise _wrap(exc, "batch decision") from exc
             again = await self._pipeline([calls[i][1] for i in missing])
             for i, rep in zip(missing, again, strict=True):
@@ -1062,7 +1104,7 @@ class AsyncRedisBackend(_RedisLayout):
                     replies[i] = rep
         except rex.ConnectionError:  # a timeout is not retried: it would wait twice
             return None  # once more through redis-py, with the client's retry policy
-        except rex.RedisError as exc:
+        except self._errs as exc:
             raise _wrap(exc, "batch decision") from exc
         out: list[Outcome] = []
         for rep in replies:
@@ -1072,13 +1114,12 @@ class AsyncRedisBackend(_RedisLayout):
         return out
 
     async def _pipeline(self, argvs: list[tuple[str, ...]]) -> list[Any]:
-        rex = require("redis.exceptions", extra="redis")
         pipe = self.client.pipeline(transaction=False)
         for argv in argvs:
             pipe.execute_command(*argv)
         try:
             return list(await pipe.execute(raise_on_error=False))
-        except rex.RedisError as exc:
+        except self._errs as exc:
             raise _wrap(exc, "batch decision") from exc
 
     async def time_us(self, clock_now: int) -> int:
@@ -1087,7 +1128,7 @@ class AsyncRedisBackend(_RedisLayout):
             return clock_now
         try:
             sec, usec = await self.client.time()
-        except require("redis.exceptions").RedisError as exc:
+        except self._errs as exc:
             raise _wrap(exc, "TIME") from exc
         return int(sec) * 1_000_000 + int(usec)
 
@@ -1099,7 +1140,7 @@ class AsyncRedisBackend(_RedisLayout):
                 if member.decode().rsplit(":", 1)[0] == lease:
                     await self.client.zrem(skey, member)
                     return bool(score > await self.time_us(now))
-        except require("redis.exceptions").RedisError as exc:
+        except self._errs as exc:
             raise _wrap(exc, "release") from exc
         return False
 
@@ -1108,14 +1149,14 @@ class AsyncRedisBackend(_RedisLayout):
         if skeys:
             try:
                 await self.client.delete(*skeys, *(k + ":n" for k in skeys))
-            except require("redis.exceptions").RedisError as exc:
+            except self._errs as exc:
                 raise _wrap(exc, "reset") from exc
 
     async def get_ban(self, key: str) -> BanState | None:
         """The ban record of ``key``."""
         try:
             return _parse_ban(await self.client.get(self.ban_key(key)))
-        except require("redis.exceptions").RedisError as exc:
+        except self._errs as exc:
             raise _wrap(exc, "get ban") from exc
 
     async def set_ban(self, key: str, ban: BanState | None, now: int) -> None:
@@ -1131,7 +1172,7 @@ class AsyncRedisBackend(_RedisLayout):
                     ttl_ms = max(ttl_ms, CLIENT_TIME_MIN_TTL_MS)
                 pipe.set(self.ban_key(key), _format_ban(ban), px=ttl_ms)
             await pipe.execute()
-        except require("redis.exceptions").RedisError as exc:
+        except self._errs as exc:
             raise _wrap(exc, "ban") from exc
 
     async def list_bans(self, now: int) -> list[tuple[str, BanState]]:
@@ -1142,7 +1183,7 @@ class AsyncRedisBackend(_RedisLayout):
                 ban = _parse_ban(await self.client.get(raw))
                 if ban is not None and ban.until > now:
                     out.append((self.decode_ban_key(raw), ban))
-        except require("redis.exceptions").RedisError as exc:
+        except self._errs as exc:
             raise _wrap(exc, "list bans") from exc
         return sorted(out)
 
@@ -1191,6 +1232,11 @@ def redis_backend_from_url(
     redis = require("redis", extra="redis", purpose="the Redis rate limiter")
     read = effective(timeout, None, DEFAULT_TIMEOUT)
     connect = effective(connect_timeout, None, DEFAULT_CONNECT_TIMEOUT)
+    from cognitionos.storage._url import parse_url
+
+    parsed = parse_url(url)
+    if parsed.is_cluster:
+        return _cluster_backend(parsed, prefix, asynchronous, timeout, connect_timeout)
     if asynchronous:
         require("redis.asyncio", extra="redis")
         aclient = redis.asyncio.Redis.from_url(
@@ -1211,3 +1257,54 @@ def redis_backend_from_url(
         timeout=timeout,
         connect_timeout=connect_timeout,
     )
+
+
+#: Retries of one command by redis-py's cluster client after a connection error (each one
+#: after it refreshed its slot map). One: a call made just as a replica was promoted finds
+#: the new primary; more would multiply the time a call can wait on a dead node.
+CLUSTER_RETRIES = 1
+
+
+def _cluster_backend(
+    url: Any,
+    prefix: str,
+    asynchronous: bool,
+    timeout: float | None,
+    connect_timeout: float | None,
+) -> RedisBackend | AsyncRedisBackend:
+    """A backend over redis-py's ``RedisCluster`` for a ``redis+cluster://`` URL.
+
+    Decisions go through the cluster client (it routes each script call by the hash slot
+    of its keys, follows MOVED/ASK and refreshes its slot map), not the direct channels:
+    those talk to one server. One call waits at most about
+    ``(1 + CLUSTER_RETRIES) x (connect_timeout + timeout)`` before ``on_backend_error``.
+    """
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
+
+    from cognitionos.storage._redis_common import cluster_client, redis_errors
+
+    options = {
+        "socket_timeout": effective(timeout, None, DEFAULT_TIMEOUT),
+        "socket_connect_timeout": effective(connect_timeout, None, DEFAULT_CONNECT_TIMEOUT),
+        "retry": Retry(NoBackoff(), CLUSTER_RETRIES),
+    }
+    for name in ("socket_timeout", "socket_connect_timeout"):
+        if name in url.query:  # the URL's own setting wins, as for redis://
+            del options[name]
+    try:
+        client = cluster_client(url, url.raw, asynchronous=asynchronous, **options)
+    except redis_errors() as exc:
+        raise _wrap(exc, "connect") from exc
+    layout = _layout_for(None, client, prefix, True)
+    cls = AsyncRedisBackend if asynchronous else RedisBackend
+    backend = cls(
+        client,
+        layout,
+        owns_client=True,
+        timeout=timeout,
+        connect_timeout=connect_timeout,
+    )
+    if asynchronous:
+        backend._remake = lambda: cluster_client(url, url.raw, asynchronous=True, **options)
+    return backend

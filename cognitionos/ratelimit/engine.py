@@ -465,7 +465,7 @@ def resolve_backend(
         scheme = store.split(":", 1)[0].lower()
         if scheme == "memory":
             return MemoryBackend()
-        if scheme in ("redis", "rediss", "unix"):
+        if scheme in ("redis", "rediss", "unix", "redis+cluster", "rediss+cluster"):
             from cognitionos.ratelimit._redis import redis_backend_from_url
 
             return redis_backend_from_url(store, prefix=prefix, asynchronous=asynchronous, **bounds)

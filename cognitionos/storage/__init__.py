@@ -5,6 +5,7 @@
 ``sqlite:///path.db``, ``sqlite://``        SQLAlchemy Core on SQLite (WAL); the embedded default
 ``postgresql+psycopg://user@host/db``       SQLAlchemy Core on PostgreSQL; many processes and hosts
 ``redis://host:6379/0``, ``rediss://…``     redis-py with atomic Lua scripts; shared hot state
+``redis+cluster://h1:7000,h2:7000/``        redis-py's RedisCluster; keys of a script share a slot
 ==========================================  ==============================================
 
 Third-party backends register a factory ``(url: str, **options) -> store``

@@ -8,7 +8,7 @@ from typing import Any
 
 from cognitionos.clock import Clock
 from cognitionos.errors import ConfigurationError, StorageError
-from cognitionos.storage._url import StoreURL, parse_url
+from cognitionos.storage._url import CLUSTER_SCHEMES, StoreURL, parse_url
 
 __all__ = [
     "BUILTIN_SCHEMES",
@@ -20,7 +20,16 @@ __all__ = [
 ]
 
 #: URL schemes handled without entry points (``postgresql+<driver>`` is accepted too)
-BUILTIN_SCHEMES = ("memory", "sqlite", "postgresql", "postgres", "redis", "rediss")
+BUILTIN_SCHEMES = (
+    "memory",
+    "sqlite",
+    "postgresql",
+    "postgres",
+    "redis",
+    "rediss",
+    "redis+cluster",
+    "rediss+cluster",
+)
 #: entry-point group third-party backends register under, one entry per URL scheme
 ENTRY_POINT_GROUP = "cognitionos.storage"
 
@@ -38,7 +47,9 @@ def _unknown(url: StoreURL) -> ConfigurationError:
     from importlib.metadata import entry_points
 
     plugins = sorted(ep.name for ep in entry_points(group=ENTRY_POINT_GROUP))
-    known = ", ".join([*BUILTIN_SCHEMES[:3], "postgresql+<driver>", "redis", "rediss", *plugins])
+    known = ", ".join(
+        [*BUILTIN_SCHEMES[:3], "postgresql+<driver>", *BUILTIN_SCHEMES[4:], *plugins]
+    )
     return ConfigurationError(
         f"unknown storage scheme {url.scheme!r} in {url.masked!r}; known schemes: {known}"
     )
@@ -128,7 +139,14 @@ def _check_postgres(url: StoreURL) -> None:
 
 
 def _check_redis(url: StoreURL) -> None:
+    if url.scheme not in ("redis", "rediss", *CLUSTER_SCHEMES):
+        raise _unknown(url)
     db = url.path.strip("/")
+    if url.is_cluster and db not in ("", "0"):
+        raise ConfigurationError(
+            f"malformed storage URL {url.masked!r}: a Redis Cluster has only database 0, "
+            f"got {db!r}; write {url.scheme}://host:port,host:port/"
+        )
     if db and not (db.isascii() and db.isdigit()):
         raise ConfigurationError(
             f"malformed storage URL {url.masked!r}: the Redis database must be a "

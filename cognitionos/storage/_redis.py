@@ -27,10 +27,13 @@ from cognitionos.storage._base import (
     check_payload,
     decode_change,
 )
+from cognitionos.storage._redis_cluster import ClusterFeed
 from cognitionos.storage._redis_common import (
     RedisLayout,
+    cluster_client,
     lua_source,
     redis_error,
+    redis_errors,
     split_options,
     ttl_ms,
 )
@@ -70,7 +73,8 @@ class LuaScript:
 class RedisStore(BaseStore):
     """Key-value, counters, event log (Redis streams) and change feed (pub/sub) on Redis.
 
-    ``open_store("redis://localhost:6379/0?prefix=myapp:")``; ``rediss://`` for TLS.
+    ``open_store("redis://localhost:6379/0?prefix=myapp:")``; ``rediss://`` for TLS;
+    ``redis+cluster://host:7000,host:7001/`` for Redis Cluster (redis-py's ``RedisCluster``).
     ``store.client`` is the underlying ``redis.Redis`` and ``store.script(source)``
     wraps a Lua script, for engines that need their own atomic operations.
     """
@@ -85,9 +89,18 @@ class RedisStore(BaseStore):
         self.layout = RedisLayout(prefix)
         redis = require("redis", purpose="Redis storage")
         try:
-            self.client = client or redis.Redis.from_url(redis_url, **client_options)
+            if client is not None:
+                self.client = client
+            elif self.url.is_cluster:
+                with self._errors("connect"):
+                    self.client = cluster_client(
+                        self.url, redis_url, asynchronous=False, **client_options
+                    )
+            else:
+                self.client = redis.Redis.from_url(redis_url, **client_options)
         except ValueError as exc:
             raise ConfigurationError(f"malformed storage URL {self._masked!r}: {exc}") from None
+        self.cluster = type(self.client).__name__ == "RedisCluster"
         self._scripts = {
             name: self.script(*lua_source(name))
             for name in ("kv_get", "kv_set", "kv_delete", "counter_incr", "log_append")
@@ -96,6 +109,7 @@ class RedisStore(BaseStore):
         self._feed_lock = threading.Lock()
         self._pubsub: Any = None
         self._feed_thread: Any = None
+        self._cluster_feed: ClusterFeed | None = None
         self.ping()
         reset_after_fork(self)
 
@@ -110,9 +124,11 @@ class RedisStore(BaseStore):
             pool.reset()
         self._subs.after_fork()
         self._feed_lock = threading.Lock()
-        had_feed = self._pubsub is not None  # None again once the parent closed the store
+        # None again once the parent closed the store
+        had_feed = self._pubsub is not None or self._cluster_feed is not None
         self._pubsub = None
         self._feed_thread = None
+        self._cluster_feed = None
         if had_feed and self._subs:
             try:
                 self._start_feed(wait=False)
@@ -129,11 +145,9 @@ class RedisStore(BaseStore):
 
     @contextmanager
     def _errors(self, what: str) -> Iterator[None]:
-        import redis.exceptions as rex
-
         try:
             yield
-        except rex.RedisError as exc:
+        except redis_errors() as exc:
             raise redis_error(exc, self._masked, what) from exc
 
     # -- key-value -------------------------------------------------------------------------
@@ -277,6 +291,15 @@ class RedisStore(BaseStore):
 
     def _start_feed(self, *, wait: bool) -> None:
         with self._feed_lock:
+            if self.cluster:
+                if self._cluster_feed is None:
+                    # PUBLISH reaches every node of a cluster: one subscription on any node
+                    feed = ClusterFeed(
+                        self.client, self.layout.channel, self._on_data, self._masked
+                    )
+                    feed.start(wait=wait)
+                    self._cluster_feed = feed
+                return
             if self._pubsub is None:
                 with self._errors("subscribe"):
                     pubsub = self.client.pubsub(ignore_subscribe_messages=True)
@@ -296,7 +319,10 @@ class RedisStore(BaseStore):
         time.sleep(0.5)
 
     def _on_message(self, message: dict[str, Any]) -> None:
-        change = decode_change(message["data"])
+        self._on_data(message["data"])
+
+    def _on_data(self, data: bytes) -> None:
+        change = decode_change(data)
         if change is not None:
             self._subs.dispatch(change)
 
@@ -311,6 +337,9 @@ class RedisStore(BaseStore):
 
     def close(self) -> None:
         """Stop the pub/sub thread and close connections."""
+        if self._cluster_feed is not None:
+            self._cluster_feed.stop()
+            self._cluster_feed = None
         if self._feed_thread is not None:
             self._feed_thread.stop()
             self._feed_thread.join(5)

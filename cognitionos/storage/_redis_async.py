@@ -20,10 +20,13 @@ from cognitionos.storage._base import (
     check_payload,
     decode_change,
 )
+from cognitionos.storage._redis_cluster import listen_cluster
 from cognitionos.storage._redis_common import (
     RedisLayout,
+    cluster_client,
     lua_source,
     redis_error,
+    redis_errors,
     split_options,
     ttl_ms,
 )
@@ -68,13 +71,28 @@ class AsyncRedisStore(BaseStore):
         self._masked = self.url.masked
         redis_url, prefix = split_options(self.url)
         self.layout = RedisLayout(prefix)
+        #: resets an owned cluster client in a forked child (asyncio cluster clients hold
+        #: locks and node connections of the parent's event loop)
+        self._reinit: Callable[[Any], Any] | None = None
         require("redis", purpose="Redis storage")
         import redis.asyncio as aredis
 
         try:
-            self.client = client or aredis.Redis.from_url(redis_url, **client_options)
+            if client is not None:
+                self.client = client
+            elif self.url.is_cluster:
+                self.client = cluster_client(
+                    self.url, redis_url, asynchronous=True, **client_options
+                )
+                url = self.url
+                self._reinit = lambda client: cluster_client(
+                    url, redis_url, asynchronous=True, reuse=client, **client_options
+                )
+            else:
+                self.client = aredis.Redis.from_url(redis_url, **client_options)
         except ValueError as exc:
             raise ConfigurationError(f"malformed storage URL {self._masked!r}: {exc}") from None
+        self.cluster = type(self.client).__name__ == "RedisCluster"
         self._scripts = {
             name: self.script(*lua_source(name))
             for name in ("kv_get", "kv_set", "kv_delete", "counter_incr", "log_append")
@@ -93,6 +111,8 @@ class AsyncRedisStore(BaseStore):
         pool = getattr(self.client, "connection_pool", None)
         if pool is not None and hasattr(pool, "reset"):
             pool.reset()
+        if self._reinit is not None:
+            self._reinit(self.client)
         self._subs.after_fork()
         self._listener = None
         self._pubsub = None
@@ -111,7 +131,7 @@ class AsyncRedisStore(BaseStore):
 
         try:
             yield
-        except rex.RedisError as exc:
+        except redis_errors() as exc:
             raise redis_error(exc, self._masked, what) from exc
         except OSError as exc:
             raise redis_error(rex.ConnectionError(str(exc)), self._masked, what) from exc
@@ -257,7 +277,18 @@ class AsyncRedisStore(BaseStore):
         if self._listener is not None:
             await asyncio.wait_for(self._ready.wait(), timeout)
 
+    def _on_data(self, data: bytes) -> None:
+        change = decode_change(data)
+        if change is not None:
+            self._subs.dispatch(change)
+
     async def _listen(self) -> None:
+        if self.cluster:
+            # PUBLISH reaches every node of a cluster: one subscription on any node
+            await listen_cluster(
+                self.client, self.layout.channel, self._on_data, self._ready, self._masked
+            )
+            return
         pubsub = self.client.pubsub(ignore_subscribe_messages=False)
         self._pubsub = pubsub
         try:

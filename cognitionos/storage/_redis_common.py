@@ -16,7 +16,16 @@ from cognitionos.errors import BackendUnavailable, ConfigurationError, StorageEr
 from cognitionos.storage._types import Entry, Event
 from cognitionos.storage._url import StoreURL
 
-__all__ = ["RedisLayout", "lua_source", "redis_error", "split_options"]
+__all__ = [
+    "RedisLayout",
+    "cluster_client",
+    "cluster_kwargs",
+    "is_unavailable",
+    "lua_source",
+    "redis_error",
+    "redis_errors",
+    "split_options",
+]
 
 _OPTIONS = ("prefix",)
 
@@ -45,11 +54,35 @@ def split_options(url: StoreURL) -> tuple[str, str]:
 
 def redis_error(exc: Exception, masked_url: str, what: str) -> StorageError:
     """Map a redis-py exception to StorageError / BackendUnavailable."""
+    kind = BackendUnavailable if is_unavailable(exc) else StorageError
+    return kind(f"redis store {masked_url}: {what} failed: {exc}")
+
+
+def redis_errors() -> tuple[type[Exception], ...]:
+    """What redis-py raises on failure: ``RedisError``, and cluster errors that are not one."""
     import redis.exceptions as rex
 
-    unavailable = isinstance(exc, (rex.ConnectionError, rex.TimeoutError, rex.AuthenticationError))
-    kind = BackendUnavailable if unavailable else StorageError
-    return kind(f"redis store {masked_url}: {what} failed: {exc}")
+    return (rex.RedisError, rex.RedisClusterException)
+
+
+def is_unavailable(exc: BaseException) -> bool:
+    """A failure of reaching the data (down, timed out, refused, or a cluster mid-failover)
+    rather than of the command itself."""
+    import redis.exceptions as rex
+
+    if isinstance(exc, rex.RedisClusterException) and exc.__cause__ is not None:
+        return is_unavailable(exc.__cause__)  # e.g. "cannot be connected" from a refused seed
+    return isinstance(
+        exc,
+        (
+            rex.ConnectionError,
+            rex.TimeoutError,
+            rex.AuthenticationError,
+            rex.ClusterDownError,  # CLUSTERDOWN / MASTERDOWN: slots unserved during an election
+            rex.TryAgainError,
+            rex.SlotNotCoveredError,
+        ),
+    )
 
 
 class RedisLayout:
@@ -124,3 +157,78 @@ def ttl_ms(ttl: float | None) -> int:
 
     ns = ttl_to_ns(ttl)
     return 0 if ns is None else max(1, -(-ns // 1_000_000))
+
+
+def cluster_kwargs(url: StoreURL, redis_url: str, *, asynchronous: bool) -> dict[str, Any]:
+    """Keyword arguments for redis-py's ``RedisCluster`` from a ``redis+cluster://`` URL.
+
+    The URL's credentials and query options are parsed by redis-py itself (as for
+    ``redis://``); ``startup_nodes`` lists every seed, and TLS (``rediss+cluster``)
+    becomes ``ssl=True``. The seeds only bootstrap: the client discovers every node.
+    """
+    if asynchronous:
+        from redis.asyncio.cluster import ClusterNode as AsyncNode
+        from redis.asyncio.connection import SSLConnection as AsyncSSL
+        from redis.asyncio.connection import parse_url as aparse
+
+        node_cls: Any = AsyncNode
+        ssl_cls: Any = AsyncSSL
+        parse: Any = aparse
+    else:
+        from redis.cluster import ClusterNode
+        from redis.connection import SSLConnection, parse_url
+
+        node_cls, ssl_cls, parse = ClusterNode, SSLConnection, parse_url
+    scheme = "rediss" if url.scheme.startswith("rediss") else "redis"
+    _, _, rest = redis_url.partition("://")
+    netloc, slash, tail = rest.partition("/")
+    userinfo = netloc.rpartition("@")[0]
+    host, port = url.seeds[0]
+    single = f"{scheme}://{userinfo + '@' if userinfo else ''}{_netloc(host, port)}{slash}{tail}"
+    try:
+        kwargs = dict(parse(single))
+    except ValueError as exc:
+        raise ConfigurationError(f"malformed storage URL {url.masked!r}: {exc}") from None
+    if kwargs.pop("db", 0):
+        raise ConfigurationError(
+            f"malformed storage URL {url.masked!r}: a Redis Cluster has only database 0"
+        )
+    kwargs.pop("host", None)
+    kwargs.pop("port", None)
+    if kwargs.pop("connection_class", None) is ssl_cls:
+        kwargs["ssl"] = True
+    kwargs["startup_nodes"] = [node_cls(h, p) for h, p in url.seeds]
+    return kwargs
+
+
+def _netloc(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def cluster_client(
+    url: StoreURL, redis_url: str, *, asynchronous: bool, reuse: Any = None, **options: Any
+) -> Any:
+    """A redis-py ``RedisCluster`` (sync, or ``redis.asyncio.cluster``) for a cluster URL.
+
+    ``reuse``: an existing client of that class to build again in place. A forked child
+    does this: redis.asyncio's cluster client has no reset of its own, and its nodes and
+    locks belong to the parent's event loop; constructing it again on the same object gives
+    it fresh ones while everything holding a reference to it (Lua scripts, engines) keeps
+    working. The parent's connections are dropped unclosed.
+    """
+    kwargs = {**cluster_kwargs(url, redis_url, asynchronous=asynchronous), **options}
+    if asynchronous:
+        from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
+
+        cls: Any = AsyncRedisCluster
+    else:
+        from redis.cluster import RedisCluster
+
+        cls = RedisCluster
+    try:
+        if reuse is not None:
+            cls.__init__(reuse, **kwargs)
+            return reuse
+        return cls(**kwargs)
+    except TypeError as exc:
+        raise ConfigurationError(f"malformed storage URL {url.masked!r}: {exc}") from None

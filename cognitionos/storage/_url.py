@@ -9,9 +9,11 @@ import attrs
 
 from cognitionos.errors import ConfigurationError
 
-__all__ = ["StoreURL", "mask_url", "parse_url"]
+__all__ = ["CLUSTER_SCHEMES", "StoreURL", "mask_url", "parse_url"]
 
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*$")
+#: Redis Cluster URLs: ``redis+cluster://host:port[,host:port...]/`` (seed nodes)
+CLUSTER_SCHEMES = ("redis+cluster", "rediss+cluster")
 
 
 @attrs.frozen(slots=True)
@@ -24,6 +26,13 @@ class StoreURL:
     port: int | None
     path: str
     query: dict[str, str]
+    #: ``(host, port)`` of every seed node of a ``redis+cluster://`` URL; empty otherwise
+    seeds: tuple[tuple[str, int], ...] = ()
+
+    @property
+    def is_cluster(self) -> bool:
+        """A ``redis+cluster://`` or ``rediss+cluster://`` URL."""
+        return self.scheme in CLUSTER_SCHEMES
 
     @property
     def base_scheme(self) -> str:
@@ -42,6 +51,13 @@ def mask_url(url: str) -> str:
         parts = urlsplit(url)
     except ValueError:
         return url
+    if "," in parts.netloc:
+        # several hosts (a cluster's seed nodes): mask the password in place
+        userinfo, at, hosts = parts.netloc.rpartition("@")
+        if not at or ":" not in userinfo:
+            return url
+        netloc = userinfo.split(":", 1)[0] + ":***@" + hosts
+        return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
     if parts.password is None:
         return url
     user = parts.username or ""
@@ -82,6 +98,8 @@ def parse_url(url: str) -> StoreURL:
         raise ConfigurationError(
             f"malformed storage URL {mask_url(url)!r}: invalid scheme {scheme!r}"
         )
+    if scheme.lower() in CLUSTER_SCHEMES:
+        return _parse_cluster(url, scheme.lower())
     try:
         parts = urlsplit(url)
         port = parts.port
@@ -91,20 +109,8 @@ def parse_url(url: str) -> StoreURL:
             f"malformed storage URL {mask_url(url)!r}: bad {part} ({exc})"
         ) from None
     if parts.hostname:
-        try:
-            parts.hostname.encode("idna")
-        except UnicodeError:
-            raise ConfigurationError(
-                f"malformed storage URL {mask_url(url)!r}: invalid host name {parts.hostname!r}"
-            ) from None
-    try:
-        query = dict(
-            parse_qsl(parts.query, keep_blank_values=True, strict_parsing=bool(parts.query))
-        )
-    except ValueError:
-        raise ConfigurationError(
-            f"malformed storage URL {mask_url(url)!r}: bad query string {parts.query!r}"
-        ) from None
+        _check_host(url, parts.hostname)
+    query = _query(url, parts.query)
     return StoreURL(
         raw=url,
         scheme=scheme.lower(),
@@ -112,4 +118,58 @@ def parse_url(url: str) -> StoreURL:
         port=port,
         path=parts.path,
         query=query,
+    )
+
+
+def _check_host(url: str, host: str) -> None:
+    try:
+        host.encode("idna")
+    except UnicodeError:
+        raise ConfigurationError(
+            f"malformed storage URL {mask_url(url)!r}: invalid host name {host!r}"
+        ) from None
+
+
+def _query(url: str, text: str) -> dict[str, str]:
+    try:
+        return dict(parse_qsl(text, keep_blank_values=True, strict_parsing=bool(text)))
+    except ValueError:
+        raise ConfigurationError(
+            f"malformed storage URL {mask_url(url)!r}: bad query string {text!r}"
+        ) from None
+
+
+def _parse_cluster(url: str, scheme: str) -> StoreURL:
+    """``redis+cluster://[user:pass@]host:port[,host:port...]/[?options]``: seeds parsed one by one.
+
+    Every seed needs a port (cluster nodes rarely listen on 6379 alone); the path may only
+    name database 0, the one database a cluster has.
+    """
+    masked = mask_url(url)
+    parts = urlsplit(url)
+    hosts = parts.netloc.rpartition("@")[2]
+    seeds: list[tuple[str, int]] = []
+    for item in hosts.split(","):
+        seed = urlsplit(f"//{item}")
+        try:
+            port = seed.port
+        except ValueError as exc:
+            raise ConfigurationError(
+                f"malformed storage URL {masked!r}: bad port in seed {item!r} ({exc})"
+            ) from None
+        if not seed.hostname or port is None:
+            raise ConfigurationError(
+                f"malformed storage URL {masked!r}: seed {item!r} must be host:port "
+                f"(write {scheme}://127.0.0.1:7000,127.0.0.1:7001/)"
+            )
+        _check_host(url, seed.hostname)
+        seeds.append((seed.hostname, port))
+    return StoreURL(
+        raw=url,
+        scheme=scheme,
+        host=seeds[0][0],
+        port=seeds[0][1],
+        path=parts.path,
+        query=_query(url, parts.query),
+        seeds=tuple(seeds),
     )

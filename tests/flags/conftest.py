@@ -16,6 +16,7 @@ import pytest
         pytest.param("sqlite", marks=pytest.mark.sqlite),
         pytest.param("postgresql", marks=pytest.mark.postgresql),
         pytest.param("redis", marks=pytest.mark.redis),
+        pytest.param("cluster", marks=pytest.mark.cluster),
     ]
 )
 def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
@@ -31,7 +32,9 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
         yield f"sqlite:///{tmp_path / 'flags.db'}"
     else:
         yield request.getfixturevalue(
-            {"postgresql": "postgres_url", "redis": "redis_url"}[request.param]
+            {"postgresql": "postgres_url", "redis": "redis_url", "cluster": "redis_cluster_url"}[
+                request.param
+            ]
         )
 
 

@@ -1,6 +1,7 @@
 """Backend matrix for the rate-limiter tests.
 
-``limiter_factory`` is parametrised over memory, SQLite, PostgreSQL and Redis; each
+``limiter_factory`` is parametrised over memory, SQLite, PostgreSQL, Redis and a local
+Redis Cluster (tests/_cluster.py); each
 builds limiters whose time comes from a ManualClock (Redis runs with
 ``server_time=False`` so it replays the same times). Redis uses db 15 and
 PostgreSQL test-unique table prefixes, so parallel suites never collide.
@@ -64,6 +65,8 @@ class Backends:
         self.prefix = unique_prefix()
         self._cleanups: list[Callable[[], None]] = []
         self._store: Any = None
+        #: the session's Redis Cluster URL (kind "cluster" only)
+        self.cluster_url = ""
 
     def store(self) -> Any:
         if self._store is not None:
@@ -83,6 +86,24 @@ class Backends:
                 client.close()
 
             self._cleanups.append(clean)
+            self._store = client
+        elif self.kind == "cluster":
+            from redis.cluster import RedisCluster
+
+            from cognitionos.storage._redis_common import cluster_kwargs
+            from cognitionos.storage._url import parse_url
+
+            url = parse_url(self.cluster_url)
+            client = RedisCluster(**cluster_kwargs(url, url.raw, asynchronous=False))
+            prefix = self.prefix
+
+            def clean_cluster() -> None:
+                keys = list(client.scan_iter(match=f"{prefix}:*", count=1000))
+                for key in keys:  # one DEL per key: they live in many slots
+                    client.delete(key)
+                client.close()
+
+            self._cleanups.append(clean_cluster)
             self._store = client
         elif self.kind == "sqlite":
             sa = pytest.importorskip("sqlalchemy")
@@ -104,7 +125,7 @@ class Backends:
         return self._store
 
     def options(self) -> dict[str, Any]:
-        if self.kind == "redis":
+        if self.kind in ("redis", "cluster"):
             return {"prefix": self.prefix, "server_time": False}
         if self.kind == "postgresql":
             return {"prefix": f"{self.prefix}_"}
@@ -120,12 +141,15 @@ BACKENDS = [
     pytest.param("sqlite", marks=pytest.mark.sqlite),
     pytest.param("postgresql", marks=pytest.mark.postgresql),
     pytest.param("redis", marks=pytest.mark.redis),
+    pytest.param("cluster", marks=pytest.mark.cluster),
 ]
 
 
 @pytest.fixture(params=BACKENDS)
 def backends(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[Backends]:
     b = Backends(request.param, tmp_path)
+    if request.param == "cluster":
+        b.cluster_url = request.getfixturevalue("redis_cluster_url")
     yield b
     b.close()
 
@@ -153,6 +177,9 @@ def async_limiter_factory(backends: Backends) -> Factory:
         store = backends.store()
         if backends.kind == "redis":
             store = REDIS_URL  # the limiter owns (and aclose() closes) its asyncio client
+        elif backends.kind == "cluster":
+            backends.store()  # registers the cleanup of this test's keys
+            store = backends.cluster_url
         return AsyncRateLimiter(
             store, algorithm=algorithm, clock=clock, **backends.options(), **options
         )

@@ -28,6 +28,10 @@ def test_async_twin_has_the_same_methods_as_coroutines():
 def test_async_matches_sync(async_limiter_factory, limiter_factory, algorithm):
     clock = ManualClock(T0)
     limit = Limit(amount=3, period=2)
+    # on Redis Cluster hit_many takes one caller key (one slot): two limits on one key there
+    pair = [(limit, "b"), (limit, "c")]
+    if limiter_factory.kind == "cluster":
+        pair = [(limit, "b"), (Limit(amount=2, period=1), "b")]
 
     async def scenario() -> list[tuple]:
         limiter = async_limiter_factory(algorithm, clock)
@@ -35,7 +39,7 @@ def test_async_matches_sync(async_limiter_factory, limiter_factory, algorithm):
         for _ in range(5):
             out.append(tuple((await limiter.hit(limit, "a"))[:5]))
             clock.advance(0.3)
-        out.append(tuple((await limiter.hit_many([(limit, "b"), (limit, "c")]))[:5]))
+        out.append(tuple((await limiter.hit_many(pair))[:5]))
         out.append(tuple((await limiter.stats(limit, "a"))[:5]))
         out.append(tuple((await limiter.test(limit, "a"))[:5]))
         await limiter.reset(limit, "a")
@@ -50,7 +54,7 @@ def test_async_matches_sync(async_limiter_factory, limiter_factory, algorithm):
     for _ in range(5):
         want.append(tuple(sync.hit(limit, "a")[:5]))
         clock.advance(0.3)
-    want.append(tuple(sync.hit_many([(limit, "b"), (limit, "c")])[:5]))
+    want.append(tuple(sync.hit_many(pair)[:5]))
     want.append(tuple(sync.stats(limit, "a")[:5]))
     want.append(tuple(sync.test(limit, "a")[:5]))
     sync.reset(limit, "a")

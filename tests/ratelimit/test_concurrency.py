@@ -1,5 +1,5 @@
-"""8 processes x 4 threads hammering one key on real Redis, PostgreSQL and a SQLite file
-admit exactly 50."""
+"""8 processes x 4 threads hammering one key on real Redis, a Redis Cluster, PostgreSQL and a
+SQLite file admit exactly 50."""
 
 from __future__ import annotations
 
@@ -17,13 +17,15 @@ PROCESSES, THREADS, HITS_PER_THREAD, TRIALS = 8, 4, 8, 10
 EXACT = ["sliding_log", "fixed_window_anchored"]
 
 
-def hammer(kind: str, prefix: str, algorithm: str, key: str) -> int:
+def hammer(kind: str, prefix: str, algorithm: str, key: str, url: str = "") -> int:
     """Run in a worker process: 4 threads hit ``key``; returns how many were admitted."""
     from cognitionos.ratelimit import Limit, RateLimiter
 
     engine = None
     if kind == "redis":
         limiter = RateLimiter(REDIS_URL, algorithm=algorithm, prefix=prefix)
+    elif kind == "cluster":  # url: the cluster's seeds
+        limiter = RateLimiter(url, algorithm=algorithm, prefix=prefix)
     elif kind == "sqlite":  # prefix: the database file (decisions on per-thread connections)
         limiter = RateLimiter(f"sqlite:///{prefix}", algorithm=algorithm)
     else:
@@ -59,12 +61,19 @@ def pool() -> Iterator[ProcessPoolExecutor]:
 
 
 def run_trials(
-    pool: ProcessPoolExecutor, kind: str, prefix: str, algorithm: str, trials: int = TRIALS
+    pool: ProcessPoolExecutor,
+    kind: str,
+    prefix: str,
+    algorithm: str,
+    trials: int = TRIALS,
+    url: str = "",
 ) -> list[int]:
     totals = []
     for _ in range(trials):
         key = f"hammer:{uuid.uuid4().hex}"
-        futures = [pool.submit(hammer, kind, prefix, algorithm, key) for _ in range(PROCESSES)]
+        futures = [
+            pool.submit(hammer, kind, prefix, algorithm, key, url) for _ in range(PROCESSES)
+        ]
         totals.append(sum(f.result(timeout=120) for f in futures))
     return totals
 
@@ -82,6 +91,16 @@ def test_redis_admits_exactly_the_limit_under_contention(pool, algorithm):
         if keys:
             client.delete(*keys)
         client.close()
+    assert totals == [50] * TRIALS
+
+
+@pytest.mark.slow
+@pytest.mark.cluster
+@pytest.mark.parametrize("algorithm", EXACT)
+def test_redis_cluster_admits_exactly_the_limit_under_contention(pool, algorithm, redis_cluster):
+    """Each trial's key hashes to its own slot: over 10 trials all three primaries serve."""
+    prefix = f"t{uuid.uuid4().hex[:10]}"
+    totals = run_trials(pool, "cluster", prefix, algorithm, url=redis_cluster.url)
     assert totals == [50] * TRIALS
 
 

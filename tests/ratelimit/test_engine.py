@@ -46,6 +46,9 @@ def test_hit_many_is_all_or_nothing(limiter_factory):
     limiter = limiter_factory("fixed_window")
     per_ip, per_tenant = Limit(amount=10, period=60), Limit(amount=2, period=60)
     batch = [(per_ip, "ip:1.2.3.4"), (per_tenant, "tenant:acme")]
+    if limiter_factory.kind == "cluster":
+        assert_cross_slot_refused(limiter, batch)
+        return
     assert limiter.hit_many(batch).allowed
     assert limiter.hit_many(batch).allowed
     refused = limiter.hit_many(batch)
@@ -158,7 +161,10 @@ def test_manual_ban_and_unban(limiter_factory):
     d = limiter.hit(limit, "ip:6.6.6.6")
     assert d.banned and d.retry_after == pytest.approx(30)
     # a banned key refuses a whole batch and charges nothing to the others
-    assert not limiter.hit_many([(limit, "tenant:a"), (limit, "ip:6.6.6.6")]).allowed
+    if limiter_factory.kind == "cluster":
+        assert_cross_slot_refused(limiter, [(limit, "tenant:a"), (limit, "ip:6.6.6.6")])
+    else:
+        assert not limiter.hit_many([(limit, "tenant:a"), (limit, "ip:6.6.6.6")]).allowed
     assert limiter.stats(limit, "tenant:a").remaining == 100
     assert limiter.unban("ip:6.6.6.6")
     assert not limiter.unban("ip:6.6.6.6")
@@ -328,7 +334,9 @@ def test_a_refused_batch_charges_nothing_whatever_the_algorithm(limiter_factory,
     limiter = limiter_factory(algorithm)
     roomy, tight = Limit(amount=5, period=60), Limit(amount=1, period=60)
     assert limiter.hit(tight, "t").allowed
-    for _ in range(3):
+    if limiter_factory.kind == "cluster":
+        assert_cross_slot_refused(limiter, [(roomy, "r"), (tight, "t")])
+    for _ in range(3 if limiter_factory.kind != "cluster" else 0):
         refused = limiter.hit_many([(roomy, "r"), (tight, "t")])
         assert not refused.allowed
         assert refused.details[0].remaining == 5
@@ -357,3 +365,11 @@ def test_sqlite_file_decides_on_own_connection_one_commit_each(tmp_path):
     other.close()
     limiter.close()
     store.close()
+
+
+def assert_cross_slot_refused(limiter, batch) -> None:
+    """Redis Cluster: hit_many over keys in different slots is refused and charges nothing."""
+    before = [limiter.stats(limit, key).remaining for limit, key in batch]
+    with pytest.raises(ConfigurationError, match=r"different hash slots.*hit_batch"):
+        limiter.hit_many(batch)
+    assert [limiter.stats(limit, key).remaining for limit, key in batch] == before
