@@ -158,9 +158,14 @@ def snapshot_rdb(url: str, dest: Path, *, timeout: float = 3600.0) -> str:
             raise StorageError(f"BGSAVE on {_masked(url)} failed: {exc}") from None
     finally:
         client.close()
-    if directory and name:
+    host = urlsplit(url).hostname or ""
+    if directory and name and host in ("127.0.0.1", "localhost", "::1"):
+        # only a server on this host wrote the file at that path; and only a file written by
+        # this save (not older than the save we waited for) is the snapshot we asked for
         source = Path(directory) / name
         with contextlib.suppress(OSError):
+            if source.stat().st_mtime < before.timestamp():
+                raise OSError("stale RDB file")
             # the server renames a complete temporary file onto this name; an open handle
             # keeps reading that file even if a later save replaces it
             with source.open("rb") as src, dest.open("wb") as out:
