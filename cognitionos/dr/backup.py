@@ -306,10 +306,17 @@ class BackupManager:
 
     # -- catalog ------------------------------------------------------------------------
 
-    def backups(self) -> list[BackupRecord]:
-        """Every catalogued backup, newest first."""
+    def backups(self, *, all_sources: bool = False) -> list[BackupRecord]:
+        """This source's catalogued backups (every source's with ``all_sources``), newest first.
+
+        A catalog store may hold several sources' backups; status, drills and prune only
+        ever look at (and delete) the manager's own.
+        """
         entries = self.catalog.scan(_PREFIX, limit=100_000)
         records = [BackupRecord.from_json(e.value) for e in entries]
+        if not all_sources:
+            mine = self._masked()
+            records = [r for r in records if r.source == mine]
         return sorted(records, key=lambda r: r.created_at, reverse=True)
 
     def get(self, backup_id: str) -> BackupRecord:
@@ -710,9 +717,11 @@ class BackupManager:
         return report
 
     def drills(self) -> list[DrillReport]:
-        """Every recorded drill, newest first."""
+        """This source's recorded drills, newest first."""
         entries = self.catalog.scan(_DRILLS, limit=100_000)
+        mine = {r.id for r in self.backups()}
         reports = [DrillReport.from_json(e.value) for e in entries]
+        reports = [r for r in reports if r.id in mine]
         return sorted(reports, key=lambda r: r.started_at, reverse=True)
 
     def restore(self, backup_id: str, *, to: str) -> dict[str, list[Any]]:

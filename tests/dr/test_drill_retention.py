@@ -204,3 +204,30 @@ def test_postgresql_drill(postgres_url, tmp_path):
     finally:
         with psycopg.connect(libpq, autocommit=True) as con:
             con.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+
+
+def test_prune_never_touches_another_sources_backups_in_a_shared_catalog(tmp_path):
+    a = _db(tmp_path)
+    other_dir = tmp_path / "other"
+    other_dir.mkdir()
+    b = _db(other_dir)
+    catalog = f"sqlite:///{tmp_path / 'shared-catalog.db'}"
+    clock = [datetime(2024, 1, 1, tzinfo=UTC)]
+    ma = BackupManager(
+        f"sqlite:///{a}", target=f"file://{tmp_path / 'ba'}", catalog=catalog, now=lambda: clock[0]
+    )
+    mb = BackupManager(
+        f"sqlite:///{b}", target=f"file://{tmp_path / 'bb'}", catalog=catalog, now=lambda: clock[0]
+    )
+    b_ids = []
+    for _ in range(3):
+        ma.backup()
+        b_ids.append(mb.backup().id)
+        clock[0] += timedelta(hours=1)
+    ma.prune(RetentionPolicy(keep_last=1), dry_run=False)
+    assert len(ma.backups()) == 1
+    assert sorted(r.id for r in mb.backups()) == sorted(b_ids)  # untouched
+    assert len(ma.backups(all_sources=True)) == 4
+    assert ma.status()["backups"] == 1
+    ma.close()
+    mb.close()
