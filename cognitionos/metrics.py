@@ -9,6 +9,9 @@ values at scrape time.
     counters.inc("allowed")
     counters.labelled("flag", "variant").inc(("new-checkout", "on"))
     counters.snapshot()   # {"allowed": 1, "refused": 0}
+
+Gauges (values that go up and down, e.g. the age of the last backup) are a
+:class:`GaugeSet`: one callable returning every value, called only at scrape time.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Callable, Iterable
 
-__all__ = ["CounterSet", "LabelledCounter"]
+__all__ = ["CounterSet", "GaugeSet", "LabelledCounter"]
 
 
 def _read(counter: itertools.count[int]) -> int:
@@ -90,3 +93,35 @@ class CounterSet:
     def families(self) -> dict[str, LabelledCounter]:
         """The labelled counter families by name."""
         return dict(self._labelled)
+
+
+class GaugeSet:
+    """Point-in-time values of one engine instance, computed when read.
+
+    ``read`` returns ``{gauge name: value}``; it runs at scrape time only, so nothing is
+    kept up to date in between::
+
+        gauges = GaugeSet("dr", lambda: {"last_backup_age_seconds": 42.0})
+        gauges.snapshot()   # {"last_backup_age_seconds": 42.0}
+    """
+
+    __slots__ = ("_help", "_read", "name")
+
+    def __init__(
+        self,
+        name: str,
+        read: Callable[[], dict[str, float]],
+        *,
+        help: dict[str, str] | None = None,
+    ) -> None:
+        self.name = name
+        self._read = read
+        self._help = dict(help or {})
+
+    def help_for(self, name: str) -> str:
+        """The help text of gauge ``name``."""
+        return self._help.get(name, "")
+
+    def snapshot(self) -> dict[str, float]:
+        """Current values (calls ``read``)."""
+        return {k: float(v) for k, v in self._read().items()}

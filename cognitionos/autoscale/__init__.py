@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from cognitionos.autoscale._manifest import lint_manifests
 from cognitionos.autoscale.hpa import HPAPolicy
-from cognitionos.autoscale.keda import CronWindow, KedaScaledObject
+from cognitionos.autoscale.keda import CronWindow, KedaPolicy, KedaScaledObject, KedaTrigger
 from cognitionos.autoscale.models import (
     Behavior,
     Decision,
@@ -28,7 +28,13 @@ from cognitionos.autoscale.models import (
     Tolerances,
 )
 from cognitionos.autoscale.predictive import CostAwarePolicy, PredictivePolicy
-from cognitionos.autoscale.simulate import SimulationReport, load_trace, plot_svg, simulate
+from cognitionos.autoscale.simulate import (
+    SimulationReport,
+    SpotMarket,
+    load_trace,
+    plot_svg,
+    simulate,
+)
 
 __all__ = [
     "Behavior",
@@ -38,7 +44,9 @@ __all__ = [
     "ExternalMetric",
     "HPAPolicy",
     "HPAState",
+    "KedaPolicy",
     "KedaScaledObject",
+    "KedaTrigger",
     "ObjectMetric",
     "PodMetric",
     "PodStatus",
@@ -51,6 +59,7 @@ __all__ = [
     "ScalingPolicy",
     "ScalingRules",
     "SimulationReport",
+    "SpotMarket",
     "Tolerances",
     "lint_manifests",
     "load_trace",

@@ -24,8 +24,21 @@ def _policy(
     startup: float,
     lag: float,
 ) -> Any:
-    from cognitionos.autoscale import CostAwarePolicy, HPAPolicy, PredictivePolicy
+    from cognitionos.autoscale import (
+        CostAwarePolicy,
+        HPAPolicy,
+        KedaPolicy,
+        KedaTrigger,
+        PredictivePolicy,
+    )
 
+    if kind == "keda":
+        if manifest:
+            with open(manifest, encoding="utf-8") as fh:
+                return KedaPolicy.from_manifest(fh.read())
+        # one requests-per-minute trigger at the target share of a replica's capacity
+        trigger = KedaTrigger("requests_per_minute", target=capacity * target)
+        return KedaPolicy(triggers=[trigger], min_replicas=lo, max_replicas=hi)
     if kind == "hpa":
         if manifest:
             with open(manifest, encoding="utf-8") as fh:
@@ -45,11 +58,14 @@ def _policy(
 
 @autoscale.command()
 @click.argument("trace", type=click.Path(dir_okay=False))
-@click.option("--policy", "kind", type=click.Choice(["hpa", "predictive", "cost"]), default="hpa")
+@click.option(
+    "--policy", "kind", type=click.Choice(["hpa", "predictive", "cost", "keda"]), default="hpa"
+)
 @click.option(
     "--manifest",
     type=click.Path(dir_okay=False),
-    help="HPA manifest (autoscaling/v2) for --policy hpa.",
+    help="HPA (autoscaling/v2) for --policy hpa; ScaledObject for --policy keda (a metrics-api "
+    "trigger named requests_per_minute).",
 )
 @click.option(
     "--target", type=float, default=0.7, show_default=True, help="HPA CPU target (fraction)."
@@ -67,6 +83,22 @@ def _policy(
 @click.option("--metric-lag", type=float, default=60.0, show_default=True, help="Seconds.")
 @click.option("--minutes", type=int, default=0, help="Replay only the first N minutes.")
 @click.option("--plot", type=click.Path(dir_okay=False), help="Write an SVG of load vs capacity.")
+@click.option("--pods-per-node", type=int, default=None, help="Model nodes of this many pods.")
+@click.option("--node-startup-delay", type=float, default=0.0, show_default=True, help="Seconds.")
+@click.option(
+    "--spot-rate",
+    type=float,
+    default=None,
+    help="Model spot: interruptions per spot pod-hour (share: --spot-share, or the policy's).",
+)
+@click.option("--spot-share", type=float, default=None, help="Fraction of pods on spot.")
+@click.option(
+    "--fallback-delay",
+    type=float,
+    default=300.0,
+    show_default=True,
+    help="Seconds until an interrupted pod's on-demand replacement can start.",
+)
 @json_option
 def simulate(
     trace: str,
@@ -80,6 +112,11 @@ def simulate(
     metric_lag: float,
     minutes: int,
     plot: str | None,
+    pods_per_node: int | None,
+    node_startup_delay: float,
+    spot_rate: float | None,
+    spot_share: float | None,
+    fallback_delay: float,
     as_json: bool,
 ) -> None:
     """Replay TRACE (CSV, requests per minute in the last column) through a policy."""
@@ -99,6 +136,15 @@ def simulate(
     def tick(done: int, total: int) -> None:
         next(ticks, None)
 
+    from cognitionos.autoscale import SpotMarket
+
+    spot = (
+        None
+        if spot_rate is None
+        else SpotMarket(
+            interruption_rate=spot_rate, fallback_delay=fallback_delay, share=spot_share
+        )
+    )
     report = run(
         policy,
         loads,
@@ -106,6 +152,9 @@ def simulate(
         startup_delay=startup_delay,
         metric_lag=metric_lag,
         on_progress=tick,
+        pods_per_node=pods_per_node,
+        node_startup_delay=node_startup_delay,
+        spot=spot,
     )
     for _ in ticks:
         pass

@@ -1,4 +1,4 @@
-"""Disaster recovery: retention (restic, borg), RPO/RTO planning, verified SQL backups.
+"""Disaster recovery: retention (restic, borg), RPO/RTO planning, verified backups and drills.
 
 from cognitionos.dr import RetentionPolicy, apply_retention
 result = apply_retention(snapshots, RetentionPolicy(keep_last=3, keep_daily=7), mode="restic")
@@ -6,7 +6,7 @@ result = apply_retention(snapshots, RetentionPolicy(keep_last=3, keep_daily=7), 
 
 from __future__ import annotations
 
-from cognitionos.dr.backup import BackupManager, BackupRecord, VerifyResult
+from cognitionos.dr.backup import BackupManager, BackupRecord, DrillReport, VerifyResult
 from cognitionos.dr.plan import RecoveryPlan, TierAssessment, plan_recovery
 from cognitionos.dr.retention import (
     KeepReason,
@@ -19,6 +19,7 @@ from cognitionos.dr.retention import (
 __all__ = [
     "BackupManager",
     "BackupRecord",
+    "DrillReport",
     "KeepReason",
     "RecoveryPlan",
     "RetentionPolicy",

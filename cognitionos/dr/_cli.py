@@ -198,7 +198,7 @@ def _manager(source: str, target: str, store_url: str | None) -> Any:
 @store_option
 @json_option
 def backup(source: str, target: str, store_url: str | None, as_json: bool) -> None:
-    """Back up SOURCE (sqlite:///file.db or postgresql://...) and catalogue it in the store."""
+    """Back up SOURCE (sqlite:///file.db, postgresql://... or redis://...) into the catalog."""
     with _manager(source, target, store_url) as mgr:
         rec = mgr.backup()
     if as_json:
@@ -265,6 +265,9 @@ def restore(
 @click.option("--keep-weekly", type=int)
 @click.option("--keep-monthly", type=int)
 @click.option("--keep-within", default=None, help="e.g. 7d")
+@click.option(
+    "--rpo", type=float, default=None, help="Seconds; named in the newest backup's keep reason."
+)
 @click.option("--dry-run/--apply", default=True, show_default=True)
 @store_option
 @json_option
@@ -278,11 +281,15 @@ def prune(
     keep_weekly: int | None,
     keep_monthly: int | None,
     keep_within: str | None,
+    rpo: float | None,
     dry_run: bool,
     store_url: str | None,
     as_json: bool,
 ) -> None:
-    """Apply retention to SOURCE's catalogued backups (the newest verified one is always kept)."""
+    """Apply retention to SOURCE's catalogued backups.
+
+    Always kept: the newest backup, the newest verified one, and any a restore is reading.
+    """
     from cognitionos.dr import RetentionPolicy
 
     policy = RetentionPolicy(
@@ -294,7 +301,7 @@ def prune(
         keep_within=keep_within,
     )
     with _manager(source, target, store_url) as mgr:
-        result = mgr.prune(policy, mode=mode, dry_run=dry_run)
+        result = mgr.prune(policy, mode=mode, dry_run=dry_run, rpo=rpo)
     kept = [{"id": r.snapshot.id, "reasons": list(r.matches)} for r in result.reasons]
     if as_json:
         echo_json({"dry_run": dry_run, "keep": kept, "remove": [s.id for s in result.remove]})
@@ -321,4 +328,63 @@ def status(source: str, target: str, rpo: float, store_url: str | None, as_json:
         for k, v in data.items():
             click.echo(f"{k}: {v}")
     if data["backup_older_than_rpo"] or data["verified_older_than_rpo"]:
+        raise SystemExit(1)
+
+
+@dr.command()
+@click.argument("source")
+@click.option("--target", required=True, help="file:///directory for the backup files.")
+@click.option("--rpo", type=float, default=900.0, show_default=True, help="Seconds.")
+@click.option("--rto", type=float, default=3600.0, show_default=True, help="Seconds.")
+@click.option(
+    "--interval",
+    type=float,
+    default=None,
+    help="Backup schedule interval in seconds (default: the gap since the previous backup).",
+)
+@click.option("--detection", type=float, default=60.0, show_default=True)
+@click.option("--provisioning", type=float, default=300.0, show_default=True)
+@click.option("--dns", type=float, default=60.0, show_default=True)
+@store_option
+@json_option
+def drill(
+    source: str,
+    target: str,
+    rpo: float,
+    rto: float,
+    interval: float | None,
+    detection: float,
+    provisioning: float,
+    dns: float,
+    store_url: str | None,
+    as_json: bool,
+) -> None:
+    """Back up SOURCE, restore it to a scratch target, verify, and report measured RPO/RTO.
+
+    Exit 1 when the restore does not verify or a measured value exceeds its target.
+    """
+    with _manager(source, target, store_url) as mgr:
+        report = mgr.drill(
+            rpo=rpo,
+            rto=rto,
+            interval=interval,
+            detection_time=detection,
+            provisioning_time=provisioning,
+            dns_time=dns,
+        )
+    if as_json:
+        echo_json(report.as_dict())
+    else:
+        click.echo(f"backup {report.id}: {report.size} bytes in {report.backup_seconds:.3f} s")
+        click.echo(
+            f"restore to scratch + checks: {report.restore_seconds:.3f} s "
+            f"({'verified' if report.verified else 'NOT verified'})"
+        )
+        for table, rows in sorted(report.rows.items()):
+            click.echo(f"  {table}: {rows} rows")
+        click.echo(f"measured RPO {report.measured_rpo:.3f} s (target {report.rpo_target:g} s)")
+        click.echo(f"measured RTO {report.measured_rto:.3f} s (target {report.rto_target:g} s)")
+        for p in report.problems:
+            note(p)
+    if not report.ok:
         raise SystemExit(1)

@@ -1,41 +1,55 @@
-"""Real backups of the project's SQL stores, verified only by restoring them.
+"""Real backups of the project's stores, verified only by restoring them.
 
 * **SQLite**: SQLite's online backup API (safe under concurrent writers and in WAL mode; the
   file is never copied), then ``PRAGMA integrity_check`` on the copy.
 * **PostgreSQL**: ``pg_dump --format=custom``; restored with ``pg_restore`` into a fresh
   scratch database (named after the source, dropped afterwards) for verification.
+* **Redis**: ``BGSAVE``, wait for ``LASTSAVE`` to change, copy the RDB (or ``redis-cli
+  --rdb`` when the file is not reachable); checked by loading it into a scratch
+  ``redis-server`` (see :mod:`cognitionos.dr._redis`).
 
 Every backup gets a SHA-256 of its file and a per-table content digest (row count and a hash
 of the rows in a canonical order) at backup time. ``verify`` checks the file checksum, then
 restores to a scratch target and compares the digests; only then is the backup marked
 verified (with the measured restore time). The catalog lives in a cognitionos store
-(key-value capability), one JSON entry per backup under ``dr:backup:<id>``.
+(key-value capability), one JSON entry per backup under ``dr:backup:<id>``, drill reports
+under ``dr:drill:<id>``, and a lease ``dr:lease:<id>:<token>`` (with a TTL) for as long as a
+verify, restore or drill reads a backup file: ``prune`` never deletes a leased backup.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import secrets
 import shutil
+import socket
 import sqlite3
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 import attrs
 
 from cognitionos.errors import ConfigurationError, StorageError
 
-__all__ = ["BackupManager", "BackupRecord", "VerifyResult"]
+if TYPE_CHECKING:
+    from cognitionos.metrics import GaugeSet
+
+__all__ = ["BackupManager", "BackupRecord", "DrillReport", "VerifyResult"]
 
 _PREFIX = "dr:backup:"
+_DRILLS = "dr:drill:"
+_LEASES = "dr:lease:"
+#: a lease outlives the longest restore we allow (subprocess timeout 3600 s) with margin
+_LEASE_TTL = 2 * 3600.0
 
 
 @attrs.frozen(slots=True)
@@ -52,6 +66,8 @@ class BackupRecord:
     tables: dict[str, list[Any]] = attrs.field(hash=False)
     verified_at: str | None = None
     restore_seconds: float | None = None
+    backup_seconds: float | None = None
+    method: str = ""
 
     def to_json(self) -> bytes:
         """The catalog entry."""
@@ -71,6 +87,72 @@ class VerifyResult:
     ok: bool
     problems: tuple[str, ...]
     restore_seconds: float
+
+
+@attrs.frozen(slots=True)
+class DrillReport:
+    """One restore drill: the timings it measured and whether they meet the targets.
+
+    ``ok`` only when the scratch restore verified (checksum, integrity, every table's row
+    count and digest) and the measured RPO and RTO are within the targets.
+    """
+
+    id: str
+    kind: str
+    started_at: str
+    ok: bool
+    verified: bool
+    problems: tuple[str, ...]
+    size: int
+    rows: dict[str, int] = attrs.field(hash=False)
+    backup_seconds: float = 0.0
+    restore_seconds: float = 0.0
+    interval: float = 0.0
+    measured_rpo: float = 0.0
+    measured_rto: float = 0.0
+    rpo_target: float = 900.0
+    rto_target: float = 3600.0
+    max_interval_for_rpo: float | None = None
+    backup_throughput: float = 0.0
+    restore_throughput: float = 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain data for JSON output."""
+        data = attrs.asdict(self)
+        data["problems"] = list(self.problems)
+        return data
+
+    def to_json(self) -> bytes:
+        """The catalog entry."""
+        return json.dumps(self.as_dict(), sort_keys=True).encode()
+
+    @classmethod
+    def from_json(cls, raw: bytes) -> DrillReport:
+        """Read a catalog entry."""
+        data = json.loads(raw)
+        data["problems"] = tuple(data["problems"])
+        return cls(**data)
+
+
+def _with_protected(result: Any, protect: dict[str, list[str]]) -> Any:
+    """``result`` with the snapshots in ``protect`` kept, each with its extra reasons."""
+    from cognitionos.dr.retention import KeepReason, RetentionResult
+
+    if not protect:
+        return result
+    every = {s.id: s for s in (*result.keep, *result.remove)}
+    reasons = {r.snapshot.id: r for r in result.reasons}
+    for sid, why in protect.items():
+        had = reasons.get(sid, KeepReason(every[sid], ()))
+        reasons[sid] = attrs.evolve(had, matches=tuple(dict.fromkeys((*had.matches, *why))))
+    keep = sorted(
+        {*(s.id for s in result.keep), *protect}, key=lambda i: every[i].time, reverse=True
+    )
+    return RetentionResult(
+        keep=tuple(every[i] for i in keep),
+        remove=tuple(s for s in result.remove if s.id not in protect),
+        reasons=tuple(reasons[i] for i in keep),
+    )
 
 
 def _sha256(path: Path) -> str:
@@ -147,12 +229,18 @@ def _run(cmd: list[str], what: str) -> None:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=3600, check=False)
     except FileNotFoundError:
         raise ConfigurationError(f"{cmd[0]} is not installed (needed for {what})") from None
+    except subprocess.TimeoutExpired:
+        raise StorageError(f"{what} did not finish in 3600 s") from None
     if proc.returncode != 0:
         raise StorageError(f"{what} failed: {proc.stderr.strip() or proc.stdout.strip()}")
 
 
+_PG_SCHEMES = ("postgresql://", "postgresql+psycopg://", "postgres://")
+_REDIS_SCHEMES = ("redis://", "rediss://")
+
+
 class BackupManager:
-    """Back up, verify and restore one SQL store (``sqlite:///`` or ``postgresql://``).
+    """Back up, verify and restore one store (``sqlite:///``, ``postgresql://``, ``redis://``).
 
     ``target`` is a ``file:///directory``; ``catalog`` is a cognitionos store URL or store
     (default: ``sqlite:///<target>/catalog.db``)::
@@ -174,11 +262,17 @@ class BackupManager:
         if source.startswith("sqlite:///"):
             self.kind = "sqlite"
             _sqlite_path(source)
-        elif source.startswith(("postgresql://", "postgresql+psycopg://", "postgres://")):
+        elif source.startswith(_PG_SCHEMES):
             self.kind = "postgresql"
+        elif source.startswith(_REDIS_SCHEMES):
+            from cognitionos.dr._redis import redis_db
+
+            self.kind = "redis"
+            redis_db(source)
         else:
             raise ConfigurationError(
-                f"source must be sqlite:///path or postgresql://..., got {source.split('://')[0]!r}"
+                "source must be sqlite:///path, postgresql://... or redis://..., "
+                f"got {source.split('://')[0]!r}"
             )
         if not target.startswith("file://"):
             raise ConfigurationError(f"target must be file:///directory, got {target!r}")
@@ -212,10 +306,17 @@ class BackupManager:
 
     # -- catalog ------------------------------------------------------------------------
 
-    def backups(self) -> list[BackupRecord]:
-        """Every catalogued backup, newest first."""
+    def backups(self, *, all_sources: bool = False) -> list[BackupRecord]:
+        """This source's catalogued backups (every source's with ``all_sources``), newest first.
+
+        A catalog store may hold several sources' backups; status, drills and prune only
+        ever look at (and delete) the manager's own.
+        """
         entries = self.catalog.scan(_PREFIX, limit=100_000)
         records = [BackupRecord.from_json(e.value) for e in entries]
+        if not all_sources:
+            mine = self._masked()
+            records = [r for r in records if r.source == mine]
         return sorted(records, key=lambda r: r.created_at, reverse=True)
 
     def get(self, backup_id: str) -> BackupRecord:
@@ -234,10 +335,16 @@ class BackupManager:
         """Take a backup now and catalogue it (unverified until :meth:`verify`)."""
         stamp = self._now()
         backup_id = stamp.strftime("%Y%m%dT%H%M%S") + "-" + secrets.token_hex(3)
+        started = time.perf_counter()
+        method = {"sqlite": "sqlite backup API", "postgresql": "pg_dump --format=custom"}.get(
+            self.kind, ""
+        )
         if self.kind == "sqlite":
             path, tables = self._backup_sqlite(backup_id)
-        else:
+        elif self.kind == "postgresql":
             path, tables = self._backup_pg(backup_id)
+        else:
+            path, tables, method = self._backup_redis(backup_id)
         record = BackupRecord(
             id=backup_id,
             kind=self.kind,
@@ -247,6 +354,8 @@ class BackupManager:
             sha256=_sha256(path),
             created_at=stamp.isoformat(),
             tables=tables,
+            backup_seconds=time.perf_counter() - started,
+            method=method,
         )
         self._put(record)
         return record
@@ -294,11 +403,50 @@ class BackupManager:
         tmp.replace(final)
         return final, tables
 
+    def _backup_redis(self, backup_id: str) -> tuple[Path, dict[str, list[Any]], str]:
+        from cognitionos.dr._redis import redis_db, redis_digests, scratch_redis, snapshot_rdb
+
+        final = self.directory / f"{backup_id}.rdb"
+        tmp = final.with_suffix(".partial")
+        try:
+            method = snapshot_rdb(self.source, tmp)
+            # the digest is of the snapshot itself, read back from a server that loaded it:
+            # the live dataset may have moved on since the fork
+            with scratch_redis(tmp, db=redis_db(self.source)) as url:
+                tables = redis_digests(url)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        tmp.replace(final)
+        return final, tables, method
+
+    # -- leases: what a running verify/restore reads is never pruned ----------------------
+
+    @contextlib.contextmanager
+    def _lease(self, backup_id: str) -> Iterator[BackupRecord]:
+        key = f"{_LEASES}{backup_id}:{secrets.token_hex(8)}"
+        lease = {"pid": os.getpid(), "host": socket.gethostname(), "since": self._now().isoformat()}
+        self.catalog.set(key, json.dumps(lease).encode(), ttl=_LEASE_TTL)
+        try:
+            # read the entry only after the lease exists: a prune that deleted it first sees
+            # no lease and proceeds, one that deletes it later sees the lease and backs off
+            yield self.get(backup_id)
+        finally:
+            self.catalog.delete(key)
+
+    def leased(self) -> set[str]:
+        """Ids of the backups a verify, restore or drill is reading right now."""
+        return {e.key[len(_LEASES) :].rsplit(":", 1)[0] for e in self.catalog.scan(_LEASES)}
+
     # -- verify / restore ---------------------------------------------------------------
 
     def verify(self, backup_id: str) -> VerifyResult:
         """Checksum, restore to a scratch target, compare every table; record the result."""
-        record = self.get(backup_id)
+        with self._lease(backup_id) as record:
+            return self._verify(record)
+
+    def _verify(self, record: BackupRecord) -> VerifyResult:
+        backup_id = record.id
         problems: list[str] = []
         path = Path(record.path)
         if not path.exists():
@@ -312,8 +460,13 @@ class BackupManager:
                     target = Path(scratch) / "restore.db"
                     self._restore_sqlite(path, target)
                     restored = _sqlite_digests(target)
-            else:
+            elif record.kind == "postgresql":
                 restored = self._pg_scratch_digests(path)
+            else:
+                from cognitionos.dr._redis import redis_db, redis_digests, scratch_redis
+
+                with scratch_redis(path, db=redis_db(self.source)) as url:
+                    restored = redis_digests(url)
         except (StorageError, sqlite3.DatabaseError) as exc:
             return VerifyResult(backup_id, False, (f"restore failed: {exc}",), 0.0)
         seconds = time.perf_counter() - started
@@ -324,7 +477,7 @@ class BackupManager:
         for table in set(restored) - set(record.tables):
             problems.append(f"table {table} appeared in the restore")
         ok = not problems
-        if ok:
+        if ok and self.catalog.get(_PREFIX + backup_id) is not None:
             self._put(
                 attrs.evolve(record, verified_at=self._now().isoformat(), restore_seconds=seconds)
             )
@@ -379,6 +532,7 @@ class BackupManager:
         verified = [r for r in records if r.verified_at is not None]
         last_ok = _age(moment, newest.created_at) if newest else None
         last_verified = _age(moment, verified[0].created_at) if verified else None
+        drills = self.drills()
         return {
             "backups": len(records),
             "unverified": len(records) - len(verified),
@@ -386,13 +540,60 @@ class BackupManager:
             "last_verified_backup_age_seconds": last_verified,
             "backup_older_than_rpo": last_ok is None or last_ok > rpo,
             "verified_older_than_rpo": last_verified is None or last_verified > rpo,
+            "last_drill": drills[0].as_dict() if drills else None,
         }
 
-    def prune(self, policy: Any, *, mode: str = "restic", dry_run: bool = True) -> Any:
-        """Apply a :class:`RetentionPolicy` to the catalog; the newest verified backup is
-        always kept. With ``dry_run=False`` the removed backups' files and entries are deleted.
+    def gauges(self, *, rpo: float = 900.0, name: str = "dr") -> GaugeSet:
+        """Backup ages as gauges read from the catalog at scrape time (kernel metrics).
+
+        ``last_backup_age_seconds`` / ``last_verified_backup_age_seconds`` are ``+Inf`` while
+        there is none, so an alert ``age > rpo_seconds`` fires; ``*_older_than_rpo`` are 0/1.
+        Register with ``EngineCollector(mgr.gauges(rpo=900))``.
         """
-        from cognitionos.dr.retention import KeepReason, RetentionResult, Snapshot, apply_retention
+        from cognitionos.metrics import GaugeSet
+
+        def read() -> dict[str, float]:
+            st = self.status(rpo=rpo)
+            inf = float("inf")
+            last = st["last_backup_age_seconds"]
+            verified = st["last_verified_backup_age_seconds"]
+            return {
+                "last_backup_age_seconds": inf if last is None else float(last),
+                "last_verified_backup_age_seconds": inf if verified is None else float(verified),
+                "rpo_seconds": float(rpo),
+                "backup_older_than_rpo": float(st["backup_older_than_rpo"]),
+                "verified_older_than_rpo": float(st["verified_older_than_rpo"]),
+                "backups": float(st["backups"]),
+                "unverified_backups": float(st["unverified"]),
+            }
+
+        return GaugeSet(
+            name,
+            read,
+            help={
+                "last_backup_age_seconds": "Age of the newest catalogued backup",
+                "last_verified_backup_age_seconds": "Age of the newest restore-verified backup",
+                "rpo_seconds": "The recovery point objective the ages are held against",
+                "backup_older_than_rpo": "1 when the newest backup is older than the RPO",
+                "verified_older_than_rpo": (
+                    "1 when the newest verified backup is older than the RPO"
+                ),
+                "backups": "Catalogued backups",
+                "unverified_backups": "Backups never restored and checked",
+            },
+        )
+
+    def prune(
+        self, policy: Any, *, mode: str = "restic", dry_run: bool = True, rpo: float | None = None
+    ) -> Any:
+        """Apply a :class:`RetentionPolicy` to the catalog, with three protections on top.
+
+        Whatever the policy says, prune keeps: the newest backup (the recovery point the RPO
+        window rests on; ``rpo`` only changes the reason's wording), the newest verified
+        backup, and every backup a running verify/restore/drill holds a lease on. With
+        ``dry_run=False`` the removed backups' entries and files are deleted.
+        """
+        from cognitionos.dr.retention import Snapshot, apply_retention
 
         records = {r.id: r for r in self.backups()}
         snaps = [
@@ -400,35 +601,141 @@ class BackupManager:
             for r in records.values()
         ]
         result = apply_retention(snaps, policy, mode=mode)  # type: ignore[arg-type]
-        verified = [r for r in records.values() if r.verified_at is not None]
+        ordered = sorted(records.values(), key=lambda r: r.created_at, reverse=True)
+        protect: dict[str, list[str]] = {}
+        if ordered:
+            newest = ordered[0]
+            age = _age(self._now(), newest.created_at)
+            if rpo is None:
+                why = "newest backup (RPO window)"
+            elif age <= rpo:
+                why = f"newest backup (within the RPO of {rpo:g} s)"
+            else:
+                why = f"newest backup (older than the RPO of {rpo:g} s, still the best point)"
+            protect.setdefault(newest.id, []).append(why)
+        verified = [r for r in ordered if r.verified_at is not None]
         if verified:
-            protect = max(verified, key=lambda r: r.created_at).id
-            if protect not in {s.id for s in result.keep}:
-                snap = next(s for s in result.remove if s.id == protect)
-                result = RetentionResult(
-                    keep=tuple(sorted((*result.keep, snap), key=lambda s: s.time, reverse=True)),
-                    remove=tuple(s for s in result.remove if s.id != protect),
-                    reasons=tuple(
-                        sorted(
-                            (*result.reasons, KeepReason(snap, ("newest verified backup",))),
-                            key=lambda r: r.snapshot.time,
-                            reverse=True,
-                        )
-                    ),
-                )
+            protect.setdefault(verified[0].id, []).append("newest verified backup")
+        for backup_id in self.leased() & set(records):
+            protect.setdefault(backup_id, []).append("in use by a running restore")
+        result = _with_protected(result, protect)
         if not dry_run:
             for snap in result.remove:
-                Path(records[snap.id].path).unlink(missing_ok=True)
+                record = records[snap.id]
+                # entry first, then look for a lease: a restore that started in between holds
+                # one (it leases before it reads the entry), and then the entry goes back
                 self.catalog.delete(_PREFIX + snap.id)
+                if snap.id in self.leased():
+                    self._put(record)
+                    result = _with_protected(result, {snap.id: ["in use by a running restore"]})
+                    continue
+                Path(record.path).unlink(missing_ok=True)
         return result
+
+    # -- drills -------------------------------------------------------------------------
+
+    def drill(
+        self,
+        *,
+        rpo: float = 900.0,
+        rto: float = 3600.0,
+        interval: float | None = None,
+        detection_time: float = 60.0,
+        provisioning_time: float = 300.0,
+        dns_time: float = 60.0,
+    ) -> DrillReport:
+        """Back up now, restore into a scratch target, verify, and hold the timings to a plan.
+
+        Measured RTO = ``detection + provisioning + restore (scratch restore and checks) +
+        dns``; measured RPO = ``interval + backup duration`` (a failure just before the next
+        backup completes loses the interval since this one started plus its duration — the
+        planner's worst case). ``interval`` is the schedule's backup interval; by default the
+        gap between the previous catalogued backup and this one (0 for the first). The
+        report also gives the longest backup interval the RPO allows at the measured backup
+        duration, and the measured throughputs (backup file bytes per second) to feed to
+        ``plan_recovery`` / ``dr plan``. The report is stored in the catalog (``dr:drill:<id>``).
+        """
+        for field, value in (
+            ("rpo", rpo),
+            ("rto", rto),
+            ("detection_time", detection_time),
+            ("provisioning_time", provisioning_time),
+            ("dns_time", dns_time),
+        ):
+            if not value >= 0 or value == float("inf"):
+                raise ConfigurationError(f"{field} must be >= 0 and finite, got {value!r}")
+        if interval is not None and not 0 <= interval < float("inf"):
+            raise ConfigurationError(f"interval must be >= 0 and finite, got {interval!r}")
+        previous = self.backups()
+        started = self._now()
+        record = self.backup()
+        backup_seconds = float(record.backup_seconds or 0.0)
+        result = self.verify(record.id)
+        observed = (
+            _age(datetime.fromisoformat(record.created_at), previous[0].created_at)
+            if previous
+            else 0.0
+        )
+        gap = observed if interval is None else interval
+        measured_rpo = gap + backup_seconds
+        measured_rto = detection_time + provisioning_time + result.restore_seconds + dns_time
+        problems = list(result.problems)
+        if measured_rpo > rpo:
+            problems.append(
+                f"measured RPO {measured_rpo:.3f} s (interval {gap:g} + backup "
+                f"{backup_seconds:.3f}) > rpo {rpo:g} s"
+            )
+        if measured_rto > rto:
+            problems.append(
+                f"measured RTO {measured_rto:.3f} s (detection {detection_time:g} + provisioning "
+                f"{provisioning_time:g} + restore {result.restore_seconds:.3f} + dns "
+                f"{dns_time:g}) > rto {rto:g} s"
+            )
+        # full backups every I taking D each: the planner's worst case I + D must stay <= rpo
+        needed = rpo - backup_seconds
+        report = DrillReport(
+            id=record.id,
+            kind=record.kind,
+            started_at=started.isoformat(),
+            ok=result.ok and not problems,
+            verified=result.ok,
+            problems=tuple(problems),
+            size=record.size,
+            rows={k: int(v[0]) for k, v in record.tables.items()},
+            backup_seconds=backup_seconds,
+            restore_seconds=result.restore_seconds,
+            interval=gap,
+            measured_rpo=measured_rpo,
+            measured_rto=measured_rto,
+            rpo_target=rpo,
+            rto_target=rto,
+            max_interval_for_rpo=needed if needed > 0 else None,
+            backup_throughput=record.size / max(backup_seconds, 1e-9),
+            restore_throughput=record.size / max(result.restore_seconds, 1e-9),
+        )
+        self.catalog.set(_DRILLS + record.id, report.to_json())
+        return report
+
+    def drills(self) -> list[DrillReport]:
+        """This source's recorded drills, newest first."""
+        entries = self.catalog.scan(_DRILLS, limit=100_000)
+        mine = {r.id for r in self.backups()}
+        reports = [DrillReport.from_json(e.value) for e in entries]
+        reports = [r for r in reports if r.id in mine]
+        return sorted(reports, key=lambda r: r.started_at, reverse=True)
 
     def restore(self, backup_id: str, *, to: str) -> dict[str, list[Any]]:
         """Restore ``backup_id`` into ``to`` (a URL of the same kind); returns its table digests.
 
         The checksum is checked first; a PostgreSQL target database must exist (objects in the
-        backup are dropped and recreated there).
+        backup are dropped and recreated there); a Redis target database must be empty (the
+        backup is loaded into a scratch server and its keys copied over with DUMP/RESTORE).
         """
-        record = self.get(backup_id)
+        with self._lease(backup_id) as record:
+            return self._restore(record, to)
+
+    def _restore(self, record: BackupRecord, to: str) -> dict[str, list[Any]]:
+        backup_id = record.id
         path = Path(record.path)
         if not path.exists() or _sha256(path) != record.sha256:
             raise StorageError(f"backup {backup_id!r} is missing or corrupted (checksum mismatch)")
@@ -438,7 +745,17 @@ class BackupManager:
                 shutil.copy2(target, target.with_suffix(target.suffix + ".before-restore"))
             self._restore_sqlite(path, target)
             return _sqlite_digests(target)
-        if not to.startswith(("postgresql://", "postgresql+psycopg://", "postgres://")):
+        if record.kind == "redis":
+            from cognitionos.dr._redis import copy_keys, redis_db, redis_digests, scratch_redis
+
+            if not to.startswith(_REDIS_SCHEMES):
+                raise ConfigurationError(
+                    f"restore target for a Redis backup must be redis://, got {to!r}"
+                )
+            with scratch_redis(path, db=redis_db(self.source)) as url:
+                copy_keys(url, to)
+            return redis_digests(to)
+        if not to.startswith(_PG_SCHEMES):
             raise ConfigurationError(
                 f"restore target for a PostgreSQL backup must be postgresql://, got {to!r}"
             )

@@ -13,28 +13,36 @@ from collections.abc import Iterator
 from typing import Any
 
 from cognitionos._optional import require
-from cognitionos.metrics import CounterSet
+from cognitionos.metrics import CounterSet, GaugeSet
 
 __all__ = ["EngineCollector"]
 
 
 class EngineCollector:
-    """Exposes :class:`~cognitionos.metrics.CounterSet` totals as Prometheus counters.
+    """Exposes :class:`~cognitionos.metrics.CounterSet` totals as Prometheus counters
+    and :class:`~cognitionos.metrics.GaugeSet` values as gauges.
 
-    Metric names are ``<namespace>_<set name>_<counter>_total``.
+    Metric names are ``<namespace>_<set name>_<counter>_total`` and
+    ``<namespace>_<set name>_<gauge>``.
     """
 
-    def __init__(self, *counter_sets: CounterSet, namespace: str = "cognitionos") -> None:
+    def __init__(
+        self, *counter_sets: CounterSet | GaugeSet, namespace: str = "cognitionos"
+    ) -> None:
         require("prometheus_client", purpose="Prometheus metrics")
         self.counter_sets = counter_sets
         self.namespace = namespace
 
     def collect(self) -> Iterator[Any]:
         """Called by prometheus_client at scrape time."""
-        from prometheus_client.core import CounterMetricFamily
+        from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
         for cs in self.counter_sets:
             base = f"{self.namespace}_{cs.name}"
+            if isinstance(cs, GaugeSet):
+                for name, value in cs.snapshot().items():
+                    yield GaugeMetricFamily(f"{base}_{name}", cs.help_for(name) or name, value)
+                continue
             for name, value in cs.snapshot().items():
                 yield CounterMetricFamily(f"{base}_{name}", cs.help_for(name) or name, value=value)
             for name, family in cs.families().items():

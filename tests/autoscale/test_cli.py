@@ -167,3 +167,37 @@ def test_dr_prune_and_status(tmp_path):
     assert data["dry_run"] is True
     assert len(data["remove"]) == 2
     assert set(data["remove"]) | {data["keep"][0]["id"]} == set(ids)
+
+
+def test_simulate_keda_scale_to_zero_and_infrastructure(tmp_path):
+    trace = tmp_path / "t.csv"
+    trace.write_text(
+        "minute,requests\n" + "".join(f"m{i},{40 if 30 <= i < 60 else 0}\n" for i in range(120))
+    )
+    r = _run(
+        "autoscale", "simulate", str(trace), "--policy", "keda", "--min-replicas", "0", "--json"
+    )
+    assert r.exit_code == 0, r.output
+    data = json.loads(r.stdout)
+    assert data["scale_from_zero"] == 1
+    # metric lag 1 minute + start-up 2 minutes with nothing running
+    assert data["cold_start_minutes"] == 3
+    r = _run(
+        "autoscale",
+        "simulate",
+        str(trace),
+        "--policy",
+        "hpa",
+        "--pods-per-node",
+        "2",
+        "--node-startup-delay",
+        "180",
+        "--spot-rate",
+        "60",
+        "--spot-share",
+        "0.5",
+        "--json",
+    )
+    assert r.exit_code == 0, r.output
+    data = json.loads(r.stdout)
+    assert data["node_hours"] > 0 and data["spot_interruptions"] >= 1

@@ -241,3 +241,72 @@ def test_cli_simulate_writes_a_plot(tmp_path):
     )
     assert r.exit_code == 0, r.output
     assert out.read_text().startswith("<svg")
+
+
+def test_node_provisioning_delays_pods_and_idle_nodes_are_released():
+    script = [5, 5, 5, 5, 5, 5, 2]
+    trace = [30.0] * 20
+    kw = {"capacity_per_replica": 10, "startup_delay": 60, "metric_lag": 60, "initial_replicas": 2}
+    r = simulate(
+        Scripted(script),
+        trace,
+        pods_per_node=2,
+        node_startup_delay=180,
+        node_idle_timeout=600,
+        **kw,
+    )
+    # the 2 initial pods fill node 0; 3 new pods need nodes 1 and 2, up at minute 3, and
+    # their own 1-minute start-up begins then
+    assert r.ready[:8] == (2, 2, 2, 2, 5, 5, 2, 2)
+    assert r.max_nodes == 3
+    # nodes 1 and 2 are empty from minute 6 and released 10 minutes later
+    assert r.node_hours == pytest.approx((16 * 3 + 4 * 1) / 60)
+    assert r.violation_minutes == 4 + 14
+    plain = simulate(Scripted(script), trace, **kw)
+    assert plain.ready[:3] == (2, 5, 5) and plain.violation_minutes == 1 + 14
+    assert plain.node_hours == 0
+
+
+def test_spot_interruptions_fall_back_to_on_demand_after_a_delay():
+    from cognitionos.autoscale import SpotMarket
+
+    market = SpotMarket(
+        share=0.5, interruption_rate=60, fallback_delay=120, spot_price=0.3, on_demand_price=1.2
+    )
+    r = simulate(
+        Scripted([]),
+        [30.0] * 10,
+        capacity_per_replica=10,
+        startup_delay=60,
+        initial_replicas=4,
+        spot=market,
+    )
+    # 2 of the 4 pods are on spot and (rate 60/h = every minute) interrupted at minute 0;
+    # their on-demand replacements are schedulable at minute 2 and ready at minute 3
+    assert r.spot_interruptions == 2
+    assert r.ready[:4] == (2, 2, 2, 4)
+    assert r.violation_minutes == 3
+    assert r.cost == pytest.approx(10 * 4 * 1.2 / 60)  # all on demand from minute 0 on
+
+
+def test_spot_interruptions_are_seeded_and_near_their_rate():
+    from cognitionos.autoscale import SpotMarket
+
+    def run(seed):
+        return simulate(
+            Scripted([]),
+            [10.0] * 6000,
+            capacity_per_replica=10,
+            initial_replicas=2,
+            spot=SpotMarket(share=1.0, interruption_rate=0.5, fallback_delay=0, seed=seed),
+        )
+
+    a, b = run(1), run(1)
+    assert a.spot_interruptions == b.spot_interruptions and a.ready == b.ready
+    # the fallback pods are on demand, so spot exposure ends after each pod's first hit:
+    # 2 pods, each interrupted within ~2 h (rate 0.5/h), and never again
+    assert a.spot_interruptions == 2
+    with pytest.raises(ConfigurationError, match="interruption_rate"):
+        SpotMarket(interruption_rate=-1)
+    with pytest.raises(ConfigurationError, match="pods_per_node"):
+        simulate(Scripted([]), [1.0], pods_per_node=0)
