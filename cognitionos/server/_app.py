@@ -165,6 +165,18 @@ def build_app(settings: Settings | None = None, *, announce: bool = True) -> Gua
     registry.register(EngineCollector(state.firewall.counters, state.limiter.counters))
     app.state.cognitionos_registry = registry
     install_handlers(app)
-    for module in (ops, admin, audit, stream, flags, guard, experiments, pricing, apm, autoscale, dr):
+    for module in (
+        ops,
+        admin,
+        audit,
+        stream,
+        flags,
+        guard,
+        experiments,
+        pricing,
+        apm,
+        autoscale,
+        dr,
+    ):
         app.include_router(module.router)
     return GuardedApp(app, _guarded(app, state))

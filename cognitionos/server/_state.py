@@ -29,9 +29,10 @@ __all__ = ["PLATFORM_TENANT", "ServerState"]
 PLATFORM_TENANT = "platform"
 _KEY_CACHE = 65_536
 JSON_BODY_RULE = "920901"
-#: "too many arguments": bulk data routes carry up to thousands of JSON values by design
-#: (each route bounds its own input); their values are still inspected
-MANY_ARGS_RULE = "920380"
+#: "too many arguments" and "more values than the inspection limit": bulk data routes carry
+#: thousands of JSON values by design (each route bounds its own input and validates every
+#: value's type); the first values are still inspected
+BULK_RULES = ("920380", "920910")
 BULK_DATA_ROUTES = (
     "/v1/experiments/*/exposures",
     "/v1/experiments/*/events",
@@ -93,7 +94,7 @@ class ServerState:
                     "categories": ["crlf"],
                 },
                 *(
-                    {"path": path, "methods": ["POST"], "rule_ids": [MANY_ARGS_RULE]}
+                    {"path": path, "methods": ["POST"], "rule_ids": list(BULK_RULES)}
                     for path in BULK_DATA_ROUTES
                 ),
             ],
@@ -143,7 +144,8 @@ class ServerState:
         return engine
 
     def flush_flag_stats(self, tenant_id: str, *, every: float = 30.0) -> None:
-        """Write the tenant's evaluation statistics (for the stale report) at most every ``every`` s."""
+        """Write the tenant's evaluation statistics (for the stale report), at most every
+        ``every`` seconds."""
         now = self.clock.time()
         if now - self._flag_flushed.get(tenant_id, 0.0) < every:
             return
@@ -151,7 +153,7 @@ class ServerState:
         self.flags(tenant_id).flush_stats()
 
     def tenant_firewall(self, tenant_id: str, digest: str, build: Any) -> Firewall:
-        """The tenant's inspection firewall for the rule set named by ``digest`` (rebuilt on change)."""
+        """The tenant's inspection firewall for the rule set named by ``digest``."""
         cached = self._tenant_firewalls.get(tenant_id)
         if cached is not None and cached[0] == digest:
             return cached[1]

@@ -102,9 +102,7 @@ def _ingest(store: Any, tenant_id: str, document: dict[str, Any]) -> dict[str, i
 async def ingest(
     request: Request,
     p: Annotated[Principal, Depends(require("apm:ingest"))],
-    document: Annotated[
-        dict[str, Any], Body(description="An OTLP/JSON ExportTraceServiceRequest")
-    ],
+    document: Annotated[dict[str, Any], Body(description="An OTLP/JSON ExportTraceServiceRequest")],
 ) -> dict[str, int]:
     """Answers how many spans, latencies, statements and exceptions were taken in."""
     store = state_of(request).store

@@ -49,7 +49,7 @@ class Simulate(Strict):
         list[Annotated[float, Field(ge=0, le=1e9, allow_inf_nan=False)]],
         Field(min_length=1, max_length=MAX_MINUTES, description="requests per minute"),
     ]
-    policy: PolicySpec = Field(default_factory=PolicySpec)
+    policy: PolicySpec = Field(default_factory=lambda: PolicySpec.model_validate({}))
     capacity_per_replica: Annotated[float, Field(gt=0, le=1e9)] = 10.0
     startup_delay: Annotated[float, Field(ge=0, le=86_400)] = 120.0
     metric_lag: Annotated[float, Field(ge=0, le=86_400)] = 60.0
@@ -59,7 +59,7 @@ class Simulate(Strict):
 
 
 class Recommend(Strict):
-    policy: PolicySpec = Field(default_factory=PolicySpec)
+    policy: PolicySpec = Field(default_factory=lambda: PolicySpec.model_validate({}))
     current_replicas: Annotated[int, Field(ge=0, le=1000)]
     cpu_utilization: Annotated[float, Field(ge=0, le=10_000)] = Field(
         description="average CPU of the ready pods, percent of their request"
@@ -71,9 +71,9 @@ class HPAParams(Strict):
     max_replicas: Annotated[int, Field(ge=1, le=1000)]
     target_utilization: Annotated[float, Field(gt=0, le=1)] = 0.7
     name: Annotated[str, Field(min_length=1, max_length=253, pattern=r"^[a-z0-9.-]+$")] = "app"
-    namespace: Annotated[str, Field(min_length=1, max_length=63, pattern=r"^[a-z0-9-]+$")] | None = (
-        None
-    )
+    namespace: (
+        Annotated[str, Field(min_length=1, max_length=63, pattern=r"^[a-z0-9-]+$")] | None
+    ) = None
 
 
 class HPAManifest(Strict):
@@ -154,9 +154,16 @@ def recommend(
         sample = PodMetric(round(body.cpu_utilization * 10), timestamp=-30.0, window=60.0)
         metrics = {m.name: {pod.name: sample for pod in pods} for m in hpa.metrics}
         d = hpa.decide(
-            ScalingInput(current_replicas=body.current_replicas, now=0.0, pods=pods, metrics=metrics)
+            ScalingInput(
+                current_replicas=body.current_replicas, now=0.0, pods=pods, metrics=metrics
+            )
         )
-        return {"replicas": d.replicas, "reason": d.reason, "desired": d.desired, "metric": d.metric}
+        return {
+            "replicas": d.replicas,
+            "reason": d.reason,
+            "desired": d.desired,
+            "metric": d.metric,
+        }
 
     return engine_errors(run)
 

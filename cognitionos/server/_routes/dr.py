@@ -77,9 +77,7 @@ class RetentionPreview(Strict):
 
 
 @router.post("/plan", summary="The backup schedule and DR tier that meet an RPO and RTO")
-def plan(
-    body: PlanBody, _p: Annotated[Principal, Depends(require("dr:plan"))]
-) -> dict[str, Any]:
+def plan(body: PlanBody, _p: Annotated[Principal, Depends(require("dr:plan"))]) -> dict[str, Any]:
     """Every tier's worst-case RPO/RTO, or the inequality that rules it out."""
     import attrs
 
@@ -107,7 +105,11 @@ async def retention_preview(
         result = apply_retention(snaps, policy, mode=body.mode, now=body.now)
         return {
             "keep": [
-                {"id": r.snapshot.id, "time": r.snapshot.time.isoformat(), "reasons": list(r.matches)}
+                {
+                    "id": r.snapshot.id,
+                    "time": r.snapshot.time.isoformat(),
+                    "reasons": list(r.matches),
+                }
                 for r in result.reasons
             ],
             "remove": [{"id": s.id, "time": s.time.isoformat()} for s in result.remove],
@@ -176,4 +178,3 @@ def status(
     with _manager(request) as manager:
         doc: dict[str, Any] = plain(engine_errors(lambda: manager.status(rpo=rpo)))
     return {"rpo": rpo, **doc}
-

@@ -90,9 +90,9 @@ class AnalyzeBody(Strict):
 
 class Ship(Strict):
     variant: Annotated[str, Field(min_length=1, max_length=200)]
-    flag_key: Annotated[
-        str, Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9_.:-]+$")
-    ] | None = Field(None, description="the flag to write (default: the experiment's key)")
+    flag_key: (
+        Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9_.:-]+$")] | None
+    ) = Field(None, description="the flag to write (default: the experiment's key)")
 
 
 def _doc(exp: Experiment) -> dict[str, Any]:
@@ -283,19 +283,20 @@ def track_exposures(
     first and recorded only when it is in the experiment."""
     engine = _engine(request, p)
     _find(engine, key)
-    assigned = [
-        engine.assign(key, e.unit_id, e.attributes) if e.variant is None else None
-        for e in body.exposures
-    ]
-    records = [
-        (e.unit_id, e.variant if e.variant is not None else a.variant)
-        for e, a in zip(body.exposures, assigned, strict=True)
-        if e.variant is not None or (a is not None and a.in_experiment)
-    ]
+    records: list[tuple[str, str]] = []
+    for e in body.exposures:
+        if e.variant is not None:
+            records.append((e.unit_id, e.variant))
+            continue
+        a = engine.assign(key, e.unit_id, e.attributes)
+        if a.in_experiment and a.variant is not None:
+            records.append((e.unit_id, a.variant))
     first = engine_errors(lambda: engine.track_exposures(key, records))
-    return {"recorded": len(records), "first_exposures": first, "not_in_experiment": len(
-        body.exposures
-    ) - len(records)}
+    return {
+        "recorded": len(records),
+        "first_exposures": first,
+        "not_in_experiment": len(body.exposures) - len(records),
+    }
 
 
 @router.post("/{key}/events", summary="Record metric events (up to 1000 per request)")

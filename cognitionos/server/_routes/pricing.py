@@ -206,7 +206,10 @@ async def clv_predict(
         customer_lifetime_value,
     )
 
-    kinds = {"bg_nbd": BetaGeoModel, "pareto_nbd": ParetoNBDModel}
+    kinds: dict[str, type[BetaGeoModel] | type[ParetoNBDModel]] = {
+        "bg_nbd": BetaGeoModel,
+        "pareto_nbd": ParetoNBDModel,
+    }
     cls = kinds.get(str(body.transaction_model.get("model")))
     if cls is None:
         raise ApiError(422, f"transaction_model must be one of {sorted(kinds)} (a fit's document)")
@@ -216,7 +219,9 @@ async def clv_predict(
         cols = _columns(body.rows)
         f, r, t = cols["frequency"], cols["recency"], cols["T"]
         out: dict[str, Any] = {
-            "expected_purchases": plain(model.conditional_expected_purchases(body.horizon, f, r, t)),
+            "expected_purchases": plain(
+                model.conditional_expected_purchases(body.horizon, f, r, t)
+            ),
             "probability_alive": plain(model.probability_alive(f, r, t)),
             "lifetime_value": None,
         }
