@@ -42,6 +42,7 @@ BODIES = {
     ("POST", "/v1/users"): {"email": "new{n}@x.test", "role": "viewer"},
     ("PATCH", "/v1/users/{user_id}"): {"role": "developer"},
     ("POST", "/v1/keys"): {"name": "k", "role": "viewer"},
+    ("POST", "/v1/keys/{key_id}/rotate"): {"overlap": 60},
     ("POST", "/v1/flags"): {"key": "new{n}", "default_value": 1},
     ("PUT", "/v1/flags/{key}"): {"default_value": 2},
     ("POST", "/v1/flags/{key}/toggle"): {"enabled": False},

@@ -99,6 +99,7 @@ ENDPOINTS: list[tuple[str, str, str, Any]] = [
     ("POST", "/v1/keys", "keys:write", {"name": "k", "role": "viewer"}),
     ("GET", "/v1/keys/{key}", "keys:read", None),
     ("DELETE", "/v1/keys/{key}", "keys:write", None),
+    ("POST", "/v1/keys/{key}/rotate", "keys:write", {"overlap": 60}),
     ("GET", "/v1/flags", "flags:read", None),
     ("POST", "/v1/flags", "flags:write", {"key": "{flagkey}", "default_value": True}),
     ("GET", "/v1/flags/{flag}", "flags:read", None),

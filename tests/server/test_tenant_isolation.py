@@ -29,6 +29,7 @@ BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("POST", "/v1/flags/{key}/toggle"): {"enabled": False},
     ("POST", "/v1/flags/{key}/evaluate"): {"attributes": {"id": "u1"}},
     ("PUT", "/v1/ratelimit/policies/{name}"): {"limits": "1/day"},
+    ("POST", "/v1/keys/{key_id}/rotate"): {"overlap": 0},
     ("PATCH", "/v1/experiments/{key}"): {"description": "hijacked"},
     ("POST", "/v1/experiments/{key}/assign"): {"unit_id": "u1"},
     ("POST", "/v1/experiments/{key}/exposures"): {"exposures": [{"unit_id": "u9", "variant": "A"}]},
