@@ -35,6 +35,7 @@ from cognitionos.server._routes import (
     ops,
     pricing,
     stream,
+    waf_rules,
 )
 from cognitionos.server._settings import Settings
 from cognitionos.server._state import ServerState
@@ -103,6 +104,7 @@ def _guarded(app: FastAPI, state: ServerState) -> Any:
     stack = ProblemFirewall(
         stack,
         state.firewall,
+        incidents=state.incidents,
         blacklist=state.blacklist,
         max_body_bytes=settings.max_body_bytes,
         trusted_proxies=settings.trusted_proxies,
@@ -177,6 +179,7 @@ def build_app(settings: Settings | None = None, *, announce: bool = True) -> Gua
         apm,
         autoscale,
         dr,
+        waf_rules,
     ):
         app.include_router(module.router)
     return GuardedApp(app, _guarded(app, state))

@@ -8,12 +8,13 @@ Nothing here is module-global: each :func:`create_app` builds its own.
 from __future__ import annotations
 
 import collections
+import logging
 import threading
 from typing import Any
 
 from cognitionos.audit import AuditLog
 from cognitionos.clock import SystemClock
-from cognitionos.errors import ConfigurationError
+from cognitionos.errors import ConfigurationError, StorageError
 from cognitionos.experiments import ExperimentEngine
 from cognitionos.flags import FlagEngine
 from cognitionos.ratelimit import AsyncRateLimiter, RateLimiter
@@ -24,6 +25,8 @@ from cognitionos.storage import open_store
 from cognitionos.waf import AutoBlacklist, Firewall
 
 __all__ = ["PLATFORM_TENANT", "ServerState"]
+
+log = logging.getLogger("cognitionos.server")
 
 #: id of the bootstrap tenant; the shipped policy grants platform scopes only here
 PLATFORM_TENANT = "platform"
@@ -150,7 +153,10 @@ class ServerState:
         if now - self._flag_flushed.get(tenant_id, 0.0) < every:
             return
         self._flag_flushed[tenant_id] = now
-        self.flags(tenant_id).flush_stats()
+        try:
+            self.flags(tenant_id).flush_stats()
+        except StorageError as exc:  # statistics wait for the next flush; answers never fail
+            log.warning("flag statistics of tenant %s not written: %s", tenant_id, exc)
 
     def tenant_firewall(self, tenant_id: str, digest: str, build: Any) -> Firewall:
         """The tenant's inspection firewall for the rule set named by ``digest``."""

@@ -57,6 +57,10 @@ BODIES = {
         "metrics": [{"name": "buy"}],
     },
     ("PATCH", "/v1/experiments/{key}"): {"coverage": 0.5},
+    ("POST", "/v1/waf/custom-rules"): {"id": "r{n}", "pattern": "^/x{n}"},
+    ("PUT", "/v1/waf/custom-rules/{rule_id}"): {"pattern": "^/changed"},
+    ("POST", "/v1/waf/exclusions"): {"id": "x{n}", "path": "/a{n}/*"},
+    ("PUT", "/v1/waf/exclusions/{exclusion_id}"): {"path": "/changed/*"},
     ("POST", "/v1/experiments/{key}/ship"): {"variant": "B"},
 }
 
@@ -91,6 +95,14 @@ def _target(server, path: str, n: int) -> str:
         elif name == "key" and path.startswith("/v1/experiments/"):
             exp = {"key": f"t{n}", "arms": [{"key": "A"}, {"key": "B"}]}
             assert c.post("/v1/experiments", json=exp, headers=h).status_code == 201
+            values[name] = f"t{n}"
+        elif name == "rule_id":
+            rule = {"id": f"t{n}", "pattern": "^/t"}
+            assert c.post("/v1/waf/custom-rules", json=rule, headers=h).status_code == 201
+            values[name] = f"t{n}"
+        elif name == "exclusion_id":
+            excl = {"id": f"t{n}", "path": "/t/*"}
+            assert c.post("/v1/waf/exclusions", json=excl, headers=h).status_code == 201
             values[name] = f"t{n}"
         elif name == "key" and path.startswith("/v1/ratelimit/bans/"):
             c.post("/v1/ratelimit/bans", json={"key": f"t{n}", "seconds": 60}, headers=h)

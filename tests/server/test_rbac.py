@@ -201,6 +201,23 @@ ENDPOINTS: list[tuple[str, str, str, Any]] = [
     ("GET", "/v1/dr/backups", "dr:backups:read", None),
     ("GET", "/v1/dr/backups/{backup}", "dr:backups:read", None),
     ("GET", "/v1/dr/status", "dr:backups:read", None),
+    ("GET", "/v1/waf/custom-rules", "waf:read", None),
+    ("POST", "/v1/waf/custom-rules", "waf:rules:write", {"id": "{rulekey}", "pattern": "^/adm"}),
+    ("GET", "/v1/waf/custom-rules/{wafrule}", "waf:read", None),
+    ("PUT", "/v1/waf/custom-rules/{wafrule}", "waf:rules:write", {"pattern": "^/root"}),
+    ("DELETE", "/v1/waf/custom-rules/{wafrule}", "waf:rules:write", None),
+    ("GET", "/v1/waf/exclusions", "waf:read", None),
+    (
+        "POST",
+        "/v1/waf/exclusions",
+        "waf:rules:write",
+        {"id": "{exclkey}", "path": "/wiki/*", "categories": ["xss"]},
+    ),
+    ("GET", "/v1/waf/exclusions/{wafexcl}", "waf:read", None),
+    ("PUT", "/v1/waf/exclusions/{wafexcl}", "waf:rules:write", {"path": "/docs/*"}),
+    ("DELETE", "/v1/waf/exclusions/{wafexcl}", "waf:rules:write", None),
+    ("GET", "/v1/waf/incidents", "waf:bans:read", None),
+    ("GET", "/v1/flags/stale?days=7", "flags:read", None),
 ]
 
 #: operations the matrix leaves out, with the reason
@@ -251,6 +268,8 @@ class _Fresh(dict):  # type: ignore[type-arg]
             flagkey=f"new{n}",
             pname=f"new{n}",
             expkey=f"newexp{n}",
+            rulekey=f"newrule{n}",
+            exclkey=f"newexcl{n}",
             ip=f"203.0.{n // 250}.{n % 250 + 1}",
         )
         self.server, self.h, self.n, self.tenant = server, bearer(owner), n, tenant
@@ -280,6 +299,10 @@ class _Fresh(dict):  # type: ignore[type-arg]
             value = f"198.51.{n // 250}.{n % 250 + 1}"
             if self.tenant == "platform":  # WAF bans are the platform's: elsewhere, a name
                 self._made("/v1/waf/bans", {"client": value, "seconds": 60})
+        elif name == "wafrule":
+            value = self._made("/v1/waf/custom-rules", {"id": f"r{n}", "pattern": "^/x"})["id"]
+        elif name == "wafexcl":
+            value = self._made("/v1/waf/exclusions", {"id": f"x{n}", "path": "/wiki/*"})["id"]
         elif name == "exp":
             value = self._made("/v1/experiments", {**EXPERIMENT, "key": f"e{n}"})["key"]
         else:

@@ -30,6 +30,8 @@ BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("POST", "/v1/flags/{key}/evaluate"): {"attributes": {"id": "u1"}},
     ("PUT", "/v1/ratelimit/policies/{name}"): {"limits": "1/day"},
     ("POST", "/v1/keys/{key_id}/rotate"): {"overlap": 0},
+    ("PUT", "/v1/waf/custom-rules/{rule_id}"): {"pattern": "hijacked"},
+    ("PUT", "/v1/waf/exclusions/{exclusion_id}"): {"path": "/hijacked/*"},
     ("PATCH", "/v1/experiments/{key}"): {"description": "hijacked"},
     ("POST", "/v1/experiments/{key}/assign"): {"unit_id": "u1"},
     ("POST", "/v1/experiments/{key}/exposures"): {"exposures": [{"unit_id": "u9", "variant": "A"}]},
@@ -53,6 +55,10 @@ def _param_values(path: str, b: dict[str, str]) -> dict[str, str]:
             values[name] = b["flag"]
         elif name == "key" and path.startswith("/v1/experiments/"):
             values[name] = b["experiment"]
+        elif name == "rule_id":
+            values[name] = b["waf_rule"]
+        elif name == "exclusion_id":
+            values[name] = b["waf_exclusion"]
         elif name == "backup_id":
             values[name] = "b-backup"  # backups are the platform's, never a tenant's
         elif name == "key" and path.startswith("/v1/ratelimit/bans/"):
@@ -88,6 +94,10 @@ def two_tenants(server: Server) -> dict[str, Any]:
     assert c.post("/v1/experiments/b-secret-exp/start", headers=hb).status_code == 200
     exposed = {"exposures": [{"unit_id": "u1", "variant": "A"}]}
     assert c.post("/v1/experiments/b-secret-exp/exposures", json=exposed, headers=hb).is_success
+    rule = {"id": "b-secret-rule", "pattern": "b-secret-pattern"}
+    assert c.post("/v1/waf/custom-rules", json=rule, headers=hb).status_code == 201
+    exclusion = {"id": "b-secret-exclusion", "path": "/b-secret-path/*"}
+    assert c.post("/v1/waf/exclusions", json=exclusion, headers=hb).status_code == 201
     trace = otlp_trace(
         "GET /b-secret-route",
         0.5,
@@ -117,6 +127,8 @@ def two_tenants(server: Server) -> dict[str, Any]:
             "policy": "b-policy",
             "rl_ban": "b-banned",
             "experiment": "b-secret-exp",
+            "waf_rule": "b-secret-rule",
+            "waf_exclusion": "b-secret-exclusion",
             "audit_index": str(audit[0]["index"]),
         },
     }
@@ -134,6 +146,8 @@ def _b_snapshot(server: Server, b: dict[str, str]) -> dict[str, Any]:
         "experiment": c.get(f"/v1/experiments/{b['experiment']}", headers=h).json(),
         "experiment_sums": c.get(f"/v1/experiments/{b['experiment']}/summary", headers=h).json(),
         "flags": sorted(f["key"] for f in c.get("/v1/flags", headers=h).json()["items"]),
+        "waf_rules": c.get("/v1/waf/custom-rules", headers=h).json(),
+        "waf_exclusions": c.get("/v1/waf/exclusions", headers=h).json(),
         "usage": c.get(
             "/v1/ratelimit/usage", params={"policy": b["policy"], "key": "u1"}, headers=h
         ).json()["remaining"],
@@ -192,6 +206,9 @@ def test_listings_show_none_of_b(server, two_tenants):
         "b-secret-route",
         "BSecretError",
         "b_secret_column",
+        "b-secret-rule",
+        "b-secret-pattern",
+        "b-secret-path",
     ]
     schema = server.app.openapi()
     listed = 0
