@@ -39,14 +39,24 @@ def engine_errors(fn: Callable[[], T]) -> T:
 
 async def offload(request: Request, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     """``fn(*args, **kwargs)`` in a worker thread, at most ``compute_workers`` at once."""
+    import asyncio
+    import weakref
+
     import anyio
     import anyio.to_thread
 
     state = state_of(request)
+    # a limiter belongs to one event loop: one per loop (uvicorn runs one per process)
     if state.compute_limiter is None:
-        state.compute_limiter = anyio.CapacityLimiter(state.settings.compute_workers)
+        state.compute_limiter = weakref.WeakKeyDictionary()
+    loop = asyncio.get_running_loop()
+    limiter = state.compute_limiter.get(loop)
+    if limiter is None:
+        limiter = state.compute_limiter[loop] = anyio.CapacityLimiter(
+            state.settings.compute_workers
+        )
     call = functools.partial(engine_errors, functools.partial(fn, *args, **kwargs))
-    return await anyio.to_thread.run_sync(call, limiter=state.compute_limiter)
+    return await anyio.to_thread.run_sync(call, limiter=limiter)
 
 
 def plain(value: Any) -> Any:

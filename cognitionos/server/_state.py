@@ -107,8 +107,8 @@ class ServerState:
         self._flags_lock = threading.Lock()
         self._experiments: dict[str, ExperimentEngine] = {}
         self._flag_flushed: dict[str, float] = {}
-        #: a bounded pool for heavy computations (fits, simulations), created on first use
-        #: inside the event loop; requests beyond it wait instead of taking every worker thread
+        #: event loop -> the bounded pool for heavy computations (fits, simulations), made on
+        #: first use inside the loop; requests beyond it wait instead of taking every thread
         self.compute_limiter: Any = None
         #: recent WAF refusals of this process (newest last), for ``GET /v1/waf/incidents``
         self.incidents: collections.deque[dict[str, Any]] = collections.deque(maxlen=1000)
