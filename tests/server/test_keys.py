@@ -190,3 +190,15 @@ def test_nobody_rotates_or_creates_a_key_stronger_than_their_own(server):
     assert (
         c.post(f"/v1/keys/{other[9:17]}/rotate", json={}, headers=bearer(owner)).status_code == 404
     )
+
+
+def test_rotation_follows_the_users_current_role(server):
+    c, root = server.client, bearer(server.root)
+    user = c.post("/v1/users", json={"email": "d@x.test", "role": "developer"}, headers=root).json()
+    token = server.key(server.root, "developer", user_id=user["user_id"])
+    tag = c.get(f"/v1/users/{user['user_id']}", headers=root).headers["etag"]
+    demoted = c.patch(f"/v1/users/{user['user_id']}", json={"role": "viewer"},
+                      headers={**root, "If-Match": tag})  # fmt: skip
+    assert demoted.status_code == 200
+    r = c.post(f"/v1/keys/{token[9:17]}/rotate", json={}, headers=root)
+    assert r.status_code == 403 and "can no longer hold a developer key" in r.json()["detail"]

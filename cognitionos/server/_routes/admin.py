@@ -453,6 +453,15 @@ def rotate_key(
     except NotFound:
         raise ApiError(404, f"no key {key_id!r} in this tenant") from None
     _no_stronger(request, p, current["role"])
+    if current["user_id"] is not None:
+        # the user may have been given a weaker role since the key was made
+        owner = _user(request, p, current["user_id"])
+        if not state_of(request).policy.covers(owner["role"], current["role"], p.tenant_id):
+            raise ApiError(
+                403,
+                f"user {current['user_id']!r} ({owner['role']}) can no longer hold a "
+                f"{current['role']} key; create a new key instead",
+            )
 
     def create() -> Response:
         try:
