@@ -38,6 +38,9 @@ BUILTIN_COMMANDS = {
     "serve": "cognitionos.server._cli:serve",
     "waf": "cognitionos.waf._cli:waf",
     "store": "cognitionos._cli_storage:store",
+    "tenant": "cognitionos.server._admin_cli:tenant",
+    "user": "cognitionos.server._admin_cli:user",
+    "key": "cognitionos.server._admin_cli:key",
 }
 
 

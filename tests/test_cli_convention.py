@@ -286,3 +286,28 @@ def test_garbage_arguments_never_escape_as_tracebacks(tmp_path, monkeypatch, inv
         repr(result.exception),
     )
     assert "Traceback" not in result.output
+
+
+def test_admin_groups_follow_the_conventions(runner, tmp_path):
+    """tenant/user/key take --store and --json like every group (their store: a SQL database)."""
+    pytest.importorskip("fastapi", reason="the server extra is not installed")
+    store = f"sqlite:///{tmp_path / 'admin.db'}"
+    assert "no tenants" in _ok(runner.invoke(main, ["tenant", "list", "--store", store])).stdout
+    made = _ok(runner.invoke(main, ["tenant", "create", "acme", "--store", store, "--json"]))
+    doc = json.loads(made.stdout)  # only JSON on stdout, notes on stderr
+    assert "created" in made.stderr and doc["owner_key"]["token"].startswith("cos_live_")
+    tid = doc["tenant_id"]
+    for args in (["tenant", "list"], ["user", "list", "--tenant", tid],
+                 ["key", "list", "--tenant", tid]):  # fmt: skip
+        result = _ok(runner.invoke(main, [*args, "--store", store, "--json"]))
+        assert isinstance(json.loads(result.stdout), list)
+    from cognitionos.cli import BUILTIN_COMMANDS, LazyGroup
+
+    group = LazyGroup(lazy=BUILTIN_COMMANDS)
+    for name in ("tenant", "user", "key"):
+        command = group.get_command(None, name)  # type: ignore[arg-type]
+        for sub in command.commands.values():  # type: ignore[union-attr]
+            opts = {o for p in sub.params for o in p.opts}
+            assert {"--store", "--url", "--key"} <= opts, (name, sub.name)
+            if sub.name in ("list", "create", "rotate"):
+                assert "--json" in opts, (name, sub.name)

@@ -39,7 +39,7 @@ def _engine(ctx: click.Context) -> Iterator[Any]:
     opts = ctx.obj
     url = pick_store(ctx.meta.get(_META_STORE) or opts["store"], legacy_env=_LEGACY_ENV)
     try:
-        engine = FlagEngine(store=url, actor=opts["actor"])
+        engine = FlagEngine(store=url, actor=opts["actor"], namespace=opts.get("namespace", ""))
     except CognitionError as exc:
         raise click.ClickException(str(exc)) from exc
     try:
@@ -65,10 +65,15 @@ def _when(ns: int | None) -> str:
     "default sqlite:///cognitionos.db].",
 )
 @click.option("--actor", default="cli", show_default=True, help="Name recorded in the audit trail.")
+@click.option(
+    "--namespace",
+    default="",
+    help="Key prefix of the flags (the reference server keeps a tenant's under tenants/<id>/).",
+)
 @click.pass_context
-def flags(ctx: click.Context, store: str | None, actor: str) -> None:
+def flags(ctx: click.Context, store: str | None, actor: str, namespace: str) -> None:
     """Feature flags: list, inspect, change and audit flag definitions."""
-    ctx.obj = {"store": store, "actor": actor}
+    ctx.obj = {"store": store, "actor": actor, "namespace": namespace}
 
 
 @flags.command("list")

@@ -23,7 +23,20 @@ from cognitionos.integrations.request import RequestInfo
 from cognitionos.server._guards import BodyGuard, ProblemFirewall
 from cognitionos.server._keys import parse_token
 from cognitionos.server._problems import install_handlers
-from cognitionos.server._routes import admin, audit, flags, guard, ops, stream
+from cognitionos.server._routes import (
+    admin,
+    apm,
+    audit,
+    autoscale,
+    dr,
+    experiments,
+    flags,
+    guard,
+    ops,
+    pricing,
+    stream,
+    waf_rules,
+)
 from cognitionos.server._settings import Settings
 from cognitionos.server._state import ServerState
 
@@ -40,6 +53,11 @@ TAGS = [
     {"name": "flags", "description": "Feature flags"},
     {"name": "waf", "description": "Web application firewall"},
     {"name": "ratelimit", "description": "Rate limits"},
+    {"name": "experiments", "description": "A/B tests: definitions, assignment, events, analysis"},
+    {"name": "pricing", "description": "Elasticity, optimal prices, customer lifetime value"},
+    {"name": "apm", "description": "Trace ingest, route latency, error groups, slow queries"},
+    {"name": "autoscale", "description": "Trace replays, HPA decisions and manifests"},
+    {"name": "dr", "description": "Recovery plans, retention previews, the backup catalog"},
     {"name": "audit", "description": "Tamper-evident log of administrative changes"},
     {"name": "operations", "description": "Health, readiness, metrics"},
 ]
@@ -86,6 +104,7 @@ def _guarded(app: FastAPI, state: ServerState) -> Any:
     stack = ProblemFirewall(
         stack,
         state.firewall,
+        incidents=state.incidents,
         blacklist=state.blacklist,
         max_body_bytes=settings.max_body_bytes,
         trusted_proxies=settings.trusted_proxies,
@@ -148,6 +167,19 @@ def build_app(settings: Settings | None = None, *, announce: bool = True) -> Gua
     registry.register(EngineCollector(state.firewall.counters, state.limiter.counters))
     app.state.cognitionos_registry = registry
     install_handlers(app)
-    for module in (ops, admin, audit, stream, flags, guard):
+    for module in (
+        ops,
+        admin,
+        audit,
+        stream,
+        flags,
+        guard,
+        experiments,
+        pricing,
+        apm,
+        autoscale,
+        dr,
+        waf_rules,
+    ):
         app.include_router(module.router)
     return GuardedApp(app, _guarded(app, state))

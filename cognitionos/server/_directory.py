@@ -284,6 +284,59 @@ class Directory:
             )
         return self.get_key(tenant_id, key_id)
 
+    def rotate_key(
+        self,
+        tenant_id: str,
+        key_id: str,
+        *,
+        overlap: float,
+        expires_in: float | None = None,
+        created_by: str | None = None,
+    ) -> tuple[dict[str, Any], str, dict[str, Any]]:
+        """A new key like ``key_id`` (same role, environment, user and name); the old one
+        stays valid for ``overlap`` more seconds, then expires (never later than it would
+        have). Returns (new row, new token, old row after the change).
+
+        :class:`NotFound` for no such key; :class:`Conflict` for a revoked or expired one.
+        """
+        k = self.t["keys"]
+        now = self._now()
+        until = now + round(overlap * 1e9)
+        with self.engine.begin() as conn:
+            found = conn.execute(
+                self.sa.select(k).where(self._key_where(tenant_id, key_id))
+            ).first()
+            if found is None:
+                raise NotFound
+            old = dict(found._mapping)
+            if old["revoked_at"] is not None or (
+                old["expires_at"] is not None and old["expires_at"] <= now
+            ):
+                raise Conflict(f"key {key_id!r} is revoked or expired; create a new key instead")
+            token = new_token(old["environment"])
+            row = {
+                "key_id": token.key_id,
+                "tenant_id": tenant_id,
+                "user_id": old["user_id"],
+                "name": old["name"],
+                "role": old["role"],
+                "environment": old["environment"],
+                "secret_hash": _hash(token),
+                "created_by": created_by,
+                "created_at": now,
+                "expires_at": now + round(expires_in * 1e9) if expires_in is not None else None,
+                "revoked_at": None,
+                "last_used_at": None,
+            }
+            conn.execute(self.sa.insert(k).values(**row))
+            new_expiry = until if old["expires_at"] is None else min(old["expires_at"], until)
+            conn.execute(
+                self.sa.update(k)
+                .where(self._key_where(tenant_id, key_id))
+                .values(expires_at=new_expiry)
+            )
+        return _public_key(row), token.text, self.get_key(tenant_id, key_id)
+
     def authenticate(self, text: str) -> dict[str, Any] | None:
         """The key row for a presented token, or ``None`` (malformed, unknown, revoked, expired).
 

@@ -117,8 +117,35 @@ class _TooLarge(Exception):
     """A streamed body passed the limit."""
 
 
+class _Asked:
+    """``send`` of one request, carrying what the request asked (for the incident record)."""
+
+    __slots__ = ("incidents", "scope", "send")
+
+    def __init__(self, send: Any, scope: Scope, incidents: Any) -> None:
+        self.send = send
+        self.scope = scope
+        self.incidents = incidents
+
+    async def __call__(self, message: Message) -> None:
+        await self.send(message)
+
+
 class ProblemFirewall(FirewallMiddleware):
-    """:class:`FirewallMiddleware` whose 403/413 answers are problem+json documents."""
+    """:class:`FirewallMiddleware` whose 403/413 answers are problem+json documents.
+
+    With ``incidents`` (a bounded deque) each refusal is also noted there: incident id,
+    time, peer address, method, path, status, reason and rule categories.
+    """
+
+    def __init__(self, app: Any, *args: Any, incidents: Any = None, **kwargs: Any) -> None:
+        super().__init__(app, *args, **kwargs)
+        self.incidents = incidents
+
+    async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
+        if self.incidents is not None and scope["type"] == "http":
+            send = _Asked(send, scope, self.incidents)
+        await super().__call__(scope, receive, send)
 
     @staticmethod
     async def _respond(
@@ -130,6 +157,22 @@ class ProblemFirewall(FirewallMiddleware):
             doc = {}
         reason = str(doc.get("reason") or doc.get("error") or "refused")
         extra = {k: v for k, v in doc.items() if k in ("incident_id", "categories")}
+        if isinstance(send, _Asked):
+            import time
+
+            client = send.scope.get("client")
+            send.incidents.append(
+                {
+                    "incident_id": doc.get("incident_id"),
+                    "at_ns": time.time_ns(),
+                    "client": client[0] if client else None,
+                    "method": send.scope.get("method"),
+                    "path": send.scope.get("path"),
+                    "status": status,
+                    "reason": reason,
+                    "categories": list(doc.get("categories") or []),
+                }
+            )
         payload = problem_bytes(status, reason, **extra)
         await send(
             {

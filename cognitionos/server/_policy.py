@@ -42,6 +42,16 @@ SCOPES = (
     "ratelimit:read",
     "ratelimit:write",
     "ratelimit:check",
+    "experiments:read",
+    "experiments:write",
+    "experiments:assign",
+    "pricing:compute",
+    "apm:read",
+    "apm:ingest",
+    "autoscale:compute",
+    "dr:plan",
+    "dr:backups:read",
+    "waf:rules:write",
 )
 
 

@@ -57,6 +57,13 @@ class Settings(BaseSettings):
         default=300.0, gt=0, description="a stream ends after this long; clients resume"
     )
     sse_poll_interval: float = Field(default=0.25, gt=0, le=10, description="change polling period")
+    backup_dir: str | None = Field(
+        default=None,
+        description="directory of the database's DR backups (cognitionos dr); unset: none",
+    )
+    compute_workers: int = Field(
+        default=2, ge=1, le=64, description="fits and simulations running at once"
+    )
     idempotency_ttl: float = Field(
         default=86_400.0, gt=0, description="seconds an idempotency key is kept"
     )

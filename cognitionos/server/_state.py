@@ -7,12 +7,15 @@ Nothing here is module-global: each :func:`create_app` builds its own.
 
 from __future__ import annotations
 
+import collections
+import logging
 import threading
 from typing import Any
 
 from cognitionos.audit import AuditLog
 from cognitionos.clock import SystemClock
-from cognitionos.errors import ConfigurationError
+from cognitionos.errors import ConfigurationError, StorageError
+from cognitionos.experiments import ExperimentEngine
 from cognitionos.flags import FlagEngine
 from cognitionos.ratelimit import AsyncRateLimiter, RateLimiter
 from cognitionos.server._directory import Directory
@@ -23,10 +26,24 @@ from cognitionos.waf import AutoBlacklist, Firewall
 
 __all__ = ["PLATFORM_TENANT", "ServerState"]
 
+log = logging.getLogger("cognitionos.server")
+
 #: id of the bootstrap tenant; the shipped policy grants platform scopes only here
 PLATFORM_TENANT = "platform"
 _KEY_CACHE = 65_536
 JSON_BODY_RULE = "920901"
+#: "too many arguments" and "more values than the inspection limit": bulk data routes carry
+#: thousands of JSON values by design (each route bounds its own input and validates every
+#: value's type); the first values are still inspected
+BULK_RULES = ("920380", "920910")
+BULK_DATA_ROUTES = (
+    "/v1/experiments/*/exposures",
+    "/v1/experiments/*/events",
+    "/v1/pricing/*",
+    "/v1/autoscale/simulate",
+    "/v1/dr/retention/preview",
+    "/v1/apm/traces",
+)
 #: event stream of the server's audit log (one for all tenants; each entry names its tenant)
 AUDIT_STREAM = "server.audit"
 
@@ -63,17 +80,40 @@ class ServerState:
         # 920901 (body is not valid JSON) is left to FastAPI, which answers 422 with the
         # position of the error instead of a bare 403. The JSON body of /v1/waf/inspect is a
         # request to judge (attacks expected), data that is never executed: not guarded.
+        # Bulk data routes may carry more than the parser's 1000 arguments.
         self.firewall = Firewall(
             paranoia=settings.waf_paranoia,
             mode=settings.waf_mode,
             disabled_rules=[JSON_BODY_RULE],
             exclusions=[
-                {"path": "/v1/waf/inspect", "methods": ["POST"], "locations": ["body:json:*"]}
+                {"path": "/v1/waf/inspect", "methods": ["POST"], "locations": ["body:json:*"]},
+                # spans carry SQL statements and exception messages by design: telemetry
+                {"path": "/v1/apm/traces", "methods": ["POST"], "locations": ["body:json:*"]},
+                # a YAML manifest is multi-line text
+                {
+                    "path": "/v1/autoscale/hpa/normalize",
+                    "methods": ["POST"],
+                    "locations": ["body:json:*"],
+                    "categories": ["crlf"],
+                },
+                *(
+                    {"path": path, "methods": ["POST"], "rule_ids": list(BULK_RULES)}
+                    for path in BULK_DATA_ROUTES
+                ),
             ],
         )
         self.blacklist = AutoBlacklist(self.hot, prefix="waf:", clock=self.clock)
         self._flags: dict[str, FlagEngine] = {}
         self._flags_lock = threading.Lock()
+        self._experiments: dict[str, ExperimentEngine] = {}
+        self._flag_flushed: dict[str, float] = {}
+        #: event loop -> the bounded pool for heavy computations (fits, simulations), made on
+        #: first use inside the loop; requests beyond it wait instead of taking every thread
+        self.compute_limiter: Any = None
+        #: recent WAF refusals of this process (newest last), for ``GET /v1/waf/incidents``
+        self.incidents: collections.deque[dict[str, Any]] = collections.deque(maxlen=1000)
+        #: (tenant, digest of its WAF rules and exclusions) -> the firewall built from them
+        self._tenant_firewalls: dict[str, tuple[str, Firewall]] = {}
         #: key id -> tenant id of keys that authenticated here (for the per-tenant rate limit)
         self.key_tenants: dict[str, str] = {}
 
@@ -85,10 +125,49 @@ class ServerState:
                 engine = self._flags.get(tenant_id)
                 if engine is None:
                     engine = FlagEngine(
-                        store=self.store, namespace=f"tenants/{tenant_id}/", clock=self.clock
+                        store=self.store,
+                        namespace=f"tenants/{tenant_id}/",
+                        clock=self.clock,
+                        track_evaluations=True,
                     )
                     self._flags[tenant_id] = engine
         return engine
+
+    def experiments(self, tenant_id: str) -> ExperimentEngine:
+        """The experiment engine of one tenant (definitions and statistics under its namespace)."""
+        engine = self._experiments.get(tenant_id)
+        if engine is None:
+            with self._flags_lock:
+                engine = self._experiments.get(tenant_id)
+                if engine is None:
+                    engine = ExperimentEngine(
+                        self.store, namespace=f"tenants/{tenant_id}/", clock=self.clock
+                    )
+                    self._experiments[tenant_id] = engine
+        return engine
+
+    def flush_flag_stats(self, tenant_id: str, *, every: float = 30.0) -> None:
+        """Write the tenant's evaluation statistics (for the stale report), at most every
+        ``every`` seconds."""
+        now = self.clock.time()
+        if now - self._flag_flushed.get(tenant_id, 0.0) < every:
+            return
+        self._flag_flushed[tenant_id] = now
+        try:
+            self.flags(tenant_id).flush_stats()
+        except StorageError as exc:  # statistics wait for the next flush; answers never fail
+            log.warning("flag statistics of tenant %s not written: %s", tenant_id, exc)
+
+    def tenant_firewall(self, tenant_id: str, digest: str, build: Any) -> Firewall:
+        """The tenant's inspection firewall for the rule set named by ``digest``."""
+        cached = self._tenant_firewalls.get(tenant_id)
+        if cached is not None and cached[0] == digest:
+            return cached[1]
+        firewall: Firewall = build()
+        if len(self._tenant_firewalls) >= 1024:
+            self._tenant_firewalls.clear()
+        self._tenant_firewalls[tenant_id] = (digest, firewall)
+        return firewall
 
     def remember_key(self, key_id: str, tenant_id: str) -> None:
         """Note which tenant a key belongs to (bounded; cleared when full)."""
@@ -126,6 +205,9 @@ class ServerState:
         for engine in list(self._flags.values()):
             engine.close()
         self._flags.clear()
+        for experiments in list(self._experiments.values()):
+            experiments.close()
+        self._experiments.clear()
         self.limiter.close()
         self.hot.close()
         self.store.close()

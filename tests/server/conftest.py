@@ -57,6 +57,61 @@ class Server:
         return keys
 
 
+def otlp_trace(
+    route: str,
+    seconds: float,
+    *,
+    trace: int = 1,
+    error: tuple[str, str] | None = None,
+    statements: tuple[tuple[str, float], ...] = (),
+) -> dict[str, Any]:
+    """An OTLP/JSON body: one server span for ``route`` (``"GET /x"``), optional exception
+    event and child database spans (statement, seconds)."""
+    method, _, path = route.partition(" ")
+    start = 1_700_000_000_000_000_000
+    tid = f"{trace:032x}"
+
+    def attr(key: str, value: str) -> dict[str, Any]:
+        return {"key": key, "value": {"stringValue": value}}
+
+    server = {
+        "traceId": tid,
+        "spanId": f"{1:016x}",
+        "name": route,
+        "kind": 2,
+        "startTimeUnixNano": str(start),
+        "endTimeUnixNano": str(start + round(seconds * 1e9)),
+        "attributes": [attr("http.route", path), attr("http.request.method", method)],
+        "events": []
+        if error is None
+        else [
+            {
+                "timeUnixNano": str(start),
+                "name": "exception",
+                "attributes": [
+                    attr("exception.type", error[0]),
+                    attr("exception.message", error[1]),
+                ],
+            }
+        ],
+    }
+    children = [
+        {
+            "traceId": tid,
+            "spanId": f"{i + 2:016x}",
+            "parentSpanId": f"{1:016x}",
+            "name": "db",
+            "kind": 3,
+            "startTimeUnixNano": str(start),
+            "endTimeUnixNano": str(start + round(took * 1e9)),
+            "attributes": [attr("db.statement", sql)],
+        }
+        for i, (sql, took) in enumerate(statements)
+    ]
+    spans = [server, *children]
+    return {"resourceSpans": [{"resource": {}, "scopeSpans": [{"scope": {}, "spans": spans}]}]}
+
+
 def make_settings(tmp_path: Any, **overrides: Any) -> Settings:
     values: dict[str, Any] = {
         "database_url": f"sqlite:///{tmp_path / 'server.db'}",

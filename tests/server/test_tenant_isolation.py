@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from .conftest import Server, bearer
+from .conftest import Server, bearer, otlp_trace
 
 # operations that name a resource in their body or query rather than their path
 BODY_REFERENCES: dict[tuple[str, str], dict[str, Any]] = {
@@ -29,6 +29,15 @@ BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("POST", "/v1/flags/{key}/toggle"): {"enabled": False},
     ("POST", "/v1/flags/{key}/evaluate"): {"attributes": {"id": "u1"}},
     ("PUT", "/v1/ratelimit/policies/{name}"): {"limits": "1/day"},
+    ("POST", "/v1/keys/{key_id}/rotate"): {"overlap": 0},
+    ("PUT", "/v1/waf/custom-rules/{rule_id}"): {"pattern": "hijacked"},
+    ("PUT", "/v1/waf/exclusions/{exclusion_id}"): {"path": "/hijacked/*"},
+    ("PATCH", "/v1/experiments/{key}"): {"description": "hijacked"},
+    ("POST", "/v1/experiments/{key}/assign"): {"unit_id": "u1"},
+    ("POST", "/v1/experiments/{key}/exposures"): {"exposures": [{"unit_id": "u9", "variant": "A"}]},
+    ("POST", "/v1/experiments/{key}/events"): {"events": [{"unit_id": "u1", "metric": "buy"}]},
+    ("POST", "/v1/experiments/{key}/analyze"): {},
+    ("POST", "/v1/experiments/{key}/ship"): {"variant": "B"},
 }
 
 
@@ -44,6 +53,14 @@ def _param_values(path: str, b: dict[str, str]) -> dict[str, str]:
             values[name] = b["key"]
         elif name == "key" and path.startswith("/v1/flags/"):
             values[name] = b["flag"]
+        elif name == "key" and path.startswith("/v1/experiments/"):
+            values[name] = b["experiment"]
+        elif name == "rule_id":
+            values[name] = b["waf_rule"]
+        elif name == "exclusion_id":
+            values[name] = b["waf_exclusion"]
+        elif name == "backup_id":
+            values[name] = "b-backup"  # backups are the platform's, never a tenant's
         elif name == "key" and path.startswith("/v1/ratelimit/bans/"):
             values[name] = b["rl_ban"]
         elif name == "name" and path.startswith("/v1/ratelimit/policies/"):
@@ -68,6 +85,27 @@ def two_tenants(server: Server) -> dict[str, Any]:
     c.post("/v1/flags", json={"key": "b-secret-flag", "default_value": "b"}, headers=hb)
     c.post("/v1/ratelimit/policies", json={"name": "b-policy", "limits": "5/minute"}, headers=hb)
     c.post("/v1/ratelimit/bans", json={"key": "b-banned", "seconds": 600}, headers=hb)
+    experiment = {
+        "key": "b-secret-exp",
+        "arms": [{"key": "A"}, {"key": "B"}],
+        "metrics": [{"name": "buy", "kind": "binomial"}],
+    }
+    assert c.post("/v1/experiments", json=experiment, headers=hb).status_code == 201
+    assert c.post("/v1/experiments/b-secret-exp/start", headers=hb).status_code == 200
+    exposed = {"exposures": [{"unit_id": "u1", "variant": "A"}]}
+    assert c.post("/v1/experiments/b-secret-exp/exposures", json=exposed, headers=hb).is_success
+    rule = {"id": "b-secret-rule", "pattern": "b-secret-pattern"}
+    assert c.post("/v1/waf/custom-rules", json=rule, headers=hb).status_code == 201
+    exclusion = {"id": "b-secret-exclusion", "path": "/b-secret-path/*"}
+    assert c.post("/v1/waf/exclusions", json=exclusion, headers=hb).status_code == 201
+    trace = otlp_trace(
+        "GET /b-secret-route",
+        0.5,
+        error=("BSecretError", "b secret failure"),
+        statements=(("SELECT b_secret_column FROM t", 0.4),),
+    )
+    assert c.post("/v1/apm/traces", json=trace, headers=hb).status_code == 200
+    assert "b-secret-route" in c.get("/v1/apm/latency", headers=hb).text
     assert (
         c.post(
             "/v1/waf/bans",
@@ -88,6 +126,9 @@ def two_tenants(server: Server) -> dict[str, Any]:
             "flag": "b-secret-flag",
             "policy": "b-policy",
             "rl_ban": "b-banned",
+            "experiment": "b-secret-exp",
+            "waf_rule": "b-secret-rule",
+            "waf_exclusion": "b-secret-exclusion",
             "audit_index": str(audit[0]["index"]),
         },
     }
@@ -102,6 +143,11 @@ def _b_snapshot(server: Server, b: dict[str, str]) -> dict[str, Any]:
         "flag": c.get(f"/v1/flags/{b['flag']}", headers=h).json(),
         "policy": c.get(f"/v1/ratelimit/policies/{b['policy']}", headers=h).json(),
         "bans": [ban["key"] for ban in c.get("/v1/ratelimit/bans", headers=h).json()["items"]],
+        "experiment": c.get(f"/v1/experiments/{b['experiment']}", headers=h).json(),
+        "experiment_sums": c.get(f"/v1/experiments/{b['experiment']}/summary", headers=h).json(),
+        "flags": sorted(f["key"] for f in c.get("/v1/flags", headers=h).json()["items"]),
+        "waf_rules": c.get("/v1/waf/custom-rules", headers=h).json(),
+        "waf_exclusions": c.get("/v1/waf/exclusions", headers=h).json(),
         "usage": c.get(
             "/v1/ratelimit/usage", params={"policy": b["policy"], "key": "u1"}, headers=h
         ).json()["remaining"],
@@ -148,7 +194,22 @@ def test_tenant_a_cannot_reach_tenant_b(server, two_tenants):
 def test_listings_show_none_of_b(server, two_tenants):
     a, b = two_tenants["a"], two_tenants["b"]
     c = server.client
-    secrets = [b["tenant"], b["user"], b["key"], b["flag"], b["policy"], b["rl_ban"], "bob@b.test"]
+    secrets = [
+        b["tenant"],
+        b["user"],
+        b["key"],
+        b["flag"],
+        b["policy"],
+        b["rl_ban"],
+        b["experiment"],
+        "bob@b.test",
+        "b-secret-route",
+        "BSecretError",
+        "b_secret_column",
+        "b-secret-rule",
+        "b-secret-pattern",
+        "b-secret-path",
+    ]
     schema = server.app.openapi()
     listed = 0
     for path, item in schema["paths"].items():

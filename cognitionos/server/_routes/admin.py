@@ -59,6 +59,15 @@ class UserUpdate(Strict):
     role: Role | None = None
 
 
+class KeyRotate(Strict):
+    overlap: Annotated[float, Field(ge=0, le=30 * 86400)] = Field(
+        86400.0, description="seconds the old key stays valid beside the new one"
+    )
+    expires_in: Annotated[float, Field(gt=0, le=10 * 365 * 86400)] | None = Field(
+        None, description="seconds until the new key expires (never when absent)"
+    )
+
+
 class KeyCreate(Strict):
     name: Name
     role: Role
@@ -420,3 +429,70 @@ def revoke_key(
             {"revoked_at": revoked["revoked_at"]},
         )
     return revoked
+
+
+@router.post(
+    "/keys/{key_id}/rotate",
+    tags=["keys"],
+    status_code=201,
+    summary="Rotate an API key: a new token now, the old one expires after an overlap",
+)
+def rotate_key(
+    request: Request,
+    key_id: Id,
+    body: KeyRotate,
+    p: Annotated[Principal, Depends(require("keys:write"))],
+) -> Response:
+    """The new key has the old one's role, environment, user and name; its token is in this
+    answer only. Both keys work during ``overlap`` seconds, then only the new one does.
+    Nobody rotates a key stronger than their own (that would hand them a stronger token).
+    """
+    directory = state_of(request).directory
+    try:
+        current = directory.get_key(p.tenant_id, key_id)
+    except NotFound:
+        raise ApiError(404, f"no key {key_id!r} in this tenant") from None
+    _no_stronger(request, p, current["role"])
+    if current["user_id"] is not None:
+        # the user may have been given a weaker role since the key was made
+        owner = _user(request, p, current["user_id"])
+        if not state_of(request).policy.covers(owner["role"], current["role"], p.tenant_id):
+            raise ApiError(
+                403,
+                f"user {current['user_id']!r} ({owner['role']}) can no longer hold a "
+                f"{current['role']} key; create a new key instead",
+            )
+
+    def create() -> Response:
+        try:
+            row, token, old = directory.rotate_key(
+                p.tenant_id,
+                key_id,
+                overlap=body.overlap,
+                expires_in=body.expires_in,
+                created_by=p.key_id,
+            )
+        except NotFound:
+            raise ApiError(404, f"no key {key_id!r} in this tenant") from None
+        except Conflict as exc:
+            raise ApiError(409, str(exc)) from None
+        record(
+            request,
+            p,
+            "key.rotate",
+            f"keys/{key_id}",
+            {"key_id": key_id, "expires_at": current["expires_at"]},
+            {"key_id": row["key_id"], "old_expires_at": old["expires_at"], "role": row["role"]},
+        )
+        return JSONResponse(
+            {
+                **row,
+                "token": token,
+                "rotated_from": key_id,
+                "old_key_expires_at": old["expires_at"],
+            },
+            status_code=201,
+            headers={"Location": f"/v1/keys/{row['key_id']}"},
+        )
+
+    return idempotent(request, p, {"key_id": key_id, **body.model_dump()}, create)

@@ -190,14 +190,34 @@ def flag_audit(
     return {"items": events, "next_cursor": None}
 
 
+@router.get("/stale", summary="Flags unchanged, unevaluated or answering one value for N days")
+def stale_flags(
+    request: Request,
+    p: Annotated[Principal, Depends(require("flags:read"))],
+    days: Annotated[float, Query(gt=0, le=3650, description="the N in 'for N days'")] = 30.0,
+) -> dict[str, Any]:
+    """Reasons per flag: ``unchanged`` (no definition change for ``days``), ``unevaluated``
+    (no evaluation for ``days``) and ``single-value`` (every evaluation so far answered the
+    same value: fully rolled out, or never reaching its rules). Evaluations count from every
+    server process (each writes its statistics at most every 30 s, this one now)."""
+    state = state_of(request)
+    engine = state.flags(p.tenant_id)
+    _engine_call(lambda: state.flush_flag_stats(p.tenant_id, every=0.0))
+    engine.refresh()
+    report = _engine_call(engine.stale_flags, unchanged_days=days, unevaluated_days=days)
+    return {"days": days, "items": report, "next_cursor": None}
+
+
 @router.post("/evaluate", summary="Evaluate every flag for one user")
 def evaluate_all(
     request: Request,
     body: EvaluateAll,
     p: Annotated[Principal, Depends(require("flags:evaluate"))],
 ) -> dict[str, Any]:
-    engine = state_of(request).flags(p.tenant_id)
+    state = state_of(request)
+    engine = state.flags(p.tenant_id)
     results = engine.evaluate_all(body.attributes)
+    state.flush_flag_stats(p.tenant_id)
     return {
         "items": {
             key: {"value": ev.value, "variant": ev.variant, "reason": str(ev.reason)}
@@ -274,7 +294,9 @@ def evaluate(
     p: Annotated[Principal, Depends(require("flags:evaluate"))],
 ) -> dict[str, Any]:
     """404 for a flag the tenant does not have (bulk evaluation never names unknown flags)."""
-    ev = state_of(request).flags(p.tenant_id).evaluate(key, body.attributes, default=body.default)
+    state = state_of(request)
+    ev = state.flags(p.tenant_id).evaluate(key, body.attributes, default=body.default)
+    state.flush_flag_stats(p.tenant_id)
     if ev.error_code == ErrorCode.FLAG_NOT_FOUND:
         raise ApiError(404, f"no flag {key!r} in this tenant")
     return {

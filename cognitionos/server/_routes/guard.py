@@ -84,8 +84,11 @@ class RateBan(Strict):
 
 @router.post("/waf/inspect", tags=["waf"], summary="Inspect an HTTP request, return the verdict")
 def inspect(
-    request: Request, body: Inspect, _p: Annotated[Principal, Depends(require("waf:inspect"))]
+    request: Request, body: Inspect, p: Annotated[Principal, Depends(require("waf:inspect"))]
 ) -> dict[str, Any]:
+    """Judged by the built-in rules plus your tenant's custom rules and exclusions."""
+    from cognitionos.server._routes.waf_rules import tenant_firewall
+
     try:
         req = WafRequest.from_raw(
             body.method.upper(),
@@ -96,7 +99,7 @@ def inspect(
         )
     except (CognitionError, UnicodeEncodeError) as exc:
         raise ApiError(422, f"cannot inspect this request: {exc}") from None
-    verdict = state_of(request).firewall.inspect(req)
+    verdict = tenant_firewall(request, p).inspect(req)
     return {
         "blocked": verdict.blocked,
         "would_block": verdict.would_block,
@@ -115,15 +118,17 @@ def inspect(
     }
 
 
-@router.get("/waf/rules", tags=["waf"], summary="The built-in and custom rules in force")
+@router.get("/waf/rules", tags=["waf"], summary="The built-in and your custom rules in force")
 def waf_rules(
     request: Request,
-    _p: Annotated[Principal, Depends(require("waf:read"))],
+    p: Annotated[Principal, Depends(require("waf:read"))],
     page: Annotated[PageParams, Depends(page_params)],
 ) -> dict[str, Any]:
+    """The rules ``POST /v1/waf/inspect`` applies for your tenant."""
     from cognitionos.server._directory import decode_cursor, encode_cursor
+    from cognitionos.server._routes.waf_rules import tenant_firewall
 
-    fw = state_of(request).firewall
+    fw = tenant_firewall(request, p)
     rules = [
         {
             "rule_id": r.rule_id,
