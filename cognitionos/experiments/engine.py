@@ -18,6 +18,7 @@ from __future__ import annotations
 import builtins
 import json
 import logging
+import math
 import threading
 import uuid
 from collections.abc import Iterable, Mapping
@@ -72,7 +73,10 @@ class ExperimentEngine:
     the backend's own atomic operations (SQL upserts, a Redis Lua script, a lock in memory).
     ``namespace`` prefixes every key so several applications can share one store;
     ``sticky`` is a :class:`~cognitionos.bucketing.StickyBucketService` that keeps units in
-    their arm when weights change.
+    their arm when weights change. ``dedupe_window`` (seconds, default 30 days) bounds the
+    exactly-once record: event ids older than the window are forgotten (pruned at most 24
+    times per window as events arrive, or by :meth:`prune_dedupe`), so a retry that arrives
+    later than that counts again; ``None`` keeps every id forever.
     """
 
     def __init__(
@@ -83,7 +87,16 @@ class ExperimentEngine:
         namespace: str = "",
         sticky: Any = None,
         log_events: bool = True,
+        dedupe_window: float | None = 30 * 86400.0,
     ) -> None:
+        if dedupe_window is not None and not (
+            isinstance(dedupe_window, (int, float)) and dedupe_window > 0
+        ):
+            raise ConfigurationError(
+                f"dedupe_window={dedupe_window!r} must be a positive number of seconds or None"
+            )
+        self._dedupe_window = None if dedupe_window is None else float(dedupe_window)
+        self._last_prune: dict[str, float] = {}
         self._clock: Clock = clock or SystemClock()
         self._owns_store = False
         if store is None or isinstance(store, str):
@@ -355,8 +368,10 @@ class ExperimentEngine:
             elif not isinstance(eid, str):
                 eid = str(eid)
             batch.append((unit, eid, str(metric), v, d, c))
-        status = self._stats.track(self._scoped(key), specs, batch) if batch else []
         now = self._clock.time_ns()
+        scoped = self._scoped(key)
+        status = self._stats.track(scoped, specs, batch, now // 1_000_000_000) if batch else []
+        self._maybe_prune(scoped, now / 1e9)
         self._append(
             key,
             [
@@ -371,6 +386,29 @@ class ExperimentEngine:
         if _detail:
             out["status"] = [_STATUS_NAMES[s] for s in status]
         return out
+
+    def _maybe_prune(self, scoped: str, now_s: float) -> None:
+        window = self._dedupe_window
+        if window is None or now_s - self._last_prune.get(scoped, -math.inf) < window / 24:
+            return
+        self._last_prune[scoped] = now_s
+        try:
+            self._stats.prune(scoped, int(now_s - window))
+        except StorageError as exc:  # the events are in; pruning is retried later
+            log.warning("pruning old event ids of %r failed: %s", scoped, exc)
+
+    def prune_dedupe(self, key: str, *, older_than: float | None = None) -> int:
+        """Forget the event ids of ``key`` first seen more than ``older_than`` seconds ago
+        (default: the engine's ``dedupe_window``); returns how many were removed."""
+        self._compiled(key)
+        age = self._dedupe_window if older_than is None else older_than
+        if age is None or not (isinstance(age, (int, float)) and age >= 0):
+            raise ConfigurationError(
+                f"older_than={older_than!r} must be a non-negative number of seconds "
+                "(the engine keeps ids forever: dedupe_window=None)"
+            )
+        now_s = self._clock.time_ns() / 1e9
+        return self._stats.prune(self._scoped(key), int(now_s - age))
 
     # -- reading -------------------------------------------------------------------------------
     def summary(self, key: str) -> builtins.list[ArmSummary]:
