@@ -17,6 +17,7 @@ Each backend offers the same three operations, each atomic per call:
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
@@ -264,45 +265,50 @@ def _chunks(items: Sequence[Any], size: int = _CHUNK) -> list[Sequence[Any]]:
     return [items[i : i + size] for i in range(0, len(items), size)]
 
 
+# PostgreSQL statements: each batch travels as one JSON array of rows (encoded in C by
+# ``json``, exact for floats: repr round-trips and PostgreSQL parses it back to the same
+# double), unpacked server-side with json_array_elements.
 _PG_SEEN = (
     "INSERT INTO cos_exp_seen (experiment, unit, event_id, seen_at) "
-    "SELECT %(x)s, k.u, k.e, %(t)s FROM unnest(%(u)s::varchar[], %(e)s::varchar[]) AS k(u, e) "
+    "SELECT %(x)s, k->>0, k->>1, %(t)s FROM json_array_elements(%(r)s::json) AS k "
     "ON CONFLICT DO NOTHING RETURNING unit, event_id"
 )
 _PG_ARMS = (
-    "SELECT unit, arm FROM cos_exp_units WHERE experiment = %(x)s AND unit = ANY(%(u)s::varchar[])"
+    "SELECT unit, arm FROM cos_exp_units WHERE experiment = %(x)s AND unit IN "
+    "(SELECT json_array_elements_text(%(r)s::json))"
 )
 _PG_UM_CREATE = (
     "INSERT INTO cos_exp_unit_metrics (experiment, unit, metric, num, den, cov) "
-    "SELECT %(x)s, k.u, k.m, 0, 0, 0 FROM unnest(%(u)s::varchar[], %(m)s::varchar[]) AS k(u, m) "
+    "SELECT %(x)s, k->>0, k->>1, 0, 0, 0 FROM json_array_elements(%(r)s::json) AS k "
     "ON CONFLICT DO NOTHING"
 )
 _PG_UM_LOCK = (
     "SELECT t.unit, t.metric, t.num, t.den, t.cov FROM cos_exp_unit_metrics t "
-    "JOIN unnest(%(u)s::varchar[], %(m)s::varchar[]) AS k(u, m) "
+    "JOIN (SELECT k->>0 AS u, k->>1 AS m FROM json_array_elements(%(r)s::json) AS k) AS k "
     "ON t.unit = k.u AND t.metric = k.m WHERE t.experiment = %(x)s "
     "ORDER BY t.unit, t.metric FOR UPDATE OF t"
 )
 _PG_UM_WRITE = (
-    "UPDATE cos_exp_unit_metrics AS t SET num = k.a, den = k.b, cov = k.c "
-    "FROM unnest(%(u)s::varchar[], %(m)s::varchar[], %(a)s::float8[], %(b)s::float8[], "
-    "%(c)s::float8[]) AS k(u, m, a, b, c) "
-    "WHERE t.experiment = %(x)s AND t.unit = k.u AND t.metric = k.m"
+    "UPDATE cos_exp_unit_metrics AS t SET num = (k->>2)::float8, den = (k->>3)::float8, "
+    "cov = (k->>4)::float8 FROM json_array_elements(%(r)s::json) AS k "
+    "WHERE t.experiment = %(x)s AND t.unit = k->>0 AND t.metric = k->>1"
 )
 _PG_STATS = (
     "INSERT INTO cos_exp_stats (experiment, arm, metric, "
     + ", ".join(f'"{f}"' for f in SUM_FIELDS)
-    + ") SELECT %(x)s, k.* FROM unnest(%(arm)s::varchar[], %(m)s::varchar[], "
-    + ", ".join(f"%(s{j})s::float8[]" for j in range(len(SUM_FIELDS)))
-    + ") AS k ON CONFLICT (experiment, arm, metric) DO UPDATE SET "
+    + ") SELECT %(x)s, k->>0, k->>1, "
+    + ", ".join(f"(k->>{j + 2})::float8" for j in range(len(SUM_FIELDS)))
+    + " FROM json_array_elements(%(r)s::json) AS k"
+    + " ON CONFLICT (experiment, arm, metric) DO UPDATE SET "
     + ", ".join(f'"{f}" = cos_exp_stats."{f}" + excluded."{f}"' for f in SUM_FIELDS)
 )
+_json_rows = json.JSONEncoder(separators=(",", ":"), allow_nan=False).encode
 
 
 class SQLStats:
     """Statistics in SQL tables, one transaction per call, through the store's engine.
 
-    PostgreSQL: each step of a batch is one statement over arrays (see ``_track_pg``); unit
+    PostgreSQL: each step of a batch is one statement over a JSON array (``_track_pg``); unit
     rows are created first (``ON CONFLICT DO NOTHING``) and then locked ``FOR UPDATE`` in
     key order, so concurrent writers of one unit serialise and never lose a delta. SQLite
     serialises writers already (``BEGIN IMMEDIATE``) and uses batched executemany.
@@ -491,8 +497,8 @@ class SQLStats:
     def _track_pg(
         self, exp: str, specs: Mapping[str, MetricSpec], events: Sequence[RawEvent], now: int
     ) -> list[int]:
-        """PostgreSQL: every step is one statement over arrays (``unnest``), whatever the
-        batch size: 6 round trips and no per-row statement work on the client.
+        """PostgreSQL: every step is one statement over the batch as a JSON array, whatever
+        the batch size: 6 round trips and no per-row statement work on the client.
 
         Rows are created with ``ON CONFLICT DO NOTHING`` and then locked ``FOR UPDATE`` in
         key order, so concurrent writers of one unit serialise and never lose a delta.
@@ -502,14 +508,14 @@ class SQLStats:
             run = conn.exec_driver_sql
             new_ids: set[tuple[str, str]] = set()
             if idents:
-                us, es = zip(*idents, strict=True)
-                p = {"x": exp, "u": list(us), "e": list(es), "t": now}
+                p = {"x": exp, "r": _json_rows(idents), "t": now}
                 new_ids.update((r[0], r[1]) for r in run(_PG_SEEN, p))
             status, fresh = _split(events, set(idents) - new_ids)
             unit_ids = sorted({ev[0] for _, ev in fresh})
             arm_of: dict[str, str] = {}
             if unit_ids:
-                arm_of.update((r[0], r[1]) for r in run(_PG_ARMS, {"x": exp, "u": unit_ids}))
+                p = {"x": exp, "r": _json_rows(unit_ids)}
+                arm_of.update((r[0], r[1]) for r in run(_PG_ARMS, p))
             counted: list[TrackedEvent] = []
             for i, (unit, _eid, metric, value, den, cov) in fresh:
                 if unit in arm_of:
@@ -518,36 +524,17 @@ class SQLStats:
                     status[i] = UNEXPOSED
             if not counted:
                 return status
-            pairs = sorted({(ev[0], ev[1]) for ev in counted})
-            pu, pm = (list(c) for c in zip(*pairs, strict=True))
-            run(_PG_UM_CREATE, {"x": exp, "u": pu, "m": pm})
+            pairs = _json_rows(sorted({(ev[0], ev[1]) for ev in counted}))
+            run(_PG_UM_CREATE, {"x": exp, "r": pairs})
             state: dict[tuple[str, str], list[float]] = {
                 (r[0], r[1]): [float(r[2]), float(r[3]), float(r[4])]
-                for r in run(_PG_UM_LOCK, {"x": exp, "u": pu, "m": pm})
+                for r in run(_PG_UM_LOCK, {"x": exp, "r": pairs})
             }
             deltas = apply_events(counted, specs, arm_of, state)
-            keys = sorted(state)
-            vals = [state[k] for k in keys]
-            run(
-                _PG_UM_WRITE,
-                {
-                    "x": exp,
-                    "u": [k[0] for k in keys],
-                    "m": [k[1] for k in keys],
-                    "a": [v[0] for v in vals],
-                    "b": [v[1] for v in vals],
-                    "c": [v[2] for v in vals],
-                },
-            )
-            dk = sorted(deltas)
-            params: dict[str, Any] = {
-                "x": exp,
-                "arm": [k[0] for k in dk],
-                "m": [k[1] for k in dk],
-            }
-            for j in range(N_SUMS):
-                params[f"s{j}"] = [float(deltas[k][j]) for k in dk]
-            run(_PG_STATS, params)
+            rows = [(u, m, *s) for (u, m), s in sorted(state.items())]
+            run(_PG_UM_WRITE, {"x": exp, "r": _json_rows(rows)})
+            stat_rows = [(a, m, *map(float, d)) for (a, m), d in sorted(deltas.items())]
+            run(_PG_STATS, {"x": exp, "r": _json_rows(stat_rows)})
         return status
 
     def prune(self, exp: str, before: int) -> int:
@@ -599,6 +586,35 @@ def _num(v: float) -> str:
     return repr(float(v))
 
 
+def track_args(specs: Mapping[str, MetricSpec], events: Sequence[RawEvent], now: int) -> list[Any]:
+    """ARGV of ``exp_track.lua``: now, then 11 values per event."""
+    args: list[Any] = [int(now)]
+    for unit, eid, metric, value, den, cov in events:
+        s = specs[metric]
+        args += [
+            unit,
+            eid,
+            metric,
+            s.code,
+            _num(value),
+            _num(den),
+            "" if cov is None else _num(cov),
+            "" if s.lo == float("-inf") else _num(s.lo),
+            "" if s.hi == float("inf") else _num(s.hi),
+            "" if s.den_lo == float("-inf") else _num(s.den_lo),
+            "" if s.den_hi == float("inf") else _num(s.den_hi),
+        ]
+    return args
+
+
+def expose_args(records: Sequence[tuple[str, str]]) -> list[Any]:
+    """ARGV of ``exp_expose.lua``: unit, arm per record."""
+    args: list[Any] = []
+    for unit, arm in records:
+        args += [unit, arm]
+    return args
+
+
 class RedisStats:
     """Statistics in Redis hashes updated by Lua scripts (``HINCRBYFLOAT`` for the sums).
 
@@ -627,11 +643,8 @@ class RedisStats:
         """True per record that was the unit's first exposure."""
         if not records:
             return []
-        args: list[Any] = []
-        for unit, arm in records:
-            args += [unit, arm]
         keys = self._keys(exp, "units", "arms", "multi")
-        reply = self._call(self._expose, keys, args, "experiment exposure")
+        reply = self._call(self._expose, keys, expose_args(records), "experiment exposure")
         return [bool(int(x)) for x in reply]
 
     def track(
@@ -644,24 +657,8 @@ class RedisStats:
         """COUNTED, DUPLICATE or UNEXPOSED per event (one script call per batch)."""
         if not events:
             return []
-        args: list[Any] = [int(now)]
-        for unit, eid, metric, value, den, cov in events:
-            s = specs[metric]
-            args += [
-                unit,
-                eid,
-                metric,
-                s.code,
-                _num(value),
-                _num(den),
-                "" if cov is None else _num(cov),
-                "" if s.lo == float("-inf") else _num(s.lo),
-                "" if s.hi == float("inf") else _num(s.hi),
-                "" if s.den_lo == float("-inf") else _num(s.den_lo),
-                "" if s.den_hi == float("inf") else _num(s.den_hi),
-            ]
         keys = self._keys(exp, "seenz", "units", "unit_metrics", "stats")
-        reply = self._call(self._track, keys, args, "experiment tracking")
+        reply = self._call(self._track, keys, track_args(specs, events, now), "experiment tracking")
         return [int(x) for x in reply]
 
     def read(self, exp: str) -> Read:

@@ -65,6 +65,15 @@ _CAS_ATTEMPTS = 20
 _TUPLE_DEFAULTS: tuple[Any, ...] = (None, None, 1.0, None, 0.0, None)
 
 
+def _counts(status: list[int], detail: bool) -> dict[str, Any]:
+    out: dict[str, Any] = dict.fromkeys(_STATUS_NAMES.values(), 0)
+    for s in status:
+        out[_STATUS_NAMES[s]] += 1
+    if detail:
+        out["status"] = [_STATUS_NAMES[s] for s in status]
+    return out
+
+
 class ExperimentEngine:
     """Assigns units to arms and ingests exposures and metric events into arm statistics.
 
@@ -280,6 +289,16 @@ class ExperimentEngine:
 
     def track_exposures(self, key: str, records: Iterable[tuple[str, str]]) -> int:
         """Record many ``(unit_id, variant)`` exposures in one call; returns first exposures."""
+        batch = self._exposure_batch(key, records)
+        if not batch:
+            return 0
+        first = self._stats.expose(self._scoped(key), batch)
+        self._append(key, self._exposure_payloads(batch, first))
+        return sum(first)
+
+    def _exposure_batch(
+        self, key: str, records: Iterable[tuple[str, str]]
+    ) -> builtins.list[tuple[str, str]]:
         compiled = self._compiled(key)
         arms = set(compiled.keys)
         batch: list[tuple[str, str]] = []
@@ -289,19 +308,15 @@ class ExperimentEngine:
             if not isinstance(unit, str) or not unit:
                 raise ConfigurationError(f"unit id must be a non-empty str, got {unit!r:.60}")
             batch.append((unit, arm))
-        if not batch:
-            return 0
-        first = self._stats.expose(self._scoped(key), batch)
+        return batch
+
+    def _exposure_payloads(
+        self, batch: builtins.list[tuple[str, str]], first: builtins.list[bool]
+    ) -> builtins.list[bytes]:
         now = self._clock.time_ns()
-        self._append(
-            key,
-            [
-                _encode(("x", u, a, now)).encode()
-                for (u, a), f in zip(batch, first, strict=True)
-                if f
-            ],
-        )
-        return sum(first)
+        return [
+            _encode(("x", u, a, now)).encode() for (u, a), f in zip(batch, first, strict=True) if f
+        ]
 
     def track(
         self,
@@ -335,6 +350,17 @@ class ExperimentEngine:
         Each event is a mapping with ``unit_id``, ``metric`` and optional ``value`` (1),
         ``event_id``, ``denominator``, ``covariate``; or a tuple in that order.
         """
+        batch = self._event_batch(key, events)
+        now = self._clock.time_ns()
+        scoped = self._scoped(key)
+        specs = self._compiled(key).specs
+        status = self._stats.track(scoped, specs, batch, now // 1_000_000_000) if batch else []
+        self._maybe_prune(scoped, now / 1e9)
+        self._append(key, self._event_payloads(batch, status, now))
+        return _counts(status, _detail)
+
+    def _event_batch(self, key: str, events: Iterable[Any]) -> builtins.list[RawEvent]:
+        """Validate and normalise metric events (ConfigurationError naming the bad one)."""
         compiled = self._compiled(key)
         specs = compiled.specs
         batch: list[RawEvent] = []
@@ -368,24 +394,17 @@ class ExperimentEngine:
             elif not isinstance(eid, str):
                 eid = str(eid)
             batch.append((unit, eid, str(metric), v, d, c))
-        now = self._clock.time_ns()
-        scoped = self._scoped(key)
-        status = self._stats.track(scoped, specs, batch, now // 1_000_000_000) if batch else []
-        self._maybe_prune(scoped, now / 1e9)
-        self._append(
-            key,
-            [
-                _encode(("m", *ev, now)).encode()
-                for ev, s in zip(batch, status, strict=True)
-                if s == COUNTED
-            ],
-        )
-        out: dict[str, Any] = dict.fromkeys(_STATUS_NAMES.values(), 0)
-        for s in status:
-            out[_STATUS_NAMES[s]] += 1
-        if _detail:
-            out["status"] = [_STATUS_NAMES[s] for s in status]
-        return out
+        return batch
+
+    @staticmethod
+    def _event_payloads(
+        batch: builtins.list[RawEvent], status: builtins.list[int], now: int
+    ) -> builtins.list[bytes]:
+        return [
+            _encode(("m", *ev, now)).encode()
+            for ev, s in zip(batch, status, strict=True)
+            if s == COUNTED
+        ]
 
     def _maybe_prune(self, scoped: str, now_s: float) -> None:
         window = self._dedupe_window
