@@ -58,7 +58,11 @@ from cognitionos.experiments._segments import (
     winsorized_summaries,
 )
 from cognitionos.experiments._summary import ArmSummary
-from cognitionos.experiments._warehouse import summaries_from_sql
+from cognitionos.experiments._warehouse import (
+    WarehouseSnapshot,
+    summaries_from_sql,
+    warehouse_snapshot,
+)
 from cognitionos.experiments.engine import ExperimentEngine
 from cognitionos.experiments.models import (
     Arm,
@@ -96,6 +100,7 @@ __all__ = [
     "QuantileResult",
     "SampleSize",
     "SeriesPoint",
+    "WarehouseSnapshot",
     "adjust_pvalues",
     "adjusted_alpha",
     "analyze",
@@ -119,5 +124,6 @@ __all__ = [
     "summaries_from_sql",
     "thompson_weights",
     "ttest_power",
+    "warehouse_snapshot",
     "winsorized_summaries",
 ]
