@@ -866,7 +866,8 @@ def _build_arms(np: Any, bundle: tuple[Any, ...]) -> list[ArmResult]:
         for j in range(width):
             if theta_ok_b[i, j]:
                 coefs[i * width + j] = tuple(per_arm[j].tolist())
-    direction = np.where(better, "better", np.where(worse, "worse", "none")).ravel().tolist()
+    code_dir = (better.astype(np.int8) + 2 * worse.astype(np.int8)).ravel().tolist()
+    direction = list(map(("none", "better", "worse").__getitem__, code_dir))
     sig = (better | worse).ravel().tolist()
     n_int = n.astype(np.int64)
     c_n = np.repeat(n_int[:, 0], width).tolist()
