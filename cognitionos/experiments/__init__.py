@@ -49,8 +49,20 @@ from cognitionos.experiments._power import (
     ttest_power,
 )
 from cognitionos.experiments._quantile import QuantileResult, quantile_test
+from cognitionos.experiments._segments import (
+    InteractionResult,
+    SeriesPoint,
+    analyze_breakdown,
+    effect_series,
+    interaction_check,
+    winsorized_summaries,
+)
 from cognitionos.experiments._summary import ArmSummary
-from cognitionos.experiments._warehouse import summaries_from_sql
+from cognitionos.experiments._warehouse import (
+    WarehouseSnapshot,
+    summaries_from_sql,
+    warehouse_snapshot,
+)
 from cognitionos.experiments.engine import ExperimentEngine
 from cognitionos.experiments.models import (
     Arm,
@@ -81,19 +93,25 @@ __all__ = [
     "GaussianPrior",
     "GroupSequentialDesign",
     "Holdout",
+    "InteractionResult",
     "Metric",
     "MetricResult",
     "NamespaceSlice",
     "QuantileResult",
     "SampleSize",
+    "SeriesPoint",
+    "WarehouseSnapshot",
     "adjust_pvalues",
     "adjusted_alpha",
     "analyze",
+    "analyze_breakdown",
     "anova_power",
     "bandit_report",
     "chisquare_power",
+    "effect_series",
     "f2_power",
     "group_sequential_bounds",
+    "interaction_check",
     "mde",
     "normal_power",
     "plot_effect_over_time",
@@ -106,4 +124,6 @@ __all__ = [
     "summaries_from_sql",
     "thompson_weights",
     "ttest_power",
+    "warehouse_snapshot",
+    "winsorized_summaries",
 ]

@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 import operator
 from collections.abc import Collection, Iterable, Mapping, Sequence
+from itertools import chain, repeat
 from typing import Any, Literal
 
 import attrs
@@ -369,6 +370,11 @@ _ROW = operator.attrgetter(
     "n", "sum", "sum_sq", "pre_sum", "pre_sum_sq", "cross_sum", "denom_sum", "denom_sum_sq",
     "num_denom_sum",
 )  # fmt: skip
+_NFIELDS = 9
+_METRIC = operator.attrgetter("metric")
+_ARM = operator.attrgetter("arm")
+_KIND = operator.attrgetter("kind")
+_COVS = operator.attrgetter("covariate_sums")
 
 
 def _grid(
@@ -376,34 +382,44 @@ def _grid(
 ) -> tuple[list[str], list[str], list[str], Any, Any, dict[int, tuple[Any, Any, Any]]]:
     """Index the summaries: metric and arm names (control first), kinds, a data cube
     (field x metric x arm; summaries of the same cell are added, as ``merge`` does) and the
-    mask of cells present."""
-    metrics: dict[str, int] = {}
-    arms: dict[str, int] = {}
-    kinds: list[str] = []
-    where: list[tuple[int, int]] = []
-    rows: list[tuple[float, ...]] = []
-    covs: list[tuple[int, int, tuple[float, ...], tuple[float, ...], tuple[float, ...]]] = []
-    for s in summaries:
-        if not isinstance(s, ArmSummary):
-            raise ConfigurationError(f"analyze expects ArmSummary objects, got {type(s).__name__}")
-        m = metrics.get(s.metric)
-        if m is None:
-            m = metrics[s.metric] = len(kinds)
-            kinds.append(s.kind)
-        elif kinds[m] != s.kind:
-            raise ConfigurationError(
-                f"metric {s.metric!r} has arms of different kinds: {kinds[m]!r} "
-                f"and {s.kind!r} (arm {s.arm!r})"
-            )
-        a = arms.get(s.arm)
-        if a is None:
-            a = arms[s.arm] = len(arms)
-        where.append((m, a))
-        if s.covariate_sums:
-            covs.append((m, a, s.covariate_sums, s.covariate_products, s.covariate_cross))
-        rows.append(_ROW(s))
-    if not rows:
+    mask of cells present.
+
+    Built column by column (C-level ``map`` over the summaries, no per-summary Python
+    body), which is most of the fixed cost of a large ``analyze`` call.
+    """
+    items = summaries if isinstance(summaries, (list, tuple)) else list(summaries)
+    if not all(map(isinstance, items, repeat(ArmSummary))):
+        bad = next(s for s in items if not isinstance(s, ArmSummary))
+        raise ConfigurationError(f"analyze expects ArmSummary objects, got {type(bad).__name__}")
+    if not items:
         raise ConfigurationError("analyze needs at least one ArmSummary")
+    metric_of = list(map(_METRIC, items))
+    arm_of = list(map(_ARM, items))
+    kind_of = list(map(_KIND, items))
+    metrics = {m: i for i, m in enumerate(dict.fromkeys(metric_of))}
+    arms = {a: i for i, a in enumerate(dict.fromkeys(arm_of))}
+    m_idx = list(map(metrics.__getitem__, metric_of))
+    a_idx = list(map(arms.__getitem__, arm_of))
+    kind_by_metric = dict(zip(metric_of, kind_of, strict=True))
+    if len(set(zip(metric_of, kind_of, strict=True))) != len(kind_by_metric):
+        first: dict[str, str] = {}
+        for s in items:
+            k0 = first.setdefault(s.metric, s.kind)
+            if k0 != s.kind:
+                raise ConfigurationError(
+                    f"metric {s.metric!r} has arms of different kinds: {k0!r} "
+                    f"and {s.kind!r} (arm {s.arm!r})"
+                )
+    kinds = list(map(kind_by_metric.__getitem__, metrics))
+    covs = (
+        [
+            (m, a, s.covariate_sums, s.covariate_products, s.covariate_cross)
+            for s, m, a in zip(items, m_idx, a_idx, strict=True)
+            if s.covariate_sums
+        ]
+        if any(map(_COVS, items))
+        else []
+    )
     arm_names = list(arms)
     if control is None:
         control = arm_names[0]
@@ -412,17 +428,30 @@ def _grid(
     if len(arm_names) < 2:
         raise ConfigurationError(f"analyze needs at least two arms, got {arm_names}")
     metric_names = list(metrics)
-    values = np.array(rows, dtype=float)
-    idx = np.array(where, dtype=np.intp)
+    values = np.fromiter(
+        chain.from_iterable(map(_ROW, items)), dtype=float, count=_NFIELDS * len(items)
+    ).reshape(len(items), _NFIELDS)
+    idx = np.empty((len(items), 2), dtype=np.intp)
+    idx[:, 0] = m_idx
+    idx[:, 1] = a_idx
     _check_values(np, values, idx, metric_names, arm_names, kinds)
     # control first, the others in input order
     order = [arms[control]] + [arms[a] for a in arm_names if a != control]
     remap = np.empty(len(order), dtype=np.intp)
     remap[order] = np.arange(len(order))
-    cube = np.zeros((values.shape[1], len(metric_names), len(arm_names)))
-    np.add.at(cube, (slice(None), idx[:, 0], remap[idx[:, 1]]), values.T)
-    present = np.zeros((len(metric_names), len(arm_names)), dtype=bool)
-    present[idx[:, 0], remap[idx[:, 1]]] = True
+    cols = remap[idx[:, 1]]
+    flat = idx[:, 0] * len(arm_names) + cols
+    n_cells = len(metric_names) * len(arm_names)
+    if np.unique(flat).size == flat.size:  # one summary per cell: plain assignment
+        cube = np.zeros((_NFIELDS, n_cells))
+        cube[:, flat] = values.T
+    else:  # summaries of the same cell add up
+        cube = np.zeros((_NFIELDS, n_cells))
+        np.add.at(cube, (slice(None), flat), values.T)
+    cube = cube.reshape(_NFIELDS, len(metric_names), len(arm_names))
+    present = np.zeros(n_cells, dtype=bool)
+    present[flat] = True
+    present = present.reshape(len(metric_names), len(arm_names))
     multi = _covariate_blocks(np, covs, remap, len(metric_names), len(arm_names), metric_names)
     return metric_names, [arm_names[i] for i in order], kinds, cube, present, multi
 
@@ -546,17 +575,20 @@ def analyze(
 
         mean_num = s / n
         var_num = np.where(is_bin, mean_num * (1 - mean_num), _sample_var(np, n, s, ss))
-        mean_den = ds / n
-        var_den = _sample_var(np, n, ds, dss)
-        cov_nd = (nds - s * ds / n) / (n - 1)
-        ratio_mean = s / ds
-        ratio_var = (
-            var_num / mean_den**2
-            - 2 * cov_nd * mean_num / mean_den**3
-            + mean_num**2 * var_den / mean_den**4
-        )
-        mean_u = np.where(is_ratio, ratio_mean, mean_num)
-        var_u = np.where(is_ratio, ratio_var, var_num)
+        if is_ratio.any():
+            mean_den = ds / n
+            var_den = _sample_var(np, n, ds, dss)
+            cov_nd = (nds - s * ds / n) / (n - 1)
+            ratio_mean = s / ds
+            ratio_var = (
+                var_num / mean_den**2
+                - 2 * cov_nd * mean_num / mean_den**3
+                + mean_num**2 * var_den / mean_den**4
+            )
+            mean_u = np.where(is_ratio, ratio_mean, mean_num)
+            var_u = np.where(is_ratio, ratio_var, var_num)
+        else:
+            mean_u, var_u = mean_num, var_num
 
         # --- pairs: control (column 0) against each treatment ---
         na, nb = n[:, :1], n[:, 1:]
@@ -566,31 +598,36 @@ def analyze(
         # CUPED: theta from the pooled sums of the pair (as gbstats), per comparison
         has_pre = np.any(pss != 0, axis=1, keepdims=True) & ~is_ratio
         use_cuped = cuped & has_pre
-        nj = na + nb
-        post_var_j = np.where(
-            is_bin,
-            _pvar(np, s[:, :1] + s[:, 1:], nj),
-            _sample_var(np, nj, s[:, :1] + s[:, 1:], ss[:, :1] + ss[:, 1:]),
-        )
-        pre_var_j = np.where(
-            is_bin,
-            _pvar(np, ps[:, :1] + ps[:, 1:], nj),
-            _sample_var(np, nj, ps[:, :1] + ps[:, 1:], pss[:, :1] + pss[:, 1:]),
-        )
-        cov_j = (xs[:, :1] + xs[:, 1:] - (s[:, :1] + s[:, 1:]) * (ps[:, :1] + ps[:, 1:]) / nj) / (
-            nj - 1
-        )
-        theta_ok = use_cuped & (pre_var_j > 0) & (post_var_j > 0)
-        theta = np.where(theta_ok, cov_j / np.where(theta_ok, pre_var_j, 1.0), 0.0)
         pre_mean = ps / n
         pre_var = np.where(is_bin, pre_mean * (1 - pre_mean), _sample_var(np, n, ps, pss))
-        cov_arm = (xs - s * ps / n) / (n - 1)
-        ma = ma_u - theta * pre_mean[:, :1]
-        mb = mb_u - theta * pre_mean[:, 1:]
-        va = va_u + theta**2 * pre_var[:, :1] - 2 * theta * cov_arm[:, :1]
-        vb = vb_u + theta**2 * pre_var[:, 1:] - 2 * theta * cov_arm[:, 1:]
-        va = np.where(theta_ok, va, va_u)
-        vb = np.where(theta_ok, vb, vb_u)
+        if use_cuped.any():
+            nj = na + nb
+            post_var_j = np.where(
+                is_bin,
+                _pvar(np, s[:, :1] + s[:, 1:], nj),
+                _sample_var(np, nj, s[:, :1] + s[:, 1:], ss[:, :1] + ss[:, 1:]),
+            )
+            pre_var_j = np.where(
+                is_bin,
+                _pvar(np, ps[:, :1] + ps[:, 1:], nj),
+                _sample_var(np, nj, ps[:, :1] + ps[:, 1:], pss[:, :1] + pss[:, 1:]),
+            )
+            cov_j = (
+                xs[:, :1] + xs[:, 1:] - (s[:, :1] + s[:, 1:]) * (ps[:, :1] + ps[:, 1:]) / nj
+            ) / (nj - 1)
+            theta_ok = use_cuped & (pre_var_j > 0) & (post_var_j > 0)
+            theta = np.where(theta_ok, cov_j / np.where(theta_ok, pre_var_j, 1.0), 0.0)
+            cov_arm = (xs - s * ps / n) / (n - 1)
+            ma = ma_u - theta * pre_mean[:, :1]
+            mb = mb_u - theta * pre_mean[:, 1:]
+            va = va_u + theta**2 * pre_var[:, :1] - 2 * theta * cov_arm[:, :1]
+            vb = vb_u + theta**2 * pre_var[:, 1:] - 2 * theta * cov_arm[:, 1:]
+            va = np.where(theta_ok, va, va_u)
+            vb = np.where(theta_ok, vb, vb_u)
+        else:
+            theta_ok = np.zeros((ma_u.shape[0], n_arms - 1), dtype=bool)
+            theta = np.zeros(theta_ok.shape)
+            ma, mb, va, vb = ma_u + 0.0, mb_u + 0.0, va_u + 0.0, vb_u + 0.0
         coefficients: dict[int, Any] = {}
         if cuped and multi:
             theta_ok = np.array(theta_ok, copy=True)
@@ -674,7 +711,9 @@ def analyze(
 
         p_adj = np.full(shape, np.nan)
         alpha_ci = np.full((n_metrics, 1), float(alpha))
-        if method != "bayesian":
+        if method != "bayesian" and corr == "none":
+            p_adj = p_raw  # nothing to adjust; intervals keep alpha
+        elif method != "bayesian":
             if correction_scope == "all":
                 p_adj = adjust_pvalues(p_raw.ravel(), corr).reshape(shape)
                 m_tests = int(np.sum(~np.isnan(p_raw)))
@@ -698,12 +737,10 @@ def analyze(
                 _, half_abs = K.mixture_sequential(np, eff_abs_s, var_abs_s, t2, alpha_ci)
                 _, half_rel = K.mixture_sequential(np, eff_rel_s, var_rel_s, t2, alpha_ci)
             else:
-                half_abs, _ = K.confidence_sequence_halfwidth(
-                    np, var_abs_s, n_total, alpha_ci, sequential_tuning
-                )
-                half_rel, _ = K.confidence_sequence_halfwidth(
-                    np, var_rel_s, n_total, alpha_ci, sequential_tuning
-                )
+                # one width factor per comparison serves both scales
+                factor = K.confidence_sequence_factor(np, n_total, alpha_ci, sequential_tuning)
+                half_abs = np.sqrt(var_abs_s) * factor
+                half_rel = np.sqrt(var_rel_s) * factor
         else:
             zc = -special.ndtri(alpha_ci / 2)
             half_abs = zc * np.sqrt(var_abs_s)
@@ -797,6 +834,9 @@ def _build_arms(np: Any, bundle: tuple[Any, ...]) -> list[ArmResult]:
     width = shape[1]
 
     def opt(values: Any, ok: Any) -> list[Any]:
+        if ok.all():  # nothing to hide: skip the object array
+            full = np.broadcast_shapes(np.shape(values), ok.shape)
+            return np.broadcast_to(values, full).ravel().tolist()  # type: ignore[no-any-return]
         return np.where(ok, values, None).ravel().tolist()  # type: ignore[no-any-return]
 
     bayes = method == "bayesian"
@@ -819,12 +859,15 @@ def _build_arms(np: Any, bundle: tuple[Any, ...]) -> list[ArmResult]:
     multi_rows = np.zeros(shape, dtype=bool)
     multi_rows[sorted(coefficients)] = True
     th = opt(theta, theta_ok_b & ~multi_rows)
-    coefs: list[Any] = [None if t is None else (t,) for t in th]
+    coefs: list[Any] = (
+        [None] * len(th) if not theta_ok_b.any() else [None if t is None else (t,) for t in th]
+    )
     for i, per_arm in coefficients.items():
         for j in range(width):
             if theta_ok_b[i, j]:
                 coefs[i * width + j] = tuple(per_arm[j].tolist())
-    direction = np.where(better, "better", np.where(worse, "worse", "none")).ravel().tolist()
+    code_dir = (better.astype(np.int8) + 2 * worse.astype(np.int8)).ravel().tolist()
+    direction = list(map(("none", "better", "worse").__getitem__, code_dir))
     sig = (better | worse).ravel().tolist()
     n_int = n.astype(np.int64)
     c_n = np.repeat(n_int[:, 0], width).tolist()
@@ -836,33 +879,49 @@ def _build_arms(np: Any, bundle: tuple[Any, ...]) -> list[ArmResult]:
     metric_col = np.repeat(np.array(metric_names, dtype=object), width).tolist()
     kind_col = np.repeat(np.array(kinds, dtype=object), width).tolist()
     arm_col = arm_names[1:] * shape[0]
-    inv_col = [m in inverse for m in metric_col]
-    # warnings: only the (few) flagged cells need words
-    notes: dict[int, tuple[str, ...]] = {}
-    missing = ~present[:, 1:] | ~present[:, :1]
+    inv_col = [m in inverse for m in metric_col] if inverse else [False] * len(metric_col)
+    # warnings: one word tuple per distinct combination of flags (few), looked up per cell
+    missing_arm = ~present[:, 1:]
+    missing_ctrl = np.broadcast_to(~present[:, :1], shape)
     no_cuped = np.broadcast_to(use_cuped, shape) & ~theta_ok_b & valid_abs
-    for k in np.flatnonzero((flags != 0) | missing | no_cuped).tolist():
-        i, j = divmod(k, width)
-        f = int(flags[i, j])
-        warn = tuple(name for bit, name in _FLAG_NAMES if f & bit)
-        if no_cuped[i, j]:
-            warn += ("cuped_not_applied",)
-        if not present[i, j + 1]:
-            warn = ("missing_arm", *warn)
-        if not present[i, 0]:
-            warn = ("missing_control", *warn)
-        notes[k] = warn
+    code = (
+        flags.astype(np.int64)
+        | (no_cuped.astype(np.int64) << 10)
+        | (missing_arm.astype(np.int64) << 11)
+        | (missing_ctrl.astype(np.int64) << 12)
+    ).ravel()
+    words = {int(c): _warning_words(int(c)) for c in np.unique(code).tolist()}
     control = arm_names[0]
     count = len(t_n)
-    ci = [None if x is None else (x, y) for x, y in zip(lo, hi, strict=True)]
-    ci_r = [None if x is None else (x, y) for x, y in zip(lo_r, hi_r, strict=True)]
-    warns = [notes.get(k, ()) for k in range(count)] if notes else [()] * count
+    ci = _pairs(lo, hi, valid_abs)
+    ci_r = _pairs(lo_r, hi_r, valid_rel)
+    warns = [words[c] for c in code.tolist()] if len(words) > 1 else [words[int(code[0])]] * count
     columns = (
         metric_col, arm_col, [control] * count, kind_col, [method] * count, t_n, c_n, t_mean,
         c_mean, e_abs, e_rel, ci, ci_r, se, se_r, p, pa, c_w, l_s, scale, sig, direction, th,
         level, inv_col, warns, coefs,
     )  # fmt: skip
     return list(map(ArmResult, zip(*columns, strict=True)))
+
+
+def _pairs(lo: list[Any], hi: list[Any], ok: Any) -> list[Any]:
+    """(lo, hi) tuples, None where ``lo`` is None (``ok`` false)."""
+    if ok.all():
+        return list(zip(lo, hi, strict=True))
+    return [None if x is None else (x, y) for x, y in zip(lo, hi, strict=True)]
+
+
+def _warning_words(code: int) -> tuple[str, ...]:
+    """Warning names of one cell from its code (flags | no_cuped<<10 | missing arm<<11 |
+    missing control<<12), in the order they are reported."""
+    warn = tuple(name for bit, name in _FLAG_NAMES if code & bit)
+    if code & (1 << 10):
+        warn += ("cuped_not_applied",)
+    if code & (1 << 11):
+        warn = ("missing_arm", *warn)
+    if code & (1 << 12):
+        warn = ("missing_control", *warn)
+    return warn
 
 
 def _covariate_blocks(

@@ -58,6 +58,16 @@ def confidence_sequence_halfwidth(
     return half, rho2 * s2
 
 
+def confidence_sequence_factor(np: Any, n_total: Array, alpha: Array, n_star: float) -> Array:
+    """The half-width of :func:`confidence_sequence_halfwidth` over the effect's standard
+    error (the same for every variance, so one factor serves the absolute and the relative
+    scale)."""
+    la = np.log(alpha)
+    rho2 = (-2.0 * la + np.log(-2.0 * la + 1.0)) / n_star
+    nr = n_total * rho2 + 1.0
+    return np.sqrt(2.0 * nr * np.log(np.sqrt(nr) / alpha) / (n_total * rho2))
+
+
 def mixture_sequential(
     np: Any, effect: Array, variance: Array, tau2: Array, alpha: Array
 ) -> tuple[Array, Array]:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import builtins
 import json
 import logging
+import math
 import threading
 import uuid
 from collections.abc import Iterable, Mapping
@@ -64,6 +65,15 @@ _CAS_ATTEMPTS = 20
 _TUPLE_DEFAULTS: tuple[Any, ...] = (None, None, 1.0, None, 0.0, None)
 
 
+def _counts(status: list[int], detail: bool) -> dict[str, Any]:
+    out: dict[str, Any] = dict.fromkeys(_STATUS_NAMES.values(), 0)
+    for s in status:
+        out[_STATUS_NAMES[s]] += 1
+    if detail:
+        out["status"] = [_STATUS_NAMES[s] for s in status]
+    return out
+
+
 class ExperimentEngine:
     """Assigns units to arms and ingests exposures and metric events into arm statistics.
 
@@ -72,7 +82,10 @@ class ExperimentEngine:
     the backend's own atomic operations (SQL upserts, a Redis Lua script, a lock in memory).
     ``namespace`` prefixes every key so several applications can share one store;
     ``sticky`` is a :class:`~cognitionos.bucketing.StickyBucketService` that keeps units in
-    their arm when weights change.
+    their arm when weights change. ``dedupe_window`` (seconds, default 30 days) bounds the
+    exactly-once record: event ids older than the window are forgotten (pruned at most 24
+    times per window as events arrive, or by :meth:`prune_dedupe`), so a retry that arrives
+    later than that counts again; ``None`` keeps every id forever.
     """
 
     def __init__(
@@ -83,7 +96,16 @@ class ExperimentEngine:
         namespace: str = "",
         sticky: Any = None,
         log_events: bool = True,
+        dedupe_window: float | None = 30 * 86400.0,
     ) -> None:
+        if dedupe_window is not None and not (
+            isinstance(dedupe_window, (int, float)) and dedupe_window > 0
+        ):
+            raise ConfigurationError(
+                f"dedupe_window={dedupe_window!r} must be a positive number of seconds or None"
+            )
+        self._dedupe_window = None if dedupe_window is None else float(dedupe_window)
+        self._last_prune: dict[str, float] = {}
         self._clock: Clock = clock or SystemClock()
         self._owns_store = False
         if store is None or isinstance(store, str):
@@ -267,6 +289,16 @@ class ExperimentEngine:
 
     def track_exposures(self, key: str, records: Iterable[tuple[str, str]]) -> int:
         """Record many ``(unit_id, variant)`` exposures in one call; returns first exposures."""
+        batch = self._exposure_batch(key, records)
+        if not batch:
+            return 0
+        first = self._stats.expose(self._scoped(key), batch)
+        self._append(key, self._exposure_payloads(batch, first))
+        return sum(first)
+
+    def _exposure_batch(
+        self, key: str, records: Iterable[tuple[str, str]]
+    ) -> builtins.list[tuple[str, str]]:
         compiled = self._compiled(key)
         arms = set(compiled.keys)
         batch: list[tuple[str, str]] = []
@@ -276,19 +308,15 @@ class ExperimentEngine:
             if not isinstance(unit, str) or not unit:
                 raise ConfigurationError(f"unit id must be a non-empty str, got {unit!r:.60}")
             batch.append((unit, arm))
-        if not batch:
-            return 0
-        first = self._stats.expose(self._scoped(key), batch)
+        return batch
+
+    def _exposure_payloads(
+        self, batch: builtins.list[tuple[str, str]], first: builtins.list[bool]
+    ) -> builtins.list[bytes]:
         now = self._clock.time_ns()
-        self._append(
-            key,
-            [
-                _encode(("x", u, a, now)).encode()
-                for (u, a), f in zip(batch, first, strict=True)
-                if f
-            ],
-        )
-        return sum(first)
+        return [
+            _encode(("x", u, a, now)).encode() for (u, a), f in zip(batch, first, strict=True) if f
+        ]
 
     def track(
         self,
@@ -322,6 +350,17 @@ class ExperimentEngine:
         Each event is a mapping with ``unit_id``, ``metric`` and optional ``value`` (1),
         ``event_id``, ``denominator``, ``covariate``; or a tuple in that order.
         """
+        batch = self._event_batch(key, events)
+        now = self._clock.time_ns()
+        scoped = self._scoped(key)
+        specs = self._compiled(key).specs
+        status = self._stats.track(scoped, specs, batch, now // 1_000_000_000) if batch else []
+        self._maybe_prune(scoped, now / 1e9)
+        self._append(key, self._event_payloads(batch, status, now))
+        return _counts(status, _detail)
+
+    def _event_batch(self, key: str, events: Iterable[Any]) -> builtins.list[RawEvent]:
+        """Validate and normalise metric events (ConfigurationError naming the bad one)."""
         compiled = self._compiled(key)
         specs = compiled.specs
         batch: list[RawEvent] = []
@@ -355,22 +394,40 @@ class ExperimentEngine:
             elif not isinstance(eid, str):
                 eid = str(eid)
             batch.append((unit, eid, str(metric), v, d, c))
-        status = self._stats.track(self._scoped(key), specs, batch) if batch else []
-        now = self._clock.time_ns()
-        self._append(
-            key,
-            [
-                _encode(("m", *ev, now)).encode()
-                for ev, s in zip(batch, status, strict=True)
-                if s == COUNTED
-            ],
-        )
-        out: dict[str, Any] = dict.fromkeys(_STATUS_NAMES.values(), 0)
-        for s in status:
-            out[_STATUS_NAMES[s]] += 1
-        if _detail:
-            out["status"] = [_STATUS_NAMES[s] for s in status]
-        return out
+        return batch
+
+    @staticmethod
+    def _event_payloads(
+        batch: builtins.list[RawEvent], status: builtins.list[int], now: int
+    ) -> builtins.list[bytes]:
+        return [
+            _encode(("m", *ev, now)).encode()
+            for ev, s in zip(batch, status, strict=True)
+            if s == COUNTED
+        ]
+
+    def _maybe_prune(self, scoped: str, now_s: float) -> None:
+        window = self._dedupe_window
+        if window is None or now_s - self._last_prune.get(scoped, -math.inf) < window / 24:
+            return
+        self._last_prune[scoped] = now_s
+        try:
+            self._stats.prune(scoped, int(now_s - window))
+        except StorageError as exc:  # the events are in; pruning is retried later
+            log.warning("pruning old event ids of %r failed: %s", scoped, exc)
+
+    def prune_dedupe(self, key: str, *, older_than: float | None = None) -> int:
+        """Forget the event ids of ``key`` first seen more than ``older_than`` seconds ago
+        (default: the engine's ``dedupe_window``); returns how many were removed."""
+        self._compiled(key)
+        age = self._dedupe_window if older_than is None else older_than
+        if age is None or not (isinstance(age, (int, float)) and age >= 0):
+            raise ConfigurationError(
+                f"older_than={older_than!r} must be a non-negative number of seconds "
+                "(the engine keeps ids forever: dedupe_window=None)"
+            )
+        now_s = self._clock.time_ns() / 1e9
+        return self._stats.prune(self._scoped(key), int(now_s - age))
 
     # -- reading -------------------------------------------------------------------------------
     def summary(self, key: str) -> builtins.list[ArmSummary]:

@@ -302,3 +302,46 @@ def test_garbage_raises_only_cognition_errors(definition, event, value):
                 call()
             except CognitionError:
                 pass
+
+
+def test_event_ids_expire_after_the_dedupe_window_on_every_backend(store):
+    """The exactly-once record is bounded: ids older than the window are forgotten (so a
+    retry that late counts again), younger ones still de-duplicate."""
+    from cognitionos.clock import ManualClock
+
+    clock = ManualClock(start=1_000_000)
+    eng = ExperimentEngine(store=store, clock=clock, dedupe_window=100)
+    k = f"ttl-{uuid.uuid4().hex[:10]}"
+    eng.create(_definition(k))
+    try:
+        eng.track_exposures(k, [("u1", "control")])
+        assert eng.track(k, "u1", "pages", 1.0, "e1") == "counted"
+        assert eng.track(k, "u1", "pages", 1.0, "e1") == "duplicate"
+        clock.advance(50)
+        assert eng.track(k, "u1", "pages", 1.0, "e2") == "counted"
+        clock.advance(60)  # e1 is 110 s old, e2 50 s
+        assert eng.prune_dedupe(k) == 1
+        assert eng.track(k, "u1", "pages", 1.0, "e2") == "duplicate"
+        assert eng.track(k, "u1", "pages", 1.0, "e1") == "counted"  # past the window
+        clock.advance(500)  # tracking prunes by itself (at most 24 times per window)
+        assert eng.track(k, "u1", "pages", 1.0, "e3") == "counted"
+        assert eng.track(k, "u1", "pages", 1.0, "e2") == "counted"
+        assert eng.prune_dedupe(k, older_than=0) == 0  # seen this very second: not older
+        clock.advance(1)
+        assert eng.prune_dedupe(k, older_than=0) == 2  # e3 and e2 (e1 went with the auto-prune)
+        pages = {s.arm: s for s in eng.summary(k) if s.metric == "pages"}
+        assert pages["control"].sum == 5.0  # e1, e2, e1, e3, e2: one unit's total
+        with pytest.raises(ConfigurationError, match="older_than"):
+            eng.prune_dedupe(k, older_than=-1)
+    finally:
+        eng.delete(k)
+        eng.close()
+
+
+def test_dedupe_window_must_be_positive():
+    with pytest.raises(ConfigurationError, match="dedupe_window"):
+        ExperimentEngine(dedupe_window=0)
+    eng = ExperimentEngine(dedupe_window=None)
+    eng.create(_definition("forever"))
+    with pytest.raises(ConfigurationError, match="keeps ids forever"):
+        eng.prune_dedupe("forever")

@@ -1,9 +1,11 @@
 -- Metric events, exactly once per (unit, event id), folded into per-arm sufficient statistics.
--- KEYS[1] set of "unit\0event id" seen; KEYS[2] hash unit -> arm (exposures);
+-- KEYS[1] sorted set of "unit\0event id" seen, scored by the second it was first seen (so
+-- ids older than the de-duplication window are removed with ZREMRANGEBYSCORE);
+-- KEYS[2] hash unit -> arm (exposures);
 -- KEYS[3] hash "unit\0metric" -> "num|den|cov" (the unit's running totals);
 -- KEYS[4] hash "arm\0metric\0<sum field>" -> float (HINCRBYFLOAT).
--- ARGV, 11 per event: unit, event id, metric, kind code (0 binomial, 1 count, 2 continuous,
--- 3 ratio), value, denominator, covariate ("" = keep), cap lower, cap upper, denominator cap
+-- ARGV[1]: now (seconds); then 11 per event: unit, event id, metric, kind code (0 binomial,
+-- 1 count, 2 continuous, 3 ratio), value, denominator, covariate ("" = keep), cap lower, cap upper, denominator cap
 -- lower, denominator cap upper ("" = none).
 -- A unit contributes (y, y^2, x, x^2, x*y, d, d^2, y*d); an event adds new - old contribution.
 -- Returns per event 0 (counted), 1 (duplicate) or 2 (unit not exposed: seen, not counted).
@@ -29,9 +31,10 @@ local function contribution(code, num, den, x, lo, hi, dlo, dhi)
 end
 
 local out, acc, order = {}, {}, {}
-for i = 1, #ARGV, 11 do
+local now = ARGV[1]
+for i = 2, #ARGV, 11 do
   local unit, eid, metric = ARGV[i], ARGV[i + 1], ARGV[i + 2]
-  if redis.call('SADD', KEYS[1], unit .. '\0' .. eid) == 0 then
+  if redis.call('ZADD', KEYS[1], 'NX', now, unit .. '\0' .. eid) == 0 then
     out[#out + 1] = 1
   else
     local arm = redis.call('HGET', KEYS[2], unit)
