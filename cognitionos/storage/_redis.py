@@ -66,8 +66,9 @@ class LuaScript:
         try:
             return self.client.evalsha(self.sha, len(keys), *keys, *args)
         except NoScriptError:
-            self.client.script_load(self.source)
-            return self.client.evalsha(self.sha, len(keys), *keys, *args)
+            # EVAL with the source both runs and re-caches it; a SCRIPT FLUSH racing between a
+            # SCRIPT LOAD and the retried EVALSHA can then no longer fail the call
+            return self.client.eval(self.source, len(keys), *keys, *args)
 
 
 class RedisStore(BaseStore):

@@ -56,8 +56,9 @@ class AsyncLuaScript:
         try:
             return await self.client.evalsha(self.sha, len(keys), *keys, *args)
         except NoScriptError:
-            await self.client.script_load(self.source)
-            return await self.client.evalsha(self.sha, len(keys), *keys, *args)
+            # EVAL with the source both runs and re-caches it; a SCRIPT FLUSH racing between a
+            # SCRIPT LOAD and the retried EVALSHA can then no longer fail the call
+            return await self.client.eval(self.source, len(keys), *keys, *args)
 
 
 class AsyncRedisStore(BaseStore):
