@@ -91,11 +91,11 @@ class LeasePolicy:
         RateLimiter("redis://cache:6379/0", lease=LeasePolicy(ttl=1.0, share=2.0))
     """
 
-    ttl: float = 1.0
+    ttl: float = 5.0
     share: float = 2.0
     min_slice: int = 2
     max_slice: int = 10_000
-    initial_slice: int = 4
+    initial_slice: int = 16
 
     def __attrs_post_init__(self) -> None:
         _positive("ttl", self.ttl, float)

@@ -362,3 +362,29 @@ def test_slice_book_matches_a_reference_model(seq, ttl):
         left = live[0][1] if live else back[sid]
         # every unit of a slice is admitted once or handed back once, never both
         assert used[sid] + left == grant
+
+
+# -- CLI ----------------------------------------------------------------------------------------
+
+
+@pytest.mark.redis
+def test_cli_lists_leases_as_json_and_refuses_other_stores(prefix, tmp_path):
+    import json
+
+    from click.testing import CliRunner
+
+    from cognitionos.cli import main
+
+    limiter = RateLimiter(REDIS_URL, prefix=prefix, lease=LeasePolicy(ttl=60, initial_slice=7))
+    limiter.hit(Limit(amount=1000, period=3600), "tenant:acme")
+    runner = CliRunner()
+    out = runner.invoke(
+        main, ["ratelimit", "leases", "--store", REDIS_URL, "--prefix", prefix, "--json"]
+    )
+    assert out.exit_code == 0, out.output
+    (record,) = json.loads(out.stdout)
+    assert record["grant"] == 7 and record["holder"] == limiter._lease.holder
+    assert 0 < record["expires_in"] <= 60
+    limiter.close()
+    out = runner.invoke(main, ["ratelimit", "leases", "--store", f"sqlite:///{tmp_path}/x.db"])
+    assert out.exit_code == 1 and "Redis stores only" in out.output
