@@ -474,8 +474,10 @@ class LeasedHits:
         if self._pending:
             returns, self._pending = self._pending, []
         if now >= self._next_sweep:
+            # slices expired at least one ttl ago: a key still in use hands its slice back
+            # with its own next round trip instead (one script call, not two)
             self._next_sweep = now + self._sweep_ns
-            returns += self.book.expired(now)
+            returns += self.book.expired(now - self._sweep_ns)
         # returns first: the server applies them before this key's new slice is decided
         cmds = [self._command("r", sp, ky, 0, 0, w, a, server_now) for sp, ky, w, a in returns]
         cmds.append(self._command("a", spec, key, want, cost, rwin, ramt, server_now))

@@ -184,9 +184,12 @@ def test_expired_slices_are_not_used_and_go_back(prefix):
         assert stats["returned"] == 19
         held = stats["held"]
         assert plain.stats(limit, "k").remaining == 100 - 2 - held
-        # an idle key's expired slice goes back with the next round trip of any key
-        clock.advance(1.5)
+        # an idle key's slice goes back with any round trip once it expired a ttl ago
+        clock.advance(1.5)  # expired 0.5 s ago: kept for the key's own next round trip
         limiter.hit(limit, "another")
+        assert plain.stats(limit, "k").remaining == 98 - held
+        clock.advance(1.0)  # expired 1.5 s ago: swept
+        limiter.hit(limit, "third")
         assert plain.stats(limit, "k").remaining == 98
     plain.close()
 
