@@ -112,6 +112,16 @@ def worker(
     return decisions, admitted, stats, elapsed
 
 
+def prime(_: int) -> int:
+    """Import what a worker needs before any phase starts (spawned workers start cold)."""
+    import redis  # noqa: F401
+
+    import cognitionos.ratelimit  # noqa: F401
+
+    time.sleep(0.5)  # keeps this worker busy, so each worker gets one of these tasks
+    return os.getpid()
+
+
 def commandstats(clients: list[Any]) -> dict[str, int]:
     """Calls per command summed over the nodes, and the servers' CPU time (µs)."""
     out: dict[str, int] = {}
@@ -135,7 +145,7 @@ def phase(
     pool: Any, args: Any, url: str, clients: list[Any], leased: bool, amount: int, period: int
 ) -> dict[str, Any]:
     prefix = f"lb{uuid.uuid4().hex[:8]}"
-    start_at = time.time() + 1.0
+    start_at = time.time() + 2.0
     jobs = [
         pool.apply_async(
             worker,
@@ -324,6 +334,7 @@ def main() -> None:
     ctx = multiprocessing.get_context("spawn")
     try:
         with ctx.Pool(args.processes) as pool:
+            pool.map(prime, range(args.processes), chunksize=1)
             client = redis.Redis.from_url(url)
             run_target(pool, args, f"one Redis ({url})", url, [client])
             client.close()

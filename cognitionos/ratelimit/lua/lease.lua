@@ -69,11 +69,22 @@ if s then
   end
 end
 
--- live leases of other holders; this holder's previous lease (at most one per key)
+-- live leases of other holders; this holder's previous lease (at most one per key).
+-- Skipped when the caller had no slice to give back (rwin -1) and no slice could be granted
+-- even to a sole holder: near the limit a hit then costs what decide.lua's would
 local L = KEYS[3]
-redis.call('ZREMRANGEBYSCORE', L, '-inf', fmt(now))
 local others, mine, mwin, mgrant = 0, nil, nil, 0
-for _, m in ipairs(redis.call('ZRANGE', L, 0, -1)) do
+local members = {}
+local function estimate()
+  if code == 3 then return idiv(prev * (P - (now - start)), P) + cur end
+  return cur
+end
+if op == 'r' or rwin >= 0
+    or math.floor(math.max(0, A - estimate()) / share) >= math.max(mins, cost) then
+  redis.call('ZREMRANGEBYSCORE', L, '-inf', fmt(now))
+  members = redis.call('ZRANGE', L, 0, -1)
+end
+for _, m in ipairs(members) do
   local h, w, g, e = string.match(m, '^(%S+) (%S+) (%S+) (%S+)$')
   if h == holder then
     mine, mwin, mgrant = m, tonumber(w), tonumber(g)
@@ -124,8 +135,7 @@ if rec then
   end
 end
 
-local weighted = cur
-if code == 3 then weighted = idiv(prev * (P - (now - start)), P) + cur end
+local weighted = estimate()
 local remaining = math.max(0, A - weighted)
 local holders = others + 1
 local grant = math.min(want, math.floor(remaining / (share * holders)))
