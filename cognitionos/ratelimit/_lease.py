@@ -86,16 +86,16 @@ class LeasePolicy:
     ``share``: a slice is at most ``remaining / (share x live leaseholders)`` of the key.
     ``min_slice``: below this, hits are decided one round trip each, exactly.
     ``max_slice`` / ``initial_slice``: bounds of the slice the process asks for; it asks
-    for what it used per ``ttl`` (at most 4x its previous slice)::
+    for what it used per ``ttl`` (at most 16x its previous slice)::
 
         RateLimiter("redis://cache:6379/0", lease=LeasePolicy(ttl=1.0, share=2.0))
     """
 
-    ttl: float = 5.0
+    ttl: float = 10.0
     share: float = 2.0
     min_slice: int = 2
     max_slice: int = 10_000
-    initial_slice: int = 16
+    initial_slice: int = 4
 
     def __attrs_post_init__(self) -> None:
         _positive("ttl", self.ttl, float)
@@ -239,7 +239,7 @@ class SliceBook:
     def _want(self, rate_per_ns: float, previous: int) -> int:
         p = self.policy
         want = math.ceil(rate_per_ns * self._ttl_ns)
-        return max(p.min_slice, min(want, p.max_slice, max(4 * previous, p.initial_slice)))
+        return max(p.min_slice, min(want, p.max_slice, max(16 * previous, p.initial_slice)))
 
     def install(
         self,
