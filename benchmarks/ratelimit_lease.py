@@ -7,11 +7,13 @@ Run::
     COGNITIONOS_REDIS_CLUSTER_URL=redis+cluster://127.0.0.1:7100/ python benchmarks/...
 
 Equal work: in every phase, ``--processes`` worker processes (one thread each) call
-``RateLimiter.hit(limit, key)`` as fast as they can for ``--seconds``, each cycling through
-the same ``--keys`` keys in its own shuffled order, against the same server; the only
-difference between the two modes is ``lease=LeasePolicy()``. Phases alternate (per hit,
-leased, per hit, leased, ...) so background load hits both alike; decisions/s are medians
-over rounds and the speed-up is the median of per-round ratios.
+``RateLimiter.hit(limit, key)`` for ``--seconds``, each cycling through the same ``--keys``
+keys in its own shuffled order, against the same server; the only difference between the
+two modes is ``lease=LeasePolicy()``. Before the measured part, every worker makes
+``--warm-passes`` passes over its keys in both modes (a key's first hits take its first
+slices; their round trips are printed, not measured), then a barrier starts all workers
+together. Phases alternate (per hit, leased, per hit, leased) so background load hits both
+alike; decisions/s are medians over rounds and the speed-up is the median of per-round ratios.
 
 Reported per mode:
 
@@ -27,8 +29,8 @@ Reported per mode:
   unadmitted after close is printed too (under-admission while slices were held).
 
 Windows are clock-aligned fixed windows of a period chosen so that no window rolls during
-the run. The whole run is bounded: about ``rounds x 2 x seconds`` for the far keys plus
-``2 x seconds`` for the tight keys, plus process start-up.
+the run. The run is bounded: ``(2 x rounds + 2) x (warm-up + seconds)`` plus process
+start-up; about a minute with the defaults on an idle 2-core machine.
 """
 
 from __future__ import annotations
@@ -68,32 +70,36 @@ def worker(
     period: int,
     nkeys: int,
     seconds: float,
-    start_at: float,
     seed: int,
-    warm: float = 0.0,
-    ttl: float | None = None,
+    warm_passes: int,
+    ttl: float | None,
+    barrier: Any,
 ) -> tuple[int, list[int], dict[str, int], float]:
-    """One process: hit ``nkeys`` keys for ``seconds``; (decisions, admitted per key, stats)."""
+    """One process: warm up, then hit ``nkeys`` keys for ``seconds`` with the others.
+
+    Returns (decisions, admitted per key, lease stats and CPU µs, elapsed s). ``barrier``
+    lines the workers and the parent up: after the warm-up (the parent then reads the
+    server's counters), after the measured part (read again) and before ``close()``.
+    """
     from cognitionos.ratelimit import LeasePolicy, Limit, RateLimiter
 
-    limiter = RateLimiter(url, prefix=prefix, lease=LeasePolicy() if leased else None, timeout=5.0)
+    policy = (LeasePolicy() if ttl is None else LeasePolicy(ttl=ttl)) if leased else None
+    limiter = RateLimiter(url, prefix=prefix, lease=policy, timeout=5.0)
     limit = Limit(amount=amount, period=period)
     keys = [f"k{i}" for i in range(nkeys)]
     order = list(range(nkeys))
     random.Random(seed).shuffle(order)
     admitted = [0] * nkeys
     hit = limiter.hit
-    decisions = 0
+    # warm-up, both modes alike (admissions counted; time, CPU and commands not): the first
+    # hits of each key take its first slices, which then grow to the key's rate
+    for _ in range(warm_passes):
+        for i in order:
+            admitted[i] += hit(limit, keys[i]).allowed
+    warm = limiter.lease_stats()
     chunks = [order[i : i + 100] for i in range(0, nkeys, 100)]
-    time.sleep(max(0.0, start_at - time.time()))
-    # warm-up (both modes alike; admissions counted, decisions/s and CPU not): the first
-    # hits of each key take its first slices
-    while time.time() < start_at + warm:
-        for chunk in chunks:
-            for i in chunk:
-                admitted[i] += hit(limit, keys[i]).allowed
-            if time.time() >= start_at + warm:
-                break
+    barrier.wait()
+    decisions = 0
     t0 = time.perf_counter()
     c0 = time.process_time()
     end = t0 + seconds
@@ -106,10 +112,11 @@ def worker(
             if clock() >= end:
                 break
     elapsed = time.perf_counter() - t0
-    stats = limiter.lease_stats()
+    stats = {k: v - warm.get(k, 0) for k, v in limiter.lease_stats().items()}
     stats["cpu_us"] = round((time.process_time() - c0) * 1e6)
-    # hand back after the parent's end-of-phase snapshot: a one-off cost, reported apart
-    time.sleep(max(0.0, start_at + warm + seconds + 1.0 - time.time()))
+    stats["warm_round_trips"] = warm.get("round_trips", 0)
+    barrier.wait()
+    barrier.wait()  # the parent has read the counters: hand back (a one-off cost, apart)
     limiter.close()
     return decisions, admitted, stats, elapsed
 
@@ -147,7 +154,7 @@ def phase(
     pool: Any, args: Any, url: str, clients: list[Any], leased: bool, amount: int, period: int
 ) -> dict[str, Any]:
     prefix = f"lb{uuid.uuid4().hex[:8]}"
-    start_at = time.time() + 2.0
+    barrier = args.manager.Barrier(args.processes + 1)
     jobs = [
         pool.apply_async(
             worker,
@@ -159,19 +166,20 @@ def phase(
                 period,
                 args.keys,
                 args.seconds,
-                start_at,
                 seed,
-                args.warm,
+                args.warm_passes,
                 args.ttl,
+                barrier,
             ),
         )
         for seed in range(args.processes)
     ]
-    time.sleep(max(0.0, start_at + args.warm - time.time()))
-    before = commandstats(clients)  # commands of the measured part (and the hand-back)
-    time.sleep(max(0.0, start_at + args.warm + args.seconds + 0.5 - time.time()))
+    barrier.wait(timeout=600)
+    before = commandstats(clients)  # commands of the measured part
+    barrier.wait(timeout=600)
     after = commandstats(clients)
-    outs = [j.get(timeout=args.seconds + 120) for j in jobs]
+    barrier.wait(timeout=600)
+    outs = [j.get(timeout=600) for j in jobs]
     closed = commandstats(clients)
     d = delta(before, after)
     handback = delta(after, closed).get("cmdstat_evalsha", 0)
@@ -312,10 +320,11 @@ def run_target(pool: Any, args: Any, label: str, url: str, clients: list[Any]) -
     )
     s = far[True][-1]["stats"]
     print(
-        f"last leased far round (warm-up included): {s.get('local', 0):,} local decisions, "
-        f"{s.get('round_trips', 0):,} round trips, {s.get('slices', 0):,} slices; "
-        f"close() then handed back with {far[True][-1]['handback']:,} script calls "
-        f"(one per key with an unused slice, pipelined: not in the table)"
+        f"last leased far round: warm-up {s.get('warm_round_trips', 0):,} round trips "
+        f"({args.warm_passes} passes); measured {s.get('local', 0):,} local decisions, "
+        f"{s.get('round_trips', 0):,} round trips; close() then handed back with "
+        f"{far[True][-1]['handback']:,} script calls (one per key with an unused slice, "
+        "pipelined; not in the table)"
     )
 
 
@@ -325,10 +334,13 @@ def main() -> None:
     parser.add_argument("--processes", type=int, default=8)
     parser.add_argument("--keys", type=int, default=1000)
     parser.add_argument("--seconds", type=float, default=4.0)
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--tight", type=int, default=20, help="limit of the at-limit keys")
     parser.add_argument(
-        "--warm", type=float, default=2.0, help="seconds of unmeasured warm-up per phase"
+        "--warm-passes",
+        type=int,
+        default=5,
+        help="unmeasured passes over the keys before each phase (both modes)",
     )
     parser.add_argument("--ttl", type=float, help="LeasePolicy ttl (default: the default)")
     args = parser.parse_args()
@@ -339,6 +351,7 @@ def main() -> None:
     if url is None:
         proc, url, workdir = own_server()
     ctx = multiprocessing.get_context("spawn")
+    args.manager = ctx.Manager()
     try:
         with ctx.Pool(args.processes) as pool:
             pool.map(prime, range(args.processes), chunksize=1)
@@ -358,6 +371,7 @@ def main() -> None:
             else:
                 print("\ncluster run skipped: COGNITIONOS_REDIS_CLUSTER_URL is not set")
     finally:
+        args.manager.shutdown()
         if proc is not None:
             proc.terminate()
             proc.wait(timeout=10)

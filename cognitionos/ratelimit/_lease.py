@@ -285,7 +285,7 @@ class SliceBook:
             return sum(sl.left for sl in self.slices.values())
 
 
-STAT_NAMES = ("local", "round_trips", "slices", "per_hit", "returned", "return_calls")
+STAT_NAMES = ("local", "round_trips", "slices", "per_hit", "plain", "returned", "return_calls")
 
 
 class LeasedHits:
@@ -308,6 +308,8 @@ class LeasedHits:
         clock = shared.clock
         self.mono = time.monotonic_ns if type(clock) is SystemClock else clock.time_ns
         self._pending: list[Return] = []  # returns whose send failed: sent with the next call
+        #: (ident, key) -> local time until which hits go per hit (no slice could be granted)
+        self.near: dict[Any, int] = {}
         self._keys: dict[Any, tuple[str, str, str]] = {}
         self._next_sweep = 0
         self._sweep_ns = round(policy.ttl * 1e9)
@@ -332,6 +334,7 @@ class LeasedHits:
     def _after_fork_in_child(self) -> None:
         """A forked child must not use (or return) its parent's slices: it starts empty."""
         self.book.slices.clear()
+        self.near.clear()
         self.book.lock = threading.Lock()
         self._new_locks()
         self._pending = []
@@ -386,8 +389,10 @@ class LeasedHits:
         specs = self.s.specs
         book = self.book
         slices = book.slices
+        near = self.near
         mono = self.mono
         local = self._local
+        plain = self._counts["plain"].__next__
         allowed = self.s.count.allowed
         slow = self._slow
 
@@ -430,6 +435,13 @@ class LeasedHits:
                             (),
                         ),
                     )
+            elif near:
+                until = near.get((spec.ident, key))
+                if until is not None and mono() < until:
+                    # near its limit: decided per hit by the plain script (decide.lua, the
+                    # limiter's own cached path) until the mark ages out after one ttl
+                    plain()
+                    return slow(limit, key, cost)
             return renew(spec, key, cost)
 
         return hit
@@ -503,6 +515,7 @@ class LeasedHits:
         remaining, reset_us = int(rem), int(reset)
         next(self._counts["round_trips"])
         if status == "L":
+            self.near.pop((spec.ident, req.key), None)
             next(self._counts["slices"])
             sl = self.book.install(
                 (spec.ident, req.key),
@@ -534,6 +547,10 @@ class LeasedHits:
                 ),
             )
         next(self._counts["per_hit"])
+        near = self.near
+        if len(near) >= 100_000:
+            near.clear()
+        near[(spec.ident, req.key)] = sent_at + self._sweep_ns
         ok, banned, r = status == "A", status == "B", int(retry)
         if ok:
             s.count.allowed()
@@ -586,6 +603,7 @@ class LeasedHits:
         with self.book.lock:
             for spec in specs:
                 self.book.slices.pop((spec.ident, key), None)
+                self.near.pop((spec.ident, key), None)
         return [self.keys(spec, key)[2] for spec in specs if spec.algorithm in LEASABLE]
 
     def forget(self, specs: Any, key: str) -> None:
@@ -600,8 +618,9 @@ class LeasedHits:
                 raise _wrap(exc, "reset") from exc
 
     def stats(self) -> dict[str, int]:
-        """This process's leasing: local decisions, round trips, slices taken, hits decided
-        per round trip, units returned, return calls, and quota held unused right now."""
+        """This process's leasing: local decisions, lease round trips, slices taken, hits the
+        lease script decided alone, hits near the limit sent to the plain script, units
+        returned, return calls, and quota held unused right now."""
         out = {n: int(c.__reduce__()[1][0]) for n, c in self._counts.items()}
         out["held"] = self.book.held()
         return out

@@ -111,7 +111,7 @@ def test_one_holder_admits_exactly_the_limit_with_few_round_trips(prefix, algori
     assert admitted == 1000
     assert stats["local"] > 950  # decided in process
     assert stats["round_trips"] < 30
-    assert stats["local"] + stats["round_trips"] == 1000
+    assert stats["local"] + stats["round_trips"] + stats["plain"] == 1000
 
 
 @pytest.mark.redis
@@ -161,12 +161,19 @@ def test_a_slice_is_at_most_remaining_over_share_times_holders(prefix):
 def test_near_the_limit_every_hit_is_a_round_trip(prefix):
     clock = ManualClock(T0)
     limit = Limit(amount=10, period=60)
-    with leased(prefix, clock, ttl=30, min_slice=4) as limiter:
+    with leased(prefix, clock, ttl=30, min_slice=4, initial_slice=8) as limiter:
         decisions = [limiter.hit(limit, "k") for _ in range(12)]
         stats = limiter.lease_stats()
     assert [d.allowed for d in decisions] == [True] * 10 + [False] * 2
     assert decisions[-1].retry_after == pytest.approx(60 - (T0 % 60))
-    assert stats["per_hit"] >= 6  # 10/2 = 5 < ... slices shrink below min_slice
+    # slices of 5 (10/2), then 1 < min_slice: the lease script decides one hit, and the next
+    # ones go to the plain per-hit script until the mark ages out
+    assert stats["slices"] == 1 and stats["per_hit"] == 1
+    assert stats["plain"] == 12 - 5 - 1
+    clock.advance(31)  # one ttl later the key asks for a slice again (still refused)
+    with leased(prefix, clock, ttl=30, min_slice=4) as limiter:
+        assert not limiter.hit(limit, "k").allowed
+        assert limiter.lease_stats()["per_hit"] == 1
 
 
 @pytest.mark.redis
