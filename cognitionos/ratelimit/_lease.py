@@ -8,14 +8,15 @@ without asking Redis until it is spent, its lease expires or its window ends. Un
 go back (to the bucket they were charged to) with the next request for the key, in a sweep
 of expired slices piggybacked on any round trip, on ``close()`` and at interpreter exit::
 
-    limiter = RateLimiter("redis://localhost:6379/0", lease=LeasePolicy(ttl=1.0))
+    limiter = RateLimiter("redis://localhost:6379/0", lease=LeasePolicy(ttl=10.0))
     limiter.hit(Limit.parse("10000/minute"), "tenant:acme")   # mostly no round trip
 
 Guarantee (see docs/ratelimit.md, "Leased quotas"): a slice is charged before any of it is
 used, so what a window admits never exceeds what it was charged, which never exceeds the
 limit: leasing never over-admits, crashed holders included. It can under-admit: a slice
 held by an idle or crashed holder is charged but unused until it is returned (live holders:
-within ``ttl`` plus their next round trip) or its window rolls (crashed holders). Each slice
+with their next round trip once it is a ``ttl`` past its expiry) or its window rolls
+(crashed holders). Each slice
 is at most ``remaining / (share x holders)``, and below ``min_slice`` every hit is decided on
 the server, exactly as without leasing.
 """
@@ -234,7 +235,9 @@ class SliceBook:
             if len(self.rates) >= 100_000:
                 self.rates.clear()
             self.rates[k] = rate
-            return sl.window, sl.left, self._want(rate, sl.grant)
+            unused = sl.left
+            sl.left = 0  # a thread that fetched this slice before the pop must not use it
+            return sl.window, unused, self._want(rate, sl.grant)
 
     def _want(self, rate_per_ns: float, previous: int) -> int:
         p = self.policy
@@ -270,14 +273,19 @@ class SliceBook:
                 sl = self.slices.pop(k)
                 if sl.left > 0:
                     out.append((sl.spec, sl.key, sl.window, sl.left))
+                    sl.left = 0
         return out
 
     def drain(self) -> list[Return]:
         """Remove every slice; those with unused quota, to hand back (close, exit)."""
+        out: list[Return] = []
         with self.lock:
-            slices = dict(self.slices)
+            for sl in self.slices.values():
+                if sl.left > 0:
+                    out.append((sl.spec, sl.key, sl.window, sl.left))
+                    sl.left = 0  # handed back: never admitted from again
             self.slices.clear()  # in place: the hot path holds this dict
-        return [(sl.spec, sl.key, sl.window, sl.left) for sl in slices.values() if sl.left > 0]
+        return out
 
     def held(self) -> int:
         """Quota held in unused slices right now."""
@@ -602,7 +610,9 @@ class LeasedHits:
         count: a return applies only while its lease is recorded)."""
         with self.book.lock:
             for spec in specs:
-                self.book.slices.pop((spec.ident, key), None)
+                sl = self.book.slices.pop((spec.ident, key), None)
+                if sl is not None:
+                    sl.left = 0
                 self.near.pop((spec.ident, key), None)
         return [self.keys(spec, key)[2] for spec in specs if spec.algorithm in LEASABLE]
 

@@ -398,3 +398,19 @@ def test_cli_lists_leases_as_json_and_refuses_other_stores(prefix, tmp_path):
     limiter.close()
     out = runner.invoke(main, ["ratelimit", "leases", "--store", f"sqlite:///{tmp_path}/x.db"])
     assert out.exit_code == 1 and "Redis stores only" in out.output
+
+
+def test_a_slice_handed_back_cannot_be_used_by_a_thread_that_fetched_it_before():
+    # the hot path reads a key's slice before taking the lock: a slice detached, swept or
+    # drained meanwhile must have nothing left, or a unit could be admitted and returned
+    book = SliceBook(LeasePolicy())
+    for hand_back in (
+        lambda: book.detach("k", 5),
+        lambda: book.expired(10**12),
+        lambda: book.drain(),
+    ):
+        book.install("k", "spec", "k", 10, 1, 7, 10**9, 10**10, 0, 0)
+        fetched = book.slices["k"]
+        assert fetched.left == 9
+        hand_back()
+        assert fetched.left == 0 and "k" not in book.slices
