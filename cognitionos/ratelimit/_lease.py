@@ -152,18 +152,19 @@ def lease_script() -> tuple[str, str]:
 
 
 class _Slice:
-    """One leased slice: ``left`` of ``grant`` unused, valid until ``deadline`` (local ns)."""
+    """One leased slice (lease id ``lease``): ``left`` of ``grant`` unused, valid until
+    ``deadline`` (local ns)."""
 
     __slots__ = (
         "deadline",
         "grant",
         "granted_at",
         "key",
+        "lease",
         "left",
         "remaining",
         "spec",
         "wend",
-        "window",
     )
 
     def __init__(
@@ -171,7 +172,7 @@ class _Slice:
         spec: Any,
         key: str,
         grant: int,
-        window: int,
+        lease: int,
         deadline: int,
         wend: int,
         remaining: int,
@@ -181,14 +182,14 @@ class _Slice:
         self.key = key
         self.grant = grant
         self.left = grant
-        self.window = window
+        self.lease = lease
         self.deadline = deadline
         self.wend = wend
         self.remaining = remaining
         self.granted_at = now
 
 
-#: What goes back to the server: (spec, caller key, window, unused amount).
+#: What goes back to the server: (spec, caller key, lease id, unused amount).
 Return = tuple[Any, str, int, int]
 
 
@@ -218,7 +219,7 @@ class SliceBook:
         return None
 
     def detach(self, k: Any, now: int) -> tuple[int, int, int]:
-        """Remove ``k``'s slice: ``(window, unused, want)`` (window -1: nothing to return)."""
+        """Remove ``k``'s slice: ``(lease id, unused, want)`` (id -1: nothing to return)."""
         p = self.policy
         with self.lock:
             sl = self.slices.pop(k, None)
@@ -237,7 +238,7 @@ class SliceBook:
             self.rates[k] = rate
             unused = sl.left
             sl.left = 0  # a thread that fetched this slice before the pop must not use it
-            return sl.window, unused, self._want(rate, sl.grant)
+            return sl.lease, unused, self._want(rate, sl.grant)
 
     def _want(self, rate_per_ns: float, previous: int) -> int:
         p = self.policy
@@ -251,14 +252,14 @@ class SliceBook:
         key: str,
         grant: int,
         cost: int,
-        window: int,
+        lease: int,
         deadline: int,
         wend: int,
         remaining: int,
         now: int,
     ) -> _Slice:
         """Record a new slice of ``grant`` and charge this hit's ``cost`` to it."""
-        sl = _Slice(spec, key, grant, window, deadline, wend, remaining, now)
+        sl = _Slice(spec, key, grant, lease, deadline, wend, remaining, now)
         sl.left -= cost
         with self.lock:
             self.slices[k] = sl
@@ -272,7 +273,7 @@ class SliceBook:
             for k in dead:
                 sl = self.slices.pop(k)
                 if sl.left > 0:
-                    out.append((sl.spec, sl.key, sl.window, sl.left))
+                    out.append((sl.spec, sl.key, sl.lease, sl.left))
                     sl.left = 0
         return out
 
@@ -282,7 +283,7 @@ class SliceBook:
         with self.lock:
             for sl in self.slices.values():
                 if sl.left > 0:
-                    out.append((sl.spec, sl.key, sl.window, sl.left))
+                    out.append((sl.spec, sl.key, sl.lease, sl.left))
                     sl.left = 0  # handed back: never admitted from again
             self.slices.clear()  # in place: the hot path holds this dict
         return out
@@ -316,6 +317,8 @@ class LeasedHits:
         clock = shared.clock
         self.mono = time.monotonic_ns if type(clock) is SystemClock else clock.time_ns
         self._pending: list[Return] = []  # returns whose send failed: sent with the next call
+        self._plock = threading.Lock()
+        self._seq = itertools.count(1)  # lease ids of this holder
         #: (ident, key) -> local time until which hits go per hit (no slice could be granted)
         self.near: dict[Any, int] = {}
         self._keys: dict[Any, tuple[str, str, str]] = {}
@@ -346,6 +349,7 @@ class LeasedHits:
         self.book.lock = threading.Lock()
         self._new_locks()
         self._pending = []
+        self._plock = threading.Lock()
         self.holder = f"{os.getpid()}-{secrets.token_hex(6)}"
 
     # -- keys and arguments ------------------------------------------------------------
@@ -372,17 +376,18 @@ class LeasedHits:
         key: str,
         want: int,
         cost: int,
-        rwin: int,
+        rid: int,
         ramt: int,
         now: int | None,
+        lid: int = 0,
     ) -> tuple[str, ...]:
         p = self.policy
         t = -1 if now is None else now
         floor_ms = 0 if now is None else 3_600_000
         arg = (
             f"{t} {op} {LEASABLE[spec.algorithm]} {spec.period} {spec.amount} {self.holder} "
-            f"{want} {cost} {float(p.share)!r} {p.min_slice} {round(p.ttl * US)} {rwin} "
-            f"{ramt} {floor_ms}"
+            f"{want} {cost} {float(p.share)!r} {p.min_slice} {round(p.ttl * US)} {rid} "
+            f"{ramt} {floor_ms} {lid}"
         )
         return ("EVALSHA", self._sha, "3", *self.keys(spec, key), arg)
 
@@ -458,7 +463,7 @@ class LeasedHits:
 
     def plan(self, spec: Spec, key: str, cost: int) -> Decision | tuple[Any, ...]:
         """Before a round trip: a local admission (another thread renewed meanwhile), or
-        ``(request, commands, returns, sent_at)``."""
+        ``(request, commands, (returns, returns to resend if it fails), sent_at, lease id)``."""
         if cost > spec.burst:
             raise ConfigurationError(
                 f"cost {cost} exceeds what {spec.limit} can ever admit ({spec.burst})"
@@ -487,25 +492,32 @@ class LeasedHits:
                     (),
                 ),
             )
-        rwin, ramt, want = self.book.detach(bk, now)
+        rid, ramt, want = self.book.detach(bk, now)
         want = max(want, cost)
         server_now = None if self.backend.server_time else s.now_us()
-        returns: list[Return] = []
-        if self._pending:
+        with self._plock:
             returns, self._pending = self._pending, []
-        if now >= self._next_sweep:
-            # slices expired at least one ttl ago: a key still in use hands its slice back
-            # with its own next round trip instead (one script call, not two)
-            self._next_sweep = now + self._sweep_ns
-            returns += self.book.expired(now - self._sweep_ns)
+            if now >= self._next_sweep:
+                # slices expired at least one ttl ago: a key still in use hands its slice
+                # back with its own next round trip instead (one script call, not two)
+                self._next_sweep = now + self._sweep_ns
+                returns += self.book.expired(now - self._sweep_ns)
         # returns first: the server applies them before this key's new slice is decided
         cmds = [self._command("r", sp, ky, 0, 0, w, a, server_now) for sp, ky, w, a in returns]
-        cmds.append(self._command("a", spec, key, want, cost, rwin, ramt, server_now))
+        lid = next(self._seq)
+        cmds.append(self._command("a", spec, key, want, cost, rid, ramt, server_now, lid))
         req = Request(spec, key, self.keys(spec, key)[0], cost, None)
-        return req, cmds, returns, now
+        # if the round trip fails, this slice's return is sent again later (named by its id)
+        returns_if_failed = [*returns, (spec, key, rid, ramt)] if ramt > 0 else returns
+        return req, cmds, (returns, returns_if_failed), now, lid
 
     def finish(
-        self, req: Request, replies: list[Any], returns: list[Return], sent_at: int
+        self,
+        req: Request,
+        replies: list[Any],
+        returns: list[Return],
+        sent_at: int,
+        lid: int,
     ) -> Decision:
         """Apply the replies of :meth:`plan`'s commands; the hit's decision."""
         s = self.s
@@ -516,7 +528,7 @@ class LeasedHits:
                 self._count_return(rep)
         reply = replies[-1]
         text = reply.decode() if isinstance(reply, bytes) else str(reply)
-        status, rem, reset, retry, grant, window, expiry, _, back = text.split()
+        status, rem, reset, retry, grant, _window, expiry, _, back = text.split()
         for _ in range(int(back)):
             next(self._counts["returned"])
         spec = req.spec
@@ -531,7 +543,7 @@ class LeasedHits:
                 req.key,
                 int(grant),
                 req.cost,
-                int(window),
+                lid,
                 sent_at + int(expiry) * 1000,
                 sent_at + reset_us * 1000,
                 remaining,
@@ -589,8 +601,10 @@ class LeasedHits:
             next(self._counts["returned"])
 
     def _requeue(self, returns: list[Return]) -> None:
-        if len(self._pending) < 10_000:  # bounded: a long outage only under-admits
-            self._pending += returns
+        # a return names its lease, so sending it again after a lost reply changes nothing
+        with self._plock:
+            if len(self._pending) < 10_000:  # bounded: a long outage only under-admits
+                self._pending += returns
 
     def failed(self, returns: list[Return]) -> None:
         """The round trip failed: keep its returns for the next one."""
@@ -599,8 +613,9 @@ class LeasedHits:
     def drained(self) -> tuple[list[Return], list[tuple[str, ...]]]:
         """Every unused slice and pending return, and the commands handing them back."""
         items = self.book.drain()
-        items += self._pending
-        self._pending = []
+        with self._plock:
+            items += self._pending
+            self._pending = []
         server_now = None if self.backend.server_time else self.s.now_us()
         return items, [self._command("r", sp, ky, 0, 0, w, a, server_now) for sp, ky, w, a in items]
 
@@ -645,17 +660,17 @@ class LeasedHits:
             planned = self.plan(spec, key, cost)
             if isinstance(planned, Decision):
                 return planned
-            req, cmds, returns, sent_at = planned
+            req, cmds, (returns, if_failed), sent_at, lid = planned
             if s.backend_down_until and s.breaker_open():
-                self.failed(returns)
+                self.failed(if_failed)
                 return s.fallback(None, [req], True)  # type: ignore[no-any-return]
             try:
                 replies = self.send(cmds)
             except StorageError as exc:
-                self.failed(returns)
+                self.failed(if_failed)
                 return s.fallback(exc, [req], True)  # type: ignore[no-any-return]
             s.backend_down_until = 0
-            return self.finish(req, replies, returns, sent_at)
+            return self.finish(req, replies, returns, sent_at, lid)
 
     def send(self, cmds: list[tuple[str, ...]]) -> list[Any]:
         """The commands in one round trip (direct channel, else the client's pipeline, which
@@ -757,17 +772,17 @@ class AsyncLeasedHits(LeasedHits):
             planned = self.plan(spec, key, cost)
             if isinstance(planned, Decision):
                 return planned
-            req, cmds, returns, sent_at = planned
+            req, cmds, (returns, if_failed), sent_at, lid = planned
             if s.backend_down_until and s.breaker_open():
-                self.failed(returns)
+                self.failed(if_failed)
                 return s.fallback(None, [req], True)  # type: ignore[no-any-return]
             try:
                 replies = await self.asend(cmds)
             except StorageError as exc:
-                self.failed(returns)
+                self.failed(if_failed)
                 return s.fallback(exc, [req], True)  # type: ignore[no-any-return]
             s.backend_down_until = 0
-            return self.finish(req, replies, returns, sent_at)
+            return self.finish(req, replies, returns, sent_at, lid)
 
     async def asend(self, cmds: list[tuple[str, ...]]) -> list[Any]:
         """:meth:`LeasedHits.send` over the async channel or client."""
@@ -870,11 +885,12 @@ def lease_records(client: Any, pattern: str) -> list[dict[str, Any]]:
         name = raw.decode() if isinstance(raw, bytes) else raw
         for member in client.zrangebyscore(name, f"({now}", "+inf"):
             text = member.decode() if isinstance(member, bytes) else member
-            holder, window, grant, expiry = text.split()
+            holder, window, grant, expiry, lease = text.split()
             out.append(
                 {
                     "lease_set": name,
                     "holder": holder,
+                    "lease": int(lease),
                     "window": int(window),
                     "grant": int(grant),
                     "expires_in": (int(expiry) - now) / US,

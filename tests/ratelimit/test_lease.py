@@ -414,3 +414,29 @@ def test_a_slice_handed_back_cannot_be_used_by_a_thread_that_fetched_it_before()
         assert fetched.left == 9
         hand_back()
         assert fetched.left == 0 and "k" not in book.slices
+
+
+@pytest.mark.redis
+def test_a_return_sent_twice_or_late_changes_nothing(prefix):
+    # a lost reply makes the limiter send a return again: it names its lease, so the second
+    # copy (even after the key was leased again, same window) takes nothing back
+    clock = ManualClock(T0)
+    limit = Limit(amount=100, period=60)
+    plain = RateLimiter(REDIS_URL, clock=clock, server_time=False, prefix=prefix)
+    with leased(prefix, clock, ttl=30, initial_slice=10) as limiter:
+        lease = limiter._lease
+        assert limiter.hit(limit, "k").allowed  # a slice of 10, 9 left
+        spec = lease.s.specs(limit)[0]
+        ((_, _, lease_id, unused),) = lease.book.drain()
+        assert unused == 9
+        now = clock.time_ns() // 1000
+        again = lease._command("r", spec, "k", 0, 0, lease_id, unused, now)
+        assert [int(r) for r in lease.send([again])] == [9]
+        assert plain.stats(limit, "k").remaining == 99
+        assert [int(r) for r in lease.send([again])] == [0]
+        assert limiter.hit(limit, "k").allowed  # leased again
+        held = limiter.lease_stats()["held"]
+        assert held > 0
+        assert [int(r) for r in lease.send([again])] == [0]
+        assert plain.stats(limit, "k").remaining == 98 - held
+    plain.close()

@@ -6,13 +6,16 @@
 -- key's state stays the one decide.lua reads and writes: leased and per-hit limiters
 -- share one count, and no process can use more than it was charged for.
 --
--- KEYS: state, ban record, lease set: ZSET of "holder window grant expiry_us" scored by the
+-- KEYS: state, ban record, lease set: ZSET of "holder window grant expiry_us id" scored by the
 --       end of the slice's window. A lease counts as a live holder until its expiry; its
 --       unused part may come back until its window ends (the holder stopped using it at
 --       its expiry, so what it returns is unused whenever it arrives).
--- ARGV[1] "now op code P A holder want cost share min_slice ttl ret_window ret_amount
---          min_ttl_ms": now -1 means server TIME; op 'a' acquire (decide a hit of cost),
---          'r' return only; code 1 fixed window, 3 sliding-window counter.
+-- ARGV[1] "now op code P A holder want cost share min_slice ttl ret_id ret_amount
+--          min_ttl_ms id": now -1 means server TIME; op 'a' acquire (decide a hit of cost),
+--          'r' return only; code 1 fixed window, 3 sliding-window counter; id: the holder's
+--          number for a new lease; ret_id: the lease whose unused ret_amount comes back
+--          (-1: none). A return applies only to that very lease, once: sent twice (a lost
+--          reply), or after the holder leased the key again, it changes nothing.
 -- Reply (op 'a'): "status remaining reset_us retry_us grant window expiry_us holders
 --   returned" (returned: how much of the previous slice was taken back)
 --   status L: a slice of `grant` was charged, the hit is decided from it (admitted);
@@ -41,7 +44,7 @@ for w in string.gmatch(ARGV[1], '%S+') do a[#a + 1] = w end
 local now, op, code, P, A = tonumber(a[1]), a[2], tonumber(a[3]), tonumber(a[4]), tonumber(a[5])
 local holder, want, cost = a[6], tonumber(a[7]), tonumber(a[8])
 local share, mins, ttl = tonumber(a[9]), tonumber(a[10]), tonumber(a[11])
-local rwin, ramt, minttl = tonumber(a[12]), tonumber(a[13]), tonumber(a[14])
+local rid, ramt, minttl, lid = tonumber(a[12]), tonumber(a[13]), tonumber(a[14]), a[15]
 if now < 0 then
   local t = redis.call('TIME')
   now = tonumber(t[1]) * 1000000 + tonumber(t[2])
@@ -70,24 +73,24 @@ if s then
 end
 
 -- live leases of other holders; this holder's previous lease (at most one per key).
--- Skipped when the caller had no slice to give back (rwin -1) and no slice could be granted
+-- Skipped when the caller had no slice to give back (rid -1) and no slice could be granted
 -- even to a sole holder: near the limit a hit then costs what decide.lua's would
 local L = KEYS[3]
-local others, mine, mwin, mgrant = 0, nil, nil, 0
+local others, mine, mwin, mgrant, mid = 0, nil, nil, 0, nil
 local members = {}
 local function estimate()
   if code == 3 then return idiv(prev * (P - (now - start)), P) + cur end
   return cur
 end
-if op == 'r' or rwin >= 0
+if op == 'r' or rid >= 0
     or math.floor(math.max(0, A - estimate()) / share) >= math.max(mins, cost) then
   redis.call('ZREMRANGEBYSCORE', L, '-inf', fmt(now))
   members = redis.call('ZRANGE', L, 0, -1)
 end
 for _, m in ipairs(members) do
-  local h, w, g, e = string.match(m, '^(%S+) (%S+) (%S+) (%S+)$')
+  local h, w, g, e, i = string.match(m, '^(%S+) (%S+) (%S+) (%S+) (%S+)$')
   if h == holder then
-    mine, mwin, mgrant = m, tonumber(w), tonumber(g)
+    mine, mwin, mgrant, mid = m, tonumber(w), tonumber(g), tonumber(i)
   elseif tonumber(e) > now then
     others = others + 1
   end
@@ -98,13 +101,13 @@ end
 local returned, changed = 0, false
 if mine then
   redis.call('ZREM', L, mine)
-  if ramt > 0 and mwin == rwin then
+  if ramt > 0 and mid == rid then
     local back = math.min(ramt, mgrant)
-    if rwin == start then
+    if mwin == start then
       back = math.min(back, cur)
       cur = cur - back
       returned, changed = back, back > 0
-    elseif code == 3 and rwin == start - P then
+    elseif code == 3 and mwin == start - P then
       back = math.min(back, prev)
       prev = prev - back
       returned, changed = back, back > 0
@@ -146,7 +149,7 @@ if grant >= mins and grant >= cost then
   save()
   local expiry = math.min(now + ttl, wend)
   redis.call('ZADD', L, fmt(wend), holder .. ' ' .. fmt(start) .. ' ' .. fmt(grant) .. ' '
-    .. fmt(expiry))
+    .. fmt(expiry) .. ' ' .. lid)
   redis.call('PEXPIRE', L, px(wend - now))
   local reset = wend - now
   if code == 3 then reset = start + 2 * P - now end
