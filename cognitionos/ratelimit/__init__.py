@@ -11,6 +11,7 @@ auto-block of abusers and shadow mode::
 
 from __future__ import annotations
 
+from cognitionos.ratelimit._lease import LeasePolicy
 from cognitionos.ratelimit.aio import AsyncRateLimiter
 from cognitionos.ratelimit.engine import RateLimiter
 from cognitionos.ratelimit.models import Algorithm, Ban, BanPolicy, Decision, Limit
@@ -21,6 +22,7 @@ __all__ = [
     "Ban",
     "BanPolicy",
     "Decision",
+    "LeasePolicy",
     "Limit",
     "RateLimiter",
 ]

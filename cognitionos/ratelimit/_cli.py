@@ -1,4 +1,4 @@
-"""``cognitionos ratelimit``: check a limit, ban and unban keys, list bans.
+"""``cognitionos ratelimit``: check a limit, ban and unban keys, list bans and leases.
 
     cognitionos ratelimit check "100/minute" tenant:acme --store redis://localhost:6379/0
     cognitionos ratelimit ban ip:203.0.113.9 --seconds 600 --store sqlite:///app.db
@@ -183,3 +183,54 @@ def bans(args: tuple[str, ...], store_url: str | None, prefix: str, as_json: boo
     for b in current:
         kind = "manual" if b.manual else "auto"
         click.echo(f"{b.key}\t{b.remaining:.0f} s left\toffense {b.offenses}\t{kind}")
+
+
+@ratelimit.command("leases")
+@store_option
+@click.option("--prefix", default="rl", show_default=True, help="Key prefix used by the app.")
+@json_option
+def leases(store_url: str | None, prefix: str, as_json: bool) -> None:
+    """List the quota slices leased from a Redis store (RateLimiter(lease=...)).
+
+    One line per lease: key state, holder (pid-token), slice size and when the lease expires
+    (negative: expired, its unused part still returnable until its window ends).
+    """
+    from cognitionos.ratelimit._lease import lease_records
+
+    url = pick_store(store_url)
+    limiter = _limiter(url, None, "fixed_window", prefix)
+    try:
+        backend = limiter._backend
+        if backend.name != "redis":
+            raise click.ClickException(
+                f"leases live in Redis stores only; {backend.name} store {url.split('?')[0]!r} "
+                "has none (RateLimiter(lease=...) needs redis://)"
+            )
+        try:
+            records = lease_records(backend.client, backend._keyfn("*", "*", "lease"))
+        except require_redis_error() as exc:
+            raise click.ClickException(
+                f"cannot list leases in {url.split('?')[0]!r}: {exc}"
+            ) from None
+    finally:
+        limiter.close()
+    if as_json:
+        echo_json(records)
+        return
+    if not records:
+        click.echo("no leases")
+        return
+    held = sum(r["grant"] for r in records)
+    for r in records:
+        click.echo(
+            f"{r['lease_set']}\t{r['holder']}\tslice {r['grant']}\t"
+            f"expires in {r['expires_in']:.1f} s"
+        )
+    click.echo(f"{len(records)} leases, {held} units leased", err=True)
+
+
+def require_redis_error() -> type[Exception]:
+    """redis-py's base error (the store is a Redis one, so redis is installed)."""
+    from redis.exceptions import RedisError
+
+    return RedisError

@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import functools
 from collections.abc import AsyncIterator, Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cognitionos.clock import Clock
 from cognitionos.errors import ConfigurationError, StorageError
@@ -31,6 +31,9 @@ from cognitionos.ratelimit.engine import (
     to_ban,
 )
 from cognitionos.ratelimit.models import Algorithm, Ban, BanPolicy, Decision
+
+if TYPE_CHECKING:
+    from cognitionos.ratelimit._lease import LeasePolicy
 
 __all__ = ["AsyncRateLimiter"]
 
@@ -63,6 +66,7 @@ class AsyncRateLimiter:
         server_time: bool = True,
         timeout: float | None = None,
         connect_timeout: float | None = None,
+        lease: LeasePolicy | None = None,
     ) -> None:
         backend = resolve_backend(
             store,
@@ -96,6 +100,13 @@ class AsyncRateLimiter:
         )
         self._inline = isinstance(backend, MemoryBackend)
         self._native = bool(getattr(backend, "is_async", False))
+        self._lease: Any = None
+        self._lease_hit: Any = None
+        if lease is not None:  # leased quotas: see cognitionos/ratelimit/_lease.py
+            from cognitionos.ratelimit._lease import leased_hits
+
+            self._lease = leased_hits(self._s, backend, lease, self._slow_hit, asynchronous=True)
+            self._lease_hit = self._lease.make_hit(self._lease.arenew)
 
     @property
     def algorithm(self) -> Algorithm:
@@ -145,11 +156,17 @@ class AsyncRateLimiter:
 
     async def hit(self, limit: LimitLike, key: str, cost: int = 1) -> Decision:
         """Charge ``cost`` against ``limit`` for ``key`` if it fits; say whether it did."""
+        if self._lease_hit is not None:
+            d = self._lease_hit(limit, key, cost)
+            return d if type(d) is Decision else await d  # type: ignore[no-any-return]
         fast = self._fast_hit
         if fast is not None:
             decision = fast(limit, key, cost)
             if decision is not _SLOW:
                 return decision  # type: ignore[no-any-return]
+        return await self._run(self._s._requests_for(limit, key, cost), commit=True)
+
+    async def _slow_hit(self, limit: LimitLike, key: str, cost: int) -> Decision:
         return await self._run(self._s._requests_for(limit, key, cost), commit=True)
 
     async def hit_many(self, items: Iterable[HitItem]) -> Decision:
@@ -192,6 +209,8 @@ class AsyncRateLimiter:
         """Forget ``key``'s usage under ``limit``."""
         s = self._s
         check_key(key)
+        if self._lease is not None:
+            await self._lease.aforget(s.specs(limit), key)
         await self._call("reset", [s.skey(spec, key) for spec in s.specs(limit)])
 
     async def release(self, decision: Decision) -> bool:
@@ -236,8 +255,15 @@ class AsyncRateLimiter:
         now = await self._call("time_us", self._s.now_us())
         return [to_ban(k, b, now) for k, b in await self._call("list_bans", now)]
 
+    def lease_stats(self) -> dict[str, int]:
+        """With ``lease=``: this process's local decisions, round trips, slices, returns
+        and quota held unused; empty without leasing."""
+        return self._lease.stats() if self._lease is not None else {}
+
     async def aclose(self) -> None:
-        """Release backend connections."""
+        """Hand back unused leased slices, then release backend connections."""
+        if self._lease is not None:
+            await self._lease.aclose()
         if self._native:
             await self._backend.aclose()
         else:

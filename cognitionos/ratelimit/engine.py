@@ -15,7 +15,7 @@ import logging
 import secrets
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import attrs
 
@@ -27,6 +27,9 @@ from cognitionos.ratelimit._keys import MAX_KEY_LENGTH, check_key
 from cognitionos.ratelimit._memory import MemoryBackend
 from cognitionos.ratelimit._timeouts import check_timeout
 from cognitionos.ratelimit.models import Algorithm, Ban, BanPolicy, Decision, Limit, _seconds
+
+if TYPE_CHECKING:
+    from cognitionos.ratelimit._lease import LeasePolicy
 
 __all__ = ["HitItem", "LimitLike", "OnBackendError", "RateLimiter"]
 
@@ -528,6 +531,7 @@ class RateLimiter:
         server_time: bool = True,
         timeout: float | None = None,
         connect_timeout: float | None = None,
+        lease: LeasePolicy | None = None,
     ) -> None:
         backend = resolve_backend(
             store,
@@ -548,6 +552,13 @@ class RateLimiter:
             retry_backend_after=retry_backend_after,
         )
         self._backend = backend
+        self._lease: Any = None
+        if lease is not None:  # leased quotas: see cognitionos/ratelimit/_lease.py
+            from cognitionos.ratelimit._lease import leased_hits
+
+            self._lease = leased_hits(self._s, backend, lease, self._hit, asynchronous=False)
+            self.hit = self._lease.make_hit(self._lease.renew)  # type: ignore[method-assign]
+            self.hit.__doc__ = RateLimiter.hit.__doc__
         if self._s.fast:
             # memory backend: the instance's ``hit`` becomes one closure (see fast_hit)
             self.hit = backend.fast_hit(  # type: ignore[method-assign]
@@ -637,6 +648,8 @@ class RateLimiter:
         s = self._s
         check_key(key)
         try:
+            if self._lease is not None:
+                self._lease.forget(s.specs(limit), key)
             self._backend.reset([s.skey(spec, key) for spec in s.specs(limit)])
         except StorageError:
             s.count.backend_errors()
@@ -690,8 +703,15 @@ class RateLimiter:
         now = backend.time_us(self._s.now_us())
         return [to_ban(k, b, now) for k, b in backend.list_bans(now)]
 
+    def lease_stats(self) -> dict[str, int]:
+        """With ``lease=``: this process's local decisions, round trips, slices, returns
+        and quota held unused; empty without leasing."""
+        return self._lease.stats() if self._lease is not None else {}
+
     def close(self) -> None:
-        """Release backend connections."""
+        """Hand back unused leased slices, then release backend connections."""
+        if self._lease is not None:
+            self._lease.close()
         self._backend.close()
 
     def __enter__(self) -> RateLimiter:
