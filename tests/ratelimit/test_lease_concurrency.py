@@ -35,11 +35,13 @@ def long_period() -> int:
     raise AssertionError("unreachable: the windows above cannot all end within 10 minutes")
 
 
-def hammer(prefix: str, algorithm: str, key: str, period: int) -> tuple[int, dict[str, int]]:
+def hammer(
+    url: str, prefix: str, algorithm: str, key: str, period: int
+) -> tuple[int, dict[str, int]]:
     """Worker process: 4 threads hit ``key`` with leasing on, then close (handing back)."""
     from cognitionos.ratelimit import LeasePolicy, Limit, RateLimiter
 
-    limiter = RateLimiter(REDIS_URL, algorithm=algorithm, prefix=prefix, lease=LeasePolicy(ttl=2.0))
+    limiter = RateLimiter(url, algorithm=algorithm, prefix=prefix, lease=LeasePolicy(ttl=2.0))
     limit = Limit(amount=AMOUNT, period=period)
     admitted = [0] * THREADS
     start = threading.Barrier(THREADS)
@@ -79,17 +81,21 @@ def prefix() -> Iterator[str]:
 
 @pytest.mark.slow
 @pytest.mark.redis
+@pytest.mark.parametrize("backend", ["redis", pytest.param("cluster", marks=pytest.mark.cluster)])
 @pytest.mark.parametrize("algorithm", ["fixed_window", "sliding_window"])
-def test_leasing_never_admits_more_than_the_limit_under_contention(pool, prefix, algorithm):
+def test_leasing_never_admits_more_than_the_limit_under_contention(
+    request, pool, prefix, algorithm, backend
+):
     from cognitionos.ratelimit import Limit, RateLimiter
 
+    url = REDIS_URL if backend == "redis" else request.getfixturevalue("redis_cluster_url")
     period = long_period()
     limit = Limit(amount=AMOUNT, period=period)
-    plain = RateLimiter(REDIS_URL, algorithm=algorithm, prefix=prefix)
+    plain = RateLimiter(url, algorithm=algorithm, prefix=prefix)
     results = []
     for trial in range(3):
         key = f"hammer:{trial}"
-        futures = [pool.submit(hammer, prefix, algorithm, key, period) for _ in range(PROCESSES)]
+        futures = [pool.submit(hammer, url, prefix, algorithm, key, period) for _ in range(PROCESSES)]
         outs = [f.result(timeout=180) for f in futures]
         admitted = sum(n for n, _ in outs)
         local = sum(s["local"] for _, s in outs)
