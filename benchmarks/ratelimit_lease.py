@@ -365,14 +365,12 @@ def main() -> None:
             client.close()
             cluster = os.environ.get("COGNITIONOS_REDIS_CLUSTER_URL")
             if cluster:
-                try:
-                    seeds = cluster.split("://", 1)[1].strip("/").split(",")
-                    host, port = seeds[0].rsplit(":", 1)
-                    rc = redis.RedisCluster(host=host, port=int(port))
-                    nodes = [redis.Redis(host=n.host, port=n.port) for n in rc.get_primaries()]
-                    run_target(pool, args, f"Redis Cluster ({cluster})", cluster, nodes)
-                except Exception as exc:  # the cluster helper's URLs may not be merged yet
-                    print(f"\ncluster run skipped: {type(exc).__name__}: {exc}")
+                seeds = cluster.split("://", 1)[1].strip("/").split(",")
+                host, port = seeds[0].rsplit(":", 1)
+                rc = redis.RedisCluster(host=host, port=int(port))
+                nodes = [redis.Redis(host=n.host, port=n.port) for n in rc.get_primaries()]
+                run_target(pool, args, f"Redis Cluster ({cluster})", cluster, nodes)
+                rc.close()
             else:
                 print("\ncluster run skipped: COGNITIONOS_REDIS_CLUSTER_URL is not set")
     finally:

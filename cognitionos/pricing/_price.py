@@ -177,12 +177,20 @@ class PriceDecision:
         return attrs.asdict(self)
 
 
+#: the most price points a ladder or bounds x charm endings may list (each one is evaluated)
+MAX_PRICE_POINTS = 1_000_000
+
+
 def _candidates(
     bounds: tuple[float, float] | None,
     ladder: Sequence[float] | None,
     charm_endings: Sequence[float] | None,
 ) -> list[float] | None:
     if ladder is not None:
+        if len(ladder) > MAX_PRICE_POINTS:
+            raise ConfigurationError(
+                f"the ladder lists {len(ladder):,} prices; at most {MAX_PRICE_POINTS:,}"
+            )
         prices = sorted({_finite("ladder price", p) for p in ladder})
         if any(p <= 0 for p in prices):
             raise ConfigurationError("ladder prices must be > 0")
@@ -193,6 +201,12 @@ def _candidates(
         if any(not (0 <= e < 1) for e in endings):
             raise ConfigurationError("charm endings are the cents part, in [0, 1)")
         lo, hi = bounds
+        count = (math.floor(hi) - math.floor(lo) + 1) * len(endings)
+        if count > MAX_PRICE_POINTS:
+            raise ConfigurationError(
+                f"bounds={bounds!r} with {len(endings)} charm ending(s) list {count:,} prices; "
+                f"at most {MAX_PRICE_POINTS:,}: narrow the bounds or pass a ladder"
+            )
         prices = [
             whole + e
             for whole in range(math.floor(lo), math.floor(hi) + 1)

@@ -91,6 +91,11 @@ def test_optimal_price_takes_an_estimate():
         ({"elasticity": -2, "unit_cost": 1, "bounds": (5, 2)}, "bounds"),
         ({"elasticity": -2, "unit_cost": 1, "ladder": [100], "bounds": (1, 10)}, "no allowed"),
         ({"elasticity": "steep"}, "number"),
+        # a huge range of charm prices is refused up front, not listed (time and memory)
+        (
+            {"elasticity": -2, "bounds": (1e-9, 1e300), "charm_endings": (0.99,)},
+            "narrow the bounds",
+        ),
     ],
 )
 def test_bad_price_requests(kwargs, message):
