@@ -24,6 +24,7 @@ from cognitionos.server._guards import BodyGuard, ProblemFirewall
 from cognitionos.server._keys import parse_token
 from cognitionos.server._problems import install_handlers
 from cognitionos.server._routes import admin, audit, flags, guard, ops, stream
+from cognitionos.server._routes.docs import install_docs
 from cognitionos.server._settings import Settings
 from cognitionos.server._state import ServerState
 
@@ -141,6 +142,9 @@ def build_app(settings: Settings | None = None, *, announce: bool = True) -> Gua
         "`application/problem+json`.",
         openapi_tags=TAGS,
         lifespan=lifespan,
+        # /docs is served with local assets (install_docs); ReDoc would need a CDN
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.cognitionos = state
     app.state.bootstrap_token = created[1] if created is not None else None
@@ -150,4 +154,5 @@ def build_app(settings: Settings | None = None, *, announce: bool = True) -> Gua
     install_handlers(app)
     for module in (ops, admin, audit, stream, flags, guard):
         app.include_router(module.router)
+    install_docs(app)
     return GuardedApp(app, _guarded(app, state))
