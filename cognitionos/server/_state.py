@@ -10,6 +10,7 @@ from __future__ import annotations
 import threading
 from typing import Any
 
+from cognitionos.apm import LatencyRecorder, TracerProvider
 from cognitionos.audit import AuditLog
 from cognitionos.clock import SystemClock
 from cognitionos.errors import ConfigurationError
@@ -72,8 +73,13 @@ class ServerState:
             ],
         )
         self.blacklist = AutoBlacklist(self.hot, prefix="waf:", clock=self.clock)
+        #: the APM stage: a server span per request (trace ids shared with the access log)
+        #: and per-route latency sketches merged into the database every flush
+        self.tracer_provider = TracerProvider(service_name="cognitionos-server")
+        self.latency = LatencyRecorder(self.store, clock=self.clock)
         self._flags: dict[str, FlagEngine] = {}
         self._flags_lock = threading.Lock()
+        self._audit_lock = threading.Lock()
         #: key id -> tenant id of keys that authenticated here (for the per-tenant rate limit)
         self.key_tenants: dict[str, str] = {}
 
@@ -89,6 +95,46 @@ class ServerState:
                     )
                     self._flags[tenant_id] = engine
         return engine
+
+    def audit_signer(self) -> Any:
+        """The Ed25519 signer of the audit log's tree heads (its key file made on first use)."""
+        import os
+        from pathlib import Path
+
+        from cognitionos.audit import Ed25519Signer
+
+        with self._audit_lock:
+            if self.audit.signer is not None:
+                return self.audit.signer
+            path = Path(self.settings.audit_key_file or self._default_audit_key())
+            try:
+                text = path.read_text(encoding="ascii")
+            except FileNotFoundError:
+                signer = Ed25519Signer.generate()
+                try:
+                    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+                except FileExistsError:  # another process made it first
+                    text = path.read_text(encoding="ascii")
+                else:
+                    with os.fdopen(fd, "w", encoding="ascii") as fh:
+                        fh.write(signer.private_bytes().hex() + "\n")
+                    text = signer.private_bytes().hex()
+            except OSError as exc:
+                raise ConfigurationError(f"audit key file {str(path)!r}: {exc}") from None
+            try:
+                signer = Ed25519Signer(bytes.fromhex(text.strip()))
+            except ValueError:
+                raise ConfigurationError(
+                    f"audit key file {str(path)!r}: expected an Ed25519 private key in hex"
+                ) from None
+            self.audit.signer = signer
+            return signer
+
+    def _default_audit_key(self) -> str:
+        url = self.settings.database_url
+        if url.startswith("sqlite:///") and len(url) > len("sqlite:///"):
+            return url[len("sqlite:///") :] + ".audit-key"
+        return "cognitionos-audit.key"
 
     def remember_key(self, key_id: str, tenant_id: str) -> None:
         """Note which tenant a key belongs to (bounded; cleared when full)."""
@@ -126,6 +172,7 @@ class ServerState:
         for engine in list(self._flags.values()):
             engine.close()
         self._flags.clear()
+        self.latency.close()
         self.limiter.close()
         self.hot.close()
         self.store.close()
