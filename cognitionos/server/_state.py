@@ -13,7 +13,7 @@ from typing import Any
 from cognitionos.apm import LatencyRecorder, TracerProvider
 from cognitionos.audit import AuditLog
 from cognitionos.clock import SystemClock
-from cognitionos.errors import ConfigurationError
+from cognitionos.errors import CognitionError, ConfigurationError
 from cognitionos.flags import FlagEngine
 from cognitionos.ratelimit import AsyncRateLimiter, RateLimiter
 from cognitionos.server._directory import Directory
@@ -61,6 +61,7 @@ class ServerState:
             if settings.redis_url
             else self.limiter
         )
+        self._check_guard_limits(settings)
         # 920901 (body is not valid JSON) is left to FastAPI, which answers 422 with the
         # position of the error instead of a bare 403. The JSON body of /v1/waf/inspect is a
         # request to judge (attacks expected), data that is never executed: not guarded.
@@ -164,6 +165,18 @@ class ServerState:
             {"before": None, "after": {"role": "owner", "name": row["name"]}},
         )
         return row, token
+
+    def _check_guard_limits(self, settings: Settings) -> None:
+        """Refuse to start on a guard limit the limiter cannot enforce (bad syntax, or too
+        large for exact arithmetic on Redis), instead of answering every request with 500."""
+        for name in ("key_rate_limit", "tenant_rate_limit", "anonymous_rate_limit"):
+            text = getattr(settings, name)
+            try:
+                self.limiter.test(text, "guard:settings-check")
+            except ConfigurationError as exc:
+                raise ConfigurationError(f"COGNITIONOS_{name.upper()}={text!r}: {exc}") from None
+            except CognitionError:
+                pass  # the backend is down: the guards follow their error mode per request
 
     async def aclose(self) -> None:
         """Close engines and stores (safe to call twice)."""
