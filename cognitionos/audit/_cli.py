@@ -235,6 +235,13 @@ def _load_export(path: str) -> dict[str, Any]:
 
 @audit.command("verify")
 @click.option("--file", "file_", default=None, help="An `audit export` JSON file (else --store).")
+@click.option(
+    "--proof",
+    "proof_file",
+    default=None,
+    help="A consistency proof JSON file (as the server's /v1/audit/proof/consistency answers): "
+    "checked offline, with no log; with --sth, the head must be one end of the proof.",
+)
 @click.option("--sth", "sth_file", default=None, help="A signed tree head JSON file to check.")
 @click.option("--public-key", default=None, help="The log's Ed25519 public key (hex).")
 @click.option("--hmac-key-file", default=None, help="The log's HMAC key file (hex).")
@@ -245,6 +252,7 @@ def _load_export(path: str) -> dict[str, Any]:
 def verify(
     ctx: click.Context,
     file_: str | None,
+    proof_file: str | None,
     sth_file: str | None,
     public_key: str | None,
     hmac_key_file: str | None,
@@ -260,6 +268,15 @@ def verify(
     from cognitionos.audit.models import SignedTreeHead
     from cognitionos.audit.verify import load_tree_head, verify_log
 
+    if proof_file:
+        ok, reason = _check_proof_file(proof_file, sth_file, public_key, hmac_key_file)
+        if as_json:
+            echo_json({"ok": ok, "reason": reason})
+        else:
+            click.echo(f"ok: {reason}" if ok else f"INVALID: {reason}")
+        if not ok:
+            ctx.exit(1)
+        return
     if file_:
         data = _load_export(file_)
         entries: list[Any] = data["entries"]
@@ -294,6 +311,57 @@ def verify(
         click.echo(f"TAMPERED: {verdict.reason}")
     if not verdict.ok:
         ctx.exit(1)
+
+
+def _check_proof_file(
+    proof_file: str, sth_file: str | None, public_key: str | None, hmac_key_file: str | None
+) -> tuple[bool, str]:
+    """(valid, why) for a consistency proof document, optionally tied to a signed head."""
+    from cognitionos.audit.verify import load_tree_head, verify_consistency, verify_tree_head
+
+    try:
+        doc = json.loads(Path(proof_file).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise ConfigurationError(
+            f"--proof {proof_file!r}: not a readable JSON file ({exc})"
+        ) from None
+    if not isinstance(doc, dict) or doc.get("kind", "consistency") != "consistency":
+        raise ConfigurationError(f"--proof {proof_file!r}: not a consistency proof document")
+    try:
+        first, second = doc["first"], doc["second"]
+        first_root, second_root = doc["first_root"], doc["second_root"]
+        path = doc["proof"]
+        if not (isinstance(first, int) and isinstance(second, int) and isinstance(path, list)):
+            raise TypeError("first, second must be integers and proof a list")
+        valid = verify_consistency(first, second, first_root, second_root, path)
+    except KeyError as exc:
+        raise ConfigurationError(f"--proof {proof_file!r}: missing field {exc.args[0]!r}") from None
+    except (TypeError, ValueError) as exc:
+        raise ConfigurationError(f"--proof {proof_file!r}: malformed ({exc})") from None
+    if not valid:
+        return False, f"the tree of {first} entries is not a prefix of the tree of {second}"
+    if sth_file is None:
+        return True, f"the tree of {first} entries is a prefix of the tree of {second}"
+    try:
+        sth = load_tree_head(Path(sth_file).read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigurationError(f"--sth {sth_file!r}: cannot read ({exc})") from None
+    ends = {(first, str(first_root).lower()), (second, str(second_root).lower())}
+    if (sth.tree_size, sth.root_hash.hex()) not in ends:
+        return False, f"the signed head (size {sth.tree_size}) is neither end of the proof"
+    try:
+        key = bytes.fromhex(public_key) if public_key else None
+    except ValueError:
+        raise ConfigurationError("--public-key must be hex (as `audit keygen` prints it)") from None
+    hkey = _read_hex(hmac_key_file, "--hmac-key-file") if hmac_key_file else None
+    if key is None and hkey is None:
+        raise ConfigurationError("checking a signed head needs --public-key or --hmac-key-file")
+    if not verify_tree_head(sth, public_key=key, hmac_key=hkey):
+        return False, f"the signature of the tree head of size {sth.tree_size} is invalid"
+    return True, (
+        f"signed head of size {sth.tree_size} verified; the tree of {first} entries is a "
+        f"prefix of the tree of {second}"
+    )
 
 
 @audit.command("proof")

@@ -1,25 +1,33 @@
 """``create_app``: the FastAPI app, its routes and the pure-ASGI guard stack.
 
-Request path, outermost first: :class:`BodyGuard` (413/415) -> WAF (403, bans) -> rate limit
-per client IP for requests without a known key -> per API key -> per tenant (429 with the
-IETF ``RateLimit`` fields) -> FastAPI. Every layer is pure ASGI.
+Request path, outermost first: :class:`AccessLog` (one JSON line per request, trace id) ->
+:class:`BodyGuard` (413/415) -> WAF (403, bans) -> rate limit per client IP for requests
+without a known key -> per API key -> per tenant (429 with the IETF ``RateLimit`` fields) ->
+APM tracing (a server span per request, per-route latency) -> FastAPI. Every layer is pure
+ASGI.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import anyio
+import anyio.to_thread
 from fastapi import FastAPI
 
 from cognitionos import __version__
+from cognitionos.errors import CognitionError
+from cognitionos.integrations.apm import TracingMiddleware
 from cognitionos.integrations.prometheus import EngineCollector
 from cognitionos.integrations.proxies import TrustedProxies
 from cognitionos.integrations.ratelimit import ClientIP, RateLimitMiddleware
 from cognitionos.integrations.request import RequestInfo
+from cognitionos.server._access import AccessLog, note_span
 from cognitionos.server._guards import BodyGuard, ProblemFirewall
 from cognitionos.server._keys import parse_token
 from cognitionos.server._problems import install_handlers
@@ -37,6 +45,7 @@ from cognitionos.server._routes import (
     stream,
     waf_rules,
 )
+from cognitionos.server._routes.docs import install_docs
 from cognitionos.server._settings import Settings
 from cognitionos.server._state import ServerState
 
@@ -93,7 +102,12 @@ def _guarded(app: FastAPI, state: ServerState) -> Any:
         return f"guard:tenant:{tenant}" if tenant is not None else None
 
     limiter = state.guard_limiter
-    stack: Any = app
+    stack: Any = TracingMiddleware(
+        app,
+        tracer_provider=state.tracer_provider,
+        recorder=state.latency,
+        annotate=note_span,
+    )
     stack = RateLimitMiddleware(
         stack, limiter=limiter, limits=settings.tenant_rate_limit, key=per_tenant
     )
@@ -109,7 +123,8 @@ def _guarded(app: FastAPI, state: ServerState) -> Any:
         max_body_bytes=settings.max_body_bytes,
         trusted_proxies=settings.trusted_proxies,
     )
-    return BodyGuard(stack, max_body_bytes=settings.max_body_bytes)
+    stack = BodyGuard(stack, max_body_bytes=settings.max_body_bytes)
+    return AccessLog(stack) if settings.access_log else stack
 
 
 class GuardedApp:
@@ -147,9 +162,26 @@ def build_app(settings: Settings | None = None, *, announce: bool = True) -> Gua
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        async def publish_latency() -> None:
+            # per-route latency sketches go to the database, merged across processes
+            while True:
+                await anyio.sleep(settings.latency_flush_interval)
+                try:
+                    await anyio.to_thread.run_sync(state.latency.flush)
+                except CognitionError as exc:
+                    log.warning("route latency not published: %s", exc)
+
         try:
-            yield
+            async with anyio.create_task_group() as tasks:
+                tasks.start_soon(publish_latency)
+                try:
+                    yield
+                finally:
+                    tasks.cancel_scope.cancel()
         finally:
+            # outside the cancelled task group, so these awaits run
+            with contextlib.suppress(CognitionError):
+                await anyio.to_thread.run_sync(state.latency.flush)
             await state.aclose()
 
     app = FastAPI(
@@ -160,6 +192,9 @@ def build_app(settings: Settings | None = None, *, announce: bool = True) -> Gua
         "`application/problem+json`.",
         openapi_tags=TAGS,
         lifespan=lifespan,
+        # /docs is served with local assets (install_docs); ReDoc would need a CDN
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.cognitionos = state
     app.state.bootstrap_token = created[1] if created is not None else None
@@ -182,4 +217,5 @@ def build_app(settings: Settings | None = None, *, announce: bool = True) -> Gua
         waf_rules,
     ):
         app.include_router(module.router)
+    install_docs(app)
     return GuardedApp(app, _guarded(app, state))

@@ -11,7 +11,16 @@ import os
 
 import click
 
-__all__ = ["serve"]
+__all__ = ["serve", "worker_app"]
+
+
+def worker_app() -> object:
+    """The app of one ``--workers`` process (uvicorn imports this factory in each process)."""
+    from cognitionos.server import create_app
+    from cognitionos.server._access import configure_access_log
+
+    configure_access_log()
+    return create_app()
 
 
 @click.command("serve")
@@ -52,15 +61,20 @@ def serve(
     except CognitionError as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(f"cognitionos: listening on http://{bind_host}:{bind_port}", err=True)
+    # the server writes its own access lines (JSON, with trace ids): uvicorn's are off
+    from cognitionos.server._access import configure_access_log
+
+    configure_access_log()
     if workers == 1:
-        uvicorn.run(app, host=bind_host, port=bind_port, log_level=log_level)
+        uvicorn.run(app, host=bind_host, port=bind_port, log_level=log_level, access_log=False)
         return
     # several processes: each builds its own app; the database is bootstrapped already
     uvicorn.run(
-        "cognitionos.server:create_app",
+        "cognitionos.server._cli:worker_app",
         factory=True,
         host=bind_host,
         port=bind_port,
         workers=workers,
         log_level=log_level,
+        access_log=False,
     )

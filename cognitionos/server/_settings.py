@@ -64,6 +64,20 @@ class Settings(BaseSettings):
     compute_workers: int = Field(
         default=2, ge=1, le=64, description="fits and simulations running at once"
     )
+    audit_key_file: str | None = Field(
+        default=None,
+        description="Ed25519 key (hex, `cognitionos audit keygen`) signing the audit tree heads; "
+        "unset: `<SQLite file>.audit-key`, else `cognitionos-audit.key` here, made on first use",
+    )
+    audit_sth_interval: float = Field(
+        default=60.0, gt=0, description="a new signed tree head at most this often (seconds)"
+    )
+    access_log: bool = Field(
+        default=True, description="one JSON line per request (logger cognitionos.server.access)"
+    )
+    latency_flush_interval: float = Field(
+        default=10.0, gt=0, le=3600, description="seconds between route-latency publications"
+    )
     idempotency_ttl: float = Field(
         default=86_400.0, gt=0, description="seconds an idempotency key is kept"
     )

@@ -12,9 +12,10 @@ import logging
 import threading
 from typing import Any
 
+from cognitionos.apm import LatencyRecorder, TracerProvider
 from cognitionos.audit import AuditLog
 from cognitionos.clock import SystemClock
-from cognitionos.errors import ConfigurationError, StorageError
+from cognitionos.errors import CognitionError, ConfigurationError, StorageError
 from cognitionos.experiments import ExperimentEngine
 from cognitionos.flags import FlagEngine
 from cognitionos.ratelimit import AsyncRateLimiter, RateLimiter
@@ -77,6 +78,7 @@ class ServerState:
             if settings.redis_url
             else self.limiter
         )
+        self._check_guard_limits(settings)
         # 920901 (body is not valid JSON) is left to FastAPI, which answers 422 with the
         # position of the error instead of a bare 403. The JSON body of /v1/waf/inspect is a
         # request to judge (attacks expected), data that is never executed: not guarded.
@@ -103,6 +105,10 @@ class ServerState:
             ],
         )
         self.blacklist = AutoBlacklist(self.hot, prefix="waf:", clock=self.clock)
+        #: the APM stage: a server span per request (trace ids shared with the access log)
+        #: and per-route latency sketches merged into the database every flush
+        self.tracer_provider = TracerProvider(service_name="cognitionos-server")
+        self.latency = LatencyRecorder(self.store, clock=self.clock)
         self._flags: dict[str, FlagEngine] = {}
         self._flags_lock = threading.Lock()
         self._experiments: dict[str, ExperimentEngine] = {}
@@ -114,6 +120,7 @@ class ServerState:
         self.incidents: collections.deque[dict[str, Any]] = collections.deque(maxlen=1000)
         #: (tenant, digest of its WAF rules and exclusions) -> the firewall built from them
         self._tenant_firewalls: dict[str, tuple[str, Firewall]] = {}
+        self._audit_lock = threading.Lock()
         #: key id -> tenant id of keys that authenticated here (for the per-tenant rate limit)
         self.key_tenants: dict[str, str] = {}
 
@@ -168,6 +175,45 @@ class ServerState:
             self._tenant_firewalls.clear()
         self._tenant_firewalls[tenant_id] = (digest, firewall)
         return firewall
+    def audit_signer(self) -> Any:
+        """The Ed25519 signer of the audit log's tree heads (its key file made on first use)."""
+        import os
+        from pathlib import Path
+
+        from cognitionos.audit import Ed25519Signer
+
+        with self._audit_lock:
+            if self.audit.signer is not None:
+                return self.audit.signer
+            path = Path(self.settings.audit_key_file or self._default_audit_key())
+            try:
+                text = path.read_text(encoding="ascii")
+            except FileNotFoundError:
+                signer = Ed25519Signer.generate()
+                try:
+                    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+                except FileExistsError:  # another process made it first
+                    text = path.read_text(encoding="ascii")
+                else:
+                    with os.fdopen(fd, "w", encoding="ascii") as fh:
+                        fh.write(signer.private_bytes().hex() + "\n")
+                    text = signer.private_bytes().hex()
+            except OSError as exc:
+                raise ConfigurationError(f"audit key file {str(path)!r}: {exc}") from None
+            try:
+                signer = Ed25519Signer(bytes.fromhex(text.strip()))
+            except ValueError:
+                raise ConfigurationError(
+                    f"audit key file {str(path)!r}: expected an Ed25519 private key in hex"
+                ) from None
+            self.audit.signer = signer
+            return signer
+
+    def _default_audit_key(self) -> str:
+        url = self.settings.database_url
+        if url.startswith("sqlite:///") and len(url) > len("sqlite:///"):
+            return url[len("sqlite:///") :] + ".audit-key"
+        return "cognitionos-audit.key"
 
     def remember_key(self, key_id: str, tenant_id: str) -> None:
         """Note which tenant a key belongs to (bounded; cleared when full)."""
@@ -198,6 +244,18 @@ class ServerState:
         )
         return row, token
 
+    def _check_guard_limits(self, settings: Settings) -> None:
+        """Refuse to start on a guard limit the limiter cannot enforce (bad syntax, or too
+        large for exact arithmetic on Redis), instead of answering every request with 500."""
+        for name in ("key_rate_limit", "tenant_rate_limit", "anonymous_rate_limit"):
+            text = getattr(settings, name)
+            try:
+                self.limiter.test(text, "guard:settings-check")
+            except ConfigurationError as exc:
+                raise ConfigurationError(f"COGNITIONOS_{name.upper()}={text!r}: {exc}") from None
+            except CognitionError:
+                pass  # the backend is down: the guards follow their error mode per request
+
     async def aclose(self) -> None:
         """Close engines and stores (safe to call twice)."""
         if isinstance(self.guard_limiter, AsyncRateLimiter):
@@ -208,6 +266,7 @@ class ServerState:
         for experiments in list(self._experiments.values()):
             experiments.close()
         self._experiments.clear()
+        self.latency.close()
         self.limiter.close()
         self.hot.close()
         self.store.close()

@@ -217,3 +217,26 @@ def test_pagination_walks_every_item_once(server):
             break
     assert sorted(seen) == sorted(emails) and len(seen) == 23 and pages == 5
     _problem(c.get("/v1/users", params={"cursor": "%%%"}, headers=h), 400)
+
+
+@pytest.mark.parametrize("setting", ["key_rate_limit", "tenant_rate_limit", "anonymous_rate_limit"])
+def test_an_unparseable_guard_limit_refuses_to_start_naming_the_setting(tmp_path, setting):
+    from cognitionos.errors import ConfigurationError
+    from cognitionos.server import create_app
+
+    from .conftest import make_settings
+
+    with pytest.raises(ConfigurationError, match=f"COGNITIONOS_{setting.upper()}='ten/minute'"):
+        create_app(make_settings(tmp_path, **{setting: "ten/minute"}), announce=False)
+
+
+@pytest.mark.redis
+def test_a_guard_limit_too_large_for_redis_refuses_to_start(tmp_path, redis_url):
+    from cognitionos.errors import ConfigurationError
+    from cognitionos.server import create_app
+
+    from .conftest import make_settings
+
+    settings = make_settings(tmp_path, redis_url=redis_url, key_rate_limit="1000000000/minute")
+    with pytest.raises(ConfigurationError, match="COGNITIONOS_KEY_RATE_LIMIT=.*too large"):
+        create_app(settings, announce=False)

@@ -86,6 +86,8 @@ ENDPOINTS: list[tuple[str, str, str, Any]] = [
     ("GET", "/v1/roles", "roles:read", None),
     ("GET", "/v1/roles/viewer", "roles:read", None),
     ("GET", "/v1/audit", "audit:read", None),
+    ("GET", "/v1/audit/sth", "audit:read", None),
+    ("GET", "/v1/audit/proof/consistency?first=1", "audit:read", None),
     ("GET", "/v1/tenants", "tenants:read", None),
     ("POST", "/v1/tenants", "tenants:manage", {"name": "new co"}),
     ("GET", "/v1/tenants/{tenant}", "tenants:read", None),

@@ -66,6 +66,8 @@ def get(value, name="q"):
         ("http://2130706433/", "ssrf"),
         ("http://0x7f000001/admin", "ssrf"),
         ("gopher://127.0.0.1:6379/_INFO", "ssrf"),
+        ("http:0/", "ssrf"),
+        ("https:[::1]/admin", "ssrf"),
         ("x\r\nSet-Cookie: admin=1", "crlf"),
         ("() { :; }; /bin/bash -c id", "shellshock"),
         ('<!--#exec cmd="ls" -->', "ssi"),
@@ -103,6 +105,9 @@ def test_nosql_operator_in_json_key(fw):
     "benign",
     [
         "O'Brien",
+        # colon-separated keys are not "scheme:host" URLs aimed at host 0 (ssrf, 934110)
+        "user:0",
+        "tenant:0:user:12",
         "select a union rep",
         "Rock 'n' roll",
         "SUPER-SALE 100% cotton -- limited",

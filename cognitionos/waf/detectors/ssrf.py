@@ -25,7 +25,11 @@ _INTERNAL_HOST = (
     r"\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}\.(?:nip\.io|xip\.io|sslip\.io))"
 )
 _SSRF_URL = re.compile(
-    r"(?:^|[\s\"'=(<])(?:[a-z][a-z0-9+.-]{1,12}:(?://|(?=[\d\[]))|//)(?:[^/@\s]{0,64}@)?"
+    # "scheme:host" without slashes (http:127.1) counts only for URL schemes that fetch: with any
+    # word as the scheme, ordinary keys like "user:0" or "tenant:0:user:12" read as host 0
+    r"(?:^|[\s\"'=(<])(?:[a-z][a-z0-9+.-]{1,12}://|"
+    r"(?:https?|ftps?|gopher|dict|file|ldaps?|tftp|sftp|jar|netdoc|wss?):(?=[\d\[])|//)"
+    r"(?:[^/@\s]{0,64}@)?"
     + _INTERNAL_HOST
     + r"(?=$|[:/?#\]\s])"
 )
