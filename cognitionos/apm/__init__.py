@@ -44,6 +44,7 @@ from cognitionos.apm._sampling import (
 )
 from cognitionos.apm._sketch import LatencySketch, SketchDecodeError
 from cognitionos.apm._sql import SlowQueryDetector, normalize_sql, read_slow_queries
+from cognitionos.apm._tail import TailSamplingProcessor
 from cognitionos.apm._tracer import Span, SpanEvent, Tracer, TracerProvider, in_current_context
 from cognitionos.apm.models import ErrorGroup, RouteLatency, SlowQuery
 
@@ -54,6 +55,7 @@ __all__ = [
     "AlwaysOff",
     "AlwaysOn",
     "BatchSpanProcessor",
+    "TailSamplingProcessor",
     "ErrorGroup",
     "ErrorGrouper",
     "ExportedSpan",
