@@ -6,7 +6,7 @@ import asyncio
 import logging
 
 import pytest
-from opentelemetry import trace
+from opentelemetry import context, trace
 from opentelemetry.trace import StatusCode
 
 from cognitionos.apm import (
@@ -25,6 +25,16 @@ def make(**options):
     tail = TailSamplingProcessor(BatchSpanProcessor(exporter), **options)
     provider = TracerProvider(processor=tail)
     return provider, tail, exporter, provider.get_tracer("t")
+
+
+def fail_inside(tracer, *names, late=None):
+    """Nested current spans ``names``; the innermost raises RuntimeError("down")."""
+    if not names:
+        if late is not None:
+            late.append(tracer.start_span(f"late-of-{late[0]}"))
+        raise RuntimeError("down")
+    with tracer.start_as_current_span(names[0]):
+        fail_inside(tracer, *names[1:], late=late)
 
 
 def exported(provider, exporter):
@@ -57,8 +67,8 @@ def test_a_failed_child_keeps_the_whole_trace():
 
 def test_errors_are_not_kept_when_told_not_to():
     provider, _tail, exporter, tracer = make(slow=None, keep_errors=False)
-    with pytest.raises(ValueError), tracer.start_as_current_span("root"):
-        raise ValueError("boom")
+    with pytest.raises(RuntimeError, match="down"):
+        fail_inside(tracer, "root")
     assert exported(provider, exporter) == []
 
 
@@ -91,18 +101,21 @@ def test_a_remote_parent_makes_the_local_root():
     remote = trace.NonRecordingSpan(
         trace.SpanContext(0xABC, 0xDEF, is_remote=True, trace_flags=trace.TraceFlags(1))
     )
-    with pytest.raises(RuntimeError):
-        with tracer.start_as_current_span("server", context=trace.set_span_in_context(remote)):
-            with tracer.start_as_current_span("inner"):
-                raise RuntimeError("down")
+    token = context.attach(trace.set_span_in_context(remote))
+    try:
+        with pytest.raises(RuntimeError, match="down"):
+            fail_inside(tracer, "server", "inner")
+    finally:
+        context.detach(token)
     assert exported(provider, exporter) == ["inner", "server"]
 
 
 def test_spans_ending_after_their_root_follow_the_decision():
     provider, _tail, exporter, tracer = make(slow=None)
-    with pytest.raises(OSError), tracer.start_as_current_span("kept-root"):
-        late_kept = tracer.start_span("late-of-kept")
-        raise OSError("disk")
+    late: list = ["kept"]
+    with pytest.raises(RuntimeError, match="down"):
+        fail_inside(tracer, "kept-root", late=late)
+    late_kept = late[1]
     with tracer.start_as_current_span("dropped-root"):
         late_dropped = tracer.start_span("late-of-dropped")
     late_kept.end()
@@ -114,12 +127,15 @@ def test_spans_ending_after_their_root_follow_the_decision():
 
 def test_a_trace_buffers_at_most_max_spans_and_counts_the_rest(caplog):
     provider, _tail, exporter, tracer = make(slow=None, max_spans_per_trace=3)
+    root = tracer.start_span("root")
+    inside = trace.set_span_in_context(root)
     with caplog.at_level(logging.WARNING, "cognitionos.apm"):
-        with pytest.raises(ZeroDivisionError), tracer.start_as_current_span("root"):
-            for i in range(5):
-                tracer.start_span(f"c{i}").end()
-            with tracer.start_as_current_span("last-fails"):  # overflows, still marks failed
-                1 / 0  # noqa: B018
+        for i in range(5):
+            tracer.start_span(f"c{i}", context=inside).end()
+        last = tracer.start_span("last-fails", context=inside)  # overflows, still marks failed
+        last.set_status(StatusCode.ERROR, "x")
+        last.end()
+        root.end()
     names = exported(provider, exporter)
     assert names == ["c0", "c1", "c2"]  # the root itself overflowed the buffer
     assert provider.stats()["tail_spans_overflow"] == 4
