@@ -73,6 +73,15 @@ class LatencyRecorder:
         self._window_end = 0.0
         self.counters = CounterSet("apm_latency", ("recorded", "overflow", "flushes"))
         self._count_overflow = self.counters.incrementer("overflow")
+        self._count_recorded = self.counters.incrementer("recorded")
+        # per route since start: what Prometheus reads (histograms only grow)
+        self._totals: dict[str, LatencySketch] = {}
+        self.counters.histogram(
+            "request_duration_seconds",
+            "route",
+            read=self._read_totals,
+            help="Request duration per route template (sketch, 1 % relative error)",
+        )
         self._store: Any
         self._owns: bool
         self._store, self._owns = (
@@ -135,10 +144,26 @@ class LatencyRecorder:
         if sketch is None:
             sketch = self._pending[key] = LatencySketch(self.relative_accuracy)
         sketch.add_many(values)
+        total = self._totals.get(route)
+        if total is None:
+            total = self._totals[route] = LatencySketch(self.relative_accuracy)
+        total.add_many(values)
+        count = self._count_recorded
+        for _ in values:
+            count()
 
     def _fold_all_locked(self) -> None:
         for route in list(self._buffers):
             self._fold_locked(route)
+
+    def totals(self) -> dict[str, LatencySketch]:
+        """Every duration this process recorded since it started, per route (copies)."""
+        with self._lock:
+            self._fold_all_locked()
+            return {route: sk.copy() for route, sk in self._totals.items()}
+
+    def _read_totals(self) -> dict[tuple[str, ...], LatencySketch]:
+        return {(route,): sk for route, sk in self.totals().items()}
 
     def local(self) -> dict[str, LatencySketch]:
         """What this process recorded and has not flushed, merged per route."""
