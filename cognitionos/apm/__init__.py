@@ -27,6 +27,11 @@ from cognitionos.apm._otlp import (
     encode_otlp_json,
     encode_otlp_protobuf,
 )
+from cognitionos.apm._otlp_metrics import (
+    OTLPMetricExporter,
+    encode_otlp_metrics_json,
+    sketch_scale,
+)
 from cognitionos.apm._propagation import (
     HeaderGetter,
     HeaderSetter,
@@ -56,6 +61,9 @@ __all__ = [
     "AlwaysOn",
     "BatchSpanProcessor",
     "TailSamplingProcessor",
+    "OTLPMetricExporter",
+    "encode_otlp_metrics_json",
+    "sketch_scale",
     "ErrorGroup",
     "ErrorGrouper",
     "ExportedSpan",

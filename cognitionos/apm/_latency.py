@@ -139,15 +139,21 @@ class LatencyRecorder:
         # by another thread in between stays in the buffer for the next fold
         values = buffer[:]
         del buffer[: len(values)]
+        batch = LatencySketch(self.relative_accuracy)
+        batch.add_many(values)
+        # the batch goes to its window and to the process totals: merging adds bucket
+        # counts, cheaper than computing every value's bucket twice
         key = (self._window_start, route)
         sketch = self._pending.get(key)
         if sketch is None:
-            sketch = self._pending[key] = LatencySketch(self.relative_accuracy)
-        sketch.add_many(values)
+            self._pending[key] = batch.copy()
+        else:
+            sketch.merge(batch)
         total = self._totals.get(route)
         if total is None:
-            total = self._totals[route] = LatencySketch(self.relative_accuracy)
-        total.add_many(values)
+            self._totals[route] = batch
+        else:
+            total.merge(batch)
         count = self._count_recorded
         for _ in values:
             count()
