@@ -11,16 +11,16 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 pytest.importorskip("opentelemetry.proto", reason="the peers extra (opentelemetry-proto)")
-from google.protobuf import json_format  # noqa: E402
-from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2  # noqa: E402
+from google.protobuf import json_format
+from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2
 
-from cognitionos.apm import (  # noqa: E402
+from cognitionos.apm import (
     LatencySketch,
     OTLPMetricExporter,
     encode_otlp_metrics_json,
     sketch_scale,
 )
-from cognitionos.errors import ConfigurationError  # noqa: E402
+from cognitionos.errors import ConfigurationError
 
 
 def official(body) -> metrics_service_pb2.ExportMetricsServiceRequest:
