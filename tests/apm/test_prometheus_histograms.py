@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import random
+import sys
 
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
@@ -132,3 +133,33 @@ def test_histogram_family_refuses_bad_settings():
         HistogramFamily(("r",), read=dict, quantiles=(1.5,))
     with pytest.raises(ConfigurationError, match="buckets"):
         HistogramFamily(("r",), read=dict, buckets=(float("inf"),))
+
+
+def test_buffered_recording_loses_nothing_across_threads():
+    import threading
+
+    recorder = LatencyRecorder()
+    barrier = threading.Barrier(4)
+
+    def work(k):
+        barrier.wait()
+        for i in range(5_000):
+            recorder.record(f"r{i % 3}", 0.001 * (k + 1))
+            if i % 997 == 0:
+                recorder.local()  # readers fold while writers append
+
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(4)]
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # switch threads as often as possible
+    try:
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        sys.setswitchinterval(interval)
+    local = recorder.local()
+    assert sum(sk.count for sk in local.values()) == 20_000
+    assert sum(sk.count for sk in recorder.totals().values()) == 20_000
+    assert recorder.counters.snapshot()["recorded"] == 20_000
+    assert abs(sum(sk.sum for sk in local.values()) - 5_000 * 0.01) < 1e-6
