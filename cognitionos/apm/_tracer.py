@@ -461,7 +461,7 @@ class Tracer(otel_trace.Tracer):
             trace_id = provider._new_trace_id()
             sampled = True if provider._root_always else provider._sample(None, trace_id, name)
             remote = False
-        span_id = provider._new_span_id()
+        span_id = provider._getrandbits(64) or provider._new_span_id()
         if not sampled:
             provider._count_not_sampled()
             return NonRecordingSpan(

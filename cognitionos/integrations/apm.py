@@ -308,8 +308,14 @@ class _Exchange:
         end_ns = self.end_ns or _time_ns()
         route = scope.get("cognitionos.route")
         if type(route) is not str:
-            route = route_template(scope)
-        name = mw._span_name(self.method, route)
+            matched = scope.get("route")  # Starlette/FastAPI's matched route
+            route = getattr(matched, "path_format", None) if matched is not None else None
+            if type(route) is not str:
+                route = route_template(scope)
+        by_method = mw._names.get(route) if route is not None else None
+        name = by_method.get(self.method) if by_method is not None else None
+        if name is None:
+            name = mw._span_name(self.method, route)
         status = self.status
         if type(span) is Span and exc is None and not span.end_time:
             # the common case, written straight into the span (same checks as set_attribute)
@@ -343,7 +349,11 @@ class _Exchange:
                 span.set_status(Status(StatusCode.ERROR))
         if mw.annotate is not None:
             mw.annotate(scope, status, self.headers, span)
-        span.end(end_ns)
+        if type(span) is Span and not span.end_time:
+            span.end_time = end_ns  # Span.end without its call: the span is ours, not ended
+            span._provider._on_end(span)
+        else:
+            span.end(end_ns)
         if mw.recorder is not None:
             elapsed = end_ns - self.start_ns
             # wall-clock stamps, as the span's: a clock stepped back must not go negative
