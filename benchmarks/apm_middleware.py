@@ -1,13 +1,25 @@
-"""What TracingMiddleware adds per request over the bare ASGI app, in the same run.
+"""What the APM middleware adds per request over the bare ASGI app, against the OTel SDK's.
 
-Run:  python benchmarks/apm_middleware.py [--requests 20000] [--rounds 9]
+Run:  python benchmarks/apm_middleware.py [--requests 20000] [--rounds 9] [--only SIDE]
 
-Both sides serve the same minimal ASGI app (a 200 with a 2-byte body), called in process
-with prepared scope/receive/send (no sockets, no server): what is measured is the
-middleware's own cost. The traced side starts a SERVER span per request (W3C
-``traceparent`` header parsed, route template read, status recorded), ends it at the last
-body message into a batch processor with a no-op exporter, and records the duration into a
-LatencyRecorder. Medians of ``--rounds``; the difference is the cost added per request.
+Every side serves the same minimal ASGI app (a 200 with a 2-byte body; it names its route
+template the way a router does), called in process with prepared scope/receive/send (no
+sockets, no server): what is measured is the middleware's own cost. Equal work on every
+traced side: one SERVER span per request, child of the W3C ``traceparent`` header sent
+with the request, named from the route template, with method/path/scheme/route/status
+attributes, ended at the last body message into a batch span processor whose exporter
+does nothing, and the request duration recorded into a latency distribution:
+
+- ``TracingMiddleware``: our server span + a :class:`LatencyRecorder` (sketch per route);
+- ``CognitionMiddleware(APM only)``: the composite with no WAF/rate-limit/flags stage;
+- ``opentelemetry-instrumentation-asgi``: ``OpenTelemetryMiddleware`` on the SDK's
+  ``TracerProvider`` + ``BatchSpanProcessor`` and an SDK ``MeterProvider`` (its
+  ``http.server.request.duration`` histogram), ``exclude_spans=["receive", "send"]`` so it
+  too makes one span per request (its default adds two internal spans per request).
+
+Medians of ``--rounds``; "added" is the side minus the bare app. ``--only SIDE`` runs one
+side once (for ``valgrind --tool=callgrind``, whose instruction counts do not depend on
+the machine's load: run it at two ``--requests`` values and divide the difference).
 """
 
 from __future__ import annotations
@@ -18,19 +30,28 @@ import gc
 import statistics
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from cognitionos.apm import BatchSpanProcessor, LatencyRecorder, TracerProvider
-from cognitionos.integrations.apm import TracingMiddleware
+from cognitionos.integrations.apm import CognitionMiddleware, TracingMiddleware
 
 SCOPE = {
     "type": "http",
+    "asgi": {"version": "3.0"},
+    "http_version": "1.1",
     "method": "GET",
     "path": "/orders/42",
+    "raw_path": b"/orders/42",
+    "root_path": "",
+    "query_string": b"",
     "scheme": "http",
+    "server": ("127.0.0.1", 8000),
+    "client": ("127.0.0.1", 50000),
     "headers": [
         (b"host", b"shop"),
+        (b"user-agent", b"bench/1.0"),
+        (b"accept", b"*/*"),
         (b"traceparent", b"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"),
     ],
 }
@@ -42,18 +63,28 @@ START = {
 BODY = {"type": "http.response.body", "body": b"ok", "more_body": False}
 
 
+class _Route:
+    path_format = "/orders/{id}"
+
+
+ROUTE = _Route()
+
+
 async def app(scope: Any, receive: Any, send: Any) -> None:
-    scope["cognitionos.route"] = "/orders/{id}"
+    scope["route"] = ROUTE  # what Starlette's router sets once it matched
     await send(START)
     await send(BODY)
 
 
 class Noop:
-    def export(self, spans: Sequence[Any]) -> bool:
+    def export(self, spans: Sequence[Any]) -> Any:
         return True
 
     def shutdown(self) -> None:
         return None
+
+    def force_flush(self, timeout_millis: int = 30_000) -> bool:
+        return True
 
 
 async def receive() -> dict[str, Any]:
@@ -64,42 +95,88 @@ async def send(message: Any) -> None:
     return None
 
 
-async def run(target: Any, n: int) -> float:
+async def run(target: Any, n: int) -> tuple[float, float]:
+    """(wall seconds, CPU seconds of the whole process, export threads included)."""
     started = time.perf_counter()
+    cpu = time.process_time()
     for _ in range(n):
         await target(dict(SCOPE), receive, send)
-    return time.perf_counter() - started
+    return time.perf_counter() - started, time.process_time() - cpu
+
+
+def build(queue: int) -> tuple[dict[str, Any], list[Callable[[], Any]]]:
+    """The sides, and the calls that flush their span queues between rounds."""
+    ours = TracerProvider(processor=BatchSpanProcessor(Noop(), max_queue_size=queue))
+    composite = TracerProvider(processor=BatchSpanProcessor(Noop(), max_queue_size=queue))
+    sides: dict[str, Any] = {
+        "bare app": app,
+        "TracingMiddleware": TracingMiddleware(
+            app, tracer_provider=ours, recorder=LatencyRecorder()
+        ),
+        "CognitionMiddleware(APM only)": CognitionMiddleware(
+            app, tracer_provider=composite, recorder=LatencyRecorder()
+        ),
+    }
+    flushes: list[Callable[[], Any]] = [ours.force_flush, composite.force_flush]
+    try:
+        from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware
+        from opentelemetry.sdk.metrics import MeterProvider
+        from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+        from opentelemetry.sdk.trace import TracerProvider as SdkTracerProvider
+        from opentelemetry.sdk.trace.export import BatchSpanProcessor as SdkBatch
+    except ImportError as exc:
+        print(f"(OTel SDK side skipped: {exc})", file=sys.stderr)
+    else:
+        sdk = SdkTracerProvider()
+        sdk.add_span_processor(SdkBatch(Noop(), max_queue_size=queue))  # type: ignore[arg-type]
+        meters = MeterProvider(metric_readers=[InMemoryMetricReader()])
+        sides["opentelemetry-instrumentation-asgi"] = OpenTelemetryMiddleware(
+            app,
+            tracer_provider=sdk,
+            meter_provider=meters,
+            exclude_spans=["receive", "send"],
+        )
+        flushes.append(sdk.force_flush)
+    return sides, flushes
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=20_000)
     parser.add_argument("--rounds", type=int, default=9)
+    parser.add_argument("--only", help="run this one side once (for callgrind)")
     args = parser.parse_args(argv)
-    provider = TracerProvider(
-        processor=BatchSpanProcessor(Noop(), max_queue_size=args.requests * 2 + 10)
-    )
-    traced = TracingMiddleware(app, tracer_provider=provider, recorder=LatencyRecorder())
-    sides = {"bare app": app, "TracingMiddleware(app)": traced}
-    samples: dict[str, list[float]] = {k: [] for k in sides}
+    sides, flushes = build(args.requests * 2 + 10)
     loop = asyncio.new_event_loop()
+    if args.only:
+        loop.run_until_complete(run(sides[args.only], args.requests))
+        for flush in flushes:
+            flush()
+        return 0
+    wall: dict[str, list[float]] = {k: [] for k in sides}
+    cpu: dict[str, list[float]] = {k: [] for k in sides}
     for target in sides.values():
         loop.run_until_complete(run(target, 500))
     for _ in range(args.rounds):
         for name, target in sides.items():
             gc.collect()
-            elapsed = loop.run_until_complete(run(target, args.requests))
-            provider.force_flush(30_000)
-            samples[name].append(elapsed / args.requests * 1e6)
+            elapsed, used = loop.run_until_complete(run(target, args.requests))
+            for flush in flushes:
+                flush()
+            wall[name].append(elapsed / args.requests * 1e6)
+            cpu[name].append(used / args.requests * 1e6)
     loop.close()
-    bare = statistics.median(samples["bare app"])
-    traced_us = statistics.median(samples["TracingMiddleware(app)"])
     print(f"{args.requests} requests per round, median of {args.rounds} rounds, µs per request")
-    print(f"bare app                 {bare:8.2f}")
-    print(f"TracingMiddleware(app)   {traced_us:8.2f}")
-    print(f"added per request        {traced_us - bare:8.2f}")
-    print(f"dropped spans: {provider.stats()['spans_dropped']} (must be 0)")
-    provider.shutdown()
+    for label, samples in (("wall clock", wall), ("process CPU time", cpu)):
+        medians = {name: statistics.median(values) for name, values in samples.items()}
+        bare = medians["bare app"]
+        peer = medians.get("opentelemetry-instrumentation-asgi")
+        print(f"\n{label:36} {'µs/request':>10} {'added':>8} {'added / OTel':>13}")
+        for name, value in medians.items():
+            ratio = ""
+            if peer is not None and name != "bare app":
+                ratio = f"{(value - bare) / (peer - bare):12.3f}x"
+            print(f"{name:36} {value:10.2f} {value - bare:8.2f} {ratio:>13}")
     return 0
 
 

@@ -12,14 +12,95 @@ values at scrape time.
 
 Gauges (values that go up and down, e.g. the age of the last backup) are a
 :class:`GaugeSet`: one callable returning every value, called only at scrape time.
+
+Latency distributions are histogram families: the engine registers a function that
+returns its mergeable distributions (``LatencySketch`` objects, or anything with
+``count``, ``sum``, ``count_at_most(bound)`` and ``quantile(q)``) and the collector turns
+them into Prometheus ``le`` buckets and quantiles at scrape time; the request path keeps
+recording into its sketches and never touches a metric object.
+
+    counters.histogram("request_duration_seconds", "route", read=recorder.totals)
 """
 
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
+from typing import Protocol
 
-__all__ = ["CounterSet", "GaugeSet", "LabelledCounter"]
+from cognitionos.errors import ConfigurationError
+
+__all__ = [
+    "DEFAULT_BUCKETS",
+    "DEFAULT_QUANTILES",
+    "CounterSet",
+    "Distribution",
+    "GaugeSet",
+    "HistogramFamily",
+    "LabelledCounter",
+]
+
+#: Prometheus client's default histogram bounds (seconds)
+DEFAULT_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0)
+DEFAULT_QUANTILES = (0.5, 0.9, 0.99, 0.999)
+
+
+class Distribution(Protocol):
+    """What a histogram family reads: a mergeable distribution such as ``LatencySketch``."""
+
+    @property
+    def count(self) -> int:
+        """How many values."""
+        ...
+
+    @property
+    def sum(self) -> float:
+        """Their sum."""
+        ...
+
+    def count_at_most(self, bound: float) -> int:
+        """How many values are <= ``bound``."""
+        ...
+
+    def quantile(self, q: float) -> float:
+        """The ``q``-quantile."""
+        ...
+
+
+class HistogramFamily:
+    """A histogram family computed at scrape time from distributions keyed by label values.
+
+    ``read()`` returns ``{label values: distribution}``; the distributions must be
+    cumulative over the process's life (Prometheus histograms only grow).
+    """
+
+    __slots__ = ("buckets", "help", "labels", "quantiles", "read")
+
+    def __init__(
+        self,
+        labels: tuple[str, ...],
+        read: Callable[[], Mapping[tuple[str, ...], Distribution]],
+        *,
+        buckets: Iterable[float] = DEFAULT_BUCKETS,
+        quantiles: Iterable[float] = DEFAULT_QUANTILES,
+        help: str = "",
+    ) -> None:
+        if not callable(read):
+            raise ConfigurationError("read must be a callable returning {labels: distribution}")
+        self.labels = labels
+        self.read = read
+        self.buckets = tuple(sorted(float(b) for b in buckets))
+        if not self.buckets or any(b != b or b == float("inf") for b in self.buckets):
+            raise ConfigurationError(f"buckets must be finite numbers, got {self.buckets!r}")
+        self.quantiles = tuple(float(q) for q in quantiles)
+        for q in self.quantiles:
+            if not 0 <= q <= 1:
+                raise ConfigurationError(f"quantiles must be in [0, 1], got {q!r}")
+        self.help = help
+
+    def snapshot(self) -> dict[tuple[str, ...], Distribution]:
+        """The distributions now, by label values (empty ones left out)."""
+        return {k: d for k, d in self.read().items() if d.count}
 
 
 def _read(counter: itertools.count[int]) -> int:
@@ -57,7 +138,7 @@ class CounterSet:
     paths keep the bound incrementer from :meth:`incrementer` and call it.
     """
 
-    __slots__ = ("_counters", "_help", "_labelled", "name")
+    __slots__ = ("_counters", "_help", "_histograms", "_labelled", "name")
 
     def __init__(
         self, name: str, names: Iterable[str], *, help: dict[str, str] | None = None
@@ -66,6 +147,7 @@ class CounterSet:
         self._counters = {n: itertools.count() for n in names}
         self._help = dict(help or {})
         self._labelled: dict[str, LabelledCounter] = {}
+        self._histograms: dict[str, HistogramFamily] = {}
 
     def inc(self, name: str) -> None:
         """Add one to ``name``."""
@@ -93,6 +175,24 @@ class CounterSet:
     def families(self) -> dict[str, LabelledCounter]:
         """The labelled counter families by name."""
         return dict(self._labelled)
+
+    def histogram(
+        self,
+        name: str,
+        *labels: str,
+        read: Callable[[], Mapping[tuple[str, ...], Distribution]],
+        buckets: Iterable[float] = DEFAULT_BUCKETS,
+        quantiles: Iterable[float] = DEFAULT_QUANTILES,
+        help: str = "",
+    ) -> HistogramFamily:
+        """Register histogram family ``name`` read at scrape time (see :class:`HistogramFamily`)."""
+        family = HistogramFamily(labels, read, buckets=buckets, quantiles=quantiles, help=help)
+        self._histograms[name] = family
+        return family
+
+    def histograms(self) -> dict[str, HistogramFamily]:
+        """The histogram families by name."""
+        return dict(self._histograms)
 
 
 class GaugeSet:

@@ -27,6 +27,11 @@ from cognitionos.apm._otlp import (
     encode_otlp_json,
     encode_otlp_protobuf,
 )
+from cognitionos.apm._otlp_metrics import (
+    OTLPMetricExporter,
+    encode_otlp_metrics_json,
+    sketch_scale,
+)
 from cognitionos.apm._propagation import (
     HeaderGetter,
     HeaderSetter,
@@ -44,6 +49,7 @@ from cognitionos.apm._sampling import (
 )
 from cognitionos.apm._sketch import LatencySketch, SketchDecodeError
 from cognitionos.apm._sql import SlowQueryDetector, normalize_sql, read_slow_queries
+from cognitionos.apm._tail import TailSamplingProcessor
 from cognitionos.apm._tracer import Span, SpanEvent, Tracer, TracerProvider, in_current_context
 from cognitionos.apm.models import ErrorGroup, RouteLatency, SlowQuery
 
@@ -54,6 +60,10 @@ __all__ = [
     "AlwaysOff",
     "AlwaysOn",
     "BatchSpanProcessor",
+    "TailSamplingProcessor",
+    "OTLPMetricExporter",
+    "encode_otlp_metrics_json",
+    "sketch_scale",
     "ErrorGroup",
     "ErrorGrouper",
     "ExportedSpan",

@@ -143,7 +143,8 @@ class BatchSpanProcessor:
         queue.append(span)
         if self._thread is None:
             self._ensure_thread()
-        if n + 1 >= self.max_export_batch_size:
+        # Event.set takes a lock and notifies: once per batch, not once per span
+        if n + 1 >= self.max_export_batch_size and not self._wake.is_set():
             self._wake.set()
 
     def _warn_dropped(self) -> None:

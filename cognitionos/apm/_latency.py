@@ -12,6 +12,7 @@ routes further ones are counted under ``"<overflow>"`` so cardinality stays boun
 from __future__ import annotations
 
 import threading
+import time as _time
 from collections.abc import Iterable
 from typing import Any
 
@@ -25,6 +26,7 @@ from cognitionos.metrics import CounterSet
 __all__ = ["OVERFLOW_ROUTE", "LatencyRecorder", "read_route_latencies", "summarize"]
 
 OVERFLOW_ROUTE = "<overflow>"
+_BATCH = 256
 
 
 class LatencyRecorder:
@@ -59,11 +61,27 @@ class LatencyRecorder:
         LatencySketch(relative_accuracy)  # validates the accuracy now, not at first record
         self.retention = retention
         self._clock = clock or SystemClock()
+        # the system clock is read directly (one C call) on the request path
+        self._time = _time.time if type(self._clock) is SystemClock else self._clock.time
         self._lock = threading.Lock()
         self._pending: dict[tuple[int, str], LatencySketch] = {}
-        self._routes: set[str] = set()
+        # request path: one list append per duration into the current window's buffer of
+        # its route; the buffers are folded into sketches in batches (``add_many``), when
+        # one holds _BATCH values, when the window rolls over, and before any read
+        self._buffers: dict[str, list[float]] = {}
+        self._window_start = 0
+        self._window_end = 0.0
         self.counters = CounterSet("apm_latency", ("recorded", "overflow", "flushes"))
         self._count_overflow = self.counters.incrementer("overflow")
+        self._count_recorded = self.counters.incrementer("recorded")
+        # per route since start: what Prometheus reads (histograms only grow)
+        self._totals: dict[str, LatencySketch] = {}
+        self.counters.histogram(
+            "request_duration_seconds",
+            "route",
+            read=self._read_totals,
+            help="Request duration per route template (sketch, 1 % relative error)",
+        )
         self._store: Any
         self._owns: bool
         self._store, self._owns = (
@@ -71,27 +89,93 @@ class LatencyRecorder:
         )
 
     def record(self, route: str, seconds: float) -> None:
-        """Add one duration (seconds) for ``route``."""
-        if route not in self._routes:
-            with self._lock:
-                if route not in self._routes:
-                    if len(self._routes) >= self.max_routes:
-                        self._count_overflow()
-                        route = OVERFLOW_ROUTE
-                    self._routes.add(route)
-        start = int(self._clock.time()) // self.window * self.window
-        key = (start, route)
-        # one lock for lookup and add: two threads adding to one sketch must not lose counts
+        """Add one duration (seconds) for ``route`` (in the window of the current time)."""
+        try:
+            if seconds - seconds:  # NaN and +-inf give NaN (true); finite numbers give 0
+                raise ConfigurationError(f"latencies must be finite numbers, got {seconds!r}")
+        except TypeError:
+            raise ConfigurationError(f"latencies must be finite numbers, got {seconds!r}") from None
+        if not self._window_start <= self._time() < self._window_end:
+            self._roll()
+        buffer = self._buffers.get(route)
+        if buffer is None:
+            buffer = self._new_route(route)
+        buffer.append(seconds)
+        if len(buffer) >= _BATCH:
+            self._fold(route)
+
+    def _new_route(self, route: str) -> list[float]:
         with self._lock:
-            sketch = self._pending.get(key)
-            if sketch is None:
-                sketch = self._pending[key] = LatencySketch(self.relative_accuracy)
-            sketch.add(seconds)
+            buffers = self._buffers
+            if route not in buffers:
+                if len(buffers) >= self.max_routes:
+                    self._count_overflow()
+                    route = OVERFLOW_ROUTE
+                    if route in buffers:
+                        return buffers[route]
+                buffers[route] = []
+            return buffers[route]
+
+    def _roll(self) -> None:
+        """Fold everything buffered into the window that is ending; start the current one."""
+        with self._lock:
+            now = self._time()
+            if self._window_start <= now < self._window_end:
+                return  # another thread rolled first
+            self._fold_all_locked()
+            start = int(now) // self.window * self.window
+            self._window_start = start
+            self._window_end = float(start + self.window)
+
+    def _fold(self, route: str) -> None:
+        with self._lock:
+            self._fold_locked(route)
+
+    def _fold_locked(self, route: str) -> None:
+        buffer = self._buffers.get(route)
+        if not buffer:
+            return
+        # copy then delete the copied prefix (each atomic under the GIL): a value appended
+        # by another thread in between stays in the buffer for the next fold
+        values = buffer[:]
+        del buffer[: len(values)]
+        batch = LatencySketch(self.relative_accuracy)
+        batch.add_many(values)
+        # the batch goes to its window and to the process totals: merging adds bucket
+        # counts, cheaper than computing every value's bucket twice
+        key = (self._window_start, route)
+        sketch = self._pending.get(key)
+        if sketch is None:
+            self._pending[key] = batch.copy()
+        else:
+            sketch.merge(batch)
+        total = self._totals.get(route)
+        if total is None:
+            self._totals[route] = batch
+        else:
+            total.merge(batch)
+        count = self._count_recorded
+        for _ in values:
+            count()
+
+    def _fold_all_locked(self) -> None:
+        for route in list(self._buffers):
+            self._fold_locked(route)
+
+    def totals(self) -> dict[str, LatencySketch]:
+        """Every duration this process recorded since it started, per route (copies)."""
+        with self._lock:
+            self._fold_all_locked()
+            return {route: sk.copy() for route, sk in self._totals.items()}
+
+    def _read_totals(self) -> dict[tuple[str, ...], LatencySketch]:
+        return {(route,): sk for route, sk in self.totals().items()}
 
     def local(self) -> dict[str, LatencySketch]:
         """What this process recorded and has not flushed, merged per route."""
         out: dict[str, LatencySketch] = {}
         with self._lock:
+            self._fold_all_locked()
             items = [(route, sk.copy()) for (_, route), sk in self._pending.items()]
         for route, sk in items:
             if route in out:
@@ -105,6 +189,7 @@ class LatencyRecorder:
         if self._store is None:
             return 0
         with self._lock:
+            self._fold_all_locked()
             pending, self._pending = self._pending, {}
         written = 0
         for (start, route), sketch in pending.items():

@@ -460,6 +460,24 @@ def encode_otlp_protobuf(spans: Iterable[Any]) -> bytes:
 # -- HTTP exporter -----------------------------------------------------------------------------
 
 
+def _post(
+    endpoint: str, body: bytes, ctype: str, headers: Mapping[str, str], timeout: float
+) -> int | None:
+    """POST ``body``; the HTTP status, or None when no answer came (never raises)."""
+    request = urllib.request.Request(
+        endpoint, data=body, method="POST", headers={"Content-Type": ctype, **headers}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            status = int(response.status)
+            response.read()
+            return status
+    except urllib.error.HTTPError as exc:
+        return int(exc.code)
+    except (OSError, ValueError):
+        return None
+
+
 class OTLPSpanExporter:
     """Sends batches to an OTLP/HTTP endpoint (a Collector, Jaeger, Tempo) with the stdlib.
 
@@ -506,26 +524,12 @@ class OTLPSpanExporter:
         else:
             body = encode_otlp_protobuf(spans)
             ctype = "application/x-protobuf"
-        request = urllib.request.Request(
-            self.endpoint,
-            data=body,
-            method="POST",
-            headers={"Content-Type": ctype, **self.headers},
-        )
         started = time.monotonic()
         try:
-            with urllib.request.urlopen(request, timeout=self.timeout) as response:
-                self.last_status = int(response.status)
-                response.read()
-        except urllib.error.HTTPError as exc:
-            self.last_status = exc.code
-            return False
-        except (OSError, ValueError):
-            self.last_status = None
-            return False
+            self.last_status = _post(self.endpoint, body, ctype, self.headers, self.timeout)
         finally:
             self.last_duration = time.monotonic() - started
-        return 200 <= self.last_status < 300
+        return self.last_status is not None and 200 <= self.last_status < 300
 
     def shutdown(self) -> None:
         """Refuse further exports."""

@@ -37,7 +37,8 @@ from opentelemetry.trace import (
 from opentelemetry.util import types as otel_types
 
 from cognitionos.apm._export import BatchSpanProcessor, SpanExporter
-from cognitionos.apm._sampling import ALWAYS_ON, ParentBased, Sampler
+from cognitionos.apm._sampling import ALWAYS_OFF, ALWAYS_ON, ParentBased, Sampler
+from cognitionos.apm._tail import TailSamplingProcessor
 from cognitionos.errors import ConfigurationError
 from cognitionos.metrics import CounterSet
 
@@ -433,6 +434,55 @@ class Tracer(otel_trace.Tracer):
         provider._count_started()
         return span
 
+    def start_server_span(
+        self,
+        name: str,
+        trace_id: int,
+        parent_id: int,
+        flags: int,
+        attributes: dict[str, Any],
+        start_time: int,
+    ) -> otel_trace.Span:
+        """A ``SERVER`` span, child of a parsed remote ``traceparent`` (``trace_id == 0``: root).
+
+        The request path of the web middleware: the sampling decision comes first and
+        nothing is built for a span that is not recorded. ``attributes`` is adopted as the
+        span's attribute dict (the caller builds a fresh one within the limits).
+        """
+        provider = self._provider
+        if trace_id:
+            if provider._remote_follow:
+                sampled = bool(flags & 1)
+            else:
+                pctx = SpanContext(trace_id, parent_id, True, TraceFlags(flags & 1), _EMPTY_STATE)
+                sampled = provider._sample(pctx, trace_id, name)
+            remote = True
+        else:
+            trace_id = provider._new_trace_id()
+            sampled = True if provider._root_always else provider._sample(None, trace_id, name)
+            remote = False
+        span_id = provider._getrandbits(64) or provider._new_span_id()
+        if not sampled:
+            provider._count_not_sampled()
+            return NonRecordingSpan(
+                SpanContext(trace_id, span_id, False, _NOT_SAMPLED, _EMPTY_STATE)
+            )
+        span = Span(
+            provider,
+            self,
+            name,
+            trace_id,
+            span_id,
+            parent_id,
+            remote,
+            SpanKind.SERVER,
+            start_time,
+            _EMPTY_STATE,
+        )
+        span.attributes = attributes
+        provider._count_started()
+        return span
+
     def start_as_current_span(  # type: ignore[override]
         self,
         name: str,
@@ -467,7 +517,8 @@ class TracerProvider(otel_trace.TracerProvider):
             span.set_attribute("order.id", 42)
         provider.shutdown()
 
-    Pass ``processor=`` instead of ``exporter=`` for full control of batching. Nothing is
+    Pass ``processor=`` instead of ``exporter=`` for full control of batching, or a
+    :class:`TailSamplingProcessor` to keep failed and slow traces only. Nothing is
     global: hand the provider to the code that needs it (``trace.get_tracer(...,
     tracer_provider=provider)`` works too).
     """
@@ -479,7 +530,7 @@ class TracerProvider(otel_trace.TracerProvider):
         sampler: Sampler | None = None,
         service_name: str = "unknown_service",
         resource: Mapping[str, Any] | None = None,
-        processor: BatchSpanProcessor | None = None,
+        processor: BatchSpanProcessor | TailSamplingProcessor | None = None,
         max_attributes: int = 128,
         max_attribute_length: int | None = 4096,
         max_events: int = 128,
@@ -510,6 +561,12 @@ class TracerProvider(otel_trace.TracerProvider):
         )
         self._root_always = sampler is ALWAYS_ON or (
             isinstance(sampler, ParentBased) and sampler.root is ALWAYS_ON
+        )
+        # a remote parent's sampled flag decides alone (the default): no sampler call
+        self._remote_follow = (
+            isinstance(sampler, ParentBased)
+            and sampler.remote_parent_sampled is ALWAYS_ON
+            and sampler.remote_parent_not_sampled is ALWAYS_OFF
         )
         self.resource: dict[str, Any] = {"service.name": service_name, **(resource or {})}
         self.max_attributes = max_attributes
@@ -632,8 +689,10 @@ class TracerProvider(otel_trace.TracerProvider):
     def stats(self) -> dict[str, int]:
         """Counters: spans started/not sampled, attributes dropped/truncated, export totals."""
         out = self.counters.snapshot()
-        if self.processor is not None:
-            out.update(self.processor.counters.snapshot())
+        processor: Any = self.processor
+        while processor is not None:  # a tail sampler's counters, then its exporter's
+            out.update(processor.counters.snapshot())
+            processor = getattr(processor, "next", None)
         return out
 
     def __enter__(self) -> TracerProvider:

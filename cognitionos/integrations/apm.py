@@ -24,6 +24,7 @@ grouped with the span's trace id and route.
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, MutableMapping
 from typing import Any
@@ -37,9 +38,12 @@ from cognitionos.apm import (
     ErrorGrouper,
     LatencyRecorder,
     LatencySketch,
+    Span,
     TraceContextPropagator,
+    Tracer,
     read_route_latencies,
 )
+from cognitionos.apm._tracer import _SPAN_KEY, _attach, _detach, _get_current
 from cognitionos.errors import ConfigurationError
 
 __all__ = [
@@ -58,6 +62,11 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 Annotate = Callable[[Scope, int | None, list[tuple[bytes, bytes]], otel_trace.Span], None]
+
+_time_ns = time.time_ns
+_NO_HEADERS: list[tuple[bytes, bytes]] = []
+# the plain version-00 form; anything else (spacing, future versions) goes to the propagator
+_TRACEPARENT_00 = re.compile(rb"00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})").fullmatch
 
 DEFAULT_EXCLUDED_PATHS = ("/health", "/healthz", "/livez", "/readyz", "/metrics")
 #: Prometheus client's default histogram bounds (seconds)
@@ -98,6 +107,15 @@ class TracingMiddleware:
     ::
 
         app = TracingMiddleware(app, tracer_provider=provider, recorder=LatencyRecorder(store))
+
+    With a cognitionos :class:`~cognitionos.apm.TracerProvider` and the default propagator,
+    a request whose only trace header is one well-formed version-00 ``traceparent`` (or
+    none) takes the fast path: the header is matched in C, the sampling decision is made
+    before anything is built, the span is made directly with its attribute dict, and the
+    current context is set and reset once. Anything else (``tracestate``, ``baggage``,
+    repeated headers, odd spacing, future versions, another provider) goes through the
+    propagator and the OTel API; both paths give the same span. Header names are read as
+    ASGI sends them: lower case.
     """
 
     def __init__(
@@ -110,6 +128,7 @@ class TracingMiddleware:
         propagator: TraceContextPropagator | None = None,
         exclude_paths: Iterable[str] = DEFAULT_EXCLUDED_PATHS,
         annotate: Annotate | None = None,
+        max_span_names: int = 1000,
     ) -> None:
         if not isinstance(tracer_provider, otel_trace.TracerProvider):
             raise ConfigurationError(
@@ -123,82 +142,222 @@ class TracingMiddleware:
         self.propagator = propagator or TraceContextPropagator()
         self.exclude_paths = frozenset(exclude_paths)
         self.annotate = annotate
+        self._tracing = True
+        self._fast = type(self.tracer) is Tracer and type(self.propagator) is TraceContextPropagator
+        self._str_limit = getattr(tracer_provider, "_str_limit", 0)
+        self._max_attributes = getattr(tracer_provider, "max_attributes", 0)
+        # "<METHOD> <route>" per (route, method), made once: no string building per request
+        self._names: dict[str, dict[str, str]] = {}
+        self._max_names = max_span_names
+
+    def _span_name(self, method: str, route: str | None) -> str:
+        if route is None:
+            return method
+        by_method = self._names.get(route)
+        if by_method is not None:
+            name = by_method.get(method)
+            if name is not None:
+                return name
+        name = f"{method} {route}"
+        if by_method is None:
+            if len(self._names) >= self._max_names:
+                return name
+            by_method = self._names.setdefault(route, {})
+        by_method[method] = name
+        return name
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope.get("path") in self.exclude_paths:
+        if scope["type"] != "http" or not self._tracing or scope.get("path") in self.exclude_paths:
             await self.app(scope, receive, send)
             return
+        headers = scope.get("headers") or ()
         method = scope.get("method", "GET")
-        parent = self.propagator.extract(scope.get("headers", ()))
-        span = self.tracer.start_span(
-            method,
-            context=parent,
-            kind=SpanKind.SERVER,
-            attributes={
-                "http.request.method": method,
-                "url.path": scope.get("path", "/"),
-                "url.scheme": scope.get("scheme", "http"),
-            },
-        )
-        started = time.perf_counter()
-        token = otel_context.attach(otel_trace.set_span_in_context(span, parent))
-        status: int | None = None
-        headers: list[tuple[bytes, bytes]] = []
-        done = False
-        last_byte: tuple[float, int] | None = None  # (perf_counter, time_ns) of the last body
+        start_ns = _time_ns()
+        span: otel_trace.Span | None = None
+        if self._fast:
+            try:
+                found = dict(headers)
+                plain = len(found) == len(headers)  # no header name repeated
+            except (TypeError, ValueError):
+                plain = False  # not a list of pairs: the propagator copes
+            # one traceparent and no other trace header
+            if plain and b"tracestate" not in found and b"baggage" not in found:
+                value = found.get(b"traceparent")
+                if value is None:
+                    trace_id = parent_id = flags = 0
+                else:
+                    match = _TRACEPARENT_00(value)
+                    if match is not None:
+                        trace_id = int(match[1], 16)
+                        parent_id = int(match[2], 16)
+                        flags = int(match[3], 16)
+                    if match is None or not trace_id or not parent_id:
+                        trace_id = -1  # not the plain form: the propagator decides
+                if trace_id >= 0:
+                    path = scope.get("path", "/")
+                    if len(path) > self._str_limit or self._max_attributes < 3:
+                        attributes = self.tracer._provider._clean_all(  # type: ignore[attr-defined]
+                            {
+                                "http.request.method": method,
+                                "url.path": path,
+                                "url.scheme": scope.get("scheme", "http"),
+                            }
+                        )
+                    else:
+                        attributes = {
+                            "http.request.method": method,
+                            "url.path": path,
+                            "url.scheme": scope.get("scheme", "http"),
+                        }
+                    span = self.tracer.start_server_span(  # type: ignore[attr-defined]
+                        method, trace_id, parent_id, flags, attributes, start_ns
+                    )
+                    current = _get_current()
+                    if current:
+                        context = dict(current)
+                        context[_SPAN_KEY] = span
+                        token = _attach(otel_context.Context(context))
+                    else:
+                        token = _attach(otel_context.Context({_SPAN_KEY: span}))
+        if span is None:
+            parent = self.propagator.extract(headers)
+            span = self.tracer.start_span(
+                method,
+                context=parent,
+                kind=SpanKind.SERVER,
+                attributes={
+                    "http.request.method": method,
+                    "url.path": scope.get("path", "/"),
+                    "url.scheme": scope.get("scheme", "http"),
+                },
+                start_time=start_ns,
+            )
+            token = _attach(otel_trace.set_span_in_context(span, parent))
+        exchange = _Exchange(self, scope, span, send, method, start_ns)
+        try:
+            await self.app(scope, receive, exchange.send)
+        except BaseException as exc:
+            exchange.finish(exc)
+            raise
+        finally:
+            _detach(token)
+        if not exchange.done:
+            exchange.finish(None)
 
-        def finish(exc: BaseException | None = None) -> None:
-            nonlocal done
-            if done:
-                return
-            done = True
-            if last_byte is not None:
-                elapsed, end_ns = last_byte[0] - started, last_byte[1]
+
+class _Exchange:
+    """One request's state between the app's messages and the end of its span."""
+
+    __slots__ = (
+        "done",
+        "downstream",
+        "end_ns",
+        "headers",
+        "method",
+        "mw",
+        "scope",
+        "span",
+        "start_ns",
+        "status",
+    )
+
+    def __init__(
+        self,
+        mw: TracingMiddleware,
+        scope: Scope,
+        span: otel_trace.Span,
+        downstream: Send,
+        method: str,
+        start_ns: int,
+    ) -> None:
+        self.mw = mw
+        self.scope = scope
+        self.span = span
+        self.downstream = downstream
+        self.method = method
+        self.start_ns = start_ns
+        self.status: int | None = None
+        self.headers: list[tuple[bytes, bytes]] = _NO_HEADERS
+        self.end_ns = 0
+        self.done = False
+
+    async def send(self, message: Message) -> None:
+        kind = message["type"]
+        if kind == "http.response.start":
+            self.status = int(message["status"])
+            if self.mw.annotate is not None:
+                self.headers = list(message.get("headers", ()))
+            await self.downstream(message)
+            return
+        await self.downstream(message)
+        if kind == "http.response.body" and not message.get("more_body", False):
+            self.end_ns = _time_ns()
+            # a 5xx is often sent by an error handler before the exception escapes:
+            # wait for it so the span and the error group get the exception
+            status = self.status
+            if status is None or status < 500:
+                self.finish(None)
+
+    def finish(self, exc: BaseException | None) -> None:
+        if self.done:
+            return
+        self.done = True
+        mw = self.mw
+        span = self.span
+        scope = self.scope
+        end_ns = self.end_ns or _time_ns()
+        route = scope.get("cognitionos.route")
+        if type(route) is not str:
+            matched = scope.get("route")  # Starlette/FastAPI's matched route
+            route = getattr(matched, "path_format", None) if matched is not None else None
+            if type(route) is not str:
+                route = route_template(scope)
+        by_method = mw._names.get(route) if route is not None else None
+        name = by_method.get(self.method) if by_method is not None else None
+        if name is None:
+            name = mw._span_name(self.method, route)
+        status = self.status
+        if type(span) is Span and exc is None and not span.end_time:
+            # the common case, written straight into the span (same checks as set_attribute)
+            span.name = name
+            attrs = span.attributes
+            if len(attrs) + 2 <= mw._max_attributes:
+                if route is not None:
+                    attrs["http.route"] = route
+                if status is not None:
+                    attrs["http.response.status_code"] = status
             else:
-                elapsed, end_ns = time.perf_counter() - started, time.time_ns()
-            route = route_template(scope)
-            name = f"{method} {route}" if route else method
+                if route is not None:
+                    span.set_attribute("http.route", route)
+                if status is not None:
+                    span.set_attribute("http.response.status_code", status)
+            if status is not None and status >= 500:
+                span.set_status(Status(StatusCode.ERROR))
+        else:
             span.update_name(name)
-            if route:
+            if route is not None:
                 span.set_attribute("http.route", route)
             if status is not None:
                 span.set_attribute("http.response.status_code", status)
             if exc is not None:
                 span.record_exception(exc, escaped=True)
                 span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"))
-                if self.grouper is not None:
+                if mw.grouper is not None:
                     trace_id = span.get_span_context().trace_id
-                    self.grouper.record(exc, trace_id=trace_id or None, route=name)
+                    mw.grouper.record(exc, trace_id=trace_id or None, route=name)
             elif status is not None and status >= 500:
                 span.set_status(Status(StatusCode.ERROR))
-            if self.annotate is not None:
-                self.annotate(scope, status, headers, span)
+        if mw.annotate is not None:
+            mw.annotate(scope, status, self.headers, span)
+        if type(span) is Span and not span.end_time:
+            span.end_time = end_ns  # Span.end without its call: the span is ours, not ended
+            span._provider._on_end(span)
+        else:
             span.end(end_ns)
-            if self.recorder is not None:
-                self.recorder.record(name, elapsed)
-
-        async def traced_send(message: Message) -> None:
-            nonlocal status, headers, last_byte
-            kind = message["type"]
-            if kind == "http.response.start":
-                status = int(message["status"])
-                headers = list(message.get("headers", ()))
-            await send(message)
-            if kind == "http.response.body" and not message.get("more_body", False):
-                last_byte = (time.perf_counter(), time.time_ns())
-                # a 5xx is often sent by an error handler before the exception escapes:
-                # wait for it so the span and the error group get the exception
-                if status is None or status < 500:
-                    finish()
-
-        try:
-            await self.app(scope, receive, traced_send)
-        except BaseException as exc:
-            finish(exc)
-            raise
-        finally:
-            otel_context.detach(token)
-            finish()
+        if mw.recorder is not None:
+            elapsed = end_ns - self.start_ns
+            # wall-clock stamps, as the span's: a clock stepped back must not go negative
+            mw.recorder.record(name, elapsed / 1e9 if elapsed > 0 else 0.0)
 
 
 class TracingWSGIMiddleware:
@@ -332,7 +491,7 @@ def _header(headers: list[tuple[bytes, bytes]], name: bytes) -> bytes | None:
     return None
 
 
-class CognitionMiddleware:
+class CognitionMiddleware(TracingMiddleware):
     """WAF -> rate limit -> flags -> app, in one request span (every stage optional).
 
     ::
@@ -345,7 +504,8 @@ class CognitionMiddleware:
             flags=FlagEngine(store="sqlite:///flags.db"),
         )
 
-    Without ``tracer_provider`` the stages run without a span.
+    Without ``tracer_provider`` the stages run without a span. With tracing on it is itself
+    the tracing layer (no extra call per request), the stages chained inside it.
     """
 
     def __init__(
@@ -383,15 +543,17 @@ class CognitionMiddleware:
             "flags": flags is not None,
         }
         if tracer_provider is not None:
-            chain = TracingMiddleware(
+            super().__init__(
                 chain,
                 tracer_provider=tracer_provider,
                 recorder=recorder,
                 grouper=grouper,
                 exclude_paths=exclude_paths,
-                annotate=self._annotate,
+                annotate=self._annotate if any(self.stages.values()) else None,
             )
-        self.app = chain
+        else:
+            self.app = chain
+            self._tracing = False
 
     def _annotate(
         self,
@@ -417,9 +579,6 @@ class CognitionMiddleware:
         if flags is not None:
             for key, evaluation in flags.evaluations().items():
                 span.set_attribute(f"cognitionos.flag.{key}", str(evaluation.value))
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await self.app(scope, receive, send)
 
 
 class LatencyCollector:

@@ -175,6 +175,7 @@ class ServerState:
             self._tenant_firewalls.clear()
         self._tenant_firewalls[tenant_id] = (digest, firewall)
         return firewall
+
     def audit_signer(self) -> Any:
         """The Ed25519 signer of the audit log's tree heads (its key file made on first use)."""
         import os

@@ -47,9 +47,7 @@ def _unknown(url: StoreURL) -> ConfigurationError:
     from importlib.metadata import entry_points
 
     plugins = sorted(ep.name for ep in entry_points(group=ENTRY_POINT_GROUP))
-    known = ", ".join(
-        [*BUILTIN_SCHEMES[:3], "postgresql+<driver>", *BUILTIN_SCHEMES[4:], *plugins]
-    )
+    known = ", ".join([*BUILTIN_SCHEMES[:3], "postgresql+<driver>", *BUILTIN_SCHEMES[4:], *plugins])
     return ConfigurationError(
         f"unknown storage scheme {url.scheme!r} in {url.masked!r}; known schemes: {known}"
     )

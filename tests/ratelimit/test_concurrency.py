@@ -71,9 +71,7 @@ def run_trials(
     totals = []
     for _ in range(trials):
         key = f"hammer:{uuid.uuid4().hex}"
-        futures = [
-            pool.submit(hammer, kind, prefix, algorithm, key, url) for _ in range(PROCESSES)
-        ]
+        futures = [pool.submit(hammer, kind, prefix, algorithm, key, url) for _ in range(PROCESSES)]
         totals.append(sum(f.result(timeout=120) for f in futures))
     return totals
 

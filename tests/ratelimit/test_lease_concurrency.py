@@ -95,7 +95,9 @@ def test_leasing_never_admits_more_than_the_limit_under_contention(
     results = []
     for trial in range(3):
         key = f"hammer:{trial}"
-        futures = [pool.submit(hammer, url, prefix, algorithm, key, period) for _ in range(PROCESSES)]
+        futures = [
+            pool.submit(hammer, url, prefix, algorithm, key, period) for _ in range(PROCESSES)
+        ]
         outs = [f.result(timeout=180) for f in futures]
         admitted = sum(n for n, _ in outs)
         local = sum(s["local"] for _, s in outs)

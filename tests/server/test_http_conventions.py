@@ -238,5 +238,5 @@ def test_a_guard_limit_too_large_for_redis_refuses_to_start(tmp_path, redis_url)
     from .conftest import make_settings
 
     settings = make_settings(tmp_path, redis_url=redis_url, key_rate_limit="1000000000/minute")
-    with pytest.raises(ConfigurationError, match="COGNITIONOS_KEY_RATE_LIMIT=.*too large"):
+    with pytest.raises(ConfigurationError, match=r"COGNITIONOS_KEY_RATE_LIMIT=.*too large"):
         create_app(settings, announce=False)

@@ -57,6 +57,7 @@ def test_unreachable_cluster_is_backend_unavailable_with_the_password_masked():
 
 # -- a real cluster ------------------------------------------------------------------------
 
+
 @pytest.fixture
 def cstore(redis_cluster_url):
     store = open_store(redis_cluster_url)

@@ -29,9 +29,7 @@ _SSRF_URL = re.compile(
     # word as the scheme, ordinary keys like "user:0" or "tenant:0:user:12" read as host 0
     r"(?:^|[\s\"'=(<])(?:[a-z][a-z0-9+.-]{1,12}://|"
     r"(?:https?|ftps?|gopher|dict|file|ldaps?|tftp|sftp|jar|netdoc|wss?):(?=[\d\[])|//)"
-    r"(?:[^/@\s]{0,64}@)?"
-    + _INTERNAL_HOST
-    + r"(?=$|[:/?#\]\s])"
+    r"(?:[^/@\s]{0,64}@)?" + _INTERNAL_HOST + r"(?=$|[:/?#\]\s])"
 )
 _SSRF_DATA = re.compile(r"^\s{0,4}data:(?:text|application)/[\w.+-]{1,40}")
 _DOTS = str.maketrans({"\u3002": ".", "\uff0e": ".", "\uff61": "."})
