@@ -201,7 +201,7 @@ class MemoryStats:
 
 
 def build_tables(metadata: Any) -> dict[str, Any]:
-    """The experiment tables (migrations 0004 and 0007 create exactly these), added to
+    """The experiment tables (migrations 0004 and 0005 create exactly these), added to
     ``metadata``."""
     sa = require("sqlalchemy", extra="sql")
     name = sa.String(300)

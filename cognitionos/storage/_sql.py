@@ -46,7 +46,7 @@ __all__ = ["HEAD_REVISION", "SQLStore", "upgrade_schema"]
 log = logging.getLogger("cognitionos.storage.sql")
 
 #: newest migration; a test checks it matches the migration scripts
-HEAD_REVISION = "0007"
+HEAD_REVISION = "0005"
 VERSION_TABLE = "cognitionos_alembic_version"
 NOTIFY_CHANNEL = "cognitionos_changes"
 _MIGRATION_LOCK = 0x636F676E  # advisory lock id serialising concurrent upgrades on PostgreSQL

@@ -1,6 +1,6 @@
 """Experiment de-duplication ids get the second they were first seen, so they can expire.
 
-Revision ID: 0007
+Revision ID: 0005
 Revises: 0004
 
 ``cos_exp_seen`` grew by one row per metric event forever. ``seen_at`` (seconds) and an
@@ -14,7 +14,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0007"
+revision = "0005"
 down_revision = "0004"
 branch_labels = None
 depends_on = None
