@@ -44,7 +44,8 @@ APPLICATION_NAME = "cognitionos-ratelimit"
 class Watchdog:
     """Shuts down the socket of a guarded section that outlives its deadline.
 
-    One daemon thread per watchdog, started on first use, asleep while nothing is guarded.
+    One daemon thread per watchdog, started on first use, asleep while nothing is guarded,
+    ended by :meth:`stop` (the limiter's ``close()``); a later ``guard`` starts a new one.
     ``guard(fd)`` costs a lock and a heap push; the cut happens under the same lock as the
     end of the section, so a connection already handed back is never cut.
     """
@@ -56,6 +57,7 @@ class Watchdog:
         self._heap: list[tuple[float, int]] = []
         self._ids = itertools.count()
         self._thread: threading.Thread | None = None
+        self._stopping = False
         #: sections cut so far (the caller turns them into a timeout error)
         self.cut: set[int] = set()
 
@@ -69,6 +71,7 @@ class Watchdog:
             self._active[token] = (deadline, fd)
             heapq.heappush(self._heap, (deadline, token))
             if self._thread is None:
+                self._stopping = False
                 self._thread = threading.Thread(
                     target=self._run, name="cognitionos-ratelimit-watchdog", daemon=True
                 )
@@ -89,12 +92,21 @@ class Watchdog:
                 return True
             return False
 
+    def stop(self) -> None:
+        """End the thread once nothing is guarded (sections still running keep their cut)."""
+        with self._cond:
+            self._stopping = True
+            self._cond.notify()
+
     def _run(self) -> None:
         cond = self._cond
         with cond:
             while True:
                 while not self._active:
                     self._heap.clear()
+                    if self._stopping:
+                        self._thread = None
+                        return
                     cond.wait()
                 deadline, token = self._heap[0]
                 if token not in self._active:
@@ -189,9 +201,10 @@ class PgChannels:
         self.watchdog = Watchdog(self.watchdog.seconds)
 
     def close(self) -> None:
-        """Close every idle connection."""
+        """Close every idle connection and end the watchdog's thread."""
         with self._lock:
             idle = list(self._idle)
             self._idle.clear()
         for conn in idle:
             self.discard(conn)
+        self.watchdog.stop()

@@ -279,3 +279,21 @@ def test_hit_waiting_on_a_postgres_row_lock_waits_only_the_timeout(postgres_url,
         from cognitionos.ratelimit._sql import drop_tables
 
         drop_tables(pg_admin, table_prefix=prefix)
+
+
+@pytest.mark.postgresql
+def test_closing_a_postgres_limiter_ends_its_watchdog_thread(postgres_url):
+    import threading
+
+    def watchdogs() -> int:
+        return sum(t.name == "cognitionos-ratelimit-watchdog" for t in threading.enumerate())
+
+    before = watchdogs()
+    limiter = RateLimiter(postgres_url, timeout=TIMEOUT, prefix=f"wd{os.getpid()}")
+    assert limiter.hit(Limit.parse("5/minute"), "k").allowed
+    assert watchdogs() == before + 1
+    limiter.close()
+    deadline = time.monotonic() + 5
+    while watchdogs() > before and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert watchdogs() == before  # one thread per limiter ever made would leak in a server
