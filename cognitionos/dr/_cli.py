@@ -185,11 +185,20 @@ def retention(
     note(f"{len(result.keep)} kept, {len(result.remove)} to remove (dry run: nothing deleted)")
 
 
-def _manager(source: str, target: str, store_url: str | None) -> Any:
+def _manager(source: str, target: str, store_url: str | None, scratch: str | None = None) -> Any:
     from cognitionos._cli_common import pick_store
     from cognitionos.dr import BackupManager
 
-    return BackupManager(source, target=target, catalog=pick_store(store_url))
+    return BackupManager(source, target=target, catalog=pick_store(store_url), scratch=scratch)
+
+
+scratch_option = click.option(
+    "--scratch",
+    default=None,
+    metavar="URL",
+    help="PostgreSQL server where the check restores (default: the source's; it must not "
+    "archive WAL).",
+)
 
 
 @dr.command()
@@ -212,11 +221,19 @@ def backup(source: str, target: str, store_url: str | None, as_json: bool) -> No
 @click.argument("source")
 @click.argument("backup_id")
 @click.option("--target", required=True, help="file:///directory of the backup files.")
+@scratch_option
 @store_option
 @json_option
-def verify(source: str, backup_id: str, target: str, store_url: str | None, as_json: bool) -> None:
+def verify(
+    source: str,
+    backup_id: str,
+    target: str,
+    scratch: str | None,
+    store_url: str | None,
+    as_json: bool,
+) -> None:
     """Restore BACKUP_ID to a scratch target and compare every table; exit 1 if it differs."""
-    with _manager(source, target, store_url) as mgr:
+    with _manager(source, target, store_url, scratch) as mgr:
         result = mgr.verify(backup_id)
     if as_json:
         echo_json(
@@ -345,6 +362,7 @@ def status(source: str, target: str, rpo: float, store_url: str | None, as_json:
 @click.option("--detection", type=float, default=60.0, show_default=True)
 @click.option("--provisioning", type=float, default=300.0, show_default=True)
 @click.option("--dns", type=float, default=60.0, show_default=True)
+@scratch_option
 @store_option
 @json_option
 def drill(
@@ -356,6 +374,7 @@ def drill(
     detection: float,
     provisioning: float,
     dns: float,
+    scratch: str | None,
     store_url: str | None,
     as_json: bool,
 ) -> None:
@@ -363,7 +382,7 @@ def drill(
 
     Exit 1 when the restore does not verify or a measured value exceeds its target.
     """
-    with _manager(source, target, store_url) as mgr:
+    with _manager(source, target, store_url, scratch) as mgr:
         report = mgr.drill(
             rpo=rpo,
             rto=rto,

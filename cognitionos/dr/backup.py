@@ -239,6 +239,12 @@ _PG_SCHEMES = ("postgresql://", "postgresql+psycopg://", "postgres://")
 _REDIS_SCHEMES = ("redis://", "rediss://")
 
 
+def _archive_mode(con: Any) -> str:
+    """The server's ``archive_mode`` (``off``, ``on`` or ``always``)."""
+    row = con.execute("SHOW archive_mode").fetchone()
+    return str(row[0]) if row else "off"
+
+
 class BackupManager:
     """Back up, verify and restore one store (``sqlite:///``, ``postgresql://``, ``redis://``).
 
@@ -258,7 +264,14 @@ class BackupManager:
         target: str,
         catalog: Any = None,
         now: Callable[[], datetime] | None = None,
+        scratch: str | None = None,
     ) -> None:
+        if scratch is not None and not scratch.startswith(_PG_SCHEMES):
+            raise ConfigurationError(
+                f"scratch must be a postgresql://... server URL, got {scratch.split('://')[0]!r}"
+            )
+        #: the PostgreSQL server where verify and drills restore (default: the source's)
+        self.scratch = scratch
         if source.startswith("sqlite:///"):
             self.kind = "sqlite"
             _sqlite_path(source)
@@ -489,13 +502,25 @@ class BackupManager:
         psycopg = require("psycopg", extra="postgres", purpose="PostgreSQL restore drills")
         base = urlsplit(self.source).path.lstrip("/") or "postgres"
         scratch = f"{base}_drill_{secrets.token_hex(4)}"
-        admin = _libpq(_with_db(self.source, "postgres"))
+        from cognitionos.storage import mask_url
+
+        server = self.scratch or self.source
+        admin = _libpq(_with_db(server, "postgres"))
         with psycopg.connect(admin, autocommit=True) as con:
+            archive_mode = _archive_mode(con)
+            if archive_mode in ("on", "always"):
+                # a restore there would ship its WAL into the production archive
+                raise ConfigurationError(
+                    f"the scratch server {mask_url(server)} archives WAL (archive_mode="
+                    f"{archive_mode}): a drill restored there is not isolated; pass "
+                    "scratch='postgresql://<a server without WAL archiving>' "
+                    "(cognitionos dr verify/drill --scratch URL)"
+                )
             con.execute(
                 psycopg.sql.SQL("CREATE DATABASE {}").format(psycopg.sql.Identifier(scratch))
             )
         try:
-            target = _with_db(self.source, scratch)
+            target = _with_db(server, scratch)
             _run(
                 ["pg_restore", "--no-owner", f"--dbname={_libpq(target)}", str(path)], "pg_restore"
             )

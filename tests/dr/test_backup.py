@@ -163,3 +163,44 @@ def test_prune_keeps_the_newest_verified_backup_and_status_ages(tmp_path):
     mgr.prune(RetentionPolicy(keep_last=1), dry_run=False)
     assert {r.id for r in mgr.backups()} == {ids[3], ids[0]}
     mgr.close()
+
+
+def test_scratch_must_be_a_postgresql_server(tmp_path):
+    with pytest.raises(ConfigurationError, match="scratch must be a postgresql://"):
+        BackupManager(
+            f"sqlite:///{tmp_path / 'a.db'}", target=f"file://{tmp_path / 'b'}", scratch="redis://x"
+        )
+
+
+@pytest.mark.postgresql
+def test_postgresql_check_refuses_a_scratch_server_that_archives_wal(
+    postgres_url, tmp_path, monkeypatch
+):
+    # archive_mode needs a server restart to change, so the server's answer is replaced; the
+    # refusal must come before any scratch database exists (nothing to ship into the archive)
+    if shutil.which("pg_dump") is None or shutil.which("pg_restore") is None:
+        skip_or_fail("pg_dump/pg_restore are not installed")
+    psycopg = pytest.importorskip("psycopg")
+    from urllib.parse import urlsplit, urlunsplit
+
+    import cognitionos.dr.backup as backup_module
+
+    parts = urlsplit(postgres_url)
+    admin = urlunsplit(("postgresql", parts.netloc, "/postgres", "", ""))
+
+    def drill_dbs() -> int:
+        with psycopg.connect(admin, autocommit=True) as con:
+            row = con.execute(
+                "SELECT count(*) FROM pg_database WHERE datname LIKE %s",
+                (parts.path.lstrip("/") + "_drill_%",),
+            ).fetchone()
+        return int(row[0])
+
+    mgr = BackupManager(postgres_url, target=f"file://{tmp_path / 'pg'}")
+    rec = mgr.backup()
+    before = drill_dbs()
+    monkeypatch.setattr(backup_module, "_archive_mode", lambda con: "on")
+    with pytest.raises(ConfigurationError, match=r"archive_mode=on.*--scratch"):
+        mgr.verify(rec.id)
+    assert drill_dbs() == before
+    mgr.close()
