@@ -52,6 +52,7 @@ SCOPES = (
     "dr:plan",
     "dr:backups:read",
     "waf:rules:write",
+    "flags:approve",
 )
 
 

@@ -78,6 +78,11 @@ class Settings(BaseSettings):
     latency_flush_interval: float = Field(
         default=10.0, gt=0, le=3600, description="seconds between route-latency publications"
     )
+    protected_environments: list[Literal["live", "test"]] = Field(
+        default_factory=list,
+        description="key environments whose flag changes wait for a second person's approval "
+        '(change requests), e.g. ["live"]',
+    )
     idempotency_ttl: float = Field(
         default=86_400.0, gt=0, description="seconds an idempotency key is kept"
     )

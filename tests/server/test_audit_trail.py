@@ -62,6 +62,13 @@ BODIES = {
     ("POST", "/v1/waf/exclusions"): {"id": "x{n}", "path": "/a{n}/*"},
     ("PUT", "/v1/waf/exclusions/{exclusion_id}"): {"path": "/changed/*"},
     ("POST", "/v1/experiments/{key}/ship"): {"variant": "B"},
+    ("POST", "/v1/flags/change-requests"): {
+        "action": "create",
+        "key": "cr{n}",
+        "definition": {"default_value": 1},
+    },
+    ("POST", "/v1/flags/change-requests/{cr_id}/approve"): {"comment": "ok"},
+    ("POST", "/v1/flags/change-requests/{cr_id}/reject"): {"comment": "no"},
 }
 
 _n = itertools.count(1)
@@ -115,6 +122,12 @@ def _target(server, path: str, n: int) -> str:
         elif name == "client":
             c.post("/v1/waf/bans", json={"client": f"198.51.100.{n}", "seconds": 60}, headers=h)
             values[name] = f"198.51.100.{n}"
+        elif name == "cr_id":  # opened by another key: nobody decides their own request
+            dev = c.post("/v1/keys", json={"name": "d", "role": "developer"}, headers=h).json()
+            body = {"action": "create", "key": f"cr{n}", "definition": {"default_value": 1}}
+            r = c.post("/v1/flags/change-requests", json=body, headers=bearer(dev["token"]))
+            assert r.status_code == 201, r.text
+            values[name] = r.json()["id"]
         else:
             raise AssertionError(f"new path parameter {name!r} in {path}: give it a resource")
     return path.format(**values)

@@ -220,6 +220,16 @@ ENDPOINTS: list[tuple[str, str, str, Any]] = [
     ("DELETE", "/v1/waf/exclusions/{wafexcl}", "waf:rules:write", None),
     ("GET", "/v1/waf/incidents", "waf:bans:read", None),
     ("GET", "/v1/flags/stale?days=7", "flags:read", None),
+    (
+        "POST",
+        "/v1/flags/change-requests",
+        "flags:write",
+        {"action": "toggle", "key": "{flag}", "enabled": False},
+    ),
+    ("GET", "/v1/flags/change-requests", "flags:read", None),
+    ("GET", "/v1/flags/change-requests/{cr}", "flags:read", None),
+    ("POST", "/v1/flags/change-requests/{cr}/approve", "flags:approve", {"comment": "ok"}),
+    ("POST", "/v1/flags/change-requests/{cr}/reject", "flags:approve", {}),
 ]
 
 #: operations the matrix leaves out, with the reason
@@ -305,6 +315,15 @@ class _Fresh(dict):  # type: ignore[type-arg]
             value = self._made("/v1/waf/custom-rules", {"id": f"r{n}", "pattern": "^/x"})["id"]
         elif name == "wafexcl":
             value = self._made("/v1/waf/exclusions", {"id": f"x{n}", "path": "/wiki/*"})["id"]
+        elif name == "cr":  # opened by another key, so no role decides its own request
+            dev = self.server.key(self.h["Authorization"][7:], "developer")
+            r = self.server.client.post(
+                "/v1/flags/change-requests",
+                json={"action": "toggle", "key": self["flag"], "enabled": False},
+                headers=bearer(dev),
+            )
+            assert r.status_code == 201, r.text
+            value = r.json()["id"]
         elif name == "exp":
             value = self._made("/v1/experiments", {**EXPERIMENT, "key": f"e{n}"})["key"]
         else:

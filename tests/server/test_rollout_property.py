@@ -8,21 +8,21 @@ who was in stays in, whatever the seed, hash version, attribute values and perce
 
 from __future__ import annotations
 
-import string
-
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from .conftest import bearer
 
-# identifiers as clients send them (the WAF guarding the API refuses control characters)
-ID_CHARS = string.ascii_letters + string.digits + "-_.@"
+# identifiers and seeds as clients send them; generated from a neutral alphabet, because the
+# WAF guarding the API rightly refuses some words in any value (e.g. "TEMPDB", a SQL Server
+# database name, CRS 942140; "__dict__", code injection): the property here is the rollout's
 users = st.lists(
-    st.text(ID_CHARS, min_size=1, max_size=24),
+    st.integers(0, 2**63).map(lambda n: f"user-{n:x}"),
     min_size=1,
     max_size=25,
     unique=True,
 )
+seeds = st.integers(0, 10**9).map(lambda n: f"s{n:x}")
 
 
 def test_raising_a_rollout_through_the_api_keeps_everyone_already_in(server):
@@ -51,11 +51,14 @@ def test_raising_a_rollout_through_the_api_keeps_everyone_already_in(server):
         return inside
 
     @settings(
-        max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+        max_examples=20,
+        deadline=None,
+        derandomize=True,
+        suppress_health_check=[HealthCheck.function_scoped_fixture],
     )
     @given(
         ids=users,
-        seed=st.text(ID_CHARS, max_size=8),
+        seed=seeds,
         low=st.floats(0, 1),
         high=st.floats(0, 1),
         version=st.sampled_from([1, 2]),

@@ -19,6 +19,9 @@ BODY_REFERENCES: dict[tuple[str, str], dict[str, Any]] = {
     ("POST", "/v1/ratelimit/check"): {"json": {"policy": "{policy}", "key": "u1"}},
     ("GET", "/v1/ratelimit/usage"): {"params": {"policy": "{policy}", "key": "u1"}},
     ("POST", "/v1/keys"): {"json": {"name": "x", "role": "viewer", "user_id": "{user}"}},
+    ("POST", "/v1/flags/change-requests"): {
+        "json": {"action": "toggle", "key": "{flag}", "enabled": False}
+    },
 }
 
 # a body good enough to pass validation, per operation with path parameters
@@ -38,6 +41,8 @@ BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("POST", "/v1/experiments/{key}/events"): {"events": [{"unit_id": "u1", "metric": "buy"}]},
     ("POST", "/v1/experiments/{key}/analyze"): {},
     ("POST", "/v1/experiments/{key}/ship"): {"variant": "B"},
+    ("POST", "/v1/flags/change-requests/{cr_id}/approve"): {},
+    ("POST", "/v1/flags/change-requests/{cr_id}/reject"): {},
 }
 
 
@@ -67,6 +72,8 @@ def _param_values(path: str, b: dict[str, str]) -> dict[str, str]:
             values[name] = b["policy"]
         elif name == "index":
             values[name] = b["audit_index"]
+        elif name == "cr_id":
+            values[name] = b["change_request"]
         elif name == "client":
             values[name] = "198.51.100.77"  # a ban of the platform, not of tenant B
         else:
@@ -114,6 +121,13 @@ def two_tenants(server: Server) -> dict[str, Any]:
         ).status_code
         == 201
     )
+    dev = c.post("/v1/keys", json={"name": "b dev", "role": "developer"}, headers=hb).json()
+    opened = c.post(
+        "/v1/flags/change-requests",
+        json={"action": "toggle", "key": "b-secret-flag", "enabled": False},
+        headers=bearer(dev["token"]),
+    )
+    assert opened.status_code == 201, opened.text
     audit = c.get("/v1/audit", headers=hb).json()["items"]
     assert audit and all(e["entry"]["tenant"] == b_id for e in audit)
     return {
@@ -130,6 +144,7 @@ def two_tenants(server: Server) -> dict[str, Any]:
             "waf_rule": "b-secret-rule",
             "waf_exclusion": "b-secret-exclusion",
             "audit_index": str(audit[0]["index"]),
+            "change_request": opened.json()["id"],
         },
     }
 
@@ -148,6 +163,7 @@ def _b_snapshot(server: Server, b: dict[str, str]) -> dict[str, Any]:
         "flags": sorted(f["key"] for f in c.get("/v1/flags", headers=h).json()["items"]),
         "waf_rules": c.get("/v1/waf/custom-rules", headers=h).json(),
         "waf_exclusions": c.get("/v1/waf/exclusions", headers=h).json(),
+        "change_requests": c.get("/v1/flags/change-requests", headers=h).json(),
         "usage": c.get(
             "/v1/ratelimit/usage", params={"policy": b["policy"], "key": "u1"}, headers=h
         ).json()["remaining"],
@@ -202,6 +218,7 @@ def test_listings_show_none_of_b(server, two_tenants):
         b["policy"],
         b["rl_ban"],
         b["experiment"],
+        b["change_request"],
         "bob@b.test",
         "b-secret-route",
         "BSecretError",

@@ -27,6 +27,11 @@ from cognitionos.server._http import (
     state_of,
 )
 from cognitionos.server._problems import ApiError
+from cognitionos.server._routes.change_requests import (
+    ChangeRequestCreate,
+    governed,
+    open_request,
+)
 
 __all__ = ["router"]
 
@@ -91,6 +96,15 @@ def _respond(flag: FlagDefinition, status: int = 200, **headers: str) -> JSONRes
     return JSONResponse({**doc, "etag": tag}, status_code=status, headers={"ETag": tag, **headers})
 
 
+def _accepted(request: Request, p: Principal, action: str, key: str, **change: Any) -> JSONResponse:
+    """202 with the pending change request that replaces a direct change (protected keys)."""
+    created = open_request(
+        request, p, ChangeRequestCreate.model_validate({"action": action, "key": key, **change})
+    )
+    created.status_code = 202
+    return created
+
+
 def _engine_call(fn: Any, *args: Any, **kwargs: Any) -> Any:
     try:
         return fn(*args, **kwargs)
@@ -130,6 +144,8 @@ def create_flag(
     engine = state_of(request).flags(p.tenant_id)
 
     def create() -> Response:
+        if governed(request, p):
+            return _accepted(request, p, "create", flag.key, definition=definition)
         engine.refresh()
         if any(f.key == flag.key for f in engine.definitions.flags):
             raise ApiError(409, f"flag {flag.key!r} exists; PUT it with If-Match to change it")
@@ -166,6 +182,12 @@ def import_flags(
             fs = FlagSet.model_validate(body.document)
     except ValidationError as exc:
         raise _invalid(exc, "flag set") from None
+    if governed(request, p):
+        raise ApiError(
+            409,
+            f"flag changes from {p.environment!r} keys need approval: request each change "
+            "at POST /v1/flags/change-requests (imports are not governed one by one)",
+        )
     engine = state_of(request).flags(p.tenant_id)
     changed = _engine_call(engine.import_flags, fs, actor=p.key_id)
     record(
@@ -248,6 +270,8 @@ def replace_flag(
         raise _invalid(exc, "flag definition") from None
     if definition.get("key", key) != key:
         raise ApiError(422, f"the body's key {definition['key']!r} differs from the path's {key!r}")
+    if governed(request, p):
+        return _accepted(request, p, "replace", key, definition=definition)
     engine = state_of(request).flags(p.tenant_id)
     _engine_call(engine.set_flag, flag, actor=p.key_id)
     record(request, p, "flag.update", f"flags/{key}", _doc(current), _doc(flag))
@@ -260,6 +284,8 @@ def delete_flag(
 ) -> Response:
     current = _find(request, p, key)
     check_if_match(request, content_etag(_doc(current)))
+    if governed(request, p):
+        return _accepted(request, p, "delete", key)
     _engine_call(state_of(request).flags(p.tenant_id).delete_flag, key, actor=p.key_id)
     record(request, p, "flag.delete", f"flags/{key}", _doc(current), None)
     return Response(status_code=204)
@@ -273,6 +299,8 @@ def toggle_flag(
     p: Annotated[Principal, Depends(require("flags:write"))],
 ) -> Response:
     before = _find(request, p, key)
+    if governed(request, p):
+        return _accepted(request, p, "toggle", key, enabled=body.enabled)
     engine = state_of(request).flags(p.tenant_id)
     _engine_call(engine.toggle, key, body.enabled, actor=p.key_id)
     record(
