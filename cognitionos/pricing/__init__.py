@@ -20,7 +20,7 @@ from cognitionos.pricing._elasticity import (
     estimate_elasticity,
     segment_elasticities,
 )
-from cognitionos.pricing._mle import ConvergenceWarning
+from cognitionos.pricing._mle import ConvergenceWarning, OneTimeBuyerWarning
 from cognitionos.pricing._plots import PlotData, repeat_purchase_histogram, tracking_plot
 from cognitionos.pricing._price import (
     ConstantElasticityDemand,
@@ -42,6 +42,7 @@ __all__ = [
     "ChurnReport",
     "ConstantElasticityDemand",
     "ConvergenceWarning",
+    "OneTimeBuyerWarning",
     "DemandCurve",
     "ElasticityEstimate",
     "GammaGammaModel",

@@ -264,7 +264,13 @@ def clv_predict(
         raise ConfigurationError(f"{path}: needs column(s) {', '.join(missing)}")
     x, tx, t = (_floats(raw, c, path) for c in ("frequency", "recency", third))
     expected = model.conditional_expected_purchases(horizon, x, tx, t)
-    alive = model.probability_alive(x, tx, t)
+    import warnings
+
+    from cognitionos.pricing._mle import OneTimeBuyerWarning
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", OneTimeBuyerWarning)  # the note below says it
+        alive = model.probability_alive(x, tx, t)
     if model.KIND == "bg_nbd":
         one_time = sum(1 for v in x if v == 0)
         if one_time:

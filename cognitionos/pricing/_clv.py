@@ -533,11 +533,30 @@ class BetaGeoModel(_Model):
 
     def probability_alive(self, frequency: Any, recency: Any, T: Any) -> Any:
         """P(still active at T | history). Customers with no repeat purchase get 1 under BG/NBD
-        (they cannot have dropped out yet); prefer P(no purchase in next t) to rank them."""
+        (they cannot have dropped out yet): a :class:`OneTimeBuyerWarning` says so when the
+        input has any; prefer P(no purchase in next t) to rank them, or MBG/NBD."""
         import numpy as np
 
         x, tx, t = _rfm_columns(frequency, recency, T, "probability_alive")
         check_rfm(x, tx, t)
+        if np.any(x == 0):
+            import warnings
+
+            from cognitionos.pricing._mle import OneTimeBuyerWarning
+
+            warnings.warn(
+                OneTimeBuyerWarning(
+                    f"{int(np.sum(x == 0)):,} customer(s) with no repeat purchase get "
+                    "P(alive) = 1 under BG/NBD (it cannot see them drop out); rank them with "
+                    "probability_no_purchase(t, ...) or fit ModifiedBetaGeoModel (MBG/NBD)"
+                ),
+                stacklevel=2,
+            )
+        return self._alive(x, tx, t)
+
+    def _alive(self, x: Any, tx: Any, t: Any) -> Any:
+        import numpy as np
+
         r, alpha, a, b = self._p()
 
         def compute(x: Any, tx: Any, t: Any) -> Any:
@@ -602,7 +621,8 @@ class BetaGeoModel(_Model):
         import numpy as np
 
         x, tx, T_ = _rfm_columns(frequency, recency, T, "probability_no_purchase")
-        alive = self.probability_alive(x, tx, T_)
+        check_rfm(x, tx, T_)
+        alive = self._alive(x, tx, T_)
         r, alpha, _, _ = self._p()
         t = _time("t", t)
         silent = np.exp((r + x) * (np.log(alpha + T_) - np.log(alpha + T_ + t)))

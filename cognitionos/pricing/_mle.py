@@ -30,6 +30,11 @@ class ConvergenceWarning(UserWarning):
     """A fit did not converge, or its standard errors could not be computed (they are NaN)."""
 
 
+class OneTimeBuyerWarning(UserWarning):
+    """BG/NBD's P(alive) is 1 for customers with no repeat purchase (frequency 0); MBG/NBD
+    (``ModifiedBetaGeoModel``) lets them drop out too."""
+
+
 @attrs.frozen(slots=True)
 class MLEResult:
     """What the optimizer found: parameters, log-likelihood, standard errors, diagnostics."""

@@ -174,8 +174,14 @@ def test_bgnbd_expectations_at_a_plus_b_equal_one():
 
 
 def test_bgnbd_no_purchase_probability_and_one_time_buyers(bgnbd):
-    alive = bgnbd.probability_alive([0, 5], [0, 10], [30, 30])
-    assert alive[0] == 1.0  # the BG/NBD assumption the docs warn about
+    from cognitionos.pricing import OneTimeBuyerWarning
+
+    with pytest.warns(OneTimeBuyerWarning, match="1 customer"):
+        alive = bgnbd.probability_alive([0, 5], [0, 10], [30, 30])
+    assert alive[0] == 1.0  # the BG/NBD assumption the warning names
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # repeat buyers only: no warning
+        assert bgnbd.probability_alive([5], [10], [30])[0] < 1
     silent = bgnbd.probability_no_purchase(10, [0, 5], [0, 10], [30, 30])
     assert np.all((silent > 0) & (silent < 1))
     # P(no purchase in 0 time) is 1

@@ -213,6 +213,7 @@ def test_clv_predict_reproduces_the_published_bg_nbd_example(server):
     doc = r.json()
     assert doc["expected_purchases"][0] == pytest.approx(1.226, abs=2e-3)
     assert doc["probability_alive"][1] == 1.0  # no repeat purchase: cannot have dropped out
+    assert "frequency 0" in doc["notes"][0] and "mbg_nbd" in doc["notes"][0]
     assert doc["lifetime_value"] is None
     wrong = {"transaction_model": {**model, "model": "nope"}, "rows": rows}
     assert c.post("/v1/pricing/clv/predict", json=wrong, headers=h).status_code == 422

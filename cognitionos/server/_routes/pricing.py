@@ -218,13 +218,26 @@ async def clv_predict(
         model = cls.from_dict(body.transaction_model)
         cols = _columns(body.rows)
         f, r, t = cols["frequency"], cols["recency"], cols["T"]
+        import warnings
+
+        from cognitionos.pricing import OneTimeBuyerWarning
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", OneTimeBuyerWarning)  # said in "notes" instead
+            alive = model.probability_alive(f, r, t)
+        one_time = sum(1 for v in f if v == 0)
         out: dict[str, Any] = {
             "expected_purchases": plain(
                 model.conditional_expected_purchases(body.horizon, f, r, t)
             ),
-            "probability_alive": plain(model.probability_alive(f, r, t)),
+            "probability_alive": plain(alive),
             "lifetime_value": None,
         }
+        if one_time and model.KIND == "bg_nbd":
+            out["notes"] = [
+                f"{one_time} row(s) with frequency 0 get probability_alive = 1 under BG/NBD; "
+                "fit mbg_nbd to let them drop out"
+            ]
         if body.spend_model is not None:
             spend = GammaGammaModel.from_dict(body.spend_model)
             money = [row.monetary_value for row in body.rows]
