@@ -16,6 +16,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 import sys
 from typing import Any
 
@@ -301,6 +302,11 @@ def clv_predict(
 @click.option("--instrument", "instruments", multiple=True, help="Instrument column (2SLS).")
 @click.option("--robust", is_flag=True, help="HC1 heteroskedasticity-robust standard errors.")
 @click.option("--drop-zero", is_flag=True, help="Drop zero-quantity rows instead of failing.")
+@click.option(
+    "--varying",
+    is_flag=True,
+    help="Let the elasticity change with price (quadratic in log price); reported at the mean.",
+)
 @json_option
 def elasticity(
     path: str,
@@ -311,6 +317,7 @@ def elasticity(
     instruments: tuple[str, ...],
     robust: bool,
     drop_zero: bool,
+    varying: bool,
     as_json: bool,
 ) -> None:
     """Price elasticity (log-log OLS, or 2SLS when --instrument is given)."""
@@ -327,6 +334,7 @@ def elasticity(
         instruments={c: _floats(raw, c, path) for c in instruments} or None,
         robust=robust,
         zero_quantities="drop" if drop_zero else "error",
+        varying=varying,
     )
     for text in est.notes:
         note(text)
@@ -338,7 +346,15 @@ def elasticity(
         f"{est.confidence:.0%} CI {est.ci_low:.4f} .. {est.ci_high:.4f}), n={est.n}, {est.method}"
     )
     if est.first_stage_f is not None:
-        click.echo(f"first-stage F {est.first_stage_f:.2f}")
+        click.echo(
+            f"first-stage F {est.first_stage_f:.2f} (= Cragg-Donald with one endogenous price)"
+        )
+    if est.curvature is not None and est.center_log_price is not None:
+        at = math.exp(est.center_log_price)
+        click.echo(
+            f"at price {at:.4g} (geometric mean); changes by {est.curvature:.4f} per unit of "
+            "log price"
+        )
 
 
 @pricing.command("optimal-price")

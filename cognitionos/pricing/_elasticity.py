@@ -47,10 +47,27 @@ class ElasticityEstimate:
     dropped_zero_quantities: int = 0
     bootstrap_ci: tuple[float, float] | None = None
     notes: tuple[str, ...] = ()
+    #: IV with one endogenous regressor: the Cragg-Donald minimum-eigenvalue statistic, which
+    #: then equals the first-stage F of the excluded instruments (compare with Stock-Yogo)
+    cragg_donald: float | None = None
+    #: ``varying=True``: d elasticity / d log price (the fit is quadratic in log price)
+    curvature: float | None = None
+    #: ``varying=True``: the log price where ``estimate`` holds (mean log price of the data)
+    center_log_price: float | None = None
 
     def as_dict(self) -> dict[str, Any]:
         """Plain data for JSON output."""
         return attrs.asdict(self)
+
+    def at(self, price: float) -> float:
+        """The elasticity at ``price``: constant, unless fitted with ``varying=True``, where it
+        is ``estimate + curvature * (log(price) - center_log_price)``."""
+        value = float(price)
+        if not (math.isfinite(value) and value > 0):
+            raise ConfigurationError(f"price must be a finite number > 0, got {price!r}")
+        if self.curvature is None or self.center_log_price is None:
+            return self.estimate
+        return self.estimate + self.curvature * (math.log(value) - self.center_log_price)
 
 
 def _matrix(name: str, value: Any, n: int) -> tuple[list[str], Any]:
@@ -157,6 +174,7 @@ def estimate_elasticity(
     zero_quantities: str = "error",
     bootstrap: int = 0,
     seed: int = 0,
+    varying: bool = False,
 ) -> ElasticityEstimate:
     """Estimate the price elasticity of demand from (price, quantity) observations.
 
@@ -165,7 +183,9 @@ def estimate_elasticity(
     name -> column or a matrix; ``fixed_effects`` a label per row (one dummy per level but the
     first). Zero quantities have no logarithm: ``zero_quantities="drop"`` drops them (counted
     in the result), the default refuses them naming the rows. ``bootstrap=B`` adds a
-    percentile interval from ``B`` pairs-bootstrap resamples.
+    percentile interval from ``B`` pairs-bootstrap resamples. ``varying=True`` (log-log only)
+    lets the elasticity change with price: log quantity is quadratic in centred log price,
+    ``estimate`` is the elasticity at the mean log price and ``result.at(price)`` anywhere.
     """
     import numpy as np
     from scipy import stats
@@ -202,8 +222,20 @@ def estimate_elasticity(
         raise ConfigurationError("prices are constant: the elasticity is not identified")
     n = p.size
     y = np.log(q)
-    names = ["const", "log_price", *c_names, *fe_names]
-    X = np.column_stack([np.ones(n), np.log(p), C, F])
+    center = None
+    if varying:
+        if method != "loglog":
+            raise ConfigurationError(
+                "varying=True needs method='loglog' (2SLS would need instruments for the "
+                "squared log price too)"
+            )
+        center = float(np.log(p).mean())
+        lpc = np.log(p) - center
+        names = ["const", "log_price", "log_price_sq", *c_names, *fe_names]
+        X = np.column_stack([np.ones(n), lpc, lpc**2, C, F])
+    else:
+        names = ["const", "log_price", *c_names, *fe_names]
+        X = np.column_stack([np.ones(n), np.log(p), C, F])
     Z = None
     notes: list[str] = []
     if method == "iv":
@@ -276,6 +308,9 @@ def estimate_elasticity(
         dropped_zero_quantities=dropped,
         bootstrap_ci=boot_ci,
         notes=tuple(notes),
+        cragg_donald=first_f,
+        curvature=float(2 * beta[2]) if varying else None,
+        center_log_price=center,
     )
 
 

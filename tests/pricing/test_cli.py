@@ -149,6 +149,12 @@ def test_elasticity_and_optimal_price(runner, tmp_path):
     res = _ok(runner.invoke(main, ["pricing", "elasticity", str(path), "--robust", "--json"]))
     est = json.loads(res.stdout)
     assert est["ci_low"] <= -2.0 <= est["ci_high"] and est["robust"] is True
+    res = _ok(runner.invoke(main, ["pricing", "elasticity", str(path), "--varying"]))
+    assert "geometric mean" in res.stdout and "per unit of log price" in res.stdout
+    res = _ok(runner.invoke(main, ["pricing", "elasticity", str(path), "--varying", "--json"]))
+    varying = json.loads(res.stdout)
+    # the data have a constant elasticity: the fitted curvature is near 0
+    assert abs(varying["curvature"]) < 0.3 and varying["center_log_price"] is not None
     res = _ok(
         runner.invoke(
             main, ["pricing", "optimal-price", "--elasticity", "-2.5", "--unit-cost", "3", "--json"]

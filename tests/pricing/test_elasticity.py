@@ -155,3 +155,44 @@ def test_2sls_matches_statsmodels(seed, n):
     first = sm.OLS(np.log(p), Z).fit()
     f_test = first.f_test(np.array([[0.0, 0.0, 1.0]]))
     assert ours.first_stage_f == pytest.approx(float(np.squeeze(f_test.fvalue)), rel=1e-8)
+    # one endogenous regressor: Cragg-Donald's minimum eigenvalue is that same F
+    assert ours.cragg_donald == pytest.approx(float(np.squeeze(f_test.fvalue)), rel=1e-8)
+
+
+@needs_sm
+@pytest.mark.peers
+@settings(max_examples=30, deadline=None)
+@given(seed=st.integers(0, 100_000), n=st.integers(20, 300))
+def test_price_varying_elasticity_matches_statsmodels(seed, n):
+    p, q, _, promo, _ = simulate(seed, n=n)
+    ours = estimate_elasticity(p, q, controls={"promo": promo}, varying=True)
+    lp = np.log(p) - np.log(p).mean()
+    fit = sm.OLS(np.log(q), np.column_stack([np.ones(n), lp, lp**2, promo])).fit()
+    assert ours.estimate == pytest.approx(fit.params[1], rel=1e-8, abs=1e-10)
+    assert ours.std_error == pytest.approx(fit.bse[1], rel=1e-7)
+    assert ours.curvature == pytest.approx(2 * fit.params[2], rel=1e-8, abs=1e-10)
+    price = float(np.exp(np.log(p).mean() + 0.25))
+    assert ours.at(price) == pytest.approx(fit.params[1] + 2 * fit.params[2] * 0.25, abs=1e-9)
+
+
+def test_price_varying_elasticity_recovers_a_known_curve():
+    rng = np.random.default_rng(3)
+    lp = rng.uniform(0.0, 1.5, 4000)
+    center = lp.mean()
+    # elasticity -2 at the mean log price, falling by 1 per unit of log price
+    lq = 5 - 2.0 * (lp - center) - 0.5 * (lp - center) ** 2 + rng.normal(0, 0.05, lp.size)
+    e = estimate_elasticity(np.exp(lp), np.exp(lq), varying=True)
+    assert e.estimate == pytest.approx(-2.0, abs=0.01)
+    assert e.curvature == pytest.approx(-1.0, abs=0.05)
+    assert e.at(float(np.exp(center + 0.5))) == pytest.approx(-2.5, abs=0.05)
+    constant = estimate_elasticity(np.exp(lp), np.exp(lq))
+    assert constant.at(1.0) == constant.at(4.0) == constant.estimate
+
+
+def test_price_varying_elasticity_refuses_iv_and_bad_prices():
+    p, q, cost, _promo, _ = simulate(1, n=100, endogenous=True)
+    with pytest.raises(ConfigurationError, match="varying=True needs method='loglog'"):
+        estimate_elasticity(p, q, method="iv", instruments={"cost": cost}, varying=True)
+    e = estimate_elasticity(p, q, varying=True)
+    with pytest.raises(ConfigurationError, match="price must be"):
+        e.at(0)
