@@ -16,7 +16,14 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
-__all__ = ["PROBLEM", "ApiError", "install_handlers", "problem_bytes", "problem_response"]
+__all__ = [
+    "PROBLEM",
+    "ApiError",
+    "install_handlers",
+    "invalid_body",
+    "problem_bytes",
+    "problem_response",
+]
 
 PROBLEM = "application/problem+json"
 log = logging.getLogger("cognitionos.server")
@@ -40,6 +47,21 @@ class ApiError(Exception):
         self.headers = headers or {}
         self.type = type_
         self.extra = extra or {}
+
+
+def invalid_body(exc: Any, what: str) -> ApiError:
+    """422 for a body part a model refused (a pydantic ``ValidationError``), with the path of
+    every field as a JSON pointer and as a dotted location."""
+    errors = [
+        {
+            "pointer": "/" + "/".join(str(p) for p in e.get("loc", ())),
+            "location": ".".join(["body", *(str(p) for p in e.get("loc", ()))]),
+            "message": str(e.get("msg", "")),
+            "type": str(e.get("type", "")),
+        }
+        for e in exc.errors()
+    ]
+    return ApiError(422, f"invalid {what}", extra={"errors": errors})
 
 
 def _title(status: int) -> str:

@@ -30,7 +30,7 @@ from cognitionos.server._http import (
     require,
     state_of,
 )
-from cognitionos.server._problems import ApiError
+from cognitionos.server._problems import ApiError, invalid_body
 
 __all__ = ["governed", "open_request", "router"]
 
@@ -88,7 +88,7 @@ def _validated(body: ChangeRequestCreate) -> dict[str, Any] | None:
         try:
             flag = FlagDefinition.model_validate({**body.definition, "key": body.key})
         except ValidationError as exc:
-            raise ApiError(422, f"invalid flag definition: {exc.errors()[0]['msg']}") from None
+            raise invalid_body(exc, "flag definition") from None
         doc: dict[str, Any] = flag.model_dump(mode="json")
         return doc
     if body.definition is not None:

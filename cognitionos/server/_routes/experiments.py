@@ -29,7 +29,7 @@ from cognitionos.server._http import (
     require,
     state_of,
 )
-from cognitionos.server._problems import ApiError
+from cognitionos.server._problems import ApiError, invalid_body
 
 __all__ = ["router"]
 
@@ -119,24 +119,11 @@ def _find(engine: ExperimentEngine, key: str) -> Experiment:
         raise ApiError(404, f"no experiment {key!r} in this tenant") from None
 
 
-def _invalid(exc: ValidationError) -> ApiError:
-    errors = [
-        {
-            "pointer": "/" + "/".join(str(p) for p in e.get("loc", ())),
-            "location": ".".join(["body", *(str(p) for p in e.get("loc", ()))]),
-            "message": str(e.get("msg", "")),
-            "type": str(e.get("type", "")),
-        }
-        for e in exc.errors()
-    ]
-    return ApiError(422, "invalid experiment definition", extra={"errors": errors})
-
-
 def _parse(definition: dict[str, Any]) -> Experiment:
     try:
         return Experiment.model_validate(definition)
     except ValidationError as exc:
-        raise _invalid(exc) from None
+        raise invalid_body(exc, "experiment definition") from None
 
 
 @router.get("", summary="Experiments of your tenant")

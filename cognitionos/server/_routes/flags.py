@@ -26,7 +26,7 @@ from cognitionos.server._http import (
     require,
     state_of,
 )
-from cognitionos.server._problems import ApiError
+from cognitionos.server._problems import ApiError, invalid_body
 from cognitionos.server._routes.change_requests import (
     ChangeRequestCreate,
     governed,
@@ -61,19 +61,6 @@ class Import(BaseModel):
     model_config = ConfigDict(extra="forbid")
     format: Literal["native", "growthbook", "unleash"] = "native"
     document: dict[str, Any]
-
-
-def _invalid(exc: ValidationError, what: str) -> ApiError:
-    errors = [
-        {
-            "pointer": "/" + "/".join(str(p) for p in e.get("loc", ())),
-            "location": ".".join(["body", *(str(p) for p in e.get("loc", ()))]),
-            "message": str(e.get("msg", "")),
-            "type": str(e.get("type", "")),
-        }
-        for e in exc.errors()
-    ]
-    return ApiError(422, f"invalid {what}", extra={"errors": errors})
 
 
 def _doc(flag: FlagDefinition) -> dict[str, Any]:
@@ -140,7 +127,7 @@ def create_flag(
     try:
         flag = FlagDefinition.model_validate(definition)
     except ValidationError as exc:
-        raise _invalid(exc, "flag definition") from None
+        raise invalid_body(exc, "flag definition") from None
     engine = state_of(request).flags(p.tenant_id)
 
     def create() -> Response:
@@ -181,7 +168,7 @@ def import_flags(
         else:
             fs = FlagSet.model_validate(body.document)
     except ValidationError as exc:
-        raise _invalid(exc, "flag set") from None
+        raise invalid_body(exc, "flag set") from None
     if governed(request, p):
         raise ApiError(
             409,
@@ -267,7 +254,7 @@ def replace_flag(
     try:
         flag = FlagDefinition.model_validate({**definition, "key": key})
     except ValidationError as exc:
-        raise _invalid(exc, "flag definition") from None
+        raise invalid_body(exc, "flag definition") from None
     if definition.get("key", key) != key:
         raise ApiError(422, f"the body's key {definition['key']!r} differs from the path's {key!r}")
     if governed(request, p):

@@ -28,7 +28,7 @@ from cognitionos.server._http import (
     require,
     state_of,
 )
-from cognitionos.server._problems import ApiError
+from cognitionos.server._problems import ApiError, invalid_body
 
 __all__ = ["MAX_PATTERN", "MAX_PER_TENANT", "router", "tenant_firewall"]
 
@@ -79,26 +79,13 @@ def _nested_repeat(pattern: str) -> bool:
     return walk(sre.parse(pattern), False)
 
 
-def _problem(exc: ValidationError, what: str) -> ApiError:
-    errors = [
-        {
-            "pointer": "/" + "/".join(str(p) for p in e.get("loc", ())),
-            "location": ".".join(["body", *(str(p) for p in e.get("loc", ()))]),
-            "message": str(e.get("msg", "")),
-            "type": str(e.get("type", "")),
-        }
-        for e in exc.errors()
-    ]
-    return ApiError(422, f"invalid {what}", extra={"errors": errors})
-
-
 def _parse_rule(document: dict[str, Any]) -> dict[str, Any]:
     from cognitionos.waf import CustomRule
 
     try:
         rule = CustomRule.model_validate(document)
     except ValidationError as exc:
-        raise _problem(exc, "WAF rule") from None
+        raise invalid_body(exc, "WAF rule") from None
     if rule.operator == "regex":
         if len(rule.pattern) > MAX_PATTERN:
             raise ApiError(422, f"pattern is longer than {MAX_PATTERN} characters")
@@ -139,7 +126,7 @@ def _parse_exclusion(document: dict[str, Any]) -> dict[str, Any]:
     try:
         exclusion = Exclusion.model_validate(fields)
     except ValidationError as exc:
-        raise _problem(exc, "WAF exclusion") from None
+        raise invalid_body(exc, "WAF exclusion") from None
     return {"id": ident, **exclusion.model_dump(mode="json")}
 
 
