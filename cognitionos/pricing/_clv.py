@@ -438,6 +438,32 @@ def _bg_fit_functions(
     return None, (lambda p: _bg_value_and_gradient(p, xi, tx, t, w, modified))
 
 
+def _fit_bg_family(
+    model: Any,
+    frequency: Any,
+    recency: Any,
+    T: Any,
+    weights: Any,
+    initial: Mapping[str, float] | None,
+    *,
+    modified: bool,
+) -> None:
+    """Maximum likelihood for BG/NBD (``modified=False``) and MBG/NBD: the same starting
+    points and optimizer, each model's own likelihood and gradient."""
+    x, tx, t, w = _fit_rfm(frequency, recency, T, weights, f"{type(model).__name__}.fit")
+    model.n_customers = round(float(w.sum()))
+    starts = [[initial[n] for n in model.PARAM_NAMES]] if initial else []
+    starts += [
+        [0.5, float(t.mean()) / 4, 1.0, 2.0],
+        [1.0, 1.0, 1.0, 1.0],
+        [0.1, 10.0, 0.5, 5.0],
+    ]
+    grad, value_grad = _bg_fit_functions(model, x, tx, t, w, modified=modified)
+    model._fit(
+        lambda P: model._ll_rows(P, x, tx, t) @ w, float(w.sum()), starts, grad, value_grad
+    )
+
+
 # -- BG/NBD -------------------------------------------------------------------------------
 class BetaGeoModel(_Model):
     """BG/NBD (Fader, Hardie & Lee 2005): Poisson purchases, a coin flip after each one decides
@@ -500,18 +526,7 @@ class BetaGeoModel(_Model):
         initial: Mapping[str, float] | None = None,
     ) -> BetaGeoModel:
         """Fit by maximum likelihood; ``frequency`` may be a table with the three columns."""
-        x, tx, t, w = _fit_rfm(frequency, recency, T, weights, "BetaGeoModel.fit")
-        self.n_customers = round(float(w.sum()))
-        starts = [[initial[n] for n in self.PARAM_NAMES]] if initial else []
-        starts += [
-            [0.5, float(t.mean()) / 4, 1.0, 2.0],
-            [1.0, 1.0, 1.0, 1.0],
-            [0.1, 10.0, 0.5, 5.0],
-        ]
-        grad, value_grad = _bg_fit_functions(self, x, tx, t, w, modified=False)
-        self._fit(
-            lambda P: self._ll_rows(P, x, tx, t) @ w, float(w.sum()), starts, grad, value_grad
-        )
+        _fit_bg_family(self, frequency, recency, T, weights, initial, modified=False)
         return self
 
     def unconditional_expected_purchases(self, t: Any) -> Any:
@@ -721,18 +736,7 @@ class ModifiedBetaGeoModel(_Model):
         initial: Mapping[str, float] | None = None,
     ) -> ModifiedBetaGeoModel:
         """Fit by maximum likelihood; ``frequency`` may be a table with the three columns."""
-        x, tx, t, w = _fit_rfm(frequency, recency, T, weights, "ModifiedBetaGeoModel.fit")
-        self.n_customers = round(float(w.sum()))
-        starts = [[initial[n] for n in self.PARAM_NAMES]] if initial else []
-        starts += [
-            [0.5, float(t.mean()) / 4, 1.0, 2.0],
-            [1.0, 1.0, 1.0, 1.0],
-            [0.1, 10.0, 0.5, 5.0],
-        ]
-        grad, value_grad = _bg_fit_functions(self, x, tx, t, w, modified=True)
-        self._fit(
-            lambda P: self._ll_rows(P, x, tx, t) @ w, float(w.sum()), starts, grad, value_grad
-        )
+        _fit_bg_family(self, frequency, recency, T, weights, initial, modified=True)
         return self
 
     def _odds_dead(self, x: Any, tx: Any, T_: Any) -> Any:
