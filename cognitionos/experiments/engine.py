@@ -382,8 +382,12 @@ class ExperimentEngine:
                     ) from None
             if not isinstance(unit, str) or not unit:
                 raise ConfigurationError(f"event {i}: unit id must be a non-empty str")
+            if not isinstance(metric, str):
+                raise ConfigurationError(
+                    f"event {i}: metric must be a str, got {type(metric).__name__}"
+                )
             if metric not in specs:
-                compiled.definition.metric(str(metric))  # raises, naming the metric
+                compiled.definition.metric(metric)  # raises, naming the metric
             v = value if type(value) is float else check_value(value, f"event {i} value")
             if v != v or v in (float("inf"), float("-inf")):
                 raise ConfigurationError(f"event {i} value must be finite, got {value!r}")

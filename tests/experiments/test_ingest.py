@@ -9,7 +9,7 @@ import uuid
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from cognitionos.errors import ConfigurationError
@@ -286,6 +286,7 @@ _garbage = st.recursive(
 
 @settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(definition=_garbage, event=_garbage, value=_garbage)
+@example(definition={}, event=["0", []], value=0)  # an unhashable metric name (was TypeError)
 def test_garbage_raises_only_cognition_errors(definition, event, value):
     from cognitionos.errors import CognitionError
 
