@@ -31,6 +31,7 @@ from cognitionos.server._http import (
     state_of,
 )
 from cognitionos.server._problems import ApiError, invalid_body
+from cognitionos.server._routes._flag_lookup import current_flag, flag_doc
 
 __all__ = ["governed", "open_request", "router"]
 
@@ -69,13 +70,8 @@ def _prefix(tenant_id: str) -> str:
 
 
 def _flag_doc(request: Request, p: Principal, key: str) -> dict[str, Any] | None:
-    engine = state_of(request).flags(p.tenant_id)
-    engine.refresh()
-    flag = next((f for f in engine.definitions.flags if f.key == key), None)
-    if flag is None:
-        return None
-    doc: dict[str, Any] = flag.model_dump(mode="json")
-    return doc
+    flag = current_flag(request, p, key)
+    return None if flag is None else flag_doc(flag)
 
 
 def _validated(body: ChangeRequestCreate) -> dict[str, Any] | None:
@@ -89,8 +85,7 @@ def _validated(body: ChangeRequestCreate) -> dict[str, Any] | None:
             flag = FlagDefinition.model_validate({**body.definition, "key": body.key})
         except ValidationError as exc:
             raise invalid_body(exc, "flag definition") from None
-        doc: dict[str, Any] = flag.model_dump(mode="json")
-        return doc
+        return flag_doc(flag)
     if body.definition is not None:
         raise ApiError(422, f"a {body.action} change request takes no definition")
     if body.action == "toggle" and body.enabled is None:

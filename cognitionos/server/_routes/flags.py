@@ -27,6 +27,7 @@ from cognitionos.server._http import (
     state_of,
 )
 from cognitionos.server._problems import ApiError, invalid_body
+from cognitionos.server._routes._flag_lookup import current_flag, flag_doc
 from cognitionos.server._routes.change_requests import (
     ChangeRequestCreate,
     governed,
@@ -63,15 +64,11 @@ class Import(BaseModel):
     document: dict[str, Any]
 
 
-def _doc(flag: FlagDefinition) -> dict[str, Any]:
-    doc: dict[str, Any] = flag.model_dump(mode="json")
-    return doc
+_doc = flag_doc
 
 
 def _find(request: Request, p: Principal, key: str) -> FlagDefinition:
-    engine = state_of(request).flags(p.tenant_id)
-    engine.refresh()
-    flag = next((f for f in engine.definitions.flags if f.key == key), None)
+    flag = current_flag(request, p, key)
     if flag is None:
         raise ApiError(404, f"no flag {key!r} in this tenant")
     return flag
