@@ -162,6 +162,18 @@ class LocalCluster:
             for r in replicas
         )
 
+    def wait_replicated(self, primary: int, timeout: float = START_TIMEOUT) -> None:
+        """Until every replica of ``primary`` has acknowledged all of its writes so far."""
+
+        def caught_up() -> bool:
+            info = _info(primary, "replication")
+            offset = info.get("master_repl_offset")
+            links = [v for k, v in info.items() if k.startswith("slave") and k[5:].isdigit()]
+            acked = [dict(f.split("=", 1) for f in v.split(",")).get("offset") for v in links]
+            return bool(links) and all(a == offset for a in acked)
+
+        self._wait(caught_up, f"the replicas of node {primary} to catch up", timeout)
+
     def wait_failover(self, dead: int, timeout: float = START_TIMEOUT) -> None:
         """Until every live node flags ``dead`` as failed, another primary serves its slots and
         the cluster is ok again (the replica was promoted)."""

@@ -1280,14 +1280,23 @@ def _cluster_backend(
     ``(1 + CLUSTER_RETRIES) x (connect_timeout + timeout)`` before ``on_backend_error``.
     """
     from redis.backoff import NoBackoff
-    from redis.retry import Retry
 
     from cognitionos.storage._redis_common import cluster_client, redis_errors
 
+    # the asyncio client takes its own Retry class (redis-py >= 8 warns about a sync one)
+    retry: Any
+    if asynchronous:
+        from redis.asyncio.retry import Retry as AsyncRetry
+
+        retry = AsyncRetry(NoBackoff(), CLUSTER_RETRIES)
+    else:
+        from redis.retry import Retry
+
+        retry = Retry(NoBackoff(), CLUSTER_RETRIES)
     options = {
         "socket_timeout": effective(timeout, None, DEFAULT_TIMEOUT),
         "socket_connect_timeout": effective(connect_timeout, None, DEFAULT_CONNECT_TIMEOUT),
-        "retry": Retry(NoBackoff(), CLUSTER_RETRIES),
+        "retry": retry,
     }
     for name in ("socket_timeout", "socket_connect_timeout"):
         if name in url.query:  # the URL's own setting wins, as for redis://

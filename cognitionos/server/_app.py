@@ -10,6 +10,7 @@ ASGI.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
 import sys
 from collections.abc import AsyncIterator
@@ -73,12 +74,32 @@ TAGS = [
 ]
 
 
-def _key_id(info: RequestInfo) -> str | None:
-    header = info.headers.get("authorization", "")
+def _key_id_of(header: str) -> str | None:
     if not header.lower().startswith("bearer "):
         return None
     token = parse_token(header[7:].strip())
     return token.key_id if token is not None else None
+
+
+#: header digest -> key id: each of the three guards asks, the checksum is verified once per
+#: token (keyed by a digest so that the cache holds no secrets)
+_KEY_IDS: dict[bytes, str | None] = {}
+
+
+def _key_id(info: RequestInfo) -> str | None:
+    header = info.headers.get("authorization", "")
+    if not header or len(header) > 512:
+        return None
+    digest = hashlib.blake2b(header.encode("utf-8", "surrogatepass"), digest_size=16).digest()
+    try:
+        return _KEY_IDS[digest]
+    except KeyError:
+        pass
+    key_id = _key_id_of(header)
+    if len(_KEY_IDS) >= 4096:
+        _KEY_IDS.clear()
+    _KEY_IDS[digest] = key_id
+    return key_id
 
 
 def _guarded(app: FastAPI, state: ServerState) -> Any:

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import base64
 import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from cognitionos.clock import Clock
@@ -74,8 +76,25 @@ class Directory:
         self.engine = engine
         self.clock = clock
         self.t = build_tables(sa.MetaData())
+        # the statements of the per-request lookups, built once (bound values per call)
+        keys, policies = self.t["keys"], self.t["policies"]
+        self._key_by_id = sa.select(keys).where(keys.c.key_id == sa.bindparam("key_id"))
+        self._policy_by_name = sa.select(policies).where(
+            (policies.c.tenant_id == sa.bindparam("tenant_id"))
+            & (policies.c.name == sa.bindparam("name"))
+        )
 
     # -- plumbing ------------------------------------------------------------------------------
+
+    @contextmanager
+    def _read(self) -> Iterator[Any]:
+        """A connection for single-statement reads: no transaction of their own.
+
+        A SELECT is atomic by itself; on SQLite a transaction would take the write lock
+        (the store opens ``BEGIN IMMEDIATE``) and serialise every request's key lookup.
+        """
+        with self.engine.connect() as conn:
+            yield conn.execution_options(cos_readonly=True)
 
     def _now(self) -> int:
         return self.clock.time_ns()
@@ -90,15 +109,15 @@ class Directory:
         if after is not None:
             q = q.where(col > after)
         q = q.order_by(col).limit(limit + 1)
-        with self.engine.connect() as conn:
+        with self._read() as conn:
             rows = [dict(r._mapping) for r in conn.execute(q)]
         more = len(rows) > limit
         rows = rows[:limit]
         return rows, (encode_cursor(rows[-1][id_col]) if more and rows else None)
 
-    def _one(self, q: Any) -> dict[str, Any]:
-        with self.engine.connect() as conn:
-            row = conn.execute(q).first()
+    def _one(self, q: Any, params: dict[str, Any] | None = None) -> dict[str, Any]:
+        with self._read() as conn:
+            row = conn.execute(q, params).first()
         if row is None:
             raise NotFound
         return dict(row._mapping)
@@ -119,7 +138,7 @@ class Directory:
 
     def is_empty(self) -> bool:
         """True when no tenant exists yet (first start)."""
-        with self.engine.connect() as conn:
+        with self._read() as conn:
             return (
                 conn.execute(self.sa.select(self.t["tenants"].c.tenant_id).limit(1)).first() is None
             )
@@ -347,8 +366,8 @@ class Directory:
         if token is None:
             return None
         k = self.t["keys"]
-        with self.engine.connect() as conn:
-            row = conn.execute(self.sa.select(k).where(k.c.key_id == token.key_id)).first()
+        with self._read() as conn:
+            row = conn.execute(self._key_by_id, {"key_id": token.key_id}).first()
         if row is None:
             return None
         key = dict(row._mapping)
@@ -438,8 +457,7 @@ class Directory:
 
     def get_policy(self, tenant_id: str, name: str) -> dict[str, Any]:
         """One policy of the tenant or :class:`NotFound`."""
-        p = self.t["policies"]
-        return self._one(self.sa.select(p).where(self._policy_where(tenant_id, name)))
+        return self._one(self._policy_by_name, {"tenant_id": tenant_id, "name": name})
 
     def list_policies(self, tenant_id: str, limit: int, cursor: str | None) -> Page:
         """The tenant's policies by name."""

@@ -495,6 +495,7 @@ def strip_tags(value: str) -> str:
 
 
 _B64 = re.compile(r"[A-Za-z0-9+/_-]{16,}={0,2}")
+_PRINTABLE_BYTES = bytes(range(32, 127))
 
 
 def decode_base64_variants(value: str, limit: int = 4096) -> list[str]:
@@ -518,10 +519,10 @@ def decode_base64_variants(value: str, limit: int = 4096) -> list[str]:
                 raw = base64.b64decode(data, validate=True)
             except (binascii.Error, ValueError):
                 continue
-            text = raw.decode("latin-1")
-            printable = sum(1 for c in text if 32 <= ord(c) < 127)
-            if text and printable >= 0.8 * len(text):
-                out.append(text)
+            # printable ASCII bytes: what deleting them leaves is the rest
+            printable = len(raw) - len(raw.translate(None, _PRINTABLE_BYTES))
+            if raw and printable >= 0.8 * len(raw):
+                out.append(raw.decode("latin-1"))
     return out
 
 

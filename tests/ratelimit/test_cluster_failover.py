@@ -251,6 +251,9 @@ def test_async_limiter_falls_back_and_recovers_after_a_kill(cluster):
         try:
             assert (await limiter.hit(limit, key)).remaining == LIMIT - 1
             primary = cluster.primary_of(key)
+            # the hit reached the replica (replication is asynchronous: without this wait the
+            # promoted replica may not have it, the loss the test above measures)
+            cluster.wait_replicated(primary)
             killed_at = time.monotonic()
             cluster.kill(primary)
             slowest, fell_back, recovered_at = 0.0, 0, 0.0

@@ -146,6 +146,31 @@ def test_base64_variants_find_text_at_any_alignment():
     assert n.decode_base64_variants("short") == []
 
 
+@given(st.binary(min_size=12, max_size=80), st.integers(0, 3))
+def test_base64_variants_keep_exactly_the_mostly_printable_decodings(payload, shift):
+    import base64
+    import binascii
+
+    text = base64.b64encode(payload).decode()[shift:]
+    # reference: decode each alignment, keep it when >= 80 % of its characters are printable
+    expected = []
+    run = text.rstrip("=")
+    if len(run) >= 16:
+        for pad in ("", "A", "AA", "AAA"):
+            data = pad + run
+            if len(data) % 4 == 1:
+                data = data[:-1]
+            data += "=" * (-len(data) % 4)
+            try:
+                decoded = base64.b64decode(data, validate=True).decode("latin-1")
+            except binascii.Error:
+                continue
+            good = [c for c in decoded if " " <= c <= "~"]
+            if decoded and len(good) >= 0.8 * len(decoded):
+                expected.append(decoded)
+    assert n.decode_base64_variants(text) == expected
+
+
 def test_decode_all_chains_steps():
     # %26 -> '&', then '&#x27;' -> "'", then the full-width letters of "or" fold to ASCII
     assert n.decode_all("%26%23x27%3B%20%EF%BD%8F%EF%BD%92%201%3D1") == "' or 1=1"
