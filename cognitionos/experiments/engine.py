@@ -63,6 +63,30 @@ _STATUS_NAMES = {COUNTED: "counted", DUPLICATE: "duplicate", UNEXPOSED: "unexpos
 _CAS_ATTEMPTS = 20
 #: defaults of (unit_id, metric, value, event_id, denominator, covariate) for short tuples
 _TUPLE_DEFAULTS: tuple[Any, ...] = (None, None, 1.0, None, 0.0, None)
+#: longest unit id or event id kept (the SQL stores keep them in VARCHAR(300) columns)
+MAX_ID_CHARS = 300
+
+
+def _id_problem(value: Any) -> str | None:
+    """Why ``value`` cannot be a stored unit/event id, or None when it can.
+
+    Refused the same on every backend (so data moves between them): empty, longer than
+    :data:`MAX_ID_CHARS`, a NUL character (PostgreSQL text cannot hold it) or a lone
+    surrogate (not encodable as UTF-8).
+    """
+    if not isinstance(value, str) or not value:
+        return "must be a non-empty str"
+    if len(value) > MAX_ID_CHARS:
+        return f"is {len(value)} characters long, at most {MAX_ID_CHARS}"
+    if "\x00" in value:
+        return "contains a NUL character"
+    if value.isascii():
+        return None
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return "contains a lone surrogate (not valid text)"
+    return None
 
 
 def _counts(status: list[int], detail: bool) -> dict[str, Any]:
@@ -305,8 +329,9 @@ class ExperimentEngine:
         for unit, arm in records:
             if arm not in arms:
                 raise ConfigurationError(f"experiment {key!r} has no arm {arm!r}")
-            if not isinstance(unit, str) or not unit:
-                raise ConfigurationError(f"unit id must be a non-empty str, got {unit!r:.60}")
+            problem = _id_problem(unit)
+            if problem is not None:
+                raise ConfigurationError(f"unit id {unit!r:.60} {problem}")
             batch.append((unit, arm))
         return batch
 
@@ -380,8 +405,9 @@ class ExperimentEngine:
                     raise ConfigurationError(
                         f"event {i} must be a mapping or a tuple, got {type(ev).__name__}"
                     ) from None
-            if not isinstance(unit, str) or not unit:
-                raise ConfigurationError(f"event {i}: unit id must be a non-empty str")
+            problem = _id_problem(unit)
+            if problem is not None:
+                raise ConfigurationError(f"event {i}: unit id {unit!r:.60} {problem}")
             if not isinstance(metric, str):
                 raise ConfigurationError(
                     f"event {i}: metric must be a str, got {type(metric).__name__}"
@@ -395,8 +421,12 @@ class ExperimentEngine:
             c = None if cov is None else check_value(cov, f"event {i} covariate")
             if eid is None:
                 eid = uuid.uuid4().hex
-            elif not isinstance(eid, str):
-                eid = str(eid)
+            else:
+                if not isinstance(eid, str):
+                    eid = str(eid)
+                problem = _id_problem(eid)
+                if problem is not None:
+                    raise ConfigurationError(f"event {i}: event id {eid!r:.60} {problem}")
             batch.append((unit, eid, str(metric), v, d, c))
         return batch
 

@@ -262,6 +262,32 @@ def test_bad_input_raises_configuration_errors(engine, key, call, needle):
     assert needle in str(info.value)
 
 
+@pytest.mark.parametrize(
+    ("unit", "needle"),
+    [
+        ("u\x00x", "NUL"),
+        ("\ud800x", "lone surrogate"),
+        ("u" * 301, "at most 300"),
+    ],
+)
+def test_ids_no_backend_can_store_are_refused_on_every_backend(engine, key, unit, needle):
+    # a NUL cannot go into PostgreSQL text, a lone surrogate into UTF-8: the same refusal
+    # everywhere, naming the problem, instead of a driver's UnicodeEncodeError
+    with pytest.raises(ConfigurationError, match=needle):
+        engine.track_exposure(key, unit, variant="control")
+    with pytest.raises(ConfigurationError, match=needle):
+        engine.track(key, unit, "revenue", 1.0)
+    with pytest.raises(ConfigurationError, match=needle):
+        engine.track(key, "u1", "revenue", 1.0, event_id=unit)
+    # nothing was stored, and valid ids at the limits still work on this backend
+    odd = "ü🙂" + "v" * (300 - 2)
+    engine.track_exposure(key, odd, variant="blue")
+    assert engine.track(key, odd, "revenue", 2.0, event_id="é" * 300) == "counted"
+    sums = {(s.arm, s.metric): s for s in engine.summary(key)}
+    assert sums[("blue", "revenue")].n == 1 and sums[("blue", "revenue")].sum == 2.0
+    assert sums[("control", "revenue")].n == 0
+
+
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(seed=st.integers(0, 10_000), units=st.integers(1, 30), events=st.integers(0, 300))
 def test_memory_path_matches_the_reference_for_any_log(seed, units, events):
