@@ -406,7 +406,7 @@ class ExperimentEngine:
                         f"event {i} must be a mapping or a tuple, got {type(ev).__name__}"
                     ) from None
             problem = _id_problem(unit)
-            if problem is not None:
+            if problem is not None or not isinstance(unit, str):  # (the second: for mypy)
                 raise ConfigurationError(f"event {i}: unit id {unit!r:.60} {problem}")
             if not isinstance(metric, str):
                 raise ConfigurationError(
