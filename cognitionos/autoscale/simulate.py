@@ -442,6 +442,10 @@ def load_trace(path: str) -> list[float]:
                     raise ConfigurationError(f"{path}:{i}: not a number: {row[-1]!r}") from None
     except OSError as exc:
         raise ConfigurationError(f"cannot read trace {path!r}: {exc}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigurationError(f"trace {path!r} is not UTF-8 text (offset {exc.start})") from None
+    except csv.Error as exc:
+        raise ConfigurationError(f"trace {path!r} is not a readable CSV file ({exc})") from None
     if not out:
         raise ConfigurationError(f"trace {path!r} has no rows")
     return out

@@ -41,6 +41,20 @@ _MODELS = ("bg_nbd", "pareto_nbd", "gamma_gamma", "bg_bb", "mbg_nbd")
 
 def _read_csv(path: str, columns: list[str] | None = None) -> dict[str, list[str]]:
     """Columns of a CSV file (a progress line on stderr for big files)."""
+    try:
+        out = _read_columns(path, columns)
+    except UnicodeDecodeError as exc:
+        raise ConfigurationError(
+            f"{path}: not UTF-8 text (byte {exc.object[exc.start]:#04x} at offset {exc.start})"
+        ) from None
+    except csv.Error as exc:
+        raise ConfigurationError(f"{path}: not a readable CSV file ({exc})") from None
+    if not next(iter(out.values()), []):
+        raise ConfigurationError(f"{path}: no rows")
+    return out
+
+
+def _read_columns(path: str, columns: list[str] | None) -> dict[str, list[str]]:
     with open(path, newline="", encoding="utf-8") as fh:
         total = sum(1 for _ in fh) - 1
         fh.seek(0)
@@ -54,9 +68,12 @@ def _read_csv(path: str, columns: list[str] | None = None) -> dict[str, list[str
         out: dict[str, list[str]] = {c: [] for c in wanted}
         for row in progress(reader, total, f"reading {path}", enabled=None):
             for c in wanted:
-                out[c].append(row[c])
-    if not next(iter(out.values()), []):
-        raise ConfigurationError(f"{path}: no rows")
+                value = row[c]
+                if value is None:  # a short row
+                    raise ConfigurationError(
+                        f"{path}: row {reader.line_num - 1} has no column {c!r}"
+                    )
+                out[c].append(value)
     return out
 
 

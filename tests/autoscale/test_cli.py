@@ -201,3 +201,11 @@ def test_simulate_keda_scale_to_zero_and_infrastructure(tmp_path):
     assert r.exit_code == 0, r.output
     data = json.loads(r.stdout)
     assert data["node_hours"] > 0 and data["spot_interruptions"] >= 1
+
+
+def test_simulate_binary_trace_is_one_line(tmp_path):
+    trace = tmp_path / "t.csv"
+    trace.write_bytes(b"minute,requests\n" + bytes(range(128, 256)) * 10)
+    r = _run("autoscale", "simulate", str(trace))
+    assert r.exit_code == 1
+    assert "not UTF-8 text" in r.output and "Traceback" not in r.output

@@ -398,3 +398,20 @@ def test_mbg_nbd_fit_and_predict_through_a_model_file(runner, tmp_path, cdnow, c
     rows = json.loads(pred.stdout)
     one_time = [r for r, x in zip(rows, cdnow["frequency"], strict=True) if x == 0]
     assert one_time and all(0 < r["p_alive"] < 1 for r in one_time)  # BG/NBD would say 1
+
+
+@pytest.mark.parametrize(
+    ("content", "needle"),
+    [
+        (b"\xc0\xff\x00garbage" * 100, "not UTF-8 text (byte 0xc0 at offset 0)"),
+        (b"price,quantity\n1,2\n2\n", "row 2 has no column 'quantity'"),
+        (b"price,quantity\n1,2\nabc,3\n", "column 'price' row 2: 'abc' is not a number"),
+        (b"", "empty file"),
+    ],
+)
+def test_unreadable_csv_files_are_one_line_errors(runner, tmp_path, content, needle):
+    path = tmp_path / "in.csv"
+    path.write_bytes(content)
+    res = runner.invoke(main, ["pricing", "elasticity", str(path)])
+    assert res.exit_code == 1
+    assert needle in res.output and "Traceback" not in res.output
