@@ -32,6 +32,12 @@ def _bytes(text: str, name: str) -> float:
     return float(m.group(1)) * _UNITS[(m.group(2) or "").lower()]
 
 
+#: where the backup files are (every command that reads or writes backups)
+target_option = click.option(
+    "--target", required=True, help="Directory of the backup files (a path or file:///directory)."
+)
+
+
 @click.group(cls=CommandGroup)
 def dr() -> None:
     """Disaster recovery: RPO/RTO plans, retention dry runs, verified backups."""
@@ -203,7 +209,7 @@ scratch_option = click.option(
 
 @dr.command()
 @click.argument("source")
-@click.option("--target", required=True, help="file:///directory for the backup files.")
+@target_option
 @store_option
 @json_option
 def backup(source: str, target: str, store_url: str | None, as_json: bool) -> None:
@@ -220,7 +226,7 @@ def backup(source: str, target: str, store_url: str | None, as_json: bool) -> No
 @dr.command()
 @click.argument("source")
 @click.argument("backup_id")
-@click.option("--target", required=True, help="file:///directory of the backup files.")
+@target_option
 @scratch_option
 @store_option
 @json_option
@@ -255,7 +261,7 @@ def verify(
 @dr.command()
 @click.argument("source")
 @click.argument("backup_id")
-@click.option("--target", required=True, help="file:///directory of the backup files.")
+@target_option
 @click.option("--to", "to", required=True, help="Where to restore (URL of the same kind).")
 @store_option
 @json_option
@@ -265,8 +271,12 @@ def restore(
     """Restore BACKUP_ID of SOURCE into --to (checksum checked first)."""
     with _manager(source, target, store_url) as mgr:
         tables = mgr.restore(backup_id, to=to)
+        saved = mgr.saved_copy
+    if saved is not None:
+        note(f"the database that was at {to} is saved as {saved}")
     if as_json:
-        echo_json({"id": backup_id, "tables": {k: v[0] for k, v in tables.items()}})
+        doc = {"id": backup_id, "tables": {k: v[0] for k, v in tables.items()}}
+        echo_json({**doc, "saved_copy": None if saved is None else str(saved)})
         return
     for name, (rows, _digest) in sorted(tables.items()):
         click.echo(f"{name}: {rows} rows")
@@ -274,7 +284,7 @@ def restore(
 
 @dr.command()
 @click.argument("source")
-@click.option("--target", required=True, help="file:///directory of the backup files.")
+@target_option
 @click.option("--mode", type=click.Choice(["restic", "borg"]), default="restic", show_default=True)
 @click.option("--keep-last", type=int)
 @click.option("--keep-hourly", type=int)
@@ -331,7 +341,7 @@ def prune(
 
 @dr.command()
 @click.argument("source")
-@click.option("--target", required=True, help="file:///directory of the backup files.")
+@target_option
 @click.option("--rpo", type=float, default=900.0, show_default=True, help="Seconds.")
 @store_option
 @json_option
@@ -350,7 +360,7 @@ def status(source: str, target: str, rpo: float, store_url: str | None, as_json:
 
 @dr.command()
 @click.argument("source")
-@click.option("--target", required=True, help="file:///directory for the backup files.")
+@target_option
 @click.option("--rpo", type=float, default=900.0, show_default=True, help="Seconds.")
 @click.option("--rto", type=float, default=3600.0, show_default=True, help="Seconds.")
 @click.option(

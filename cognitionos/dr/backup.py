@@ -24,7 +24,6 @@ import hashlib
 import json
 import os
 import secrets
-import shutil
 import socket
 import sqlite3
 import subprocess
@@ -248,8 +247,8 @@ def _archive_mode(con: Any) -> str:
 class BackupManager:
     """Back up, verify and restore one store (``sqlite:///``, ``postgresql://``, ``redis://``).
 
-    ``target`` is a ``file:///directory``; ``catalog`` is a cognitionos store URL or store
-    (default: ``sqlite:///<target>/catalog.db``)::
+    ``target`` is a ``file:///directory`` or a directory path; ``catalog`` is a cognitionos
+    store URL or store (default: ``sqlite:///<target>/catalog.db``)::
 
         mgr = BackupManager("sqlite:///app.db", target="file:///backups")
         rec = mgr.backup()
@@ -287,10 +286,17 @@ class BackupManager:
                 "source must be sqlite:///path, postgresql://... or redis://..., "
                 f"got {source.split('://')[0]!r}"
             )
-        if not target.startswith("file://"):
-            raise ConfigurationError(f"target must be file:///directory, got {target!r}")
+        if target.startswith("file://"):
+            self.directory = Path(unquote(urlsplit(target).path))
+        elif "://" not in target and target.strip():
+            self.directory = Path(target).expanduser().absolute()  # a plain directory path
+        else:
+            raise ConfigurationError(
+                f"target must be file:///directory or a directory path, got {target!r}"
+            )
         self.source = source
-        self.directory = Path(unquote(urlsplit(target).path))
+        #: where the last SQLite restore saved the database it replaced (None: nothing was there)
+        self.saved_copy: Path | None = None
         try:
             self.directory.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -534,6 +540,32 @@ class BackupManager:
                 )
 
     @staticmethod
+    def _save_before_restore(target: Path) -> Path:
+        """Copy the database a restore is about to replace to a new file beside it.
+
+        Each restore gets its own copy (``<name>.before-restore-<UTC time>``, never an existing
+        file), made with SQLite's backup API so that a WAL file's committed pages are in it.
+        """
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
+        copy = target.with_name(f"{target.name}.before-restore-{stamp}")
+        n = 1
+        while copy.exists():
+            n += 1
+            copy = target.with_name(f"{target.name}.before-restore-{stamp}-{n}")
+        src = sqlite3.connect(f"file:{target}?mode=ro", uri=True)
+        dst = sqlite3.connect(str(copy))
+        try:
+            src.backup(dst)
+        except sqlite3.DatabaseError as exc:
+            raise StorageError(
+                f"restore target {str(target)!r} exists and could not be saved first: {exc}"
+            ) from None
+        finally:
+            dst.close()
+            src.close()
+        return copy
+
+    @staticmethod
     def _restore_sqlite(path: Path, target: Path) -> None:
         src = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
         dst = sqlite3.connect(str(target))
@@ -752,9 +784,11 @@ class BackupManager:
     def restore(self, backup_id: str, *, to: str) -> dict[str, list[Any]]:
         """Restore ``backup_id`` into ``to`` (a URL of the same kind); returns its table digests.
 
-        The checksum is checked first; a PostgreSQL target database must exist (objects in the
-        backup are dropped and recreated there); a Redis target database must be empty (the
-        backup is loaded into a scratch server and its keys copied over with DUMP/RESTORE).
+        The checksum is checked first. A SQLite target file that exists is first copied to
+        ``<name>.before-restore-<UTC time>`` (:attr:`saved_copy`); a PostgreSQL target
+        database must exist (objects in the backup are dropped and recreated there); a Redis
+        target database must be empty (the backup is loaded into a scratch server and its keys
+        copied over with DUMP/RESTORE).
         """
         with self._lease(backup_id) as record:
             return self._restore(record, to)
@@ -766,8 +800,7 @@ class BackupManager:
             raise StorageError(f"backup {backup_id!r} is missing or corrupted (checksum mismatch)")
         if record.kind == "sqlite":
             target = _sqlite_path(to)
-            if target.exists():
-                shutil.copy2(target, target.with_suffix(target.suffix + ".before-restore"))
+            self.saved_copy = self._save_before_restore(target) if target.exists() else None
             self._restore_sqlite(path, target)
             return _sqlite_digests(target)
         if record.kind == "redis":

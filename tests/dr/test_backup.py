@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 import sqlite3
 import uuid
+from pathlib import Path
 
 import pytest
 
@@ -87,6 +88,21 @@ def test_bad_inputs(tmp_path):
         mgr.backup()
     with pytest.raises(ConfigurationError, match="no backup"):
         mgr.verify("nope")
+    with pytest.raises(ConfigurationError, match="target"):
+        BackupManager(f"sqlite:///{tmp_path / 'a.db'}", target="  ")
+
+
+def test_a_plain_directory_path_is_a_target(tmp_path, monkeypatch):
+    db = tmp_path / "app.db"
+    with sqlite3.connect(db) as conn:
+        conn.execute("CREATE TABLE t (x)")
+        conn.execute("INSERT INTO t VALUES (42)")
+    conn.close()
+    monkeypatch.chdir(tmp_path)  # a relative path is taken from the working directory
+    with BackupManager(f"sqlite:///{db}", target="backups") as mgr:
+        rec = mgr.backup()
+        assert mgr.verify(rec.id).ok
+    assert (tmp_path / "backups" / Path(rec.path).name).is_file()
 
 
 @pytest.mark.postgresql
@@ -204,3 +220,35 @@ def test_postgresql_check_refuses_a_scratch_server_that_archives_wal(
         mgr.verify(rec.id)
     assert drill_dbs() == before
     mgr.close()
+
+
+def test_each_restore_over_an_existing_sqlite_file_keeps_what_was_there(tmp_path):
+    db = tmp_path / "app.db"
+    with sqlite3.connect(db) as conn:
+        conn.execute("CREATE TABLE t (x)")
+        conn.execute("INSERT INTO t VALUES ('backed up')")
+    conn.close()
+    live = tmp_path / "live.db"
+    with sqlite3.connect(live) as conn:
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("CREATE TABLE t (x)")
+        conn.execute("INSERT INTO t VALUES ('production')")
+    # the connection stays open: the row may sit in live.db-wal, the copy must still hold it
+    with BackupManager(f"sqlite:///{db}", target=str(tmp_path / "b")) as mgr:
+        rec = mgr.backup()
+        mgr.restore(rec.id, to=f"sqlite:///{live}")
+        first = mgr.saved_copy
+        mgr.restore(rec.id, to=f"sqlite:///{live}")
+        second = mgr.saved_copy
+        mgr.restore(rec.id, to=f"sqlite:///{tmp_path / 'new.db'}")
+        assert mgr.saved_copy is None  # nothing was there
+    conn.close()
+    assert first is not None and second is not None and first != second
+
+    def rows(path):
+        with sqlite3.connect(path) as c:
+            return [r[0] for r in c.execute("SELECT x FROM t")]
+
+    assert rows(first) == ["production"]
+    assert rows(second) == ["backed up"]
+    assert rows(live) == ["backed up"]
