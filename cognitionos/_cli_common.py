@@ -15,6 +15,7 @@ The convention (docs: README "CLI"):
 from __future__ import annotations
 
 import json
+import math
 import sys
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -26,8 +27,10 @@ from cognitionos.errors import CognitionError
 
 __all__ = [
     "DEFAULT_STORE",
+    "FINITE",
     "STORE_ENV",
     "CommandGroup",
+    "FiniteFloat",
     "echo_json",
     "json_option",
     "note",
@@ -59,6 +62,41 @@ class CommandGroup(click.Group):
             raise click.ClickException(_one_line(str(exc))) from exc
         except OSError as exc:
             raise click.ClickException(_one_line(str(exc))) from exc
+
+
+class FiniteFloat(click.ParamType):  # type: ignore[type-arg]
+    """A float option or argument that must be finite (``nan``/``inf`` refused) and within
+    optional bounds: ``type=FINITE``, ``FiniteFloat(min=0, min_open=True)``, ``max=``."""
+
+    name = "number"
+
+    def __init__(
+        self, min: float | None = None, max: float | None = None, *, min_open: bool = False
+    ) -> None:
+        self.min, self.max, self.min_open = min, max, min_open
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        """The value as a float, or a usage error naming the option."""
+        if isinstance(value, float) and math.isfinite(value):
+            number = value
+        else:
+            try:
+                number = float(value)
+            except (TypeError, ValueError):
+                self.fail(f"{value!r} is not a number", param, ctx)
+            if not math.isfinite(number):
+                self.fail(f"{value!r} is not a finite number", param, ctx)
+        low = self.min
+        if low is not None and (number <= low if self.min_open else number < low):
+            bound = "above" if self.min_open else "at least"
+            self.fail(f"{value!r} is not {bound} {low:g}", param, ctx)
+        if self.max is not None and number > self.max:
+            self.fail(f"{value!r} is above the maximum {self.max:g}", param, ctx)
+        return number
+
+
+#: any finite float (the type of every numeric option of the CLI)
+FINITE = FiniteFloat()
 
 
 def _one_line(text: str) -> str:

@@ -18,7 +18,14 @@ from typing import Any
 
 import click
 
-from cognitionos._cli_common import CommandGroup, echo_json, json_option, pick_store, store_option
+from cognitionos._cli_common import (
+    CommandGroup,
+    FiniteFloat,
+    echo_json,
+    json_option,
+    pick_store,
+    store_option,
+)
 
 __all__ = ["apm"]
 
@@ -67,7 +74,7 @@ def apm(ctx: click.Context, store_url: str | None, namespace: str) -> None:
 @json_option
 @click.option(
     "--minutes",
-    type=click.FloatRange(min=0, min_open=True),
+    type=FiniteFloat(min=0, min_open=True),
     default=60.0,
     show_default=True,
     help="Time range: the last N minutes.",

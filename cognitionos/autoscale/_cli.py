@@ -6,7 +6,7 @@ from typing import Any
 
 import click
 
-from cognitionos._cli_common import CommandGroup, echo_json, json_option, note
+from cognitionos._cli_common import FINITE, CommandGroup, FiniteFloat, echo_json, json_option, note
 
 
 @click.group(cls=CommandGroup)
@@ -68,33 +68,33 @@ def _policy(
     "trigger named requests_per_minute).",
 )
 @click.option(
-    "--target", type=float, default=0.7, show_default=True, help="HPA CPU target (fraction)."
+    "--target", type=FINITE, default=0.7, show_default=True, help="HPA CPU target (fraction)."
 )
 @click.option("--min-replicas", "lo", type=int, default=2, show_default=True)
 @click.option("--max-replicas", "hi", type=int, default=100, show_default=True)
 @click.option(
     "--capacity",
-    type=float,
+    type=FINITE,
     default=10.0,
     show_default=True,
     help="Requests/min one replica serves.",
 )
-@click.option("--startup-delay", type=float, default=120.0, show_default=True, help="Seconds.")
-@click.option("--metric-lag", type=float, default=60.0, show_default=True, help="Seconds.")
+@click.option("--startup-delay", type=FINITE, default=120.0, show_default=True, help="Seconds.")
+@click.option("--metric-lag", type=FINITE, default=60.0, show_default=True, help="Seconds.")
 @click.option("--minutes", type=int, default=0, help="Replay only the first N minutes.")
 @click.option("--plot", type=click.Path(dir_okay=False), help="Write an SVG of load vs capacity.")
 @click.option("--pods-per-node", type=int, default=None, help="Model nodes of this many pods.")
-@click.option("--node-startup-delay", type=float, default=0.0, show_default=True, help="Seconds.")
+@click.option("--node-startup-delay", type=FINITE, default=0.0, show_default=True, help="Seconds.")
 @click.option(
     "--spot-rate",
-    type=float,
+    type=FINITE,
     default=None,
     help="Model spot: interruptions per spot pod-hour (share: --spot-share, or the policy's).",
 )
-@click.option("--spot-share", type=float, default=None, help="Fraction of pods on spot.")
+@click.option("--spot-share", type=FINITE, default=None, help="Fraction of pods on spot.")
 @click.option(
     "--fallback-delay",
-    type=float,
+    type=FINITE,
     default=300.0,
     show_default=True,
     help="Seconds until an interrupted pod's on-demand replacement can start.",
@@ -175,7 +175,7 @@ def simulate(
 @autoscale.command()
 @click.option("--manifest", type=click.Path(dir_okay=False), help="HPA manifest (autoscaling/v2).")
 @click.option(
-    "--target", type=float, default=0.7, show_default=True, help="CPU target without --manifest."
+    "--target", type=FINITE, default=0.7, show_default=True, help="CPU target without --manifest."
 )
 @click.option("--min-replicas", "lo", type=int, default=2, show_default=True)
 @click.option("--max-replicas", "hi", type=int, default=100, show_default=True)
@@ -183,7 +183,7 @@ def simulate(
 @click.option(
     "--cpu-utilization",
     "util",
-    type=float,
+    type=FiniteFloat(min=0),
     required=True,
     help="Average CPU use, percent of request.",
 )

@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from cognitionos._cli_common import CommandGroup, echo_json, json_option, note, store_option
+from cognitionos._cli_common import FINITE, CommandGroup, echo_json, json_option, note, store_option
 from cognitionos.errors import ConfigurationError
 
 _UNITS = {
@@ -51,12 +51,12 @@ def dr() -> None:
 @click.option(
     "--replay-throughput", default=None, help="Log/incremental replay (default: restore)."
 )
-@click.option("--rpo", type=float, default=900.0, show_default=True, help="Seconds.")
-@click.option("--rto", type=float, default=3600.0, show_default=True, help="Seconds.")
-@click.option("--replication-lag", type=float, default=5.0, show_default=True)
-@click.option("--detection", type=float, default=60.0, show_default=True)
-@click.option("--provisioning", type=float, default=300.0, show_default=True)
-@click.option("--dns", type=float, default=60.0, show_default=True)
+@click.option("--rpo", type=FINITE, default=900.0, show_default=True, help="Seconds.")
+@click.option("--rto", type=FINITE, default=3600.0, show_default=True, help="Seconds.")
+@click.option("--replication-lag", type=FINITE, default=5.0, show_default=True)
+@click.option("--detection", type=FINITE, default=60.0, show_default=True)
+@click.option("--provisioning", type=FINITE, default=300.0, show_default=True)
+@click.option("--dns", type=FINITE, default=60.0, show_default=True)
 @json_option
 def plan(
     size: str,
@@ -293,7 +293,7 @@ def restore(
 @click.option("--keep-monthly", type=int)
 @click.option("--keep-within", default=None, help="e.g. 7d")
 @click.option(
-    "--rpo", type=float, default=None, help="Seconds; named in the newest backup's keep reason."
+    "--rpo", type=FINITE, default=None, help="Seconds; named in the newest backup's keep reason."
 )
 @click.option("--dry-run/--apply", default=True, show_default=True)
 @store_option
@@ -342,7 +342,7 @@ def prune(
 @dr.command()
 @click.argument("source")
 @target_option
-@click.option("--rpo", type=float, default=900.0, show_default=True, help="Seconds.")
+@click.option("--rpo", type=FINITE, default=900.0, show_default=True, help="Seconds.")
 @store_option
 @json_option
 def status(source: str, target: str, rpo: float, store_url: str | None, as_json: bool) -> None:
@@ -361,17 +361,17 @@ def status(source: str, target: str, rpo: float, store_url: str | None, as_json:
 @dr.command()
 @click.argument("source")
 @target_option
-@click.option("--rpo", type=float, default=900.0, show_default=True, help="Seconds.")
-@click.option("--rto", type=float, default=3600.0, show_default=True, help="Seconds.")
+@click.option("--rpo", type=FINITE, default=900.0, show_default=True, help="Seconds.")
+@click.option("--rto", type=FINITE, default=3600.0, show_default=True, help="Seconds.")
 @click.option(
     "--interval",
-    type=float,
+    type=FINITE,
     default=None,
     help="Backup schedule interval in seconds (default: the gap since the previous backup).",
 )
-@click.option("--detection", type=float, default=60.0, show_default=True)
-@click.option("--provisioning", type=float, default=300.0, show_default=True)
-@click.option("--dns", type=float, default=60.0, show_default=True)
+@click.option("--detection", type=FINITE, default=60.0, show_default=True)
+@click.option("--provisioning", type=FINITE, default=300.0, show_default=True)
+@click.option("--dns", type=FINITE, default=60.0, show_default=True)
 @scratch_option
 @store_option
 @json_option

@@ -23,7 +23,7 @@ from typing import Any
 
 import click
 
-from cognitionos._cli_common import CommandGroup, echo_json, note, pick_store, store_option
+from cognitionos._cli_common import FINITE, CommandGroup, echo_json, note, pick_store, store_option
 from cognitionos.errors import ConfigurationError
 
 __all__ = ["experiment"]
@@ -209,10 +209,10 @@ def assign(
 @click.argument("key")
 @click.argument("unit_id")
 @click.argument("metric")
-@click.argument("value", type=float, default=1.0)
+@click.argument("value", type=FINITE, default=1.0)
 @click.option("--event-id", default=None, help="Idempotency key: the event counts once.")
-@click.option("--denominator", type=float, default=0.0, help="Denominator (ratio metrics).")
-@click.option("--covariate", type=float, default=None, help="Pre-period value (CUPED).")
+@click.option("--denominator", type=FINITE, default=0.0, help="Denominator (ratio metrics).")
+@click.option("--covariate", type=FINITE, default=None, help="Pre-period value (CUPED).")
 @store_option
 @click.option("--json", "as_json", is_flag=True, help="Print JSON on stdout.")
 @click.pass_context
@@ -320,7 +320,7 @@ def _fmt(value: float | None, spec: str = ".4g") -> str:
     default="frequentist",
     show_default=True,
 )
-@click.option("--alpha", type=float, default=0.05, show_default=True)
+@click.option("--alpha", type=FINITE, default=0.05, show_default=True)
 @click.option(
     "--correction",
     default="holm",

@@ -21,7 +21,7 @@ from typing import Any
 
 import click
 
-from cognitionos._cli_common import CommandGroup, echo_json, pick_store
+from cognitionos._cli_common import CommandGroup, FiniteFloat, echo_json, pick_store
 from cognitionos.errors import CognitionError
 from cognitionos.flags._input import load_document
 
@@ -261,7 +261,7 @@ def audit(ctx: click.Context, key: str | None, limit: int, as_json: bool) -> Non
 @flags.command("stale")
 @click.option(
     "--days",
-    type=click.FloatRange(min=0, max=100_000),
+    type=FiniteFloat(min=0, max=100_000),
     default=30.0,
     show_default=True,
     help="Not changed / not evaluated for this many days.",
@@ -270,8 +270,6 @@ def audit(ctx: click.Context, key: str | None, limit: int, as_json: bool) -> Non
 @click.pass_context
 def stale(ctx: click.Context, days: float, as_json: bool) -> None:
     """Report stale flags: unchanged, unevaluated, or always answering the same value."""
-    if days != days:  # NaN slips through FloatRange's comparisons
-        raise click.BadParameter("must be a number of days", param_hint="--days")
     with _engine(ctx) as engine:
         report = engine.stale_flags(unchanged_days=days, unevaluated_days=days)
     if as_json:

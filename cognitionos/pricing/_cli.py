@@ -23,6 +23,7 @@ from typing import Any
 import click
 
 from cognitionos._cli_common import (
+    FINITE,
     CommandGroup,
     echo_json,
     json_option,
@@ -178,7 +179,7 @@ def clv() -> None:
 @click.option("--model", "kind", type=click.Choice(_MODELS), default="bg_nbd", show_default=True)
 @click.option("--name", default=None, help="Keep the fitted model in the store under this name.")
 @click.option("--output", type=click.Path(dir_okay=False), help="Also write the model JSON here.")
-@click.option("--penalizer", type=float, default=0.0, show_default=True, help="L2 penalty.")
+@click.option("--penalizer", type=FINITE, default=0.0, show_default=True, help="L2 penalty.")
 @store_option
 @json_option
 def clv_fit(
@@ -260,7 +261,7 @@ def _load_model(name: str | None, model_file: str | None, store_url: str | None)
 @click.argument("path", type=click.Path(exists=True, dir_okay=False))
 @click.option("--name", default=None, help="Model name in the store.")
 @click.option("--model-file", type=click.Path(exists=True, dir_okay=False), default=None)
-@click.option("--horizon", type=float, required=True, help="Future time (model's time unit).")
+@click.option("--horizon", type=FINITE, required=True, help="Future time (model's time unit).")
 @store_option
 @json_option
 def clv_predict(
@@ -375,8 +376,8 @@ def elasticity(
 
 
 @pricing.command("optimal-price")
-@click.option("--elasticity", "elasticity_value", type=float, required=True, help="Constant e.")
-@click.option("--unit-cost", type=float, default=0.0, show_default=True)
+@click.option("--elasticity", "elasticity_value", type=FINITE, required=True, help="Constant e.")
+@click.option("--unit-cost", type=FINITE, default=0.0, show_default=True)
 @click.option("--bounds", type=(float, float), default=None, help="LO HI")
 @click.option(
     "--objective", type=click.Choice(["profit", "revenue"]), default="profit", show_default=True

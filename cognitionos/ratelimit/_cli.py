@@ -15,7 +15,14 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from cognitionos._cli_common import CommandGroup, echo_json, json_option, pick_store, store_option
+from cognitionos._cli_common import (
+    CommandGroup,
+    FiniteFloat,
+    echo_json,
+    json_option,
+    pick_store,
+    store_option,
+)
 
 if TYPE_CHECKING:
     from cognitionos.ratelimit import RateLimiter
@@ -111,7 +118,7 @@ def check(
 @store_option
 @click.option(
     "--seconds",
-    type=click.FloatRange(min=0, min_open=True),
+    type=FiniteFloat(min=0, min_open=True),
     default=600.0,
     show_default=True,
     help="Ban duration.",

@@ -27,7 +27,7 @@ from typing import Any, TypeVar
 
 import click
 
-from cognitionos._cli_common import CommandGroup, echo_json, json_option, note, pick_store
+from cognitionos._cli_common import FINITE, CommandGroup, echo_json, json_option, note, pick_store
 from cognitionos.errors import CognitionError, ConfigurationError
 
 __all__ = ["key", "tenant", "user"]
@@ -579,7 +579,7 @@ def _seconds(value: float | None, option: str) -> float | None:
 @click.option("--name", default="cli key", show_default=True)
 @click.option("--environment", type=click.Choice(["live", "test"]), default="live")
 @click.option("--user-id", default=None, help="The user the key belongs to.")
-@click.option("--expires-in", type=float, default=None, help="Seconds until it expires.")
+@click.option("--expires-in", type=FINITE, default=None, help="Seconds until it expires.")
 @tenant_option
 @json_option
 @_connected
@@ -641,12 +641,12 @@ def key_revoke(b: Any, key_id: str, tenant_id: str | None, as_json: bool) -> Non
 @click.argument("key_id")
 @click.option(
     "--overlap",
-    type=float,
+    type=FINITE,
     default=86400.0,
     show_default=True,
     help="Seconds the old key stays valid beside the new one.",
 )
-@click.option("--expires-in", type=float, default=None, help="Seconds until the new key expires.")
+@click.option("--expires-in", type=FINITE, default=None, help="Seconds until the new key expires.")
 @tenant_option
 @json_option
 @_connected

@@ -17,6 +17,7 @@ import click
 
 from cognitionos._cli_common import (
     CommandGroup,
+    FiniteFloat,
     echo_json,
     json_option,
     note,
@@ -292,7 +293,7 @@ def _ban_json(ban: Ban, now: int) -> dict[str, Any]:
 @store_option
 @click.option(
     "--seconds",
-    type=click.FloatRange(min=0, min_open=True),
+    type=FiniteFloat(min=0, min_open=True),
     default=None,
     help="Ban duration [default: the blacklist's, 600].",
 )
@@ -330,7 +331,7 @@ def unban_command(ip: str, store_url: str | None) -> None:
 @json_option
 @click.option("--ban", "ban_ip", metavar="IP", hidden=True)
 @click.option("--unban", "unban_ip", metavar="IP", hidden=True)
-@click.option("--seconds", type=click.FloatRange(min=0, min_open=True), default=None, hidden=True)
+@click.option("--seconds", type=FiniteFloat(min=0, min_open=True), default=None, hidden=True)
 @click.option("--reason", default="manual (cli)", hidden=True)
 def bans(
     store_url: str | None,
