@@ -224,20 +224,24 @@ def build_app(settings: Settings | None = None, *, announce: bool = True) -> Gua
     registry.register(EngineCollector(state.firewall.counters, state.limiter.counters))
     app.state.cognitionos_registry = registry
     install_handlers(app)
+    # routes are matched in order: the per-request data plane (flag evaluation, rate-limit
+    # checks, experiment assignment) first, administration last. Paths of different modules
+    # never overlap, except /v1/flags/stream and /v1/flags/change-requests, which must come
+    # before /v1/flags/{key}.
     for module in (
-        ops,
-        admin,
-        audit,
         stream,
         change_requests,
         flags,
         guard,
         experiments,
-        pricing,
         apm,
+        pricing,
         autoscale,
         dr,
         waf_rules,
+        ops,
+        admin,
+        audit,
     ):
         app.include_router(module.router)
     install_docs(app)
