@@ -20,6 +20,21 @@ def test_counts_and_snapshot():
     assert cs.snapshot() == {"allowed": 2, "refused": 1}  # reading does not advance
 
 
+def test_add_counts_many_at_once_and_refuses_bad_amounts():
+    import pytest
+
+    from cognitionos.errors import ConfigurationError
+
+    cs = CounterSet("demo", ("sent",))
+    cs.add("sent", 512)
+    cs.add("sent", 0)
+    cs.inc("sent")
+    assert cs.snapshot() == {"sent": 513}
+    for bad in (-1, 1.5, True):
+        with pytest.raises(ConfigurationError, match="increments"):
+            cs.add("sent", bad)
+
+
 def test_no_lost_increments_across_threads():
     cs = CounterSet("demo", ("hits",))
     family = cs.labelled("evals", "flag", "variant")

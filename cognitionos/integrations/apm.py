@@ -43,7 +43,8 @@ from cognitionos.apm import (
     Tracer,
     read_route_latencies,
 )
-from cognitionos.apm._tracer import _SPAN_KEY, _attach, _detach, _get_current
+from cognitionos.apm._latency import _BATCH
+from cognitionos.apm._tracer import _SPAN_KEY, _VAR, _attach, _detach, _get_current
 from cognitionos.errors import ConfigurationError
 
 __all__ = [
@@ -65,6 +66,7 @@ Annotate = Callable[[Scope, int | None, list[tuple[bytes, bytes]], otel_trace.Sp
 
 _time_ns = time.time_ns
 _NO_HEADERS: list[tuple[bytes, bytes]] = []
+_BASE_16 = (16, 16, 16)
 # the plain version-00 form; anything else (spacing, future versions) goes to the propagator
 _TRACEPARENT_00 = re.compile(rb"00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})").fullmatch
 
@@ -188,9 +190,7 @@ class TracingMiddleware:
                 else:
                     match = _TRACEPARENT_00(value)
                     if match is not None:
-                        trace_id = int(match[1], 16)
-                        parent_id = int(match[2], 16)
-                        flags = int(match[3], 16)
+                        trace_id, parent_id, flags = map(int, match.groups(), _BASE_16)
                     if match is None or not trace_id or not parent_id:
                         trace_id = -1  # not the plain form: the propagator decides
                 if trace_id >= 0:
@@ -240,7 +240,13 @@ class TracingMiddleware:
             exchange.finish(exc)
             raise
         finally:
-            _detach(token)
+            if _VAR is not None:
+                try:
+                    _VAR.reset(token)  # _detach without its call
+                except Exception:
+                    _detach(token)  # wrong context: let it log as the API does
+            else:  # pragma: no cover - a custom OTEL_PYTHON_CONTEXT
+                _detach(token)
         if not exchange.done:
             exchange.finish(None)
 
@@ -281,22 +287,26 @@ class _Exchange:
         self.end_ns = 0
         self.done = False
 
-    async def send(self, message: Message) -> None:
+    def send(self, message: Message) -> Awaitable[None]:
+        # A plain function returning the awaitable to await: only the final body message
+        # has work to do after the server took it, so only it costs a coroutine of ours.
         kind = message["type"]
         if kind == "http.response.start":
             self.status = int(message["status"])
             if self.mw.annotate is not None:
                 self.headers = list(message.get("headers", ()))
-            await self.downstream(message)
-            return
+        elif kind == "http.response.body" and not message.get("more_body", False):
+            return self._send_last(message)
+        return self.downstream(message)
+
+    async def _send_last(self, message: Message) -> None:
         await self.downstream(message)
-        if kind == "http.response.body" and not message.get("more_body", False):
-            self.end_ns = _time_ns()
-            # a 5xx is often sent by an error handler before the exception escapes:
-            # wait for it so the span and the error group get the exception
-            status = self.status
-            if status is None or status < 500:
-                self.finish(None)
+        self.end_ns = _time_ns()
+        # a 5xx is often sent by an error handler before the exception escapes:
+        # wait for it so the span and the error group get the exception
+        status = self.status
+        if status is None or status < 500:
+            self.finish(None)
 
     def finish(self, exc: BaseException | None) -> None:
         if self.done:
@@ -354,10 +364,25 @@ class _Exchange:
             span._provider._on_end(span)
         else:
             span.end(end_ns)
-        if mw.recorder is not None:
+        recorder = mw.recorder
+        if recorder is not None:
             elapsed = end_ns - self.start_ns
             # wall-clock stamps, as the span's: a clock stepped back must not go negative
-            mw.recorder.record(name, elapsed / 1e9 if elapsed > 0 else 0.0)
+            seconds = elapsed / 1e9 if elapsed > 0 else 0.0
+            if mw._fast:
+                # LatencyRecorder.record without its call: the duration is a finite float
+                # (an int over 1e9), so only the append is left when the window is current,
+                # the route has its buffer and the append does not fill the batch. Every
+                # other case (roll-over, new route, fold) is record() itself.
+                buffer = recorder._buffers.get(name)
+                if (
+                    buffer is not None
+                    and len(buffer) < _BATCH - 1
+                    and recorder._window_start <= recorder._time() < recorder._window_end
+                ):
+                    buffer.append(seconds)
+                    return
+            recorder.record(name, seconds)
 
 
 class TracingWSGIMiddleware:

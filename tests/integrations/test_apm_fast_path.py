@@ -245,3 +245,65 @@ def test_cognition_middleware_with_only_apm_is_the_tracing_layer_itself():
     assert isinstance(mw, TracingMiddleware) and mw.annotate is None and mw.app is None
     bare = CognitionMiddleware(None)  # type: ignore[arg-type]
     assert not bare._tracing
+
+
+def test_fast_latency_recording_equals_recorder_record(monkeypatch):
+    """The fast path appends to the recorder's buffer itself; the result (windows, folds,
+    per-route sketches, overflow) must be what ``LatencyRecorder.record`` gives."""
+    import itertools
+
+    import cognitionos.integrations.apm as apm_mw
+    from cognitionos.clock import ManualClock
+
+    routes = ["/a/{id}", "/b", "/c/{x}/{y}", "/d", "/e"]
+
+    def run(fast):
+        rng = random.Random(42)
+        # request stamps (ns) from a seeded walk: the same durations on both paths
+        stamps = itertools.accumulate(rng.randrange(1_000, 90_000_000) for _ in range(10_000))
+        monkeypatch.setattr(apm_mw, "_time_ns", stamps.__next__)
+        clock = ManualClock(start=1_000)
+        recorder = LatencyRecorder(clock=clock, window=60, max_routes=4)  # /e overflows
+        mw = TracingMiddleware(
+            None,  # type: ignore[arg-type]
+            tracer_provider=TracerProvider(exporter=InMemorySpanExporter()),
+            recorder=recorder,
+        )
+        mw._fast = fast
+        picks = random.Random(7)
+
+        async def app(scope, receive, send):
+            scope["cognitionos.route"] = scope["path"]
+            await send({"type": "http.response.start", "status": 200, "headers": []})
+            await send({"type": "http.response.body", "body": b"ok"})
+
+        async def receive():
+            return {"type": "http.request"}
+
+        async def send(message):
+            return None
+
+        mw.app = app
+
+        async def many():
+            for _ in range(1_500):  # crosses the 256-value fold several times per route
+                scope = {"type": "http", "method": "GET", "path": picks.choice(routes)}
+                scope["headers"] = []
+                await mw(scope, receive, send)
+                clock.advance(picks.choice([0, 0, 0, 0.5, 7]))  # windows roll over
+
+        asyncio.run(many())
+        with recorder._lock:
+            recorder._fold_all_locked()
+        pending = {key: sk.to_bytes() for key, sk in recorder._pending.items()}
+        totals = {route: sk.to_bytes() for route, sk in recorder.totals().items()}
+        return pending, totals, recorder.counters.snapshot()
+
+    fast, slow = run(True), run(False)
+    assert fast == slow
+    pending, totals, counters = fast
+    assert len({start for start, _ in pending}) > 3  # several windows were used
+    assert "/e" not in totals and counters["overflow"] > 0
+    from cognitionos.apm import LatencySketch
+
+    assert sum(LatencySketch.from_bytes(raw).count for raw in totals.values()) == 1_500
