@@ -164,6 +164,39 @@ class CounterSet:
         """The fastest way to count ``name``: a bound method to call on the hot path."""
         return self._counters[name].__next__
 
+    @classmethod
+    def merged(
+        cls,
+        name: str,
+        sets: Iterable[CounterSet],
+        *,
+        names: Iterable[str] = (),
+        help: dict[str, str] | None = None,
+    ) -> CounterSet:
+        """One set holding the sums of ``sets`` (e.g. one engine per tenant), for a scrape.
+
+        Plain counters and labelled families are summed; ``names`` are counters present
+        even when ``sets`` is empty (so their series exist at 0). Histogram families are
+        not carried (a sum of sketches belongs to the sketches' own merge).
+        """
+        sets = list(sets)
+        all_names = dict.fromkeys(names)
+        merged_help = dict(help or {})
+        for cs in sets:
+            all_names.update(dict.fromkeys(cs._counters))
+            for key, text in cs._help.items():
+                merged_help.setdefault(key, text)
+        out = cls(name, all_names, help=merged_help)
+        for cs in sets:
+            for key, value in cs.snapshot().items():
+                out.add(key, value)
+            for key, family in cs.families().items():
+                target = out.labelled(key, *family.labels, help=family.help)
+                for values, value in family.snapshot().items():
+                    total = _read(target._counts[values]) if values in target._counts else 0
+                    target._counts[values] = itertools.count(total + value)
+        return out
+
     def labelled(self, name: str, *labels: str, help: str = "") -> LabelledCounter:
         """A labelled counter family ``name`` (created once, then returned as is)."""
         family = self._labelled.get(name)
