@@ -510,10 +510,16 @@ class _TracedBody:
 
 
 def _header(headers: list[tuple[bytes, bytes]], name: bytes) -> bytes | None:
+    size = len(name)
     for key, value in headers:
-        if key.lower() == name:
+        # a length check first: only a name of the right length is lowered and compared
+        if len(key) == size and key.lower() == name:
             return value
     return None
+
+
+# the ``r`` (remaining) parameter of an RFC draft ``RateLimit`` header: "policy";r=5;t=30
+_REMAINING = re.compile(rb"(?:^|;)[ \t]*r=([0-9]+)[ \t]*(?=;|$)").findall
 
 
 class CognitionMiddleware(TracingMiddleware):
@@ -567,6 +573,7 @@ class CognitionMiddleware(TracingMiddleware):
             "ratelimit": limiter is not None,
             "flags": flags is not None,
         }
+        self._waf_on, self._limit_on, self._flags_on = self.stages.values()
         if tracer_provider is not None:
             super().__init__(
                 chain,
@@ -587,23 +594,38 @@ class CognitionMiddleware(TracingMiddleware):
         headers: list[tuple[bytes, bytes]],
         span: otel_trace.Span,
     ) -> None:
-        if self.stages["waf"]:
-            span.set_attribute(
-                "cognitionos.waf.blocked",
-                status == 403 and _header(headers, b"x-waf-incident") is not None,
+        found: dict[str, Any] = {}
+        if self._waf_on:
+            found["cognitionos.waf.blocked"] = (
+                status == 403 and _header(headers, b"x-waf-incident") is not None
             )
-        if self.stages["ratelimit"]:
-            span.set_attribute("cognitionos.ratelimit.allowed", status != 429)
+        if self._limit_on:
+            found["cognitionos.ratelimit.allowed"] = status != 429
             value = _header(headers, b"ratelimit")
             if value is not None:
-                for part in value.decode("latin-1").split(";"):
-                    key, _, number = part.strip().partition("=")
-                    if key == "r" and number.isdigit():
-                        span.set_attribute("cognitionos.ratelimit.remaining", int(number))
-        flags = scope.get("state", {}).get("flags") if self.stages["flags"] else None
-        if flags is not None:
-            for key, evaluation in flags.evaluations().items():
-                span.set_attribute(f"cognitionos.flag.{key}", str(evaluation.value))
+                remaining = _REMAINING(value)
+                if remaining:
+                    found["cognitionos.ratelimit.remaining"] = int(remaining[-1])
+        if self._flags_on:
+            flags = scope.get("state", {}).get("flags")
+            if flags is not None:
+                for key, evaluation in flags.evaluations().items():
+                    found[f"cognitionos.flag.{key}"] = str(evaluation.value)
+        if not found:
+            return
+        if type(span) is Span and not span.end_time:
+            provider = span._provider
+            attrs = span.attributes
+            if len(attrs) + len(found) <= provider.max_attributes:
+                # set_attribute's checks in bulk: room for all; only strings need a look
+                limit = provider._str_limit
+                for key, value in found.items():
+                    if type(value) is str and len(value) > limit:
+                        found[key] = provider._clean(value)
+                attrs.update(found)
+                return
+        for key, value in found.items():
+            span.set_attribute(key, value)
 
 
 class LatencyCollector:

@@ -307,3 +307,66 @@ def test_fast_latency_recording_equals_recorder_record(monkeypatch):
     from cognitionos.apm import LatencySketch
 
     assert sum(LatencySketch.from_bytes(raw).count for raw in totals.values()) == 1_500
+
+
+class _FlagsSeen:
+    def __init__(self, values):
+        self._values = values
+
+    def evaluations(self):
+        return {k: type("Ev", (), {"value": v})() for k, v in self._values.items()}
+
+
+def _remaining_by_hand(value: bytes):
+    """The RateLimit header's ``r`` parameter read part by part (the reference)."""
+    out = None
+    for part in value.decode("latin-1").split(";"):
+        key, _, number = part.strip(" \t").partition("=")
+        if key == "r" and number and all(c in "0123456789" for c in number):
+            out = int(number)
+    return out
+
+
+@pytest.mark.parametrize("max_attributes", [128, 5])
+def test_stage_attributes_in_bulk_equal_set_attribute_one_by_one(max_attributes):
+    """CognitionMiddleware writes the stages' answers into our span's dict in one update
+    when they fit; a span of another type takes set_attribute per key. Both must agree,
+    including truncation of long flag values and the attribute cap."""
+
+    class _Slow(Span):  # same layout, not ``type(span) is Span``: the one-by-one path
+        __slots__ = ()
+
+    provider = TracerProvider(
+        exporter=InMemorySpanExporter(), max_attributes=max_attributes, max_attribute_length=16
+    )
+    mw = CognitionMiddleware(None, tracer_provider=provider)  # type: ignore[arg-type]
+    mw._waf_on = mw._limit_on = mw._flags_on = True
+    tracer = provider.get_tracer("t")
+    cases = [
+        (200, [(b"RateLimit", b'"default";r=5;t=30')], {"a": True}),
+        (403, [(b"x-waf-incident", b"abc"), (b"ratelimit", b"r=1;r=2")], {}),
+        (429, [(b"ratelimit", b' "p" ; r=abc ; t=1')], {"long": "x" * 40, "n": 3}),
+        (None, [], {"a": "short"}),
+    ]
+    for status, headers, flag_values in cases:
+        spans = []
+        for slow in (False, True):
+            span = tracer.start_span("s", attributes={"k1": 1, "k2": 2, "k3": 3})
+            if slow:
+                span.__class__ = _Slow
+            scope = {"state": {"flags": _FlagsSeen(flag_values)}}
+            mw._annotate(scope, status, headers, span)
+            spans.append(dict(span.attributes))
+        fast, slow_attrs = spans
+        assert fast == slow_attrs
+        remaining = next(
+            (_remaining_by_hand(v) for k, v in headers if k.lower() == b"ratelimit"), None
+        )
+        if len(fast) < max_attributes:
+            assert fast.get("cognitionos.ratelimit.remaining") == remaining
+            assert fast["cognitionos.waf.blocked"] == (status == 403)
+    stats = provider.stats()
+    if max_attributes == 128:  # the 40-character flag value was cut to 16, on both paths
+        assert stats["attributes_truncated"] == 2
+    else:  # past the cap of 5, on both paths
+        assert stats["attributes_dropped"] > 0
