@@ -43,7 +43,6 @@ from cognitionos.apm import (
     Tracer,
     read_route_latencies,
 )
-from cognitionos.apm._latency import _BATCH
 from cognitionos.apm._tracer import _SPAN_KEY, _VAR, _attach, _detach, _get_current
 from cognitionos.errors import ConfigurationError
 
@@ -66,7 +65,6 @@ Annotate = Callable[[Scope, int | None, list[tuple[bytes, bytes]], otel_trace.Sp
 
 _time_ns = time.time_ns
 _NO_HEADERS: list[tuple[bytes, bytes]] = []
-_BASE_16 = (16, 16, 16)
 # the plain version-00 form; anything else (spacing, future versions) goes to the propagator
 _TRACEPARENT_00 = re.compile(rb"00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})").fullmatch
 
@@ -190,7 +188,9 @@ class TracingMiddleware:
                 else:
                     match = _TRACEPARENT_00(value)
                     if match is not None:
-                        trace_id, parent_id, flags = map(int, match.groups(), _BASE_16)
+                        trace_id = int(match[1], 16)
+                        parent_id = int(match[2], 16)
+                        flags = int(match[3], 16)
                     if match is None or not trace_id or not parent_id:
                         trace_id = -1  # not the plain form: the propagator decides
                 if trace_id >= 0:
@@ -369,19 +369,6 @@ class _Exchange:
             elapsed = end_ns - self.start_ns
             # wall-clock stamps, as the span's: a clock stepped back must not go negative
             seconds = elapsed / 1e9 if elapsed > 0 else 0.0
-            if mw._fast:
-                # LatencyRecorder.record without its call: the duration is a finite float
-                # (an int over 1e9), so only the append is left when the window is current,
-                # the route has its buffer and the append does not fill the batch. Every
-                # other case (roll-over, new route, fold) is record() itself.
-                buffer = recorder._buffers.get(name)
-                if (
-                    buffer is not None
-                    and len(buffer) < _BATCH - 1
-                    and recorder._window_start <= recorder._time() < recorder._window_end
-                ):
-                    buffer.append(seconds)
-                    return
             recorder.record(name, seconds)
 
 
