@@ -12,6 +12,11 @@ does nothing, and the request duration recorded into a latency distribution:
 
 - ``TracingMiddleware``: our server span + a :class:`LatencyRecorder` (sketch per route);
 - ``CognitionMiddleware(APM only)``: the composite with no WAF/rate-limit/flags stage;
+- ``CognitionMiddleware(all stages)`` and ``CognitionMiddleware(no APM)``: WAF (default
+  rules) -> rate limit (memory, a limit never reached) -> flags, with and without the APM
+  layer; their difference is what APM adds with every stage on (its span also carries the
+  WAF verdict and rate-limit decision as attributes). Only with ``--stages`` (the WAF's
+  inspection dominates those two rows);
 - ``opentelemetry-instrumentation-asgi``: ``OpenTelemetryMiddleware`` on the SDK's
   ``TracerProvider`` + ``BatchSpanProcessor`` and an SDK ``MeterProvider`` (its
   ``http.server.request.duration`` histogram), ``exclude_spans=["receive", "send"]`` so it
@@ -104,7 +109,7 @@ async def run(target: Any, n: int) -> tuple[float, float]:
     return time.perf_counter() - started, time.process_time() - cpu
 
 
-def build(queue: int) -> tuple[dict[str, Any], list[Callable[[], Any]]]:
+def build(queue: int, stages: bool = False) -> tuple[dict[str, Any], list[Callable[[], Any]]]:
     """The sides, and the calls that flush their span queues between rounds."""
     ours = TracerProvider(processor=BatchSpanProcessor(Noop(), max_queue_size=queue))
     composite = TracerProvider(processor=BatchSpanProcessor(Noop(), max_queue_size=queue))
@@ -118,6 +123,25 @@ def build(queue: int) -> tuple[dict[str, Any], list[Callable[[], Any]]]:
         ),
     }
     flushes: list[Callable[[], Any]] = [ours.force_flush, composite.force_flush]
+    if stages:
+        from cognitionos.flags import FlagEngine
+        from cognitionos.ratelimit import RateLimiter
+        from cognitionos.waf import Firewall
+
+        def engines() -> dict[str, Any]:
+            return {
+                "firewall": Firewall(),
+                "limiter": RateLimiter("memory://"),
+                "limits": "1000000000/minute",
+                "flags": FlagEngine.from_json({"flags": [{"key": "beta", "default_value": True}]}),
+            }
+
+        full = TracerProvider(processor=BatchSpanProcessor(Noop(), max_queue_size=queue))
+        sides["CognitionMiddleware(no APM)"] = CognitionMiddleware(app, **engines())
+        sides["CognitionMiddleware(all stages)"] = CognitionMiddleware(
+            app, tracer_provider=full, recorder=LatencyRecorder(), **engines()
+        )
+        flushes.append(full.force_flush)
     try:
         from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware
         from opentelemetry.sdk.metrics import MeterProvider
@@ -145,8 +169,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--requests", type=int, default=20_000)
     parser.add_argument("--rounds", type=int, default=9)
     parser.add_argument("--only", help="run this one side once (for callgrind)")
+    parser.add_argument(
+        "--stages", action="store_true", help="add the composite with WAF, rate limit and flags"
+    )
     args = parser.parse_args(argv)
-    sides, flushes = build(args.requests * 2 + 10)
+    sides, flushes = build(args.requests * 2 + 10, args.stages)
     loop = asyncio.new_event_loop()
     if args.only:
         loop.run_until_complete(run(sides[args.only], args.requests))
@@ -177,6 +204,11 @@ def main(argv: list[str] | None = None) -> int:
             if peer is not None and name != "bare app":
                 ratio = f"{(value - bare) / (peer - bare):12.3f}x"
             print(f"{name:36} {value:10.2f} {value - bare:8.2f} {ratio:>13}")
+        if "CognitionMiddleware(all stages)" in medians:
+            apm = (
+                medians["CognitionMiddleware(all stages)"] - medians["CognitionMiddleware(no APM)"]
+            )
+            print(f"{'APM added with every stage on':36} {'':10} {apm:8.2f}")
     return 0
 
 

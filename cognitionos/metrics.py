@@ -24,6 +24,7 @@ recording into its sketches and never touches a metric object.
 
 from __future__ import annotations
 
+import collections
 import itertools
 from collections.abc import Callable, Iterable, Mapping
 from typing import Protocol
@@ -153,9 +154,48 @@ class CounterSet:
         """Add one to ``name``."""
         next(self._counters[name])
 
+    def add(self, name: str, amount: int) -> None:
+        """Add ``amount`` (an int >= 0) to ``name`` in one call (a C loop, no Python one)."""
+        if isinstance(amount, bool) or not isinstance(amount, int) or amount < 0:
+            raise ConfigurationError(f"counter increments must be ints >= 0, got {amount!r}")
+        collections.deque(itertools.islice(self._counters[name], amount), maxlen=0)
+
     def incrementer(self, name: str) -> Callable[[], int]:
         """The fastest way to count ``name``: a bound method to call on the hot path."""
         return self._counters[name].__next__
+
+    @classmethod
+    def merged(
+        cls,
+        name: str,
+        sets: Iterable[CounterSet],
+        *,
+        names: Iterable[str] = (),
+        help: dict[str, str] | None = None,
+    ) -> CounterSet:
+        """One set holding the sums of ``sets`` (e.g. one engine per tenant), for a scrape.
+
+        Plain counters and labelled families are summed; ``names`` are counters present
+        even when ``sets`` is empty (so their series exist at 0). Histogram families are
+        not carried (a sum of sketches belongs to the sketches' own merge).
+        """
+        sets = list(sets)
+        all_names = dict.fromkeys(names)
+        merged_help = dict(help or {})
+        for cs in sets:
+            all_names.update(dict.fromkeys(cs._counters))
+            for key, text in cs._help.items():
+                merged_help.setdefault(key, text)
+        out = cls(name, all_names, help=merged_help)
+        for cs in sets:
+            for key, value in cs.snapshot().items():
+                out.add(key, value)
+            for key, family in cs.families().items():
+                target = out.labelled(key, *family.labels, help=family.help)
+                for values, value in family.snapshot().items():
+                    total = _read(target._counts[values]) if values in target._counts else 0
+                    target._counts[values] = itertools.count(total + value)
+        return out
 
     def labelled(self, name: str, *labels: str, help: str = "") -> LabelledCounter:
         """A labelled counter family ``name`` (created once, then returned as is)."""

@@ -20,6 +20,40 @@ def test_counts_and_snapshot():
     assert cs.snapshot() == {"allowed": 2, "refused": 1}  # reading does not advance
 
 
+def test_add_counts_many_at_once_and_refuses_bad_amounts():
+    import pytest
+
+    from cognitionos.errors import ConfigurationError
+
+    cs = CounterSet("demo", ("sent",))
+    cs.add("sent", 512)
+    cs.add("sent", 0)
+    cs.inc("sent")
+    assert cs.snapshot() == {"sent": 513}
+    for bad in (-1, 1.5, True):
+        with pytest.raises(ConfigurationError, match="increments"):
+            cs.add("sent", bad)
+
+
+def test_merged_sums_plain_and_labelled_counters():
+    a = CounterSet("flags", ("reload_errors",))
+    b = CounterSet("flags", ("reload_errors", "invalid"))
+    a.add("reload_errors", 2)
+    b.add("reload_errors", 3)
+    b.inc("invalid")
+    fa = a.labelled("evaluations", "flag", "variant")
+    fb = b.labelled("evaluations", "flag", "variant")
+    for _ in range(4):
+        fa.inc(("beta", "on"))
+    fb.inc(("beta", "on"))
+    fb.inc(("beta", "off"))
+    merged = CounterSet.merged("flags", [a, b], names=("never_used",))
+    assert merged.snapshot() == {"never_used": 0, "reload_errors": 5, "invalid": 1}
+    assert merged.families()["evaluations"].snapshot() == {("beta", "on"): 5, ("beta", "off"): 1}
+    assert a.snapshot() == {"reload_errors": 2}  # the sources are not changed
+    assert CounterSet.merged("flags", [], names=("x",)).snapshot() == {"x": 0}
+
+
 def test_no_lost_increments_across_threads():
     cs = CounterSet("demo", ("hits",))
     family = cs.labelled("evals", "flag", "variant")

@@ -30,6 +30,7 @@ from cognitionos.apm._otlp import (
 from cognitionos.apm._otlp_metrics import (
     OTLPMetricExporter,
     encode_otlp_metrics_json,
+    encode_otlp_metrics_protobuf,
     sketch_scale,
 )
 from cognitionos.apm._propagation import (
@@ -63,6 +64,7 @@ __all__ = [
     "TailSamplingProcessor",
     "OTLPMetricExporter",
     "encode_otlp_metrics_json",
+    "encode_otlp_metrics_protobuf",
     "sketch_scale",
     "ErrorGroup",
     "ErrorGrouper",

@@ -143,8 +143,10 @@ class BatchSpanProcessor:
         queue.append(span)
         if self._thread is None:
             self._ensure_thread()
-        # Event.set takes a lock and notifies: once per batch, not once per span
-        if n + 1 >= self.max_export_batch_size and not self._wake.is_set():
+        # Event.set takes a lock and notifies: once per batch, not once per span. The
+        # length climbs one append at a time, so it passes the batch size exactly once on
+        # the way up; the woken thread drains until the queue is empty.
+        if n + 1 == self.max_export_batch_size:
             self._wake.set()
 
     def _warn_dropped(self) -> None:
@@ -194,9 +196,7 @@ class BatchSpanProcessor:
             log.exception("span exporter %r failed", self.exporter)
             ok = False
             self.counters.inc("export_errors")
-        counter = self.counters.incrementer("spans_exported" if ok else "spans_failed")
-        for _ in batch:
-            counter()
+        self.counters.add("spans_exported" if ok else "spans_failed", len(batch))
 
     def force_flush(self, timeout: float = 30.0) -> bool:
         """Export everything queued now; False when ``timeout`` seconds pass first."""

@@ -1,4 +1,4 @@
-"""Latency sketches as OTLP exponential histograms (OTLP/JSON over HTTP).
+"""Latency sketches as OTLP exponential histograms (OTLP/JSON or OTLP/protobuf over HTTP).
 
 A DDSketch bucket ``k`` holds values within ``relative_accuracy`` of its answer value
 ``2 gamma^k / (gamma + 1)``. OTLP's exponential histogram at ``scale`` has buckets
@@ -8,23 +8,41 @@ the exponential bucket holding its answer value; the scale defaults to the coars
 the exported histogram stays within the sketch's error plus half an exponential bucket
 (about 1.6 % at the defaults). Counts, zero count, sum, min and max are carried exactly.
 
-The JSON follows the OTLP/JSON mapping (integer enums, camelCase fields); the official
-``opentelemetry-proto`` messages parse it (``tests/apm/test_otlp_metrics.py``).
+The JSON follows the OTLP/JSON mapping (integer enums, camelCase fields). The protobuf body
+is the same request written in the wire format by hand (as the trace encoder in ``_otlp``
+does), so neither encoding needs the protobuf runtime; the official ``opentelemetry-proto``
+messages parse both (``tests/apm/test_otlp_metrics.py``).
 """
 
 from __future__ import annotations
 
 import json
 import math
+import struct
 import time
 from collections.abc import Mapping
 from typing import Any
 
-from cognitionos.apm._otlp import _attrs_json, _post
+from cognitionos.apm._otlp import (
+    _any_from_json,
+    _attrs_json,
+    _attrs_pb,
+    _key,
+    _len_field,
+    _post,
+    _str_field,
+    _varint,
+    _varint_field,
+)
 from cognitionos.apm._sketch import LatencySketch
 from cognitionos.errors import ConfigurationError
 
-__all__ = ["OTLPMetricExporter", "encode_otlp_metrics_json", "sketch_scale"]
+__all__ = [
+    "OTLPMetricExporter",
+    "encode_otlp_metrics_json",
+    "encode_otlp_metrics_protobuf",
+    "sketch_scale",
+]
 
 _CUMULATIVE = 2
 _MIN_SCALE, _MAX_SCALE = -10, 20
@@ -129,12 +147,94 @@ def encode_otlp_metrics_json(
     }
 
 
+# -- protobuf ----------------------------------------------------------------------------------
+
+
+def _zigzag(n: int) -> int:
+    """sint32/sint64 on the wire: 0, -1, 1, -2 ... -> 0, 1, 2, 3 ..."""
+    return n * 2 if n >= 0 else -n * 2 - 1
+
+
+def _fixed64(field: int, n: int) -> bytes:
+    return _key(field, 1) + struct.pack("<Q", n) if n else b""
+
+
+def _double(field: int, x: float, *, always: bool = False) -> bytes:
+    # proto3 ``optional double`` (sum, min, max) has presence: written even when 0.0
+    return _key(field, 1) + struct.pack("<d", x) if (always or x) else b""
+
+
+def _kv_pb(field: int, items: list[dict[str, Any]]) -> bytes:
+    return _attrs_pb(field, {str(kv["key"]): _any_from_json(kv["value"]) for kv in items})
+
+
+def _buckets_pb(side: Mapping[str, Any]) -> bytes:
+    # Buckets: offset 1 (sint32), bucket_counts 2 (packed uint64)
+    counts = b"".join(_varint(n) for n in side["bucketCounts"])
+    return _varint_field(1, _zigzag(side["offset"])) + (_len_field(2, counts) if counts else b"")
+
+
+def _point_pb(point: Mapping[str, Any]) -> bytes:
+    # ExponentialHistogramDataPoint: attributes 1, start 2, time 3, count 4 (fixed64),
+    # sum 5 (optional double), scale 6 (sint32), zero_count 7 (fixed64), positive 8,
+    # negative 9, min 12, max 13 (optional doubles)
+    parts = [
+        _kv_pb(1, point["attributes"]),
+        _fixed64(2, point["startTimeUnixNano"]),
+        _fixed64(3, point["timeUnixNano"]),
+        _fixed64(4, point["count"]),
+        _double(5, point["sum"], always=True),
+        _varint_field(6, _zigzag(point["scale"])),
+        _fixed64(7, point["zeroCount"]),
+        _len_field(8, _buckets_pb(point["positive"])),
+        _len_field(9, _buckets_pb(point["negative"])),
+    ]
+    if "min" in point:
+        parts.append(_double(12, point["min"], always=True))
+        parts.append(_double(13, point["max"], always=True))
+    return b"".join(parts)
+
+
+def encode_otlp_metrics_protobuf(sketches: Mapping[str, LatencySketch], **options: Any) -> bytes:
+    """The request of :func:`encode_otlp_metrics_json` as a serialized
+    ``ExportMetricsServiceRequest`` (``application/x-protobuf``); same keyword options."""
+    doc = encode_otlp_metrics_json(sketches, **options)
+    out = []
+    for rm in doc["resourceMetrics"]:
+        scope_parts = []
+        for sm in rm["scopeMetrics"]:
+            metrics = []
+            for metric in sm["metrics"]:
+                hist = metric["exponentialHistogram"]
+                # ExponentialHistogram: data_points 1, aggregation_temporality 2
+                body = b"".join(_len_field(1, _point_pb(p)) for p in hist["dataPoints"])
+                body += _varint_field(2, hist["aggregationTemporality"])
+                # Metric: name 1, description 2, unit 3, exponential_histogram 10
+                metrics.append(
+                    _len_field(
+                        2,
+                        _str_field(1, metric["name"])
+                        + _str_field(2, metric["description"])
+                        + _str_field(3, metric["unit"])
+                        + _len_field(10, body),
+                    )
+                )
+            # ScopeMetrics: scope 1 (InstrumentationScope: name 1), metrics 2
+            scope = _len_field(1, _str_field(1, sm["scope"]["name"]))
+            scope_parts.append(_len_field(2, scope + b"".join(metrics)))
+        # ResourceMetrics: resource 1 (Resource: attributes 1), scope_metrics 2
+        resource = _len_field(1, _kv_pb(1, rm["resource"]["attributes"]))
+        out.append(_len_field(1, resource + b"".join(scope_parts)))
+    return b"".join(out)
+
+
 class OTLPMetricExporter:
-    """POSTs per-route latency sketches to an OTLP/HTTP metrics endpoint (JSON, stdlib).
+    """POSTs per-route latency sketches to an OTLP/HTTP metrics endpoint (stdlib HTTP).
 
-    ::
+    ``encoding="json"`` (default) sends OTLP/JSON, ``encoding="protobuf"`` the binary
+    request with ``Content-Type: application/x-protobuf``. ::
 
-        exporter = OTLPMetricExporter("http://collector:4318/v1/metrics")
+        exporter = OTLPMetricExporter("http://collector:4318/v1/metrics", encoding="protobuf")
         exporter.export(recorder.totals())          # e.g. every 60 s from a background task
 
     A failure returns False (``last_status`` says why) and is never raised.
@@ -144,15 +244,21 @@ class OTLPMetricExporter:
         self,
         endpoint: str = "http://localhost:4318/v1/metrics",
         *,
+        encoding: str = "json",
         headers: Mapping[str, str] | None = None,
         timeout: float = 10.0,
         resource: Mapping[str, Any] | None = None,
     ) -> None:
         if not isinstance(endpoint, str) or not endpoint.startswith(("http://", "https://")):
             raise ConfigurationError(f"OTLP endpoint must be an http(s) URL, got {endpoint!r}")
+        if encoding not in ("json", "protobuf"):
+            raise ConfigurationError(
+                f"OTLP encoding must be 'json' or 'protobuf', got {encoding!r}"
+            )
         if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0:
             raise ConfigurationError(f"timeout must be a positive number, got {timeout!r}")
         self.endpoint = endpoint
+        self.encoding = encoding
         self.headers = dict(headers or {})
         self.timeout = float(timeout)
         self.resource = dict(resource or {"service.name": "unknown_service"})
@@ -161,11 +267,16 @@ class OTLPMetricExporter:
 
     def export(self, sketches: Mapping[str, LatencySketch]) -> bool:
         """Send the sketches as one cumulative exponential histogram; True on a 2xx answer."""
-        body = encode_otlp_metrics_json(
-            sketches, resource=self.resource, start_time_unix_nano=self.start_time_unix_nano
-        )
-        payload = json.dumps(body, separators=(",", ":")).encode("utf-8")
-        self.last_status = _post(
-            self.endpoint, payload, "application/json", self.headers, self.timeout
-        )
+        options: dict[str, Any] = {
+            "resource": self.resource,
+            "start_time_unix_nano": self.start_time_unix_nano,
+        }
+        if self.encoding == "json":
+            body = encode_otlp_metrics_json(sketches, **options)
+            payload = json.dumps(body, separators=(",", ":")).encode("utf-8")
+            ctype = "application/json"
+        else:
+            payload = encode_otlp_metrics_protobuf(sketches, **options)
+            ctype = "application/x-protobuf"
+        self.last_status = _post(self.endpoint, payload, ctype, self.headers, self.timeout)
         return self.last_status is not None and 200 <= self.last_status < 300

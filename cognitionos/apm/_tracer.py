@@ -153,6 +153,7 @@ class Span(otel_trace.Span):
         kind: SpanKind,
         start_time: int,
         trace_state: TraceState,
+        attributes: dict[str, Any] | None = None,
     ) -> None:
         self._provider = provider
         self.scope = scope
@@ -165,7 +166,8 @@ class Span(otel_trace.Span):
         self.start_time = start_time
         self.end_time = 0
         self.trace_state = trace_state
-        self.attributes: dict[str, Any] = {}
+        # the web middleware hands over the dict it built (within the limits): not copied
+        self.attributes: dict[str, Any] = {} if attributes is None else attributes
         # shared empty tuples until the first event/link: most spans have none
         self.events: list[SpanEvent] | tuple[()] = ()
         self.links: list[Link] | tuple[()] = ()
@@ -478,8 +480,8 @@ class Tracer(otel_trace.Tracer):
             SpanKind.SERVER,
             start_time,
             _EMPTY_STATE,
+            attributes,
         )
-        span.attributes = attributes
         provider._count_started()
         return span
 

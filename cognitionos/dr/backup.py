@@ -51,6 +51,15 @@ _LEASES = "dr:lease:"
 _LEASE_TTL = 2 * 3600.0
 
 
+_COUNTER_HELP = {
+    "backups": "Backups taken and catalogued",
+    "verifications": "Verifications that restored a backup and found every table equal",
+    "verifications_failed": "Verifications that found a problem (checksum, restore, tables)",
+    "restores": "Restores into a target",
+    "drills": "Drills run (backup, verify, measured RPO/RTO)",
+}
+
+
 @attrs.frozen(slots=True)
 class BackupRecord:
     """One catalogued backup."""
@@ -311,6 +320,10 @@ class BackupManager:
         catalog.require(Capability.KV, needed_by="the DR backup catalog")
         self.catalog = catalog
         self._now = now or (lambda: datetime.now(UTC))
+        from cognitionos.metrics import CounterSet
+
+        #: what this manager did since it was made (``cognitionos_dr_<name>_total``)
+        self.counters = CounterSet("dr", _COUNTER_HELP, help=_COUNTER_HELP)
 
     def close(self) -> None:
         """Close the catalog store if this manager opened it."""
@@ -377,6 +390,7 @@ class BackupManager:
             method=method,
         )
         self._put(record)
+        self.counters.inc("backups")
         return record
 
     def _masked(self) -> str:
@@ -462,7 +476,9 @@ class BackupManager:
     def verify(self, backup_id: str) -> VerifyResult:
         """Checksum, restore to a scratch target, compare every table; record the result."""
         with self._lease(backup_id) as record:
-            return self._verify(record)
+            result = self._verify(record)
+        self.counters.inc("verifications" if result.ok else "verifications_failed")
+        return result
 
     def _verify(self, record: BackupRecord) -> VerifyResult:
         backup_id = record.id
@@ -771,6 +787,7 @@ class BackupManager:
             restore_throughput=record.size / max(result.restore_seconds, 1e-9),
         )
         self.catalog.set(_DRILLS + record.id, report.to_json())
+        self.counters.inc("drills")
         return report
 
     def drills(self) -> list[DrillReport]:
@@ -791,7 +808,9 @@ class BackupManager:
         copied over with DUMP/RESTORE).
         """
         with self._lease(backup_id) as record:
-            return self._restore(record, to)
+            digests = self._restore(record, to)
+        self.counters.inc("restores")
+        return digests
 
     def _restore(self, record: BackupRecord, to: str) -> dict[str, list[Any]]:
         backup_id = record.id

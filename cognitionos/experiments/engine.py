@@ -49,6 +49,7 @@ from cognitionos.experiments.models import (
     ExperimentStatus,
     parse_experiment,
 )
+from cognitionos.metrics import CounterSet
 
 __all__ = ["ExperimentEngine"]
 
@@ -87,6 +88,18 @@ def _id_problem(value: Any) -> str | None:
     except UnicodeEncodeError:
         return "contains a lone surrogate (not valid text)"
     return None
+
+
+#: the engine's counters (``cognitionos_experiments_<name>_total`` on Prometheus)
+COUNTER_HELP = {
+    "assignments": "assign() answers that put the unit in an arm of a running experiment",
+    "assignments_outside": "assign() answers outside the experiment (control, with a reason)",
+    "exposures": "First exposures recorded (a unit's arm fixed)",
+    "exposures_repeated": "Exposures of units already exposed (counted for the report only)",
+    "events": "Metric events counted into the statistics",
+    "events_duplicate": "Metric events refused as duplicates of an event id seen before",
+    "events_unexposed": "Metric events of units not exposed yet (kept out of the statistics)",
+}
 
 
 def _counts(status: list[int], detail: bool) -> dict[str, Any]:
@@ -149,6 +162,10 @@ class ExperimentEngine:
         self._sticky = sticky
         self._log_events = log_events
         self._stats: StatsBackend = stats_backend(store)
+        #: totals since this engine was made, read by ``EngineCollector`` at scrape time
+        self.counters = CounterSet("experiments", COUNTER_HELP, help=COUNTER_HELP)
+        self._count_in = self.counters.incrementer("assignments")
+        self._count_out = self.counters.incrementer("assignments_outside")
         self._lock = threading.RLock()
         self._snapshot: dict[str, CompiledExperiment] = {}
         self._versions: dict[str, int] = {}
@@ -261,11 +278,17 @@ class ExperimentEngine:
         """
         compiled = self._snapshot.get(key)
         if compiled is None:
+            self._count_out()
             return Assignment(None, False, None, key, AssignmentReason.UNKNOWN_EXPERIMENT)
         unit = unit_id if type(unit_id) is str else str(unit_id)
         attrs = dict(attributes) if isinstance(attributes, Mapping) else {}
         attrs[compiled.definition.hash_attribute] = unit
-        return compiled.assign(unit, attrs, self._sticky)
+        answer = compiled.assign(unit, attrs, self._sticky)
+        if answer.in_experiment:
+            self._count_in()
+        else:
+            self._count_out()
+        return answer
 
     # -- ingestion -----------------------------------------------------------------------------
     def _scoped(self, key: str) -> str:
@@ -318,7 +341,10 @@ class ExperimentEngine:
             return 0
         first = self._stats.expose(self._scoped(key), batch)
         self._append(key, self._exposure_payloads(batch, first))
-        return sum(first)
+        n_first = sum(first)
+        self.counters.add("exposures", n_first)
+        self.counters.add("exposures_repeated", len(batch) - n_first)
+        return n_first
 
     def _exposure_batch(
         self, key: str, records: Iterable[tuple[str, str]]
@@ -382,7 +408,11 @@ class ExperimentEngine:
         status = self._stats.track(scoped, specs, batch, now // 1_000_000_000) if batch else []
         self._maybe_prune(scoped, now / 1e9)
         self._append(key, self._event_payloads(batch, status, now))
-        return _counts(status, _detail)
+        counts = _counts(status, _detail)
+        self.counters.add("events", counts["counted"])
+        self.counters.add("events_duplicate", counts["duplicate"])
+        self.counters.add("events_unexposed", counts["unexposed"])
+        return counts
 
     def _event_batch(self, key: str, events: Iterable[Any]) -> builtins.list[RawEvent]:
         """Validate and normalise metric events (ConfigurationError naming the bad one)."""

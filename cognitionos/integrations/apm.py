@@ -43,7 +43,7 @@ from cognitionos.apm import (
     Tracer,
     read_route_latencies,
 )
-from cognitionos.apm._tracer import _SPAN_KEY, _attach, _detach, _get_current
+from cognitionos.apm._tracer import _SPAN_KEY, _VAR, _attach, _detach, _get_current
 from cognitionos.errors import ConfigurationError
 
 __all__ = [
@@ -240,7 +240,13 @@ class TracingMiddleware:
             exchange.finish(exc)
             raise
         finally:
-            _detach(token)
+            if _VAR is not None:
+                try:
+                    _VAR.reset(token)  # _detach without its call
+                except Exception:
+                    _detach(token)  # wrong context: let it log as the API does
+            else:  # pragma: no cover - a custom OTEL_PYTHON_CONTEXT
+                _detach(token)
         if not exchange.done:
             exchange.finish(None)
 
@@ -281,22 +287,26 @@ class _Exchange:
         self.end_ns = 0
         self.done = False
 
-    async def send(self, message: Message) -> None:
+    def send(self, message: Message) -> Awaitable[None]:
+        # A plain function returning the awaitable to await: only the final body message
+        # has work to do after the server took it, so only it costs a coroutine of ours.
         kind = message["type"]
         if kind == "http.response.start":
             self.status = int(message["status"])
             if self.mw.annotate is not None:
                 self.headers = list(message.get("headers", ()))
-            await self.downstream(message)
-            return
+        elif kind == "http.response.body" and not message.get("more_body", False):
+            return self._send_last(message)
+        return self.downstream(message)
+
+    async def _send_last(self, message: Message) -> None:
         await self.downstream(message)
-        if kind == "http.response.body" and not message.get("more_body", False):
-            self.end_ns = _time_ns()
-            # a 5xx is often sent by an error handler before the exception escapes:
-            # wait for it so the span and the error group get the exception
-            status = self.status
-            if status is None or status < 500:
-                self.finish(None)
+        self.end_ns = _time_ns()
+        # a 5xx is often sent by an error handler before the exception escapes:
+        # wait for it so the span and the error group get the exception
+        status = self.status
+        if status is None or status < 500:
+            self.finish(None)
 
     def finish(self, exc: BaseException | None) -> None:
         if self.done:
@@ -354,10 +364,12 @@ class _Exchange:
             span._provider._on_end(span)
         else:
             span.end(end_ns)
-        if mw.recorder is not None:
+        recorder = mw.recorder
+        if recorder is not None:
             elapsed = end_ns - self.start_ns
             # wall-clock stamps, as the span's: a clock stepped back must not go negative
-            mw.recorder.record(name, elapsed / 1e9 if elapsed > 0 else 0.0)
+            seconds = elapsed / 1e9 if elapsed > 0 else 0.0
+            recorder.record(name, seconds)
 
 
 class TracingWSGIMiddleware:
@@ -485,10 +497,16 @@ class _TracedBody:
 
 
 def _header(headers: list[tuple[bytes, bytes]], name: bytes) -> bytes | None:
+    size = len(name)
     for key, value in headers:
-        if key.lower() == name:
+        # a length check first: only a name of the right length is lowered and compared
+        if len(key) == size and key.lower() == name:
             return value
     return None
+
+
+# the ``r`` (remaining) parameter of an RFC draft ``RateLimit`` header: "policy";r=5;t=30
+_REMAINING = re.compile(rb"(?:^|;)[ \t]*r=([0-9]+)[ \t]*(?=;|$)").findall
 
 
 class CognitionMiddleware(TracingMiddleware):
@@ -542,6 +560,7 @@ class CognitionMiddleware(TracingMiddleware):
             "ratelimit": limiter is not None,
             "flags": flags is not None,
         }
+        self._waf_on, self._limit_on, self._flags_on = self.stages.values()
         if tracer_provider is not None:
             super().__init__(
                 chain,
@@ -562,23 +581,38 @@ class CognitionMiddleware(TracingMiddleware):
         headers: list[tuple[bytes, bytes]],
         span: otel_trace.Span,
     ) -> None:
-        if self.stages["waf"]:
-            span.set_attribute(
-                "cognitionos.waf.blocked",
-                status == 403 and _header(headers, b"x-waf-incident") is not None,
+        found: dict[str, Any] = {}
+        if self._waf_on:
+            found["cognitionos.waf.blocked"] = (
+                status == 403 and _header(headers, b"x-waf-incident") is not None
             )
-        if self.stages["ratelimit"]:
-            span.set_attribute("cognitionos.ratelimit.allowed", status != 429)
+        if self._limit_on:
+            found["cognitionos.ratelimit.allowed"] = status != 429
             value = _header(headers, b"ratelimit")
             if value is not None:
-                for part in value.decode("latin-1").split(";"):
-                    key, _, number = part.strip().partition("=")
-                    if key == "r" and number.isdigit():
-                        span.set_attribute("cognitionos.ratelimit.remaining", int(number))
-        flags = scope.get("state", {}).get("flags") if self.stages["flags"] else None
-        if flags is not None:
-            for key, evaluation in flags.evaluations().items():
-                span.set_attribute(f"cognitionos.flag.{key}", str(evaluation.value))
+                remaining = _REMAINING(value)
+                if remaining:
+                    found["cognitionos.ratelimit.remaining"] = int(remaining[-1])
+        if self._flags_on:
+            flags = scope.get("state", {}).get("flags")
+            if flags is not None:
+                for key, evaluation in flags.evaluations().items():
+                    found[f"cognitionos.flag.{key}"] = str(evaluation.value)
+        if not found:
+            return
+        if type(span) is Span and not span.end_time:
+            provider = span._provider
+            attrs = span.attributes
+            if len(attrs) + len(found) <= provider.max_attributes:
+                # set_attribute's checks in bulk: room for all; only strings need a look
+                limit = provider._str_limit
+                for key, value in found.items():
+                    if type(value) is str and len(value) > limit:
+                        found[key] = provider._clean(value)
+                attrs.update(found)
+                return
+        for key, value in found.items():
+            span.set_attribute(key, value)
 
 
 class LatencyCollector:

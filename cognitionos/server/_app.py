@@ -24,13 +24,13 @@ from fastapi import FastAPI
 from cognitionos import __version__
 from cognitionos.errors import CognitionError
 from cognitionos.integrations.apm import TracingMiddleware
-from cognitionos.integrations.prometheus import EngineCollector
 from cognitionos.integrations.proxies import TrustedProxies
 from cognitionos.integrations.ratelimit import ClientIP, RateLimitMiddleware
 from cognitionos.integrations.request import RequestInfo
 from cognitionos.server._access import AccessLog, note_span
 from cognitionos.server._guards import BodyGuard, ProblemFirewall
 from cognitionos.server._keys import parse_token
+from cognitionos.server._metrics import ServerCollector
 from cognitionos.server._problems import install_handlers
 from cognitionos.server._routes import (
     admin,
@@ -221,7 +221,7 @@ def build_app(settings: Settings | None = None, *, announce: bool = True) -> Gua
     app.state.cognitionos = state
     app.state.bootstrap_token = created[1] if created is not None else None
     registry = CollectorRegistry()
-    registry.register(EngineCollector(state.firewall.counters, state.limiter.counters))
+    registry.register(ServerCollector(state))
     app.state.cognitionos_registry = registry
     install_handlers(app)
     # routes are matched in order: the per-request data plane (flag evaluation, rate-limit

@@ -109,6 +109,14 @@ class ServerState:
         #: and per-route latency sketches merged into the database every flush
         self.tracer_provider = TracerProvider(service_name="cognitionos-server")
         self.latency = LatencyRecorder(self.store, clock=self.clock)
+        from cognitionos.metrics import CounterSet
+        from cognitionos.server._metrics import AUTOSCALE_COUNTERS, PRICING_COUNTERS
+
+        #: computations of the stateless engines this server ran (``/metrics``)
+        self.engine_counters = {
+            "pricing": CounterSet("pricing", PRICING_COUNTERS, help=PRICING_COUNTERS),
+            "autoscale": CounterSet("autoscale", AUTOSCALE_COUNTERS, help=AUTOSCALE_COUNTERS),
+        }
         self._flags: dict[str, FlagEngine] = {}
         self._flags_lock = threading.Lock()
         self._experiments: dict[str, ExperimentEngine] = {}

@@ -1,9 +1,11 @@
 """The Grafana dashboard in docs/ queries only metrics a real process exposes.
 
-One process exercises every engine that exports metrics (WAF, rate limiter, flags, APM
-tracer/export/tail sampling/latency), registers their counter sets on one
+One process exercises every engine (WAF, rate limiter, flags, experiments, APM
+tracer/export/tail sampling/latency, DR backup/verify/restore and catalog gauges, and the
+pricing/autoscale counter sets the reference server keeps), registers their sets on one
 ``EngineCollector``, and the exposition is parsed with prometheus_client's own parser.
 Every metric name and every ``by (...)`` label in the dashboard's queries must be there.
+(The reference server's own ``/metrics`` is checked in tests/server/test_metrics_engines.py.)
 """
 
 from __future__ import annotations
@@ -32,8 +34,15 @@ _METRIC = re.compile(r"\bcognitionos_[a-z0-9_]+")
 _BY = re.compile(r"\bby \(([^)]*)\)")
 
 
-def exposition() -> dict[str, set[str]]:
+def exposition(tmp_path: Path) -> dict[str, set[str]]:
     """Sample name -> label names, from a process that used every engine."""
+    import sqlite3
+
+    from cognitionos.dr import BackupManager
+    from cognitionos.experiments import ExperimentEngine
+    from cognitionos.metrics import CounterSet
+    from cognitionos.server._metrics import AUTOSCALE_COUNTERS, PRICING_COUNTERS
+
     firewall = Firewall()
     firewall.inspect(
         Request.from_raw("GET", "/search?q=1%20UNION%20SELECT%20password%20FROM%20users--")
@@ -54,6 +63,14 @@ def exposition() -> dict[str, set[str]]:
     provider.force_flush(5000)
     recorder = LatencyRecorder()
     recorder.record("GET /orders/{id}", 0.012)
+    experiments = ExperimentEngine()
+    experiments.create({"key": "e1", "arms": [{"key": "a"}, {"key": "b"}], "status": "running"})
+    experiments.track_exposure("e1", "u1")
+    db = tmp_path / "app.db"
+    with sqlite3.connect(db) as conn:
+        conn.execute("CREATE TABLE t (x)")
+    manager = BackupManager(f"sqlite:///{db}", target=f"file://{tmp_path / 'backups'}")
+    manager.verify(manager.backup().id)
     registry = CollectorRegistry()
     processor = provider.processor
     assert isinstance(processor, TailSamplingProcessor)
@@ -66,10 +83,17 @@ def exposition() -> dict[str, set[str]]:
             processor.counters,
             processor.next.counters,
             recorder.counters,
+            experiments.counters,
+            manager.counters,
+            manager.gauges(rpo=900),
+            CounterSet("pricing", PRICING_COUNTERS),
+            CounterSet("autoscale", AUTOSCALE_COUNTERS),
         )
     )
     text = generate_latest(registry).decode()
     provider.shutdown()
+    manager.close()
+    experiments.close()
     found: dict[str, set[str]] = {}
     for family in text_string_to_metric_families(text):
         for sample in family.samples:
@@ -86,8 +110,8 @@ def queries() -> list[tuple[str, str]]:
     ]
 
 
-def test_every_queried_metric_and_label_exists():
-    found = exposition()
+def test_every_queried_metric_and_label_exists(tmp_path):
+    found = exposition(tmp_path)
     checked = set()
     for title, expr in queries():
         names = _METRIC.findall(expr)
@@ -98,17 +122,22 @@ def test_every_queried_metric_and_label_exists():
             for clause in _BY.findall(expr):
                 for label in (part.strip() for part in clause.split(",")):
                     assert label in found[name], f"{title}: {name} has no label {label!r}"
-    assert len(checked) >= 15
+    assert len(checked) >= 30
 
 
-def test_one_panel_per_engine_that_exports_metrics():
+ENGINES = ("waf", "ratelimit", "flags", "experiments", "apm", "pricing", "autoscale", "dr")
+
+
+def test_one_panel_per_engine():
     dashboard = json.loads(DASHBOARD.read_text("utf-8"))
-    metric_prefixes = {
-        _METRIC.findall(t["expr"])[0].split("_")[1]
-        for p in dashboard["panels"]
-        for t in p["targets"]
-    }
-    assert metric_prefixes == {"waf", "ratelimit", "flags", "apm"}
-    titles = [p["title"].split(":")[0] for p in dashboard["panels"]]
-    assert titles.count("WAF") == titles.count("Rate limit") == titles.count("Flags") == 1
+    panels_of: dict[str, int] = {}
+    for panel in dashboard["panels"]:
+        # every query of a panel reads one engine's metrics
+        (engine,) = {
+            name.split("_")[1] for t in panel["targets"] for name in _METRIC.findall(t["expr"])
+        }
+        panels_of[engine] = panels_of.get(engine, 0) + 1
+    assert set(panels_of) == set(ENGINES)
+    # APM has two (request latency in seconds; span rates); every other engine one
+    assert {e: n for e, n in panels_of.items() if n != 1} == {"apm": 2}
     assert len({p["id"] for p in dashboard["panels"]}) == len(dashboard["panels"])

@@ -53,8 +53,8 @@ def official_from_json(doc: dict) -> object:
     return json_format.ParseDict(doc, pb.ExportTraceServiceRequest())
 
 
-def make_spans():
-    exporter = InMemorySpanExporter()
+def make_spans(exporter=None):
+    exporter = exporter if exporter is not None else InMemorySpanExporter()
     provider = TracerProvider(
         exporter=exporter, service_name="shop", resource={"deployment.environment": "test"}
     )
@@ -77,8 +77,8 @@ def make_spans():
             db.set_status(StatusCode.OK)
         with pytest.raises(RuntimeError), tracer.start_as_current_span("fail"):
             raise RuntimeError("nope")
-    provider.shutdown()
-    return exporter.spans
+    assert provider.shutdown(timeout=5)
+    return getattr(exporter, "spans", None)
 
 
 def check_against_official(msg, spans):
@@ -281,17 +281,80 @@ def test_exporter_posts_to_a_receiver(receiver, encoding):
     assert provider.stats()["spans_exported"] == 2
 
 
-def test_exporter_failure_is_counted_and_shutdown_is_bounded():
+class _Tee:
+    """Passes batches to the HTTP exporter and keeps the spans (what was recorded)."""
+
+    def __init__(self, inner):
+        self.inner = inner
+        self.spans = []
+
+    def export(self, spans):
+        self.spans.extend(spans)
+        return self.inner.export(spans)
+
+    def shutdown(self):
+        self.inner.shutdown()
+
+
+def test_protobuf_over_http_carries_every_field_to_the_official_decoder(receiver):
+    tee = _Tee(OTLPSpanExporter(receiver.url, encoding="protobuf"))
+    make_spans(tee)
+    assert tee.inner.last_status == 200
+    ((path, ctype, msg),) = receiver.received
+    assert (path, ctype) == ("/v1/traces", "application/x-protobuf")
+    # ids, names, timestamps, kinds, attributes, events, links and status as recorded
+    check_against_official(msg, tee.spans)
+
+
+@pytest.mark.parametrize("encoding", ["json", "protobuf"])
+def test_exporter_failure_is_counted_and_shutdown_is_bounded(encoding):
     import socket
 
     with socket.socket() as s:  # a port nobody listens on
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    exporter = OTLPSpanExporter(f"http://127.0.0.1:{port}/v1/traces", timeout=0.5)
+    exporter = OTLPSpanExporter(
+        f"http://127.0.0.1:{port}/v1/traces", encoding=encoding, timeout=0.5
+    )
     provider = TracerProvider(exporter=exporter)
     provider.get_tracer("t").start_span("s").end()
     assert provider.shutdown(timeout=2) is True  # flushed: the batch was tried and failed
     assert provider.stats()["spans_failed"] == 1
+
+
+@pytest.mark.parametrize("encoding", ["json", "protobuf"])
+def test_a_hanging_collector_neither_blocks_exit_nor_hides_drops(encoding):
+    import socket
+    import time
+
+    from cognitionos.apm import BatchSpanProcessor
+
+    listener = socket.socket()  # accepts connections (backlog) and never answers
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)
+    try:
+        url = f"http://127.0.0.1:{listener.getsockname()[1]}/v1/traces"
+        exporter = OTLPSpanExporter(url, encoding=encoding, timeout=30)
+        processor = BatchSpanProcessor(
+            exporter, max_queue_size=4, max_export_batch_size=1, schedule_delay=0.01
+        )
+        provider = TracerProvider(processor=processor)
+        tracer = provider.get_tracer("t")
+        tracer.start_span("first").end()
+        deadline = time.monotonic() + 5
+        while processor._queue and time.monotonic() < deadline:
+            time.sleep(0.01)  # the export thread took "first" and is stuck on the socket
+        for i in range(10):
+            tracer.start_span(f"s{i}").end()
+        started = time.monotonic()
+        assert provider.shutdown(timeout=0.5) is False
+        assert time.monotonic() - started < 2.0  # the 30 s HTTP timeout did not hold exit
+        stats = provider.stats()
+        # 4 queued, 6 refused by the full queue; the 4 left at the deadline are dropped too
+        assert stats["spans_dropped"] == 10
+        assert stats["spans_exported"] == 0
+    finally:
+        listener.close()
 
 
 def test_http_error_status_is_a_failure():

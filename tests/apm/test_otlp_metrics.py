@@ -6,6 +6,7 @@ import json
 import math
 import random
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
@@ -18,6 +19,7 @@ from cognitionos.apm import (
     LatencySketch,
     OTLPMetricExporter,
     encode_otlp_metrics_json,
+    encode_otlp_metrics_protobuf,
     sketch_scale,
 )
 from cognitionos.errors import ConfigurationError
@@ -138,3 +140,94 @@ def test_exporter_failure_is_false_never_raised():
     assert exporter.last_status is None
     with pytest.raises(ConfigurationError, match="endpoint"):
         OTLPMetricExporter("collector:4318")
+
+
+def test_protobuf_body_is_the_json_request_in_the_wire_format():
+    rng = random.Random(5)
+    a, b = LatencySketch(0.01), LatencySketch(0.02)
+    values = [rng.lognormvariate(-3, 1) for _ in range(5000)] + [0.0, 0.0, -0.25, -1.5]
+    a.add_many(values)
+    b.add_many([0.5])
+    options = {
+        "resource": {"service.name": "shop", "pid": 7},
+        "start_time_unix_nano": 1_700_000_000_000_000_000,
+        "time_unix_nano": 1_700_000_060_000_000_000,
+    }
+    binary = metrics_service_pb2.ExportMetricsServiceRequest()
+    binary.ParseFromString(encode_otlp_metrics_protobuf({"GET /a": a, "GET /b": b}, **options))
+    assert binary == official(encode_otlp_metrics_json({"GET /a": a, "GET /b": b}, **options))
+    (metric,) = binary.resource_metrics[0].scope_metrics[0].metrics
+    pa, pb_ = metric.exponential_histogram.data_points
+    # independent of the encoder: what was added to the sketches
+    assert [kv.value.string_value for kv in pa.attributes] == ["GET /a"]
+    assert (pa.count, pa.zero_count) == (5004, 2)
+    assert sum(pa.positive.bucket_counts) == 5000 and sum(pa.negative.bucket_counts) == 2
+    assert (pa.min, pa.max) == (-1.5, max(values))
+    assert math.isclose(pa.sum, math.fsum(values), rel_tol=1e-9)
+    assert pa.start_time_unix_nano == 1_700_000_000_000_000_000
+    assert pa.time_unix_nano == 1_700_000_060_000_000_000
+    assert pa.scale == 6 and pb_.scale == 5  # base 2^(1/64) <= 1.0202; 2^(1/32) <= 1.0408
+    # one value: its one bucket is the one holding 0.5 at scale 5 (within one bucket)
+    assert (pb_.count, pb_.sum, pb_.min, pb_.max) == (1, 0.5, 0.5, 0.5)
+    assert list(pb_.positive.bucket_counts) == [1]
+    assert abs(pb_.positive.offset - (math.ceil(math.log2(0.5) * 32) - 1)) <= 1
+    # negative offsets are zigzag-encoded sint32: a value of 1e-6 s sits at index < 0
+    tiny = LatencySketch(0.01)
+    tiny.add(1e-6)
+    msg = metrics_service_pb2.ExportMetricsServiceRequest()
+    msg.ParseFromString(encode_otlp_metrics_protobuf({"r": tiny}))
+    offset = msg.resource_metrics[0].scope_metrics[0].metrics[0].exponential_histogram
+    assert abs(offset.data_points[0].positive.offset - (math.ceil(math.log2(1e-6) * 64) - 1)) <= 1
+
+
+def test_protobuf_exporter_posts_what_was_recorded():
+    received = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self):
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            received.append((self.headers["Content-Type"], body))
+            self.send_response(200)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args):
+            return None
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/v1/metrics"
+        exporter = OTLPMetricExporter(url, encoding="protobuf", resource={"service.name": "api"})
+        sk = LatencySketch()
+        sk.add_many([0.01, 0.02, 0.03])
+        before = time.time_ns()
+        assert exporter.export({"GET /a": sk})
+        after = time.time_ns()
+    finally:
+        server.shutdown()
+        server.server_close()
+    ((ctype, body),) = received
+    assert ctype == "application/x-protobuf"
+    msg = metrics_service_pb2.ExportMetricsServiceRequest()
+    msg.ParseFromString(body)
+    (rm,) = msg.resource_metrics
+    assert {kv.key: kv.value.string_value for kv in rm.resource.attributes} == {
+        "service.name": "api"
+    }
+    (metric,) = rm.scope_metrics[0].metrics
+    assert (metric.name, metric.unit) == ("http.server.request.duration", "s")
+    hist = metric.exponential_histogram
+    assert hist.aggregation_temporality == 2  # AGGREGATION_TEMPORALITY_CUMULATIVE
+    (point,) = hist.data_points
+    assert point.count == 3 and math.isclose(point.sum, 0.06)
+    assert (point.min, point.max) == (0.01, 0.03)
+    assert point.start_time_unix_nano == exporter.start_time_unix_nano
+    assert before <= point.time_unix_nano <= after
+    # three values a factor 1.5-2 apart: three buckets, each holding its value's index
+    indices = [point.positive.offset + i for i, n in enumerate(point.positive.bucket_counts) if n]
+    assert len(indices) == 3 and sum(point.positive.bucket_counts) == 3
+    for index, value in zip(indices, (0.01, 0.02, 0.03), strict=True):
+        assert abs(index - (math.ceil(math.log2(value) * 64) - 1)) <= 1
+    with pytest.raises(ConfigurationError, match="encoding"):
+        OTLPMetricExporter(url, encoding="xml")

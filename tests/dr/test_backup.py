@@ -54,6 +54,14 @@ def test_sqlite_drill(tmp_path):
     assert _sqlite_rows(restored, "blobs") == before_blobs
     check = sqlite3.connect(restored).execute("PRAGMA integrity_check").fetchone()[0]
     assert check == "ok"
+    # one backup, one good verification, one restore: what the counters say
+    assert mgr.counters.snapshot() == {
+        "backups": 1,
+        "verifications": 1,
+        "verifications_failed": 0,
+        "restores": 1,
+        "drills": 0,
+    }
 
 
 def test_corrupted_backup_is_detected(tmp_path):
@@ -74,6 +82,8 @@ def test_corrupted_backup_is_detected(tmp_path):
     assert not result.ok
     assert "checksum" in result.problems[0]
     assert mgr.get(rec.id).verified_at is None
+    counts = mgr.counters.snapshot()
+    assert (counts["verifications"], counts["verifications_failed"]) == (0, 1)
     with pytest.raises(StorageError, match="corrupted"):
         mgr.restore(rec.id, to=f"sqlite:///{tmp_path / 'r.db'}")
 

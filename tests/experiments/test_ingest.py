@@ -148,6 +148,10 @@ def test_exactly_once_and_the_outcome_of_each_event(engine, key):
         [("u1", "revenue", 1.0, "c"), ("u1", "revenue", 1.0, "c"), ("zz", "revenue", 1.0, "d")],
     )
     assert (counts["counted"], counts["duplicate"], counts["unexposed"]) == (1, 1, 1)
+    # the engine's counters: the outcomes listed above, summed (variant given: no assign)
+    totals = engine.counters.snapshot()
+    assert (totals["events"], totals["events_duplicate"], totals["events_unexposed"]) == (3, 3, 2)
+    assert (totals["exposures"], totals["exposures_repeated"], totals["assignments"]) == (2, 0, 0)
     blue = next(s for s in engine.summary(key) if s.arm == "blue" and s.metric == "revenue")
     # u1 total 8, u2 total 1
     assert (blue.n, blue.sum, blue.sum_sq) == (2, 9.0, 65.0)
@@ -164,6 +168,8 @@ def test_first_exposure_fixes_the_arm_and_multiple_exposures_are_counted(engine,
     assert engine.track_exposures(key, [("u1", "green"), ("u1", "control"), ("u2", "green")]) == 0
     report = engine.exposure_report(key)
     assert report == {"units": {"control": 0, "blue": 1, "green": 1}, "multiple_exposures": 1}
+    totals = engine.counters.snapshot()
+    assert (totals["exposures"], totals["exposures_repeated"]) == (2, 4)
     exposures = [e for e in engine.events(key) if e["type"] == "exposure"]
     assert [(e["unit"], e["arm"]) for e in exposures] == [("u1", "blue"), ("u2", "green")]
 

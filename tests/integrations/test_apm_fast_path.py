@@ -245,3 +245,128 @@ def test_cognition_middleware_with_only_apm_is_the_tracing_layer_itself():
     assert isinstance(mw, TracingMiddleware) and mw.annotate is None and mw.app is None
     bare = CognitionMiddleware(None)  # type: ignore[arg-type]
     assert not bare._tracing
+
+
+def test_latency_recording_is_the_same_on_both_paths(monkeypatch):
+    """Both request paths record the same durations: windows, folds, per-route sketches
+    and overflow agree (seeded request stamps, a manual clock rolling the windows)."""
+    import itertools
+
+    import cognitionos.integrations.apm as apm_mw
+    from cognitionos.clock import ManualClock
+
+    routes = ["/a/{id}", "/b", "/c/{x}/{y}", "/d", "/e"]
+
+    def run(fast):
+        rng = random.Random(42)
+        # request stamps (ns) from a seeded walk: the same durations on both paths
+        stamps = itertools.accumulate(rng.randrange(1_000, 90_000_000) for _ in range(10_000))
+        monkeypatch.setattr(apm_mw, "_time_ns", stamps.__next__)
+        clock = ManualClock(start=1_000)
+        recorder = LatencyRecorder(clock=clock, window=60, max_routes=4)  # /e overflows
+        mw = TracingMiddleware(
+            None,  # type: ignore[arg-type]
+            tracer_provider=TracerProvider(exporter=InMemorySpanExporter()),
+            recorder=recorder,
+        )
+        mw._fast = fast
+        picks = random.Random(7)
+
+        async def app(scope, receive, send):
+            scope["cognitionos.route"] = scope["path"]
+            await send({"type": "http.response.start", "status": 200, "headers": []})
+            await send({"type": "http.response.body", "body": b"ok"})
+
+        async def receive():
+            return {"type": "http.request"}
+
+        async def send(message):
+            return None
+
+        mw.app = app
+
+        async def many():
+            for _ in range(1_500):  # crosses the 256-value fold several times per route
+                scope = {"type": "http", "method": "GET", "path": picks.choice(routes)}
+                scope["headers"] = []
+                await mw(scope, receive, send)
+                clock.advance(picks.choice([0, 0, 0, 0.5, 7]))  # windows roll over
+
+        asyncio.run(many())
+        with recorder._lock:
+            recorder._fold_all_locked()
+        pending = {key: sk.to_bytes() for key, sk in recorder._pending.items()}
+        totals = {route: sk.to_bytes() for route, sk in recorder.totals().items()}
+        return pending, totals, recorder.counters.snapshot()
+
+    fast, slow = run(True), run(False)
+    assert fast == slow
+    pending, totals, counters = fast
+    assert len({start for start, _ in pending}) > 3  # several windows were used
+    assert "/e" not in totals and counters["overflow"] > 0
+    from cognitionos.apm import LatencySketch
+
+    assert sum(LatencySketch.from_bytes(raw).count for raw in totals.values()) == 1_500
+
+
+class _FlagsSeen:
+    def __init__(self, values):
+        self._values = values
+
+    def evaluations(self):
+        return {k: type("Ev", (), {"value": v})() for k, v in self._values.items()}
+
+
+def _remaining_by_hand(value: bytes):
+    """The RateLimit header's ``r`` parameter read part by part (the reference)."""
+    out = None
+    for part in value.decode("latin-1").split(";"):
+        key, _, number = part.strip(" \t").partition("=")
+        if key == "r" and number and all(c in "0123456789" for c in number):
+            out = int(number)
+    return out
+
+
+@pytest.mark.parametrize("max_attributes", [128, 5])
+def test_stage_attributes_in_bulk_equal_set_attribute_one_by_one(max_attributes):
+    """CognitionMiddleware writes the stages' answers into our span's dict in one update
+    when they fit; a span of another type takes set_attribute per key. Both must agree,
+    including truncation of long flag values and the attribute cap."""
+
+    class _Slow(Span):  # same layout, not ``type(span) is Span``: the one-by-one path
+        __slots__ = ()
+
+    provider = TracerProvider(
+        exporter=InMemorySpanExporter(), max_attributes=max_attributes, max_attribute_length=16
+    )
+    mw = CognitionMiddleware(None, tracer_provider=provider)  # type: ignore[arg-type]
+    mw._waf_on = mw._limit_on = mw._flags_on = True
+    tracer = provider.get_tracer("t")
+    cases = [
+        (200, [(b"RateLimit", b'"default";r=5;t=30')], {"a": True}),
+        (403, [(b"x-waf-incident", b"abc"), (b"ratelimit", b"r=1;r=2")], {}),
+        (429, [(b"ratelimit", b' "p" ; r=abc ; t=1')], {"long": "x" * 40, "n": 3}),
+        (None, [], {"a": "short"}),
+    ]
+    for status, headers, flag_values in cases:
+        spans = []
+        for slow in (False, True):
+            span = tracer.start_span("s", attributes={"k1": 1, "k2": 2, "k3": 3})
+            if slow:
+                span.__class__ = _Slow
+            scope = {"state": {"flags": _FlagsSeen(flag_values)}}
+            mw._annotate(scope, status, headers, span)
+            spans.append(dict(span.attributes))
+        fast, slow_attrs = spans
+        assert fast == slow_attrs
+        remaining = next(
+            (_remaining_by_hand(v) for k, v in headers if k.lower() == b"ratelimit"), None
+        )
+        if len(fast) < max_attributes:
+            assert fast.get("cognitionos.ratelimit.remaining") == remaining
+            assert fast["cognitionos.waf.blocked"] == (status == 403)
+    stats = provider.stats()
+    if max_attributes == 128:  # the 40-character flag value was cut to 16, on both paths
+        assert stats["attributes_truncated"] == 2
+    else:  # past the cap of 5, on both paths
+        assert stats["attributes_dropped"] > 0

@@ -13,7 +13,7 @@ from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from cognitionos.server._compute import engine_errors, offload, plain
-from cognitionos.server._http import Principal, require
+from cognitionos.server._http import Principal, require, state_of
 
 __all__ = ["MAX_MINUTES", "router"]
 
@@ -130,12 +130,15 @@ async def simulate(
         return doc
 
     result: dict[str, Any] = await offload(request, run)
+    state_of(request).engine_counters["autoscale"].inc("simulations")
     return result
 
 
 @router.post("/recommend", summary="One HPA decision for the current replicas and CPU")
 def recommend(
-    body: Recommend, _p: Annotated[Principal, Depends(require("autoscale:compute"))]
+    request: Request,
+    body: Recommend,
+    _p: Annotated[Principal, Depends(require("autoscale:compute"))],
 ) -> dict[str, Any]:
     from cognitionos.autoscale import HPAPolicy, PodMetric, PodStatus, ScalingInput
 
@@ -165,7 +168,9 @@ def recommend(
             "metric": d.metric,
         }
 
-    return engine_errors(run)
+    answer: dict[str, Any] = engine_errors(run)
+    state_of(request).engine_counters["autoscale"].inc("decisions")
+    return answer
 
 
 @router.post("/hpa/render", summary="The autoscaling/v2 HPA manifest for these settings")

@@ -14,7 +14,7 @@ from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from cognitionos.server._compute import offload, plain
-from cognitionos.server._http import Principal, require
+from cognitionos.server._http import Principal, require, state_of
 from cognitionos.server._problems import ApiError
 
 __all__ = ["MAX_BOOTSTRAP", "MAX_ROWS", "router"]
@@ -105,6 +105,11 @@ class CLVPredict(Strict):
     discount_rate: Annotated[float, Field(ge=0, le=1)] = 0.01
 
 
+def _count(request: Request, name: str) -> None:
+    """One more computation of ``name`` on the server's ``/metrics``."""
+    state_of(request).engine_counters["pricing"].inc(name)
+
+
 def _estimate(obs: Observations) -> Any:
     from cognitionos.pricing import estimate_elasticity
 
@@ -127,6 +132,7 @@ async def elasticity(
     """Log-log regression of quantity on price (HC3 standard errors with ``robust``)."""
     result = await offload(request, _estimate, body)
     doc: dict[str, Any] = plain(result.as_dict())
+    _count(request, "elasticity_fits")
     return doc
 
 
@@ -154,6 +160,9 @@ async def optimal(
         return doc
 
     result: dict[str, Any] = await offload(request, run)
+    if body.observations is not None:
+        _count(request, "elasticity_fits")
+    _count(request, "price_decisions")
     return result
 
 
@@ -190,6 +199,7 @@ async def clv_fit(
         }
 
     result: dict[str, Any] = await offload(request, run)
+    _count(request, "clv_fits")
     return result
 
 
@@ -259,4 +269,5 @@ async def clv_predict(
         return out
 
     result: dict[str, Any] = await offload(request, run)
+    _count(request, "clv_predictions")
     return result
