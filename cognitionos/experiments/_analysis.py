@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 import operator
 from collections.abc import Collection, Iterable, Mapping, Sequence
-from itertools import chain, repeat
+from itertools import chain, count, repeat
 from typing import Any, Literal
 
 import attrs
@@ -140,8 +140,7 @@ _ARM_FIELDS = (
 )
 
 
-@attrs.frozen(slots=True, repr=False)
-class ArmResult:
+class ArmResult(tuple):  # type: ignore[type-arg]
     """One treatment arm compared with the control on one metric.
 
     ``effect_abs`` is treatment mean - control mean (CUPED-adjusted when CUPED applied),
@@ -152,120 +151,121 @@ class ArmResult:
     where ``chance_to_win`` and ``expected_loss`` are filled instead. Anything that cannot be
     computed is ``None``, with the reason in ``warnings``.
 
-    The values live in one immutable row (built by :func:`analyze` in a single C-level
-    pass, which keeps thousands of comparisons cheap); the fields are read-only properties.
+    The values live in one immutable row: an ``ArmResult`` is a tuple (in the order of
+    :meth:`to_dict`), so :func:`analyze` creates thousands of them in one C-level pass with
+    no Python call per comparison; read it through the named properties.
     """
 
-    _row: tuple[Any, ...]
+    __slots__ = ()
 
     @property
     def metric(self) -> str:
-        return self._row[0]  # type: ignore[no-any-return]
+        return self[0]  # type: ignore[no-any-return]
 
     @property
     def arm(self) -> str:
-        return self._row[1]  # type: ignore[no-any-return]
+        return self[1]  # type: ignore[no-any-return]
 
     @property
     def control(self) -> str:
-        return self._row[2]  # type: ignore[no-any-return]
+        return self[2]  # type: ignore[no-any-return]
 
     @property
     def kind(self) -> str:
-        return self._row[3]  # type: ignore[no-any-return]
+        return self[3]  # type: ignore[no-any-return]
 
     @property
     def method(self) -> str:
-        return self._row[4]  # type: ignore[no-any-return]
+        return self[4]  # type: ignore[no-any-return]
 
     @property
     def n(self) -> int:
-        return self._row[5]  # type: ignore[no-any-return]
+        return self[5]  # type: ignore[no-any-return]
 
     @property
     def control_n(self) -> int:
-        return self._row[6]  # type: ignore[no-any-return]
+        return self[6]  # type: ignore[no-any-return]
 
     @property
     def mean(self) -> float | None:
-        return self._row[7]  # type: ignore[no-any-return]
+        return self[7]  # type: ignore[no-any-return]
 
     @property
     def control_mean(self) -> float | None:
-        return self._row[8]  # type: ignore[no-any-return]
+        return self[8]  # type: ignore[no-any-return]
 
     @property
     def effect_abs(self) -> float | None:
-        return self._row[9]  # type: ignore[no-any-return]
+        return self[9]  # type: ignore[no-any-return]
 
     @property
     def effect_rel(self) -> float | None:
-        return self._row[10]  # type: ignore[no-any-return]
+        return self[10]  # type: ignore[no-any-return]
 
     @property
     def ci(self) -> tuple[float, float] | None:
-        return self._row[11]  # type: ignore[no-any-return]
+        return self[11]  # type: ignore[no-any-return]
 
     @property
     def ci_rel(self) -> tuple[float, float] | None:
-        return self._row[12]  # type: ignore[no-any-return]
+        return self[12]  # type: ignore[no-any-return]
 
     @property
     def std_error(self) -> float | None:
-        return self._row[13]  # type: ignore[no-any-return]
+        return self[13]  # type: ignore[no-any-return]
 
     @property
     def std_error_rel(self) -> float | None:
-        return self._row[14]  # type: ignore[no-any-return]
+        return self[14]  # type: ignore[no-any-return]
 
     @property
     def p_value(self) -> float | None:
-        return self._row[15]  # type: ignore[no-any-return]
+        return self[15]  # type: ignore[no-any-return]
 
     @property
     def p_value_adjusted(self) -> float | None:
-        return self._row[16]  # type: ignore[no-any-return]
+        return self[16]  # type: ignore[no-any-return]
 
     @property
     def chance_to_win(self) -> float | None:
-        return self._row[17]  # type: ignore[no-any-return]
+        return self[17]  # type: ignore[no-any-return]
 
     @property
     def expected_loss(self) -> float | None:
-        return self._row[18]  # type: ignore[no-any-return]
+        return self[18]  # type: ignore[no-any-return]
 
     @property
     def expected_loss_scale(self) -> str | None:
-        return self._row[19]  # type: ignore[no-any-return]
+        return self[19]  # type: ignore[no-any-return]
 
     @property
     def significant(self) -> bool:
-        return self._row[20]  # type: ignore[no-any-return]
+        return self[20]  # type: ignore[no-any-return]
 
     @property
     def direction(self) -> Literal["better", "worse", "none"]:
-        return self._row[21]  # type: ignore[no-any-return]
+        return self[21]  # type: ignore[no-any-return]
 
     @property
     def cuped_theta(self) -> float | None:
-        return self._row[22]  # type: ignore[no-any-return]
+        return self[22]  # type: ignore[no-any-return]
 
     @property
     def ci_level(self) -> float:
-        return self._row[23]  # type: ignore[no-any-return]
+        return self[23]  # type: ignore[no-any-return]
 
     @property
     def inverse(self) -> bool:
-        return self._row[24]  # type: ignore[no-any-return]
+        return self[24]  # type: ignore[no-any-return]
 
     @property
     def warnings(self) -> tuple[str, ...]:
-        return self._row[25]  # type: ignore[no-any-return]
+        return self[25]  # type: ignore[no-any-return]
 
     @property
     def cuped_coefficients(self) -> tuple[float, ...] | None:
         """CUPED coefficients (one per covariate) when CUPED applied, else None."""
-        return self._row[26]  # type: ignore[no-any-return]
+        return self[26]  # type: ignore[no-any-return]
 
     @property
     def summary(self) -> str:
@@ -274,22 +274,56 @@ class ArmResult:
 
     def to_dict(self) -> dict[str, Any]:
         """Field name -> value (JSON-ready apart from tuples)."""
-        return dict(zip(_ARM_FIELDS, self._row, strict=True))
+        return dict(zip(_ARM_FIELDS, self, strict=True))
 
     def __repr__(self) -> str:
-        inner = ", ".join(f"{k}={v!r}" for k, v in zip(_ARM_FIELDS, self._row, strict=True))
+        inner = ", ".join(f"{k}={v!r}" for k, v in zip(_ARM_FIELDS, self, strict=True))
         return f"ArmResult({inner})"
 
 
-@attrs.frozen(slots=True)
-class MetricResult:
-    """All comparisons of one metric."""
+class MetricResult(tuple):  # type: ignore[type-arg]
+    """All comparisons of one metric: ``metric``, ``kind``, ``control``, ``arms`` (the
+    :class:`ArmResult` of each treatment arm) and ``inverse`` (lower is better).
 
-    metric: str
-    kind: str
-    control: str
-    arms: tuple[ArmResult, ...]
-    inverse: bool
+    Like :class:`ArmResult` an immutable row (a tuple in that field order), so
+    :func:`analyze` builds one per metric without a Python call each.
+    """
+
+    __slots__ = ()
+
+    def __new__(
+        cls, metric: str, kind: str, control: str, arms: tuple[ArmResult, ...], inverse: bool
+    ) -> MetricResult:
+        return tuple.__new__(cls, (metric, kind, control, tuple(arms), bool(inverse)))
+
+    @property
+    def metric(self) -> str:
+        return self[0]  # type: ignore[no-any-return]
+
+    @property
+    def kind(self) -> str:
+        return self[1]  # type: ignore[no-any-return]
+
+    @property
+    def control(self) -> str:
+        return self[2]  # type: ignore[no-any-return]
+
+    @property
+    def arms(self) -> tuple[ArmResult, ...]:
+        return self[3]  # type: ignore[no-any-return]
+
+    @property
+    def inverse(self) -> bool:
+        return self[4]  # type: ignore[no-any-return]
+
+    def __getnewargs__(self) -> tuple[Any, ...]:
+        return tuple(self)
+
+    def __repr__(self) -> str:
+        return (
+            f"MetricResult(metric={self[0]!r}, kind={self[1]!r}, control={self[2]!r}, "
+            f"arms={self[3]!r}, inverse={self[4]!r})"
+        )
 
 
 @attrs.frozen(slots=True)
@@ -396,8 +430,8 @@ def _grid(
     metric_of = list(map(_METRIC, items))
     arm_of = list(map(_ARM, items))
     kind_of = list(map(_KIND, items))
-    metrics = {m: i for i, m in enumerate(dict.fromkeys(metric_of))}
-    arms = {a: i for i, a in enumerate(dict.fromkeys(arm_of))}
+    metrics = dict(zip(dict.fromkeys(metric_of), count()))
+    arms = dict(zip(dict.fromkeys(arm_of), count()))
     m_idx = list(map(metrics.__getitem__, metric_of))
     a_idx = list(map(arms.__getitem__, arm_of))
     kind_by_metric = dict(zip(metric_of, kind_of, strict=True))
@@ -442,7 +476,8 @@ def _grid(
     cols = remap[idx[:, 1]]
     flat = idx[:, 0] * len(arm_names) + cols
     n_cells = len(metric_names) * len(arm_names)
-    if np.unique(flat).size == flat.size:  # one summary per cell: plain assignment
+    if len(items) <= n_cells and np.bincount(flat, minlength=n_cells).max() <= 1:
+        # one summary per cell: plain assignment
         cube = np.zeros((_NFIELDS, n_cells))
         cube[:, flat] = values.T
     else:  # summaries of the same cell add up
@@ -459,11 +494,13 @@ def _grid(
 def _check_values(
     np: Any, values: Any, idx: Any, metrics: list[str], arms: list[str], kinds: list[str]
 ) -> None:
-    kind = np.array(kinds)[idx[:, 0]]
+    row_kind = idx[:, 0]
+    is_bin = np.array([k == "binomial" for k in kinds])[row_kind]
+    is_count = np.array([k == "count" for k in kinds])[row_kind]
     n, total = values[:, 0], values[:, 1]
     checks = (
-        ((kind == "binomial") & ((total < 0) | (total > n)), "binomial: conversions outside 0..n"),
-        ((kind == "count") & (total < 0), "count: negative total"),
+        (is_bin & ((total < 0) | (total > n)), "binomial: conversions outside 0..n"),
+        (is_count & (total < 0), "count: negative total"),
         ((values[:, [2, 4, 7]] < 0).any(axis=1), "a sum of squares is negative"),
     )
     for bad, what in checks:
@@ -568,9 +605,8 @@ def analyze(
         n_metrics, n_arms = len(metric_names), len(arm_names)
 
         n, s, ss, ps, pss, xs, ds, dss, nds = data
-        kind_arr = np.array(kinds)[:, None]
-        is_bin = kind_arr == "binomial"
-        is_ratio = kind_arr == "ratio"
+        is_bin = np.array([k == "binomial" for k in kinds])[:, None]
+        is_ratio = np.array([k == "ratio" for k in kinds])[:, None]
         inv = np.array([m in inverse for m in metric_names])[:, None]
 
         mean_num = s / n
@@ -645,7 +681,6 @@ def analyze(
         var_abs = vb / nb + va / na
         eff_rel = eff_abs / np.abs(ma_u)
         var_rel = K.relative_variance(np, va, ma_u, na, vb, mb_u, nb)
-        df = K.welch_df(np, va, na, vb, nb) if test == "welch" else np.full(eff_abs.shape, np.inf)
 
         # --- flags ---
         shape = eff_abs.shape
@@ -664,24 +699,24 @@ def analyze(
         # pre-period balance: randomization should leave the covariate means equal
         pre_se2 = pre_var[:, 1:] / nb + pre_var[:, :1] / na
         pre_z = np.abs(pre_mean[:, 1:] - pre_mean[:, :1]) / np.sqrt(pre_se2)
-        pre_df = K.welch_df(np, pre_var[:, :1], na, pre_var[:, 1:], nb)
-        pre_p = 2 * special.stdtr(np.where(np.isnan(pre_df), np.inf, pre_df), -pre_z)
-        imbalanced = has_pre & (pre_se2 > 0) & (pre_p < balance_threshold)
+        imbalanced = (
+            has_pre
+            & (pre_se2 > 0)
+            & _pre_imbalanced(np, special, pre_z, pre_var, na, nb, balance_threshold)
+        )
         flags |= np.where(imbalanced & ((flags & _INVALID) == 0), _IMBALANCE, 0)
         valid_abs = (flags & _INVALID) == 0
         valid_rel = valid_abs & ((flags & _CONTROL_ZERO) == 0)
         relative = difference == "relative"
         valid = valid_rel if relative else valid_abs
-        eff = np.where(relative, eff_rel, eff_abs)
-        var = np.where(relative, var_rel, var_abs)
         # harmless placeholders where invalid, so no warning is raised and nothing leaks
+        # (valid_abs implies var_abs > 0: a non-positive variance is flagged zero_variance)
         eff_abs_s = np.where(valid_abs, eff_abs, 0.0)
         var_abs_s = np.where(valid_abs, var_abs, 1.0)
         eff_rel_s = np.where(valid_rel, eff_rel, 0.0)
         var_rel_s = np.where(valid_rel & (var_rel > 0), var_rel, 1.0)
-        df_s = np.where(valid_abs & ~np.isnan(df), df, np.inf)
-        eff_s = np.where(valid, eff, 0.0)
-        var_s = np.where(valid & (var > 0), var, 1.0)
+        # the chosen scale
+        eff_s, var_s = (eff_rel_s, var_rel_s) if relative else (eff_abs_s, var_abs_s)
         n_total = na + nb
 
         # --- p-values and corrections ---
@@ -693,10 +728,15 @@ def analyze(
         exact_mask: Any = None
         loss_scale = difference
         if method == "frequentist":
+            df = K.welch_df(np, va, na, vb, nb) if test == "welch" else np.inf
+            df_s = np.where(valid_abs & ~np.isnan(df), df, np.inf)
             p_raw = 2 * special.stdtr(df_s, -np.abs(eff_s) / np.sqrt(var_s))
+        elif method == "msprt" and msprt_tau is not None:
+            p_raw, _ = K.mixture_sequential(np, eff_s, var_s, msprt_tau**2, alpha)
         elif method in ("sequential", "msprt"):
-            tau2 = _tau2(np, method, msprt_tau, var_s, n_total, alpha, sequential_tuning)
-            p_raw, _ = K.mixture_sequential(np, eff_s, var_s, tau2, alpha)
+            p_raw = K.confidence_sequence_p_value(
+                np, eff_s, var_s, n_total, alpha, sequential_tuning
+            )
         else:
             ctw, loss, mu, sigma = _bayes(np, special, metric_names, priors, eff_s, var_s, inv)
             if binomial_exact:
@@ -786,13 +826,10 @@ def analyze(
             ),
         )  # fmt: skip
         width = n_arms - 1
-        metric_results = [
-            MetricResult(
-                metric, kinds[i], control_name, tuple(all_arms[i * width : (i + 1) * width]),
-                metric in inverse,
-            )
-            for i, metric in enumerate(metric_names)
-        ]  # fmt: skip
+        per_metric = list(zip(*[iter(all_arms)] * width, strict=True))  # width arms a metric
+        inv_of = [m in inverse for m in metric_names] if inverse else repeat(False)
+        rows = zip(metric_names, kinds, repeat(control_name), per_metric, inv_of)
+        metric_results = list(map(_new_row, repeat(MetricResult), rows))
 
         result_warnings: list[str] = []
         if srm_p is None:
@@ -835,6 +872,8 @@ def _build_arms(np: Any, bundle: tuple[Any, ...]) -> list[ArmResult]:
 
     def opt(values: Any, ok: Any) -> list[Any]:
         if ok.all():  # nothing to hide: skip the object array
+            if np.shape(values) == ok.shape:
+                return values.ravel().tolist()  # type: ignore[no-any-return]
             full = np.broadcast_shapes(np.shape(values), ok.shape)
             return np.broadcast_to(values, full).ravel().tolist()  # type: ignore[no-any-return]
         return np.where(ok, values, None).ravel().tolist()  # type: ignore[no-any-return]
@@ -895,13 +934,21 @@ def _build_arms(np: Any, bundle: tuple[Any, ...]) -> list[ArmResult]:
     count = len(t_n)
     ci = _pairs(lo, hi, valid_abs)
     ci_r = _pairs(lo_r, hi_r, valid_rel)
-    warns = [words[c] for c in code.tolist()] if len(words) > 1 else [words[int(code[0])]] * count
+    warns = (
+        list(map(words.__getitem__, code.tolist()))
+        if len(words) > 1
+        else [words[int(code[0])]] * count
+    )
     columns = (
         metric_col, arm_col, [control] * count, kind_col, [method] * count, t_n, c_n, t_mean,
         c_mean, e_abs, e_rel, ci, ci_r, se, se_r, p, pa, c_w, l_s, scale, sig, direction, th,
         level, inv_col, warns, coefs,
     )  # fmt: skip
-    return list(map(ArmResult, zip(*columns, strict=True)))
+    return list(map(_new_row, repeat(ArmResult), zip(*columns, strict=True)))
+
+
+# builds a result row (ArmResult, MetricResult) from a tuple without a Python-level call
+_new_row = tuple.__new__
 
 
 def _pairs(lo: list[Any], hi: list[Any], ok: Any) -> list[Any]:
@@ -1031,6 +1078,36 @@ def _fieller(np: Any, ma: Any, mb: Any, va: Any, vb: Any, crit: Any, ok: Any) ->
     return np.where(neg, -hi, lo), np.where(neg, -lo, hi)
 
 
+def _pre_imbalanced(
+    np: Any, special: Any, z: Any, pre_var: Any, na: Any, nb: Any, threshold: float
+) -> Any:
+    """Welch test of the pre-period covariate means: two-sided p < ``threshold``.
+
+    Student's t has heavier tails than the normal for every df, so the t p-value is at
+    least the normal one: cells whose normal p-value is already >= ``threshold`` are
+    balanced without evaluating the t distribution (the expensive part), which only runs
+    on the few candidates left (the margin 1e-9 keeps rounding of the two special
+    functions at the threshold from deciding). :func:`_pre_imbalanced_full` is the
+    reference the tests compare this with.
+    """
+    out = np.zeros(z.shape, dtype=bool)
+    # NaN z compares False: not a candidate, and NaN p < threshold is False as well
+    cand = 2 * special.ndtr(-z) < threshold * (1 + 1e-9)
+    if cand.any():
+        idx = np.nonzero(cand)
+        out[idx] = _pre_imbalanced_full(np, special, z, pre_var, na, nb, threshold)[idx]
+    return out
+
+
+def _pre_imbalanced_full(
+    np: Any, special: Any, z: Any, pre_var: Any, na: Any, nb: Any, threshold: float
+) -> Any:
+    """The Welch test of :func:`_pre_imbalanced` on every cell (no shortcut)."""
+    df = K.welch_df(np, pre_var[:, :1], na, pre_var[:, 1:], nb)
+    p = 2 * special.stdtr(np.where(np.isnan(df), np.inf, df), -z)
+    return np.broadcast_to(p < threshold, z.shape)
+
+
 def _sample_var(np: Any, n: Any, s: Any, ss: Any) -> Any:
     """Sample variance with n - 1, clamped at 0 against rounding (NaN for n <= 1)."""
     v = (ss - s * s / n) / (n - 1)
@@ -1040,15 +1117,6 @@ def _sample_var(np: Any, n: Any, s: Any, ss: Any) -> Any:
 def _pvar(np: Any, s: Any, n: Any) -> Any:
     p = s / n
     return p * (1 - p)
-
-
-def _tau2(
-    np: Any, method: str, tau: float | None, var: Any, n_total: Any, alpha: float, n_star: float
-) -> Any:
-    if method == "msprt" and tau is not None:
-        return np.full(var.shape, tau**2)
-    _, tau2 = K.confidence_sequence_halfwidth(np, var, n_total, alpha, n_star)
-    return tau2
 
 
 def _bayes(
@@ -1210,7 +1278,7 @@ def _decide(
         raise ConfigurationError(f"guardrails name unknown metrics: {sorted(unknown)}")
     if srm_detected and rules.block_on_srm:
         return Decision("invalid", None, ("sample ratio mismatch: the assignment is broken",))
-    by_name = {m.metric: m for m in metrics}
+    by_name = dict(zip(names, metrics, strict=True))
     reasons: list[str] = []
     winners: list[ArmResult] = []
     evaluable = 0
