@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 import operator
 from collections.abc import Collection, Iterable, Mapping, Sequence
-from itertools import chain, count, repeat
+from itertools import count, repeat
 from typing import Any, Literal
 
 import attrs
@@ -400,9 +400,11 @@ class AnalysisResult:
 # --- input --------------------------------------------------------------------------------
 
 
-_ROW = operator.attrgetter(
-    "n", "sum", "sum_sq", "pre_sum", "pre_sum_sq", "cross_sum", "denom_sum", "denom_sum_sq",
-    "num_denom_sum",
+_FIELD_GETTERS = tuple(
+    map(operator.attrgetter, (
+        "n", "sum", "sum_sq", "pre_sum", "pre_sum_sq", "cross_sum", "denom_sum", "denom_sum_sq",
+        "num_denom_sum",
+    ))
 )  # fmt: skip
 _NFIELDS = 9
 _METRIC = operator.attrgetter("metric")
@@ -435,7 +437,7 @@ def _grid(
     m_idx = list(map(metrics.__getitem__, metric_of))
     a_idx = list(map(arms.__getitem__, arm_of))
     kind_by_metric = dict(zip(metric_of, kind_of, strict=True))
-    if len(set(zip(metric_of, kind_of, strict=True))) != len(kind_by_metric):
+    if list(map(kind_by_metric.__getitem__, metric_of)) != kind_of:
         first: dict[str, str] = {}
         for s in items:
             k0 = first.setdefault(s.metric, s.kind)
@@ -462,9 +464,10 @@ def _grid(
     if len(arm_names) < 2:
         raise ConfigurationError(f"analyze needs at least two arms, got {arm_names}")
     metric_names = list(metrics)
-    values = np.fromiter(
-        chain.from_iterable(map(_ROW, items)), dtype=float, count=_NFIELDS * len(items)
-    ).reshape(len(items), _NFIELDS)
+    # one pass per field: no tuple per summary
+    values = np.empty((len(items), _NFIELDS))
+    for j, field in enumerate(_FIELD_GETTERS):
+        values[:, j] = np.fromiter(map(field, items), dtype=float, count=len(items))
     idx = np.empty((len(items), 2), dtype=np.intp)
     idx[:, 0] = m_idx
     idx[:, 1] = a_idx
@@ -491,12 +494,19 @@ def _grid(
     return metric_names, [arm_names[i] for i in order], kinds, cube, present, multi
 
 
+def _kind_mask(np: Any, kinds: list[str], kind: str) -> Any:
+    """Boolean array: which metrics are of ``kind`` (no per-metric work when none is)."""
+    if kind not in kinds:
+        return np.zeros(len(kinds), dtype=bool)
+    return np.fromiter(map(kind.__eq__, kinds), dtype=bool, count=len(kinds))
+
+
 def _check_values(
     np: Any, values: Any, idx: Any, metrics: list[str], arms: list[str], kinds: list[str]
 ) -> None:
     row_kind = idx[:, 0]
-    is_bin = np.array([k == "binomial" for k in kinds])[row_kind]
-    is_count = np.array([k == "count" for k in kinds])[row_kind]
+    is_bin = _kind_mask(np, kinds, "binomial")[row_kind]
+    is_count = _kind_mask(np, kinds, "count")[row_kind]
     n, total = values[:, 0], values[:, 1]
     checks = (
         (is_bin & ((total < 0) | (total > n)), "binomial: conversions outside 0..n"),
@@ -605,9 +615,13 @@ def analyze(
         n_metrics, n_arms = len(metric_names), len(arm_names)
 
         n, s, ss, ps, pss, xs, ds, dss, nds = data
-        is_bin = np.array([k == "binomial" for k in kinds])[:, None]
-        is_ratio = np.array([k == "ratio" for k in kinds])[:, None]
-        inv = np.array([m in inverse for m in metric_names])[:, None]
+        is_bin = _kind_mask(np, kinds, "binomial")[:, None]
+        is_ratio = _kind_mask(np, kinds, "ratio")[:, None]
+        inv = (
+            np.array([m in inverse for m in metric_names])[:, None]
+            if inverse
+            else np.zeros((n_metrics, 1), dtype=bool)
+        )
 
         mean_num = s / n
         var_num = np.where(is_bin, mean_num * (1 - mean_num), _sample_var(np, n, s, ss))
