@@ -24,7 +24,7 @@ from cognitionos.errors import ConfigurationError
 from cognitionos.experiments import _kernels as K
 from cognitionos.experiments._corrections import _method as _correction_name
 from cognitionos.experiments._corrections import adjust_pvalues, adjusted_alpha
-from cognitionos.experiments._summary import ArmSummary
+from cognitionos.experiments._summary import RATIO_PRE_FIELDS, ArmSummary
 
 __all__ = [
     "AnalysisResult",
@@ -411,14 +411,16 @@ _METRIC = operator.attrgetter("metric")
 _ARM = operator.attrgetter("arm")
 _KIND = operator.attrgetter("kind")
 _COVS = operator.attrgetter("covariate_sums")
+_RATIO_PRE = operator.attrgetter("ratio_pre")
 
 
 def _grid(
     np: Any, summaries: Iterable[ArmSummary], control: str | None
-) -> tuple[list[str], list[str], list[str], Any, Any, dict[int, tuple[Any, Any, Any]]]:
+) -> tuple[list[str], list[str], list[str], Any, Any, dict[int, tuple[Any, Any, Any]], Any]:
     """Index the summaries: metric and arm names (control first), kinds, a data cube
-    (field x metric x arm; summaries of the same cell are added, as ``merge`` does) and the
-    mask of cells present.
+    (field x metric x arm; summaries of the same cell are added, as ``merge`` does), the
+    mask of cells present, the several-covariate CUPED blocks and the ratio-CUPED sums
+    (``ratio_pre`` as (6 x metric x arm, mask of cells that have them), or None).
 
     Built column by column (C-level ``map`` over the summaries, no per-summary Python
     body), which is most of the fixed cost of a large ``analyze`` call.
@@ -491,7 +493,17 @@ def _grid(
     present[flat] = True
     present = present.reshape(len(metric_names), len(arm_names))
     multi = _covariate_blocks(np, covs, remap, len(metric_names), len(arm_names), metric_names)
-    return metric_names, [arm_names[i] for i in order], kinds, cube, present, multi
+    if any(map(_RATIO_PRE, items)):
+        rp = np.zeros((len(RATIO_PRE_FIELDS), n_cells))
+        rp_has = np.zeros(n_cells, dtype=bool)
+        for i, summary in enumerate(items):
+            if summary.ratio_pre:
+                rp[:, flat[i]] += summary.ratio_pre
+                rp_has[flat[i]] = True
+        ratio_pre = (rp.reshape(-1, *present.shape), rp_has.reshape(present.shape))
+    else:
+        ratio_pre = None
+    return metric_names, [arm_names[i] for i in order], kinds, cube, present, multi, ratio_pre
 
 
 def _kind_mask(np: Any, kinds: list[str], kind: str) -> Any:
@@ -607,7 +619,9 @@ def analyze(
     rules = rules or DecisionRules()
 
     with np.errstate(all="ignore"):  # undefined cells are masked and flagged below
-        metric_names, arm_names, kinds, data, present, multi = _grid(np, summaries, control)
+        metric_names, arm_names, kinds, data, present, multi, ratio_pre = _grid(
+            np, summaries, control
+        )
         control_name = arm_names[0]
         unknown_inverse = set(inverse) - set(metric_names)
         if unknown_inverse:
@@ -678,6 +692,17 @@ def analyze(
             theta_ok = np.zeros((ma_u.shape[0], n_arms - 1), dtype=bool)
             theta = np.zeros(theta_ok.shape)
             ma, mb, va, vb = ma_u + 0.0, mb_u + 0.0, va_u + 0.0, vb_u + 0.0
+        ratio_cuped: Any = None
+        if cuped and ratio_pre is not None:
+            rc = _ratio_cuped(np, data, ratio_pre[0], ratio_pre[1] & present & is_ratio)
+            use_cuped = use_cuped | np.any(ratio_pre[1] & is_ratio, axis=1, keepdims=True)
+            if rc[0].any():
+                ratio_cuped = rc
+                ok, th, ra, rb, rva, rvb, _ = rc
+                theta_ok = np.broadcast_to(theta_ok, ok.shape) | ok
+                theta = np.where(ok, th, theta)
+                ma, mb = np.where(ok, ra, ma), np.where(ok, rb, mb)
+                va, vb = np.where(ok, rva, va), np.where(ok, rvb, vb)
         coefficients: dict[int, Any] = {}
         if cuped and multi:
             theta_ok = np.array(theta_ok, copy=True)
@@ -695,6 +720,8 @@ def analyze(
         var_abs = vb / nb + va / na
         eff_rel = eff_abs / np.abs(ma_u)
         var_rel = K.relative_variance(np, va, ma_u, na, vb, mb_u, nb)
+        if ratio_cuped is not None:
+            var_rel = np.where(ratio_cuped[0], ratio_cuped[6](eff_abs), var_rel)
 
         # --- flags ---
         shape = eff_abs.shape
@@ -1071,6 +1098,59 @@ def _multi_cuped(
     ma, va = adjusted(slice(0, 1))
     mb, vb = adjusted(slice(1, None))
     return theta, ok, (ma, mb, va, vb)
+
+
+def _ratio_cuped(np: Any, data: Any, rp: Any, rp_ok: Any) -> tuple[Any, ...]:
+    """CUPED for ratio metrics: the ratio y/d adjusted by the pre-period ratio x/e.
+
+    Per arm the estimate is R_post - theta R_pre (R = ratio of the arm's sums) and its
+    per-unit variance the delta method over the four means (y, d, x, e): with g_post =
+    (1/d, -y/d^2), g_pre = (1/e, -x/e^2) and L the per-unit covariance matrix (n - 1),
+    V_post = g_post' L g_post, V_pre = g_pre' L g_pre, C = g_post' L g_pre, and
+    v = V_post - 2 theta C + theta^2 V_pre. theta = (C_A + C_B) / (V_pre_A + V_pre_B) per
+    comparison (the per-unit quantities of the two arms added, as gbstats'
+    ``compute_theta_regression_adjusted_ratio``). Returns (ok, theta, adjusted control
+    mean, adjusted treatment means, per-unit variances, and a function of the absolute
+    effect giving the relative variance).
+    """
+    n, s, ss, ps, pss, xs, ds, dss, nds = data
+    e, ee, de, xe, ye, xd = rp
+
+    def cov(sab: Any, sa: Any, sb: Any) -> Any:
+        return (sab - sa * sb / n) / (n - 1)
+
+    y_m, d_m, x_m, e_m = s / n, ds / n, ps / n, e / n
+    v_y, v_d, v_x, v_e = cov(ss, s, s), cov(dss, ds, ds), cov(pss, ps, ps), cov(ee, e, e)
+    c_yd, c_xe = cov(nds, s, ds), cov(xe, ps, e)
+    c_yx, c_ye, c_dx, c_de = cov(xs, s, ps), cov(ye, s, e), cov(xd, ps, ds), cov(de, ds, e)
+    gy, gd = 1 / d_m, -y_m / d_m**2
+    gx, ge = 1 / e_m, -x_m / e_m**2
+    v_post = gy * gy * v_y + 2 * gy * gd * c_yd + gd * gd * v_d
+    v_pre = gx * gx * v_x + 2 * gx * ge * c_xe + ge * ge * v_e
+    c = gy * gx * c_yx + gy * ge * c_ye + gd * gx * c_dx + gd * ge * c_de
+    r_post, r_pre = s / ds, ps / e
+    den = v_pre[:, :1] + v_pre[:, 1:]
+    theta = (c[:, :1] + c[:, 1:]) / den
+    arm_ok = rp_ok & (n > 1) & (ds != 0) & (e != 0)
+    ok = (
+        arm_ok[:, :1] & arm_ok[:, 1:] & (den > 0) & np.isfinite(theta)
+        & np.isfinite(v_post[:, :1]) & np.isfinite(v_post[:, 1:])
+    )  # fmt: skip
+    theta = np.where(ok, theta, 0.0)
+    ma = r_post[:, :1] - theta * r_pre[:, :1]
+    mb = r_post[:, 1:] - theta * r_pre[:, 1:]
+    va = v_post[:, :1] - 2 * theta * c[:, :1] + theta**2 * v_pre[:, :1]
+    vb = v_post[:, 1:] - 2 * theta * c[:, 1:] + theta**2 * v_pre[:, 1:]
+
+    def relative(effect: Any) -> Any:
+        # d/d(control means) of effect / |R_post,A|: the scale moves with the control too
+        ra = r_post[:, :1]
+        k = 1 / np.abs(ra) + effect * np.sign(ra) / ra**2
+        ctrl = k * k * v_post[:, :1] - 2 * k * theta * c[:, :1] / np.abs(ra)
+        ctrl = ctrl + theta**2 * v_pre[:, :1] / ra**2
+        return ctrl / n[:, :1] + vb / (ra**2 * n[:, 1:])
+
+    return ok, theta, ma, mb, va, vb, relative
 
 
 def _fieller(np: Any, ma: Any, mb: Any, va: Any, vb: Any, crit: Any, ok: Any) -> tuple[Any, Any]:
