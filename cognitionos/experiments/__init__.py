@@ -21,6 +21,8 @@ from cognitionos.experiments._analysis import (
     DecisionRules,
     GaussianPrior,
     MetricResult,
+    PhaseSRM,
+    PhaseUnits,
     analyze,
     srm_check,
     srm_sequential,
@@ -73,6 +75,7 @@ from cognitionos.experiments.models import (
     Holdout,
     Metric,
     NamespaceSlice,
+    Phase,
 )
 
 __all__ = [
@@ -93,6 +96,9 @@ __all__ = [
     "GaussianPrior",
     "GroupSequentialDesign",
     "Holdout",
+    "Phase",
+    "PhaseSRM",
+    "PhaseUnits",
     "InteractionResult",
     "Metric",
     "MetricResult",

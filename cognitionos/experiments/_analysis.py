@@ -33,6 +33,8 @@ __all__ = [
     "DecisionRules",
     "GaussianPrior",
     "MetricResult",
+    "PhaseSRM",
+    "PhaseUnits",
     "analyze",
     "srm_check",
     "srm_sequential",
@@ -327,6 +329,37 @@ class MetricResult(tuple):  # type: ignore[type-arg]
 
 
 @attrs.frozen(slots=True)
+class PhaseUnits:
+    """Input of the per-phase SRM check: the weights a phase ran with (arm -> share) and the
+    units first exposed to each arm during it. ``start`` (Unix seconds) is only reported."""
+
+    weights: Mapping[str, float]
+    units: Mapping[str, int]
+    start: float | None = None
+
+
+@attrs.frozen(slots=True)
+class PhaseSRM:
+    """SRM check of one phase: ``p_value`` is None when the phase has fewer units than the
+    minimum-N gate (``srm_min_units``)."""
+
+    phase: int
+    start: float | None
+    weights: Mapping[str, float]
+    units: Mapping[str, int]
+    p_value: float | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "phase": self.phase,
+            "start": self.start,
+            "weights": dict(self.weights),
+            "units": dict(self.units),
+            "p_value": self.p_value,
+        }
+
+
+@attrs.frozen(slots=True)
 class AnalysisResult:
     """Result of :func:`analyze`: comparisons, SRM check and the decision.
 
@@ -347,6 +380,7 @@ class AnalysisResult:
     srm_detected: bool
     decision: Decision
     warnings: tuple[str, ...]
+    srm_phases: tuple[PhaseSRM, ...] = ()
 
     def metric(self, name: str) -> MetricResult:
         """The comparisons of metric ``name``."""
@@ -375,7 +409,8 @@ class AnalysisResult:
             lines.append("Sample ratio not checked (too few units).")
         else:
             verdict = "MISMATCH: do not trust these results" if self.srm_detected else "ok"
-            lines.append(f"Sample ratio check: p = {_fmt_p(self.srm_p_value)} ({verdict}).")
+            where = f" (worst of {len(self.srm_phases)} phases)" if self.srm_phases else ""
+            lines.append(f"Sample ratio check{where}: p = {_fmt_p(self.srm_p_value)} ({verdict}).")
         lines.extend(a.summary for a in self.arms)
         return "\n".join(lines)
 
@@ -391,6 +426,7 @@ class AnalysisResult:
             "units": dict(self.units),
             "srm_p_value": self.srm_p_value,
             "srm_detected": self.srm_detected,
+            "srm_phases": [p.to_dict() for p in self.srm_phases],
             "decision": attrs.asdict(self.decision),
             "warnings": list(self.warnings),
             "arms": [a.to_dict() for a in self.arms],
@@ -562,6 +598,7 @@ def analyze(
     srm_method: str = "chi2",
     inverse: Collection[str] = (),
     rules: DecisionRules | None = None,
+    phases: Sequence[PhaseUnits] | None = None,
 ) -> AnalysisResult:
     """Compare every arm with the control on every metric, check SRM, decide.
 
@@ -591,6 +628,11 @@ def analyze(
     by Fieller's (frequentist method; asymmetric, exact for a ratio of normal means).
     Comparisons whose pre-period covariate means differ at p < ``balance_threshold``
     (Welch test) carry the warning ``pre_period_imbalance``.
+
+    ``phases`` (:class:`PhaseUnits`, e.g. from ``ExperimentEngine.phase_units``) checks SRM
+    phase by phase against the weights each phase ran with, each phase with the
+    ``srm_min_units`` gate; ``srm_phases`` reports every phase and ``srm_p_value`` is the
+    worst (smallest) p-value of the phases checked.
     """
     np = require("numpy", purpose="experiment analysis")
     special = require("scipy.special", purpose="experiment analysis")
@@ -855,6 +897,11 @@ def analyze(
         srm_p, srm_units = _srm(
             np, arm_names, n, present, weights, units, srm_min_units, srm_method
         )
+        srm_phases: tuple[PhaseSRM, ...] = ()
+        if phases is not None:
+            srm_phases = _srm_phases(phases, arm_names, srm_min_units, srm_method)
+            checked = [ph.p_value for ph in srm_phases if ph.p_value is not None]
+            srm_p = min(checked) if checked else None
         srm_detected = srm_p is not None and srm_p < srm_threshold
 
         # --- objects ---
@@ -894,6 +941,7 @@ def analyze(
             srm_detected=bool(srm_detected),
             decision=decision,
             warnings=tuple(result_warnings),
+            srm_phases=srm_phases,
         )
 
 
@@ -1301,6 +1349,37 @@ def _srm(
         return None, counts
     p_value = srm_sequential(observed, w) if method == "sequential" else srm_check(observed, w)
     return p_value, counts
+
+
+def _srm_phases(
+    phases: Sequence[PhaseUnits], arm_names: list[str], min_units: int, method: str
+) -> tuple[PhaseSRM, ...]:
+    """SRM per phase against that phase's weights (arms it did not weight must have no units:
+    any unit there is a mismatch, p = 0)."""
+    out: list[PhaseSRM] = []
+    for i, ph in enumerate(phases):
+        if not isinstance(ph, PhaseUnits):
+            raise ConfigurationError(f"phases[{i}] must be a PhaseUnits, got {type(ph).__name__}")
+        unknown = (set(ph.weights) | set(ph.units)) - set(arm_names)
+        if unknown:
+            raise ConfigurationError(f"phases[{i}] names unknown arms: {sorted(unknown)}")
+        counts = {a: ph.units.get(a, 0) for a in arm_names}
+        if any(isinstance(u, bool) or not isinstance(u, int) or u < 0 for u in counts.values()):
+            raise ConfigurationError(f"phases[{i}]: units must be non-negative integers")
+        weighted = [a for a in arm_names if ph.weights.get(a, 0) > 0]
+        p: float | None
+        if sum(counts.values()) < max(min_units, 1):
+            p = None
+        elif any(counts[a] for a in arm_names if a not in weighted):
+            p = 0.0
+        elif len(weighted) < 2:
+            p = 1.0
+        else:
+            obs = [counts[a] for a in weighted]
+            w = [float(ph.weights[a]) for a in weighted]
+            p = srm_sequential(obs, w) if method == "sequential" else srm_check(obs, w)
+        out.append(PhaseSRM(i, ph.start, dict(ph.weights), counts, p))
+    return tuple(out)
 
 
 def _srm_inputs(observed: Sequence[int], weights: Sequence[float]) -> tuple[list[int], list[float]]:
