@@ -30,6 +30,7 @@ from cognitionos.experiments._analysis import (
 from cognitionos.experiments._bandit import (
     BanditPeriod,
     BanditReport,
+    bandit_periods,
     bandit_report,
     thompson_weights,
 )
@@ -112,6 +113,7 @@ __all__ = [
     "analyze",
     "analyze_breakdown",
     "anova_power",
+    "bandit_periods",
     "bandit_report",
     "chisquare_power",
     "effect_series",
