@@ -502,10 +502,13 @@ def _grid(
     if len(arm_names) < 2:
         raise ConfigurationError(f"analyze needs at least two arms, got {arm_names}")
     metric_names = list(metrics)
-    # one pass per field: no tuple per summary
-    values = np.empty((len(items), _NFIELDS))
-    for j, field in enumerate(_FIELD_GETTERS):
-        values[:, j] = np.fromiter(map(field, items), dtype=float, count=len(items))
+    # one pass per field: no tuple per summary. The denominator sums (the last three
+    # fields) mean something for ratio metrics only: without one they stay 0, unread
+    fields = _FIELD_GETTERS if "ratio" in kinds else _FIELD_GETTERS[:6]
+    values_t = np.zeros((_NFIELDS, len(items)))
+    for j, field in enumerate(fields):
+        values_t[j] = np.fromiter(map(field, items), dtype=float, count=len(items))
+    values = values_t.T
     idx = np.empty((len(items), 2), dtype=np.intp)
     idx[:, 0] = m_idx
     idx[:, 1] = a_idx
@@ -520,10 +523,10 @@ def _grid(
     if len(items) <= n_cells and np.bincount(flat, minlength=n_cells).max() <= 1:
         # one summary per cell: plain assignment
         cube = np.zeros((_NFIELDS, n_cells))
-        cube[:, flat] = values.T
+        cube[:, flat] = values_t
     else:  # summaries of the same cell add up
         cube = np.zeros((_NFIELDS, n_cells))
-        np.add.at(cube, (slice(None), flat), values.T)
+        np.add.at(cube, (slice(None), flat), values_t)
     cube = cube.reshape(_NFIELDS, len(metric_names), len(arm_names))
     present = np.zeros(n_cells, dtype=bool)
     present[flat] = True
@@ -959,8 +962,15 @@ def _build_arms(np: Any, bundle: tuple[Any, ...]) -> list[ArmResult]:
     shape = flags.shape
     width = shape[1]
 
+    # ok.all() of each mask, computed once; the mask is kept in the entry, so its id
+    # cannot be reused by another (temporary) mask while the cache lives
+    all_ok: dict[int, tuple[Any, bool]] = {}
+
     def opt(values: Any, ok: Any) -> list[Any]:
-        if ok.all():  # nothing to hide: skip the object array
+        hit = all_ok.get(id(ok))
+        if hit is None:
+            hit = all_ok[id(ok)] = (ok, bool(ok.all()))
+        if hit[1]:  # nothing to hide: skip the object array
             if np.shape(values) == ok.shape:
                 return values.ravel().tolist()  # type: ignore[no-any-return]
             full = np.broadcast_shapes(np.shape(values), ok.shape)
