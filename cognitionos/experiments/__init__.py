@@ -21,6 +21,8 @@ from cognitionos.experiments._analysis import (
     DecisionRules,
     GaussianPrior,
     MetricResult,
+    PhaseSRM,
+    PhaseUnits,
     analyze,
     srm_check,
     srm_sequential,
@@ -28,6 +30,7 @@ from cognitionos.experiments._analysis import (
 from cognitionos.experiments._bandit import (
     BanditPeriod,
     BanditReport,
+    bandit_periods,
     bandit_report,
     thompson_weights,
 )
@@ -73,6 +76,7 @@ from cognitionos.experiments.models import (
     Holdout,
     Metric,
     NamespaceSlice,
+    Phase,
 )
 
 __all__ = [
@@ -93,6 +97,9 @@ __all__ = [
     "GaussianPrior",
     "GroupSequentialDesign",
     "Holdout",
+    "Phase",
+    "PhaseSRM",
+    "PhaseUnits",
     "InteractionResult",
     "Metric",
     "MetricResult",
@@ -106,6 +113,7 @@ __all__ = [
     "analyze",
     "analyze_breakdown",
     "anova_power",
+    "bandit_periods",
     "bandit_report",
     "chisquare_power",
     "effect_series",

@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 import operator
 from collections.abc import Collection, Iterable, Mapping, Sequence
-from itertools import chain, repeat
+from itertools import count, repeat
 from typing import Any, Literal
 
 import attrs
@@ -24,7 +24,7 @@ from cognitionos.errors import ConfigurationError
 from cognitionos.experiments import _kernels as K
 from cognitionos.experiments._corrections import _method as _correction_name
 from cognitionos.experiments._corrections import adjust_pvalues, adjusted_alpha
-from cognitionos.experiments._summary import ArmSummary
+from cognitionos.experiments._summary import RATIO_PRE_FIELDS, ArmSummary
 
 __all__ = [
     "AnalysisResult",
@@ -33,6 +33,8 @@ __all__ = [
     "DecisionRules",
     "GaussianPrior",
     "MetricResult",
+    "PhaseSRM",
+    "PhaseUnits",
     "analyze",
     "srm_check",
     "srm_sequential",
@@ -140,8 +142,7 @@ _ARM_FIELDS = (
 )
 
 
-@attrs.frozen(slots=True, repr=False)
-class ArmResult:
+class ArmResult(tuple):  # type: ignore[type-arg]
     """One treatment arm compared with the control on one metric.
 
     ``effect_abs`` is treatment mean - control mean (CUPED-adjusted when CUPED applied),
@@ -152,120 +153,121 @@ class ArmResult:
     where ``chance_to_win`` and ``expected_loss`` are filled instead. Anything that cannot be
     computed is ``None``, with the reason in ``warnings``.
 
-    The values live in one immutable row (built by :func:`analyze` in a single C-level
-    pass, which keeps thousands of comparisons cheap); the fields are read-only properties.
+    The values live in one immutable row: an ``ArmResult`` is a tuple (in the order of
+    :meth:`to_dict`), so :func:`analyze` creates thousands of them in one C-level pass with
+    no Python call per comparison; read it through the named properties.
     """
 
-    _row: tuple[Any, ...]
+    __slots__ = ()
 
     @property
     def metric(self) -> str:
-        return self._row[0]  # type: ignore[no-any-return]
+        return self[0]  # type: ignore[no-any-return]
 
     @property
     def arm(self) -> str:
-        return self._row[1]  # type: ignore[no-any-return]
+        return self[1]  # type: ignore[no-any-return]
 
     @property
     def control(self) -> str:
-        return self._row[2]  # type: ignore[no-any-return]
+        return self[2]  # type: ignore[no-any-return]
 
     @property
     def kind(self) -> str:
-        return self._row[3]  # type: ignore[no-any-return]
+        return self[3]  # type: ignore[no-any-return]
 
     @property
     def method(self) -> str:
-        return self._row[4]  # type: ignore[no-any-return]
+        return self[4]  # type: ignore[no-any-return]
 
     @property
     def n(self) -> int:
-        return self._row[5]  # type: ignore[no-any-return]
+        return self[5]  # type: ignore[no-any-return]
 
     @property
     def control_n(self) -> int:
-        return self._row[6]  # type: ignore[no-any-return]
+        return self[6]  # type: ignore[no-any-return]
 
     @property
     def mean(self) -> float | None:
-        return self._row[7]  # type: ignore[no-any-return]
+        return self[7]  # type: ignore[no-any-return]
 
     @property
     def control_mean(self) -> float | None:
-        return self._row[8]  # type: ignore[no-any-return]
+        return self[8]  # type: ignore[no-any-return]
 
     @property
     def effect_abs(self) -> float | None:
-        return self._row[9]  # type: ignore[no-any-return]
+        return self[9]  # type: ignore[no-any-return]
 
     @property
     def effect_rel(self) -> float | None:
-        return self._row[10]  # type: ignore[no-any-return]
+        return self[10]  # type: ignore[no-any-return]
 
     @property
     def ci(self) -> tuple[float, float] | None:
-        return self._row[11]  # type: ignore[no-any-return]
+        return self[11]  # type: ignore[no-any-return]
 
     @property
     def ci_rel(self) -> tuple[float, float] | None:
-        return self._row[12]  # type: ignore[no-any-return]
+        return self[12]  # type: ignore[no-any-return]
 
     @property
     def std_error(self) -> float | None:
-        return self._row[13]  # type: ignore[no-any-return]
+        return self[13]  # type: ignore[no-any-return]
 
     @property
     def std_error_rel(self) -> float | None:
-        return self._row[14]  # type: ignore[no-any-return]
+        return self[14]  # type: ignore[no-any-return]
 
     @property
     def p_value(self) -> float | None:
-        return self._row[15]  # type: ignore[no-any-return]
+        return self[15]  # type: ignore[no-any-return]
 
     @property
     def p_value_adjusted(self) -> float | None:
-        return self._row[16]  # type: ignore[no-any-return]
+        return self[16]  # type: ignore[no-any-return]
 
     @property
     def chance_to_win(self) -> float | None:
-        return self._row[17]  # type: ignore[no-any-return]
+        return self[17]  # type: ignore[no-any-return]
 
     @property
     def expected_loss(self) -> float | None:
-        return self._row[18]  # type: ignore[no-any-return]
+        return self[18]  # type: ignore[no-any-return]
 
     @property
     def expected_loss_scale(self) -> str | None:
-        return self._row[19]  # type: ignore[no-any-return]
+        return self[19]  # type: ignore[no-any-return]
 
     @property
     def significant(self) -> bool:
-        return self._row[20]  # type: ignore[no-any-return]
+        return self[20]  # type: ignore[no-any-return]
 
     @property
     def direction(self) -> Literal["better", "worse", "none"]:
-        return self._row[21]  # type: ignore[no-any-return]
+        return self[21]  # type: ignore[no-any-return]
 
     @property
     def cuped_theta(self) -> float | None:
-        return self._row[22]  # type: ignore[no-any-return]
+        return self[22]  # type: ignore[no-any-return]
 
     @property
     def ci_level(self) -> float:
-        return self._row[23]  # type: ignore[no-any-return]
+        return self[23]  # type: ignore[no-any-return]
 
     @property
     def inverse(self) -> bool:
-        return self._row[24]  # type: ignore[no-any-return]
+        return self[24]  # type: ignore[no-any-return]
 
     @property
     def warnings(self) -> tuple[str, ...]:
-        return self._row[25]  # type: ignore[no-any-return]
+        return self[25]  # type: ignore[no-any-return]
 
     @property
     def cuped_coefficients(self) -> tuple[float, ...] | None:
         """CUPED coefficients (one per covariate) when CUPED applied, else None."""
-        return self._row[26]  # type: ignore[no-any-return]
+        return self[26]  # type: ignore[no-any-return]
 
     @property
     def summary(self) -> str:
@@ -274,22 +276,87 @@ class ArmResult:
 
     def to_dict(self) -> dict[str, Any]:
         """Field name -> value (JSON-ready apart from tuples)."""
-        return dict(zip(_ARM_FIELDS, self._row, strict=True))
+        return dict(zip(_ARM_FIELDS, self, strict=True))
 
     def __repr__(self) -> str:
-        inner = ", ".join(f"{k}={v!r}" for k, v in zip(_ARM_FIELDS, self._row, strict=True))
+        inner = ", ".join(f"{k}={v!r}" for k, v in zip(_ARM_FIELDS, self, strict=True))
         return f"ArmResult({inner})"
 
 
-@attrs.frozen(slots=True)
-class MetricResult:
-    """All comparisons of one metric."""
+class MetricResult(tuple):  # type: ignore[type-arg]
+    """All comparisons of one metric: ``metric``, ``kind``, ``control``, ``arms`` (the
+    :class:`ArmResult` of each treatment arm) and ``inverse`` (lower is better).
 
-    metric: str
-    kind: str
-    control: str
-    arms: tuple[ArmResult, ...]
-    inverse: bool
+    Like :class:`ArmResult` an immutable row (a tuple in that field order), so
+    :func:`analyze` builds one per metric without a Python call each.
+    """
+
+    __slots__ = ()
+
+    def __new__(
+        cls, metric: str, kind: str, control: str, arms: tuple[ArmResult, ...], inverse: bool
+    ) -> MetricResult:
+        return tuple.__new__(cls, (metric, kind, control, tuple(arms), bool(inverse)))
+
+    @property
+    def metric(self) -> str:
+        return self[0]  # type: ignore[no-any-return]
+
+    @property
+    def kind(self) -> str:
+        return self[1]  # type: ignore[no-any-return]
+
+    @property
+    def control(self) -> str:
+        return self[2]  # type: ignore[no-any-return]
+
+    @property
+    def arms(self) -> tuple[ArmResult, ...]:
+        return self[3]  # type: ignore[no-any-return]
+
+    @property
+    def inverse(self) -> bool:
+        return self[4]  # type: ignore[no-any-return]
+
+    def __getnewargs__(self) -> tuple[Any, ...]:
+        return tuple(self)
+
+    def __repr__(self) -> str:
+        return (
+            f"MetricResult(metric={self[0]!r}, kind={self[1]!r}, control={self[2]!r}, "
+            f"arms={self[3]!r}, inverse={self[4]!r})"
+        )
+
+
+@attrs.frozen(slots=True)
+class PhaseUnits:
+    """Input of the per-phase SRM check: the weights a phase ran with (arm -> share) and the
+    units first exposed to each arm during it. ``start`` (Unix seconds) is only reported."""
+
+    weights: Mapping[str, float]
+    units: Mapping[str, int]
+    start: float | None = None
+
+
+@attrs.frozen(slots=True)
+class PhaseSRM:
+    """SRM check of one phase: ``p_value`` is None when the phase has fewer units than the
+    minimum-N gate (``srm_min_units``)."""
+
+    phase: int
+    start: float | None
+    weights: Mapping[str, float]
+    units: Mapping[str, int]
+    p_value: float | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "phase": self.phase,
+            "start": self.start,
+            "weights": dict(self.weights),
+            "units": dict(self.units),
+            "p_value": self.p_value,
+        }
 
 
 @attrs.frozen(slots=True)
@@ -313,6 +380,7 @@ class AnalysisResult:
     srm_detected: bool
     decision: Decision
     warnings: tuple[str, ...]
+    srm_phases: tuple[PhaseSRM, ...] = ()
 
     def metric(self, name: str) -> MetricResult:
         """The comparisons of metric ``name``."""
@@ -341,7 +409,8 @@ class AnalysisResult:
             lines.append("Sample ratio not checked (too few units).")
         else:
             verdict = "MISMATCH: do not trust these results" if self.srm_detected else "ok"
-            lines.append(f"Sample ratio check: p = {_fmt_p(self.srm_p_value)} ({verdict}).")
+            where = f" (worst of {len(self.srm_phases)} phases)" if self.srm_phases else ""
+            lines.append(f"Sample ratio check{where}: p = {_fmt_p(self.srm_p_value)} ({verdict}).")
         lines.extend(a.summary for a in self.arms)
         return "\n".join(lines)
 
@@ -357,6 +426,7 @@ class AnalysisResult:
             "units": dict(self.units),
             "srm_p_value": self.srm_p_value,
             "srm_detected": self.srm_detected,
+            "srm_phases": [p.to_dict() for p in self.srm_phases],
             "decision": attrs.asdict(self.decision),
             "warnings": list(self.warnings),
             "arms": [a.to_dict() for a in self.arms],
@@ -366,23 +436,27 @@ class AnalysisResult:
 # --- input --------------------------------------------------------------------------------
 
 
-_ROW = operator.attrgetter(
-    "n", "sum", "sum_sq", "pre_sum", "pre_sum_sq", "cross_sum", "denom_sum", "denom_sum_sq",
-    "num_denom_sum",
+_FIELD_GETTERS = tuple(
+    map(operator.attrgetter, (
+        "n", "sum", "sum_sq", "pre_sum", "pre_sum_sq", "cross_sum", "denom_sum", "denom_sum_sq",
+        "num_denom_sum",
+    ))
 )  # fmt: skip
 _NFIELDS = 9
 _METRIC = operator.attrgetter("metric")
 _ARM = operator.attrgetter("arm")
 _KIND = operator.attrgetter("kind")
 _COVS = operator.attrgetter("covariate_sums")
+_RATIO_PRE = operator.attrgetter("ratio_pre")
 
 
 def _grid(
     np: Any, summaries: Iterable[ArmSummary], control: str | None
-) -> tuple[list[str], list[str], list[str], Any, Any, dict[int, tuple[Any, Any, Any]]]:
+) -> tuple[list[str], list[str], list[str], Any, Any, dict[int, tuple[Any, Any, Any]], Any]:
     """Index the summaries: metric and arm names (control first), kinds, a data cube
-    (field x metric x arm; summaries of the same cell are added, as ``merge`` does) and the
-    mask of cells present.
+    (field x metric x arm; summaries of the same cell are added, as ``merge`` does), the
+    mask of cells present, the several-covariate CUPED blocks and the ratio-CUPED sums
+    (``ratio_pre`` as (6 x metric x arm, mask of cells that have them), or None).
 
     Built column by column (C-level ``map`` over the summaries, no per-summary Python
     body), which is most of the fixed cost of a large ``analyze`` call.
@@ -396,12 +470,12 @@ def _grid(
     metric_of = list(map(_METRIC, items))
     arm_of = list(map(_ARM, items))
     kind_of = list(map(_KIND, items))
-    metrics = {m: i for i, m in enumerate(dict.fromkeys(metric_of))}
-    arms = {a: i for i, a in enumerate(dict.fromkeys(arm_of))}
+    metrics = dict(zip(dict.fromkeys(metric_of), count()))
+    arms = dict(zip(dict.fromkeys(arm_of), count()))
     m_idx = list(map(metrics.__getitem__, metric_of))
     a_idx = list(map(arms.__getitem__, arm_of))
     kind_by_metric = dict(zip(metric_of, kind_of, strict=True))
-    if len(set(zip(metric_of, kind_of, strict=True))) != len(kind_by_metric):
+    if list(map(kind_by_metric.__getitem__, metric_of)) != kind_of:
         first: dict[str, str] = {}
         for s in items:
             k0 = first.setdefault(s.metric, s.kind)
@@ -428,9 +502,13 @@ def _grid(
     if len(arm_names) < 2:
         raise ConfigurationError(f"analyze needs at least two arms, got {arm_names}")
     metric_names = list(metrics)
-    values = np.fromiter(
-        chain.from_iterable(map(_ROW, items)), dtype=float, count=_NFIELDS * len(items)
-    ).reshape(len(items), _NFIELDS)
+    # one pass per field: no tuple per summary. The denominator sums (the last three
+    # fields) mean something for ratio metrics only: without one they stay 0, unread
+    fields = _FIELD_GETTERS if "ratio" in kinds else _FIELD_GETTERS[:6]
+    values_t = np.zeros((_NFIELDS, len(items)))
+    for j, field in enumerate(fields):
+        values_t[j] = np.fromiter(map(field, items), dtype=float, count=len(items))
+    values = values_t.T
     idx = np.empty((len(items), 2), dtype=np.intp)
     idx[:, 0] = m_idx
     idx[:, 1] = a_idx
@@ -442,28 +520,48 @@ def _grid(
     cols = remap[idx[:, 1]]
     flat = idx[:, 0] * len(arm_names) + cols
     n_cells = len(metric_names) * len(arm_names)
-    if np.unique(flat).size == flat.size:  # one summary per cell: plain assignment
+    if len(items) <= n_cells and np.bincount(flat, minlength=n_cells).max() <= 1:
+        # one summary per cell: plain assignment
         cube = np.zeros((_NFIELDS, n_cells))
-        cube[:, flat] = values.T
+        cube[:, flat] = values_t
     else:  # summaries of the same cell add up
         cube = np.zeros((_NFIELDS, n_cells))
-        np.add.at(cube, (slice(None), flat), values.T)
+        np.add.at(cube, (slice(None), flat), values_t)
     cube = cube.reshape(_NFIELDS, len(metric_names), len(arm_names))
     present = np.zeros(n_cells, dtype=bool)
     present[flat] = True
     present = present.reshape(len(metric_names), len(arm_names))
     multi = _covariate_blocks(np, covs, remap, len(metric_names), len(arm_names), metric_names)
-    return metric_names, [arm_names[i] for i in order], kinds, cube, present, multi
+    if any(map(_RATIO_PRE, items)):
+        rp = np.zeros((len(RATIO_PRE_FIELDS), n_cells))
+        rp_has = np.zeros(n_cells, dtype=bool)
+        for i, summary in enumerate(items):
+            if summary.ratio_pre:
+                rp[:, flat[i]] += summary.ratio_pre
+                rp_has[flat[i]] = True
+        ratio_pre = (rp.reshape(-1, *present.shape), rp_has.reshape(present.shape))
+    else:
+        ratio_pre = None
+    return metric_names, [arm_names[i] for i in order], kinds, cube, present, multi, ratio_pre
+
+
+def _kind_mask(np: Any, kinds: list[str], kind: str) -> Any:
+    """Boolean array: which metrics are of ``kind`` (no per-metric work when none is)."""
+    if kind not in kinds:
+        return np.zeros(len(kinds), dtype=bool)
+    return np.fromiter(map(kind.__eq__, kinds), dtype=bool, count=len(kinds))
 
 
 def _check_values(
     np: Any, values: Any, idx: Any, metrics: list[str], arms: list[str], kinds: list[str]
 ) -> None:
-    kind = np.array(kinds)[idx[:, 0]]
+    row_kind = idx[:, 0]
+    is_bin = _kind_mask(np, kinds, "binomial")[row_kind]
+    is_count = _kind_mask(np, kinds, "count")[row_kind]
     n, total = values[:, 0], values[:, 1]
     checks = (
-        ((kind == "binomial") & ((total < 0) | (total > n)), "binomial: conversions outside 0..n"),
-        ((kind == "count") & (total < 0), "count: negative total"),
+        (is_bin & ((total < 0) | (total > n)), "binomial: conversions outside 0..n"),
+        (is_count & (total < 0), "count: negative total"),
         ((values[:, [2, 4, 7]] < 0).any(axis=1), "a sum of squares is negative"),
     )
     for bad, what in checks:
@@ -503,6 +601,7 @@ def analyze(
     srm_method: str = "chi2",
     inverse: Collection[str] = (),
     rules: DecisionRules | None = None,
+    phases: Sequence[PhaseUnits] | None = None,
 ) -> AnalysisResult:
     """Compare every arm with the control on every metric, check SRM, decide.
 
@@ -532,6 +631,11 @@ def analyze(
     by Fieller's (frequentist method; asymmetric, exact for a ratio of normal means).
     Comparisons whose pre-period covariate means differ at p < ``balance_threshold``
     (Welch test) carry the warning ``pre_period_imbalance``.
+
+    ``phases`` (:class:`PhaseUnits`, e.g. from ``ExperimentEngine.phase_units``) checks SRM
+    phase by phase against the weights each phase ran with, each phase with the
+    ``srm_min_units`` gate; ``srm_phases`` reports every phase and ``srm_p_value`` is the
+    worst (smallest) p-value of the phases checked.
     """
     np = require("numpy", purpose="experiment analysis")
     special = require("scipy.special", purpose="experiment analysis")
@@ -560,7 +664,9 @@ def analyze(
     rules = rules or DecisionRules()
 
     with np.errstate(all="ignore"):  # undefined cells are masked and flagged below
-        metric_names, arm_names, kinds, data, present, multi = _grid(np, summaries, control)
+        metric_names, arm_names, kinds, data, present, multi, ratio_pre = _grid(
+            np, summaries, control
+        )
         control_name = arm_names[0]
         unknown_inverse = set(inverse) - set(metric_names)
         if unknown_inverse:
@@ -568,10 +674,13 @@ def analyze(
         n_metrics, n_arms = len(metric_names), len(arm_names)
 
         n, s, ss, ps, pss, xs, ds, dss, nds = data
-        kind_arr = np.array(kinds)[:, None]
-        is_bin = kind_arr == "binomial"
-        is_ratio = kind_arr == "ratio"
-        inv = np.array([m in inverse for m in metric_names])[:, None]
+        is_bin = _kind_mask(np, kinds, "binomial")[:, None]
+        is_ratio = _kind_mask(np, kinds, "ratio")[:, None]
+        inv = (
+            np.array([m in inverse for m in metric_names])[:, None]
+            if inverse
+            else np.zeros((n_metrics, 1), dtype=bool)
+        )
 
         mean_num = s / n
         var_num = np.where(is_bin, mean_num * (1 - mean_num), _sample_var(np, n, s, ss))
@@ -628,6 +737,17 @@ def analyze(
             theta_ok = np.zeros((ma_u.shape[0], n_arms - 1), dtype=bool)
             theta = np.zeros(theta_ok.shape)
             ma, mb, va, vb = ma_u + 0.0, mb_u + 0.0, va_u + 0.0, vb_u + 0.0
+        ratio_cuped: Any = None
+        if cuped and ratio_pre is not None:
+            rc = _ratio_cuped(np, data, ratio_pre[0], ratio_pre[1] & present & is_ratio)
+            use_cuped = use_cuped | np.any(ratio_pre[1] & is_ratio, axis=1, keepdims=True)
+            if rc[0].any():
+                ratio_cuped = rc
+                ok, th, ra, rb, rva, rvb, _ = rc
+                theta_ok = np.broadcast_to(theta_ok, ok.shape) | ok
+                theta = np.where(ok, th, theta)
+                ma, mb = np.where(ok, ra, ma), np.where(ok, rb, mb)
+                va, vb = np.where(ok, rva, va), np.where(ok, rvb, vb)
         coefficients: dict[int, Any] = {}
         if cuped and multi:
             theta_ok = np.array(theta_ok, copy=True)
@@ -645,7 +765,8 @@ def analyze(
         var_abs = vb / nb + va / na
         eff_rel = eff_abs / np.abs(ma_u)
         var_rel = K.relative_variance(np, va, ma_u, na, vb, mb_u, nb)
-        df = K.welch_df(np, va, na, vb, nb) if test == "welch" else np.full(eff_abs.shape, np.inf)
+        if ratio_cuped is not None:
+            var_rel = np.where(ratio_cuped[0], ratio_cuped[6](eff_abs), var_rel)
 
         # --- flags ---
         shape = eff_abs.shape
@@ -664,24 +785,24 @@ def analyze(
         # pre-period balance: randomization should leave the covariate means equal
         pre_se2 = pre_var[:, 1:] / nb + pre_var[:, :1] / na
         pre_z = np.abs(pre_mean[:, 1:] - pre_mean[:, :1]) / np.sqrt(pre_se2)
-        pre_df = K.welch_df(np, pre_var[:, :1], na, pre_var[:, 1:], nb)
-        pre_p = 2 * special.stdtr(np.where(np.isnan(pre_df), np.inf, pre_df), -pre_z)
-        imbalanced = has_pre & (pre_se2 > 0) & (pre_p < balance_threshold)
+        imbalanced = (
+            has_pre
+            & (pre_se2 > 0)
+            & _pre_imbalanced(np, special, pre_z, pre_var, na, nb, balance_threshold)
+        )
         flags |= np.where(imbalanced & ((flags & _INVALID) == 0), _IMBALANCE, 0)
         valid_abs = (flags & _INVALID) == 0
         valid_rel = valid_abs & ((flags & _CONTROL_ZERO) == 0)
         relative = difference == "relative"
         valid = valid_rel if relative else valid_abs
-        eff = np.where(relative, eff_rel, eff_abs)
-        var = np.where(relative, var_rel, var_abs)
         # harmless placeholders where invalid, so no warning is raised and nothing leaks
+        # (valid_abs implies var_abs > 0: a non-positive variance is flagged zero_variance)
         eff_abs_s = np.where(valid_abs, eff_abs, 0.0)
         var_abs_s = np.where(valid_abs, var_abs, 1.0)
         eff_rel_s = np.where(valid_rel, eff_rel, 0.0)
         var_rel_s = np.where(valid_rel & (var_rel > 0), var_rel, 1.0)
-        df_s = np.where(valid_abs & ~np.isnan(df), df, np.inf)
-        eff_s = np.where(valid, eff, 0.0)
-        var_s = np.where(valid & (var > 0), var, 1.0)
+        # the chosen scale
+        eff_s, var_s = (eff_rel_s, var_rel_s) if relative else (eff_abs_s, var_abs_s)
         n_total = na + nb
 
         # --- p-values and corrections ---
@@ -693,10 +814,15 @@ def analyze(
         exact_mask: Any = None
         loss_scale = difference
         if method == "frequentist":
+            df = K.welch_df(np, va, na, vb, nb) if test == "welch" else np.inf
+            df_s = np.where(valid_abs & ~np.isnan(df), df, np.inf)
             p_raw = 2 * special.stdtr(df_s, -np.abs(eff_s) / np.sqrt(var_s))
+        elif method == "msprt" and msprt_tau is not None:
+            p_raw, _ = K.mixture_sequential(np, eff_s, var_s, msprt_tau**2, alpha)
         elif method in ("sequential", "msprt"):
-            tau2 = _tau2(np, method, msprt_tau, var_s, n_total, alpha, sequential_tuning)
-            p_raw, _ = K.mixture_sequential(np, eff_s, var_s, tau2, alpha)
+            p_raw = K.confidence_sequence_p_value(
+                np, eff_s, var_s, n_total, alpha, sequential_tuning
+            )
         else:
             ctw, loss, mu, sigma = _bayes(np, special, metric_names, priors, eff_s, var_s, inv)
             if binomial_exact:
@@ -774,6 +900,11 @@ def analyze(
         srm_p, srm_units = _srm(
             np, arm_names, n, present, weights, units, srm_min_units, srm_method
         )
+        srm_phases: tuple[PhaseSRM, ...] = ()
+        if phases is not None:
+            srm_phases = _srm_phases(phases, arm_names, srm_min_units, srm_method)
+            checked = [ph.p_value for ph in srm_phases if ph.p_value is not None]
+            srm_p = min(checked) if checked else None
         srm_detected = srm_p is not None and srm_p < srm_threshold
 
         # --- objects ---
@@ -786,13 +917,10 @@ def analyze(
             ),
         )  # fmt: skip
         width = n_arms - 1
-        metric_results = [
-            MetricResult(
-                metric, kinds[i], control_name, tuple(all_arms[i * width : (i + 1) * width]),
-                metric in inverse,
-            )
-            for i, metric in enumerate(metric_names)
-        ]  # fmt: skip
+        per_metric = list(zip(*[iter(all_arms)] * width, strict=True))  # width arms a metric
+        inv_of = [m in inverse for m in metric_names] if inverse else repeat(False)
+        rows = zip(metric_names, kinds, repeat(control_name), per_metric, inv_of)
+        metric_results = list(map(_new_row, repeat(MetricResult), rows))
 
         result_warnings: list[str] = []
         if srm_p is None:
@@ -816,6 +944,7 @@ def analyze(
             srm_detected=bool(srm_detected),
             decision=decision,
             warnings=tuple(result_warnings),
+            srm_phases=srm_phases,
         )
 
 
@@ -833,8 +962,17 @@ def _build_arms(np: Any, bundle: tuple[Any, ...]) -> list[ArmResult]:
     shape = flags.shape
     width = shape[1]
 
+    # ok.all() of each mask, computed once; the mask is kept in the entry, so its id
+    # cannot be reused by another (temporary) mask while the cache lives
+    all_ok: dict[int, tuple[Any, bool]] = {}
+
     def opt(values: Any, ok: Any) -> list[Any]:
-        if ok.all():  # nothing to hide: skip the object array
+        hit = all_ok.get(id(ok))
+        if hit is None:
+            hit = all_ok[id(ok)] = (ok, bool(ok.all()))
+        if hit[1]:  # nothing to hide: skip the object array
+            if np.shape(values) == ok.shape:
+                return values.ravel().tolist()  # type: ignore[no-any-return]
             full = np.broadcast_shapes(np.shape(values), ok.shape)
             return np.broadcast_to(values, full).ravel().tolist()  # type: ignore[no-any-return]
         return np.where(ok, values, None).ravel().tolist()  # type: ignore[no-any-return]
@@ -895,13 +1033,21 @@ def _build_arms(np: Any, bundle: tuple[Any, ...]) -> list[ArmResult]:
     count = len(t_n)
     ci = _pairs(lo, hi, valid_abs)
     ci_r = _pairs(lo_r, hi_r, valid_rel)
-    warns = [words[c] for c in code.tolist()] if len(words) > 1 else [words[int(code[0])]] * count
+    warns = (
+        list(map(words.__getitem__, code.tolist()))
+        if len(words) > 1
+        else [words[int(code[0])]] * count
+    )
     columns = (
         metric_col, arm_col, [control] * count, kind_col, [method] * count, t_n, c_n, t_mean,
         c_mean, e_abs, e_rel, ci, ci_r, se, se_r, p, pa, c_w, l_s, scale, sig, direction, th,
         level, inv_col, warns, coefs,
     )  # fmt: skip
-    return list(map(ArmResult, zip(*columns, strict=True)))
+    return list(map(_new_row, repeat(ArmResult), zip(*columns, strict=True)))
+
+
+# builds a result row (ArmResult, MetricResult) from a tuple without a Python-level call
+_new_row = tuple.__new__
 
 
 def _pairs(lo: list[Any], hi: list[Any], ok: Any) -> list[Any]:
@@ -1012,6 +1158,59 @@ def _multi_cuped(
     return theta, ok, (ma, mb, va, vb)
 
 
+def _ratio_cuped(np: Any, data: Any, rp: Any, rp_ok: Any) -> tuple[Any, ...]:
+    """CUPED for ratio metrics: the ratio y/d adjusted by the pre-period ratio x/e.
+
+    Per arm the estimate is R_post - theta R_pre (R = ratio of the arm's sums) and its
+    per-unit variance the delta method over the four means (y, d, x, e): with g_post =
+    (1/d, -y/d^2), g_pre = (1/e, -x/e^2) and L the per-unit covariance matrix (n - 1),
+    V_post = g_post' L g_post, V_pre = g_pre' L g_pre, C = g_post' L g_pre, and
+    v = V_post - 2 theta C + theta^2 V_pre. theta = (C_A + C_B) / (V_pre_A + V_pre_B) per
+    comparison (the per-unit quantities of the two arms added, as gbstats'
+    ``compute_theta_regression_adjusted_ratio``). Returns (ok, theta, adjusted control
+    mean, adjusted treatment means, per-unit variances, and a function of the absolute
+    effect giving the relative variance).
+    """
+    n, s, ss, ps, pss, xs, ds, dss, nds = data
+    e, ee, de, xe, ye, xd = rp
+
+    def cov(sab: Any, sa: Any, sb: Any) -> Any:
+        return (sab - sa * sb / n) / (n - 1)
+
+    y_m, d_m, x_m, e_m = s / n, ds / n, ps / n, e / n
+    v_y, v_d, v_x, v_e = cov(ss, s, s), cov(dss, ds, ds), cov(pss, ps, ps), cov(ee, e, e)
+    c_yd, c_xe = cov(nds, s, ds), cov(xe, ps, e)
+    c_yx, c_ye, c_dx, c_de = cov(xs, s, ps), cov(ye, s, e), cov(xd, ps, ds), cov(de, ds, e)
+    gy, gd = 1 / d_m, -y_m / d_m**2
+    gx, ge = 1 / e_m, -x_m / e_m**2
+    v_post = gy * gy * v_y + 2 * gy * gd * c_yd + gd * gd * v_d
+    v_pre = gx * gx * v_x + 2 * gx * ge * c_xe + ge * ge * v_e
+    c = gy * gx * c_yx + gy * ge * c_ye + gd * gx * c_dx + gd * ge * c_de
+    r_post, r_pre = s / ds, ps / e
+    den = v_pre[:, :1] + v_pre[:, 1:]
+    theta = (c[:, :1] + c[:, 1:]) / den
+    arm_ok = rp_ok & (n > 1) & (ds != 0) & (e != 0)
+    ok = (
+        arm_ok[:, :1] & arm_ok[:, 1:] & (den > 0) & np.isfinite(theta)
+        & np.isfinite(v_post[:, :1]) & np.isfinite(v_post[:, 1:])
+    )  # fmt: skip
+    theta = np.where(ok, theta, 0.0)
+    ma = r_post[:, :1] - theta * r_pre[:, :1]
+    mb = r_post[:, 1:] - theta * r_pre[:, 1:]
+    va = v_post[:, :1] - 2 * theta * c[:, :1] + theta**2 * v_pre[:, :1]
+    vb = v_post[:, 1:] - 2 * theta * c[:, 1:] + theta**2 * v_pre[:, 1:]
+
+    def relative(effect: Any) -> Any:
+        # d/d(control means) of effect / |R_post,A|: the scale moves with the control too
+        ra = r_post[:, :1]
+        k = 1 / np.abs(ra) + effect * np.sign(ra) / ra**2
+        ctrl = k * k * v_post[:, :1] - 2 * k * theta * c[:, :1] / np.abs(ra)
+        ctrl = ctrl + theta**2 * v_pre[:, :1] / ra**2
+        return ctrl / n[:, :1] + vb / (ra**2 * n[:, 1:])
+
+    return ok, theta, ma, mb, va, vb, relative
+
+
 def _fieller(np: Any, ma: Any, mb: Any, va: Any, vb: Any, crit: Any, ok: Any) -> tuple[Any, Any]:
     """Fieller's interval for mb / ma - 1 (independent arms), as a lift over |ma|.
 
@@ -1031,6 +1230,36 @@ def _fieller(np: Any, ma: Any, mb: Any, va: Any, vb: Any, crit: Any, ok: Any) ->
     return np.where(neg, -hi, lo), np.where(neg, -lo, hi)
 
 
+def _pre_imbalanced(
+    np: Any, special: Any, z: Any, pre_var: Any, na: Any, nb: Any, threshold: float
+) -> Any:
+    """Welch test of the pre-period covariate means: two-sided p < ``threshold``.
+
+    Student's t has heavier tails than the normal for every df, so the t p-value is at
+    least the normal one: cells whose normal p-value is already >= ``threshold`` are
+    balanced without evaluating the t distribution (the expensive part), which only runs
+    on the few candidates left (the margin 1e-9 keeps rounding of the two special
+    functions at the threshold from deciding). :func:`_pre_imbalanced_full` is the
+    reference the tests compare this with.
+    """
+    out = np.zeros(z.shape, dtype=bool)
+    # NaN z compares False: not a candidate, and NaN p < threshold is False as well
+    cand = 2 * special.ndtr(-z) < threshold * (1 + 1e-9)
+    if cand.any():
+        idx = np.nonzero(cand)
+        out[idx] = _pre_imbalanced_full(np, special, z, pre_var, na, nb, threshold)[idx]
+    return out
+
+
+def _pre_imbalanced_full(
+    np: Any, special: Any, z: Any, pre_var: Any, na: Any, nb: Any, threshold: float
+) -> Any:
+    """The Welch test of :func:`_pre_imbalanced` on every cell (no shortcut)."""
+    df = K.welch_df(np, pre_var[:, :1], na, pre_var[:, 1:], nb)
+    p = 2 * special.stdtr(np.where(np.isnan(df), np.inf, df), -z)
+    return np.broadcast_to(p < threshold, z.shape)
+
+
 def _sample_var(np: Any, n: Any, s: Any, ss: Any) -> Any:
     """Sample variance with n - 1, clamped at 0 against rounding (NaN for n <= 1)."""
     v = (ss - s * s / n) / (n - 1)
@@ -1040,15 +1269,6 @@ def _sample_var(np: Any, n: Any, s: Any, ss: Any) -> Any:
 def _pvar(np: Any, s: Any, n: Any) -> Any:
     p = s / n
     return p * (1 - p)
-
-
-def _tau2(
-    np: Any, method: str, tau: float | None, var: Any, n_total: Any, alpha: float, n_star: float
-) -> Any:
-    if method == "msprt" and tau is not None:
-        return np.full(var.shape, tau**2)
-    _, tau2 = K.confidence_sequence_halfwidth(np, var, n_total, alpha, n_star)
-    return tau2
 
 
 def _bayes(
@@ -1141,6 +1361,37 @@ def _srm(
     return p_value, counts
 
 
+def _srm_phases(
+    phases: Sequence[PhaseUnits], arm_names: list[str], min_units: int, method: str
+) -> tuple[PhaseSRM, ...]:
+    """SRM per phase against that phase's weights (arms it did not weight must have no units:
+    any unit there is a mismatch, p = 0)."""
+    out: list[PhaseSRM] = []
+    for i, ph in enumerate(phases):
+        if not isinstance(ph, PhaseUnits):
+            raise ConfigurationError(f"phases[{i}] must be a PhaseUnits, got {type(ph).__name__}")
+        unknown = (set(ph.weights) | set(ph.units)) - set(arm_names)
+        if unknown:
+            raise ConfigurationError(f"phases[{i}] names unknown arms: {sorted(unknown)}")
+        counts = {a: ph.units.get(a, 0) for a in arm_names}
+        if any(isinstance(u, bool) or not isinstance(u, int) or u < 0 for u in counts.values()):
+            raise ConfigurationError(f"phases[{i}]: units must be non-negative integers")
+        weighted = [a for a in arm_names if ph.weights.get(a, 0) > 0]
+        p: float | None
+        if sum(counts.values()) < max(min_units, 1):
+            p = None
+        elif any(counts[a] for a in arm_names if a not in weighted):
+            p = 0.0
+        elif len(weighted) < 2:
+            p = 1.0
+        else:
+            obs = [counts[a] for a in weighted]
+            w = [float(ph.weights[a]) for a in weighted]
+            p = srm_sequential(obs, w) if method == "sequential" else srm_check(obs, w)
+        out.append(PhaseSRM(i, ph.start, dict(ph.weights), counts, p))
+    return tuple(out)
+
+
 def _srm_inputs(observed: Sequence[int], weights: Sequence[float]) -> tuple[list[int], list[float]]:
     obs = list(observed)
     w = list(weights)
@@ -1210,7 +1461,7 @@ def _decide(
         raise ConfigurationError(f"guardrails name unknown metrics: {sorted(unknown)}")
     if srm_detected and rules.block_on_srm:
         return Decision("invalid", None, ("sample ratio mismatch: the assignment is broken",))
-    by_name = {m.metric: m for m in metrics}
+    by_name = dict(zip(names, metrics, strict=True))
     reasons: list[str] = []
     winners: list[ArmResult] = []
     evaluable = 0

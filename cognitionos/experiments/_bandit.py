@@ -19,7 +19,7 @@ from cognitionos._optional import require
 from cognitionos.errors import ConfigurationError
 from cognitionos.experiments._summary import ArmSummary
 
-__all__ = ["BanditPeriod", "BanditReport", "bandit_report", "thompson_weights"]
+__all__ = ["BanditPeriod", "BanditReport", "bandit_periods", "bandit_report", "thompson_weights"]
 
 
 @attrs.frozen(slots=True)
@@ -134,6 +134,24 @@ def _means_and_ses(np: Any, summaries: Sequence[ArmSummary]) -> tuple[Any, Any]:
     spread = max(float(np.max(np.abs(mean))), 1.0) * 10.0
     se = np.where((n < 2) | (se <= 0), spread, se)
     return mean, se
+
+
+def bandit_periods(
+    experiment: Any, summaries_per_phase: Sequence[Sequence[ArmSummary]]
+) -> list[BanditPeriod]:
+    """The periods of :func:`bandit_report` from an experiment's phase log: phase i's
+    weights (``experiment.phases[i].weights``) with ``summaries_per_phase[i]`` (what each arm
+    saw during that phase, one metric). One list of summaries per phase, in phase order."""
+    phases = list(getattr(experiment, "phases", None) or [])
+    if len(phases) != len(summaries_per_phase):
+        raise ConfigurationError(
+            f"experiment {getattr(experiment, 'key', '?')!r} has {len(phases)} phases, "
+            f"got summaries for {len(summaries_per_phase)}"
+        )
+    return [
+        BanditPeriod(dict(phase.weights), list(summaries))
+        for phase, summaries in zip(phases, summaries_per_phase, strict=True)
+    ]
 
 
 def bandit_report(

@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -126,6 +127,30 @@ def show(ctx: click.Context, key: str, store_url: str | None, as_json: bool) -> 
         echo_json(doc)
         return
     click.echo(json.dumps(doc, indent=2))
+
+
+@experiment.command("phases")
+@click.argument("key")
+@store_option
+@click.option("--json", "as_json", is_flag=True, help="Print JSON on stdout.")
+@click.pass_context
+def phases_command(ctx: click.Context, key: str, store_url: str | None, as_json: bool) -> None:
+    """Phases of experiment KEY: when each began, its weights, coverage and units."""
+    with _engine(ctx, store_url) as engine:
+        rows = engine.exposure_report(key)["phases"]
+    if as_json:
+        echo_json({"experiment": key, "phases": rows})
+        return
+    if not rows:
+        click.echo(f"{key}: no phases (the experiment has not run)")
+        return
+    click.echo(f"{'phase':>5}  {'start (UTC)':<20} {'coverage':>8}  weights -> units")
+    for r in rows:
+        start = datetime.fromtimestamp(r["start"], tz=UTC).strftime("%Y-%m-%d %H:%M:%S")
+        split = ", ".join(
+            f"{arm} {w:.3g} -> {r['units'].get(arm, 0)}" for arm, w in r["weights"].items()
+        )
+        click.echo(f"{r['phase']:>5}  {start:<20} {r['coverage']:>8.3g}  {split}")
 
 
 def _set_status(ctx: click.Context, key: str, store_url: str | None, running: bool) -> None:
@@ -349,7 +374,7 @@ def analyze_command(
     """
     from cognitionos.experiments._analysis import DecisionRules, analyze
 
-    weights = control = None
+    weights = control = phases = None
     path = Path(source)
     if path.suffix.lower() == ".json" or path.is_file():
         if not path.is_file():
@@ -360,6 +385,7 @@ def analyze_command(
             exp = engine.get(source)
             summaries = engine.summary(source)
             units = engine.exposure_report(source)["units"]
+            phases = engine.phase_units(source) or None
         control = exp.arms[0].key
         weights = dict(zip([a.key for a in exp.arms], exp.weights, strict=True))
     if not summaries:
@@ -374,6 +400,7 @@ def analyze_command(
         weights=weights,
         units=units,
         rules=DecisionRules(primary=primary) if primary else None,
+        phases=phases,
     )
     decision: dict[str, Any] = {
         "action": result.decision.action,
@@ -390,6 +417,7 @@ def analyze_command(
                 "control": result.control,
                 "srm_p_value": result.srm_p_value,
                 "srm_detected": result.srm_detected,
+                "srm_phases": [p.to_dict() for p in result.srm_phases],
                 "decision": decision,
                 "arms": [a.to_dict() for a in result.arms],
                 "warnings": list(result.warnings),
@@ -415,7 +443,12 @@ def analyze_command(
             f"{_fmt(a.effect_abs):>10} {rel:>8} {ci:>23} {tail}"
         )
     srm = _fmt(result.srm_p_value)
-    click.echo(f"SRM p-value: {srm}{' (mismatch)' if result.srm_detected else ''}")
+    worst = f" (worst of {len(result.srm_phases)} phases)" if result.srm_phases else ""
+    click.echo(f"SRM p-value{worst}: {srm}{' (mismatch)' if result.srm_detected else ''}")
+    for ph in result.srm_phases:
+        counts = ", ".join(f"{a} {n}" for a, n in ph.units.items())
+        p_text = _fmt(ph.p_value) if ph.p_value is not None else "not checked (too few units)"
+        click.echo(f"  phase {ph.phase}: {counts}: p = {p_text}")
     arm = f" {decision['arm']}" if decision["arm"] else ""
     click.echo(f"decision: {decision['action']}{arm}")
     for reason in decision["reasons"]:

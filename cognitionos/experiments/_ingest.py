@@ -48,13 +48,33 @@ COUNTED, DUPLICATE, UNEXPOSED = 0, 1, 2
 #: (unit, event id, metric, value, denominator, covariate or None)
 RawEvent = tuple[str, str, str, float, float, "float | None"]
 Read = tuple[dict[str, int], dict[tuple[str, str], list[float]], int]
+#: units first exposed in each phase, per arm: {phase: {arm: units}}
+PhaseCounts = dict[int, dict[str, int]]
+#: per-phase unit counts live beside the per-arm counts (SQL rows, Redis hash fields) under
+#: this marker, which no arm key can contain: "\x1fp<phase>\x1f<arm>"
+PHASE_MARK = "\x1fp"
+
+
+def phase_field(phase: int, arm: str) -> str:
+    """The per-arm count key holding ``arm``'s first exposures in ``phase``."""
+    return f"{PHASE_MARK}{int(phase)}\x1f{arm}"
+
+
+def parse_phase_field(field: str) -> tuple[int, str]:
+    """(phase, arm) of a key made by :func:`phase_field`."""
+    phase, arm = field[len(PHASE_MARK) :].split("\x1f", 1)
+    return int(phase), arm
 
 
 class StatsBackend(Protocol):
     """What the three backends implement."""
 
-    def expose(self, exp: str, records: Sequence[tuple[str, str]]) -> list[bool]:
-        """True per record that was the unit's first exposure."""
+    def expose(self, exp: str, records: Sequence[tuple[str, str]], phase: int = 0) -> list[bool]:
+        """True per record that was the unit's first exposure (counted in ``phase`` too)."""
+        ...
+
+    def phases(self, exp: str) -> PhaseCounts:
+        """Units first exposed in each phase, per arm."""
         ...
 
     def track(
@@ -98,12 +118,13 @@ def _split(
 
 
 class _MemoryExperiment:
-    __slots__ = ("arm_n", "arms", "multi", "seen", "state", "sums")
+    __slots__ = ("arm_n", "arms", "multi", "phase_n", "seen", "state", "sums")
 
     def __init__(self) -> None:
         self.arms: dict[str, str] = {}
         self.arm_n: dict[str, int] = {}
         self.multi: set[str] = set()
+        self.phase_n: dict[tuple[int, str], int] = {}
         self.seen: dict[tuple[str, str], int] = {}
         self.state: dict[tuple[str, str], list[float]] = {}
         self.sums: dict[tuple[str, str], list[float]] = {}
@@ -122,17 +143,18 @@ class MemoryStats:
             e = self._exps[exp] = _MemoryExperiment()
         return e
 
-    def expose(self, exp: str, records: Sequence[tuple[str, str]]) -> list[bool]:
+    def expose(self, exp: str, records: Sequence[tuple[str, str]], phase: int = 0) -> list[bool]:
         """True per record that was the unit's first exposure."""
         out: list[bool] = []
         with self._lock:
             e = self._exp(exp)
-            arms, arm_n = e.arms, e.arm_n
+            arms, arm_n, phase_n = e.arms, e.arm_n, e.phase_n
             for unit, arm in records:
                 have = arms.get(unit)
                 if have is None:
                     arms[unit] = arm
                     arm_n[arm] = arm_n.get(arm, 0) + 1
+                    phase_n[(phase, arm)] = phase_n.get((phase, arm), 0) + 1
                     out.append(True)
                 else:
                     if have != arm:
@@ -179,6 +201,14 @@ class MemoryStats:
         with self._lock:
             e = self._exp(exp)
             return dict(e.arm_n), {k: list(v) for k, v in e.sums.items()}, len(e.multi)
+
+    def phases(self, exp: str) -> PhaseCounts:
+        """Units first exposed in each phase, per arm."""
+        out: PhaseCounts = {}
+        with self._lock:
+            for (phase, arm), units in self._exp(exp).phase_n.items():
+                out.setdefault(phase, {})[arm] = units
+        return out
 
     def prune(self, exp: str, before: int) -> int:
         """Forget event ids first seen before ``before`` (seconds)."""
@@ -365,7 +395,7 @@ class SQLStats:
     def _tx(self, what: str) -> Any:
         return self.store._tx(what)  # one transaction, errors wrapped as StorageError
 
-    def expose(self, exp: str, records: Sequence[tuple[str, str]]) -> list[bool]:
+    def expose(self, exp: str, records: Sequence[tuple[str, str]], phase: int = 0) -> list[bool]:
         """True per record that was the unit's first exposure."""
         sa = require("sqlalchemy")
         units = self.t["units"]
@@ -413,6 +443,11 @@ class SQLStats:
             rows = [
                 {"experiment": exp, "arm": a, "n": new_n.get(a, 0), "multi": multi_by_arm.get(a, 0)}
                 for a in sorted(set(new_n) | set(multi_by_arm))
+            ]
+            # the phase's first exposures: extra rows of the same table (see PHASE_MARK)
+            rows += [
+                {"experiment": exp, "arm": phase_field(phase, a), "n": k, "multi": 0}
+                for a, k in sorted(new_n.items())
             ]
             if rows:
                 conn.execute(self._q_arms, rows)
@@ -560,10 +595,27 @@ class SQLStats:
                     stats.c.experiment == exp
                 )
             ).all()
+        arm_rows = [r for r in arm_rows if not r[0].startswith(PHASE_MARK)]
         arm_n = {r[0]: int(r[1]) for r in arm_rows}
         multi = sum(int(r[2]) for r in arm_rows)
         sums = {(r[0], r[1]): [float(v) for v in r[2:]] for r in stat_rows}
         return arm_n, sums, multi
+
+    def phases(self, exp: str) -> PhaseCounts:
+        """Units first exposed in each phase, per arm."""
+        sa = require("sqlalchemy")
+        arms = self.t["arms"]
+        with self._tx("experiment phases") as conn:
+            rows = conn.execute(
+                sa.select(arms.c.arm, arms.c.n).where(
+                    arms.c.experiment == exp, arms.c.arm.startswith(PHASE_MARK, autoescape=True)
+                )
+            ).all()
+        out: PhaseCounts = {}
+        for field, n in rows:
+            phase, arm = parse_phase_field(field)
+            out.setdefault(phase, {})[arm] = int(n)
+        return out
 
     def clear(self, exp: str) -> None:
         """Forget every exposure and statistic of ``exp``."""
@@ -607,9 +659,9 @@ def track_args(specs: Mapping[str, MetricSpec], events: Sequence[RawEvent], now:
     return args
 
 
-def expose_args(records: Sequence[tuple[str, str]]) -> list[Any]:
-    """ARGV of ``exp_expose.lua``: unit, arm per record."""
-    args: list[Any] = []
+def expose_args(records: Sequence[tuple[str, str]], phase: int = 0) -> list[Any]:
+    """ARGV of ``exp_expose.lua``: the phase's count prefix, then unit, arm per record."""
+    args: list[Any] = [phase_field(phase, "")]
     for unit, arm in records:
         args += [unit, arm]
     return args
@@ -639,12 +691,13 @@ class RedisStats:
         except RedisError as exc:
             raise StorageError(f"redis store: {what} failed: {exc}") from exc
 
-    def expose(self, exp: str, records: Sequence[tuple[str, str]]) -> list[bool]:
+    def expose(self, exp: str, records: Sequence[tuple[str, str]], phase: int = 0) -> list[bool]:
         """True per record that was the unit's first exposure."""
         if not records:
             return []
         keys = self._keys(exp, "units", "arms", "multi")
-        reply = self._call(self._expose, keys, expose_args(records), "experiment exposure")
+        args = expose_args(records, phase)
+        reply = self._call(self._expose, keys, args, "experiment exposure")
         return [bool(int(x)) for x in reply]
 
     def track(
@@ -677,7 +730,7 @@ class RedisStats:
             field = k.decode()
             if field == "\x00multi":
                 multi = int(v)
-            else:
+            elif not field.startswith(PHASE_MARK):
                 arm_n[field] = int(v)
         sums: dict[tuple[str, str], list[float]] = {}
         index = {f: i for i, f in enumerate(SUM_FIELDS)}
@@ -686,6 +739,23 @@ class RedisStats:
             acc = sums.setdefault((arm, metric), [0.0] * N_SUMS)
             acc[index[field]] = float(v)
         return arm_n, sums, multi
+
+    def phases(self, exp: str) -> PhaseCounts:
+        """Units first exposed in each phase, per arm."""
+        from redis.exceptions import RedisError
+
+        (arms_key,) = self._keys(exp, "arms")
+        try:
+            raw = self.store.client.hgetall(arms_key)
+        except RedisError as exc:
+            raise StorageError(f"redis store: experiment phases failed: {exc}") from exc
+        out: PhaseCounts = {}
+        for k, v in raw.items():
+            field = k.decode()
+            if field.startswith(PHASE_MARK):
+                phase, arm = parse_phase_field(field)
+                out.setdefault(phase, {})[arm] = int(v)
+        return out
 
     def prune(self, exp: str, before: int) -> int:
         """Forget event ids first seen before ``before`` (seconds)."""

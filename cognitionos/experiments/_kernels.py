@@ -42,30 +42,36 @@ def relative_variance(
     return var_b / (mean_a**2 * n_b) + var_a * mean_b**2 / (mean_a**4 * n_a)
 
 
-def confidence_sequence_halfwidth(
-    np: Any, variance: Array, n_total: Array, alpha: Array, n_star: float
-) -> tuple[Array, Array]:
-    """Half-width of the asymptotic confidence sequence and the mixing variance tau^2.
-
-    ``variance`` is the variance of the effect estimate; rho is tuned so the sequence is
-    tightest at ``n_star`` units (Waudby-Smith et al. 2023, eqs. 9 and 161).
-    """
-    la = np.log(alpha)
-    rho2 = (-2.0 * la + np.log(-2.0 * la + 1.0)) / n_star
-    s2 = variance * n_total
-    nr = n_total * rho2 + 1.0
-    half = np.sqrt(s2) * np.sqrt(2.0 * nr * np.log(np.sqrt(nr) / alpha) / (n_total**2 * rho2))
-    return half, rho2 * s2
-
-
 def confidence_sequence_factor(np: Any, n_total: Array, alpha: Array, n_star: float) -> Array:
-    """The half-width of :func:`confidence_sequence_halfwidth` over the effect's standard
-    error (the same for every variance, so one factor serves the absolute and the relative
-    scale)."""
+    """Half-width of the asymptotic confidence sequence over the effect's standard error.
+
+    rho is tuned so the sequence is tightest at ``n_star`` units (Waudby-Smith et al.
+    2023, eqs. 9 and 161); the factor does not depend on the variance, so one serves the
+    absolute and the relative scale. The mixing variance of the matching mSPRT is
+    tau^2 = rho^2 N V (see :func:`confidence_sequence_p_value`).
+    """
     la = np.log(alpha)
     rho2 = (-2.0 * la + np.log(-2.0 * la + 1.0)) / n_star
     nr = n_total * rho2 + 1.0
     return np.sqrt(2.0 * nr * np.log(np.sqrt(nr) / alpha) / (n_total * rho2))
+
+
+def confidence_sequence_p_value(
+    np: Any, effect: Array, variance: Array, n_total: Array, alpha: float, n_star: float
+) -> Array:
+    """Always-valid p-value of the asymptotic confidence sequence (the mSPRT of
+    :func:`mixture_sequential` with tau^2 = rho^2 N V, rho as in
+    :func:`confidence_sequence_factor`).
+
+    With that tau^2, V / (V + tau^2) = 1 / (1 + rho^2 N) does not depend on V, so the log
+    likelihood ratio is -log(1 + rho^2 N) / 2 + rho^2 N effect^2 / (2 V (1 + rho^2 N)).
+    """
+    la = np.log(alpha)
+    rho2 = (-2.0 * la + np.log(-2.0 * la + 1.0)) / n_star
+    nr = n_total * rho2
+    nr1 = nr + 1.0
+    log_lr = nr * effect**2 / (2.0 * variance * nr1) - 0.5 * np.log(nr1)
+    return np.minimum(1.0, np.exp(-log_lr))
 
 
 def mixture_sequential(

@@ -16,7 +16,7 @@ import attrs
 
 from cognitionos._optional import require
 from cognitionos.errors import ConfigurationError
-from cognitionos.experiments._analysis import AnalysisResult, analyze
+from cognitionos.experiments._analysis import AnalysisResult, MetricResult, analyze
 from cognitionos.experiments._corrections import adjust_pvalues
 from cognitionos.experiments._summary import ArmSummary
 
@@ -108,13 +108,20 @@ def analyze_breakdown(
             p_adj = None if math.isnan(adj[i]) else float(adj[i])
             i += 1
             sig = p_adj is not None and p_adj < alpha and a.direction != "none"
-            row = list(a._row)
+            row = list(a)
             row[16] = p_adj  # p_value_adjusted
             row[20] = sig  # significant
             row[21] = a.direction if sig else "none"
             arms.append(type(a)(tuple(row)))
         metrics = tuple(
-            attrs.evolve(m, arms=tuple(x for x in arms if x.metric == m.metric)) for m in r.metrics
+            MetricResult(
+                m.metric,
+                m.kind,
+                m.control,
+                tuple(x for x in arms if x.metric == m.metric),
+                m.inverse,
+            )
+            for m in r.metrics
         )
         out[seg] = attrs.evolve(r, arms=tuple(arms), metrics=metrics, correction=str(correction))
     return out

@@ -19,6 +19,11 @@ Field names follow the quantities, per unit ``i`` of the arm:
   x_i1 .. x_ip (used instead of ``pre_*`` when given): sum x_ij for each j; sum x_ij*x_ik
   for j <= k in row order ((1,1), (1,2), .., (1,p), (2,2), ..), p(p+1)/2 values; and
   sum x_ij*y_i for each j. Empty tuples (the default) mean no such covariates.
+- ``ratio_pre``: CUPED for a ratio metric, whose pre-period covariate is itself a ratio:
+  ``pre_sum``, ``pre_sum_sq``, ``cross_sum`` hold the pre-period numerator x_i (sum x_i,
+  sum x_i**2, sum x_i*y_i) and ``ratio_pre`` the pre-period denominator e_i, six sums in
+  this order: sum e_i, sum e_i**2, sum d_i*e_i, sum x_i*e_i, sum y_i*e_i, sum x_i*d_i.
+  Empty (the default) means no ratio covariate.
 """
 
 from __future__ import annotations
@@ -44,7 +49,9 @@ _SUMS = (
     "denom_sum_sq",
     "num_denom_sum",
 )
-_TUPLES = ("covariate_sums", "covariate_products", "covariate_cross")
+_TUPLES = ("covariate_sums", "covariate_products", "covariate_cross", "ratio_pre")
+#: the sums of ``ratio_pre``, in order (e: pre-period denominator, x: pre-period numerator)
+RATIO_PRE_FIELDS = ("e", "e_sq", "d_e", "x_e", "y_e", "x_d")
 
 
 def _check_kind(_inst: object, _attr: object, value: str) -> None:
@@ -77,6 +84,18 @@ def _check_covariates(inst: ArmSummary) -> None:
             f"arm {inst.arm!r}, metric {inst.metric!r}: {p} covariate sums need "
             f"{p * (p + 1) // 2} covariate_products and {p} covariate_cross values"
         )
+    if inst.ratio_pre:
+        if len(inst.ratio_pre) != len(RATIO_PRE_FIELDS):
+            raise ConfigurationError(
+                f"arm {inst.arm!r}, metric {inst.metric!r}: ratio_pre needs "
+                f"{len(RATIO_PRE_FIELDS)} sums ({', '.join(RATIO_PRE_FIELDS)}), "
+                f"got {len(inst.ratio_pre)}"
+            )
+        if inst.kind != "ratio":
+            raise ConfigurationError(
+                f"arm {inst.arm!r}, metric {inst.metric!r}: ratio_pre is for ratio metrics, "
+                f"not {inst.kind!r}"
+            )
 
 
 @attrs.frozen(slots=True)
@@ -98,6 +117,7 @@ class ArmSummary:
     covariate_sums: tuple[float, ...] = attrs.field(default=(), validator=_check_tuple)
     covariate_products: tuple[float, ...] = attrs.field(default=(), validator=_check_tuple)
     covariate_cross: tuple[float, ...] = attrs.field(default=(), validator=_check_tuple)
+    ratio_pre: tuple[float, ...] = attrs.field(default=(), validator=_check_tuple)
 
     def __attrs_post_init__(self) -> None:
         _check_covariates(self)
@@ -114,7 +134,9 @@ class ArmSummary:
                 f"cannot merge summaries of {(self.arm, self.metric, self.kind)!r} "
                 f"and {(other.arm, other.metric, other.kind)!r}"
             )
-        if len(self.covariate_sums) != len(other.covariate_sums):
+        if len(self.covariate_sums) != len(other.covariate_sums) or len(self.ratio_pre) != len(
+            other.ratio_pre
+        ):
             raise ConfigurationError(
                 f"cannot merge summaries of {self.metric!r} with different covariate counts"
             )

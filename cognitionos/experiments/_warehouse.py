@@ -53,6 +53,10 @@ def _metric(m: Metric | Mapping[str, Any] | str) -> Metric:
         raise ConfigurationError(f"metric {m!r:.80}: {exc.errors()[0]['msg']}") from None
 
 
+#: sums per (arm, metric) row of the query: y, y^2, d, d^2, y d, x, x^2, x y, then ratio_pre
+_N_SUMS = 14
+
+
 def _clip(sa: Any, expr: Any, lo: float | None, hi: float | None) -> Any:
     whens = []
     if lo is not None:
@@ -89,7 +93,9 @@ def summaries_from_sql(
     timestamp columns) turns on CUPED covariates: a unit's covariate for a metric is the
     same per-unit value (0/1 or capped total) computed over its events in
     ``[first exposure - cuped_lookback, first exposure)``, giving ``pre_sum``,
-    ``pre_sum_sq`` and ``cross_sum`` (not for ratio metrics). Any SQLAlchemy dialect
+    ``pre_sum_sq`` and ``cross_sum``; for a ratio metric these hold the pre-period
+    numerator and ``ratio_pre`` the pre-period denominator (capped like the denominator)
+    with its cross sums, for ratio CUPED. Any SQLAlchemy dialect
     works; PostgreSQL and SQLite are tested::
 
         summaries_from_sql("postgresql+psycopg://wh/db", "exposures", "events",
@@ -336,8 +342,9 @@ class _Query:
         out: list[ArmSummary] = []
         for m in self.specs:
             for name in names:
-                r = [float(v or 0.0) for v in (sums.get((name, m.name)) or (0.0,) * 8)]
-                cuped = self.lookback is not None and m.kind != "ratio"
+                r = [float(v or 0.0) for v in (sums.get((name, m.name)) or (0.0,) * _N_SUMS)]
+                cuped = self.lookback is not None
+                ratio_cuped = cuped and m.kind == "ratio"
                 out.append(
                     ArmSummary(
                         arm=name,
@@ -352,6 +359,7 @@ class _Query:
                         pre_sum=r[5] if cuped else 0.0,
                         pre_sum_sq=r[6] if cuped else 0.0,
                         cross_sum=r[7] if cuped else 0.0,
+                        ratio_pre=tuple(r[8:14]) if ratio_cuped else (),
                     )
                 )
         return out
@@ -416,12 +424,13 @@ class _Query:
         zero = sa.literal(0.0)
         if lookback is None:
             join_on = sa.and_(dedup.c.unit_id == arm.c.unit_id, post)
-            pre_v = zero
+            pre_v = pre_d = zero
         else:
             join_on = sa.and_(
                 dedup.c.unit_id == arm.c.unit_id, dedup.c.ts >= arm.c.first_ts - lookback
             )
             pre_v = sa.case((~post, dedup.c.v), else_=zero)
+            pre_d = sa.case((~post, dedup.c.d), else_=zero)
         unit_tot = (
             sa.select(
                 arm.c.unit_id,
@@ -430,6 +439,7 @@ class _Query:
                 sa.func.sum(sa.case((post, dedup.c.v), else_=zero)).label("num"),
                 sa.func.sum(sa.case((post, dedup.c.d), else_=zero)).label("den"),
                 sa.func.sum(pre_v).label("pre"),
+                sa.func.sum(pre_d).label("pre_den"),
                 sa.func.sum(sa.case((post, 1), else_=0)).label("post_rows"),
             )
             .join_from(arm, dedup, join_on)
@@ -438,7 +448,7 @@ class _Query:
         )
         # y, d and x per unit, by the metric's kind and caps (one CASE arm per metric)
         num, dsum, pre = unit_tot.c.num, unit_tot.c.den, unit_tot.c.pre
-        y_cases, d_cases, x_cases = [], [], []
+        y_cases, d_cases, x_cases, e_cases = [], [], [], []
         for m in specs:
             is_m = unit_tot.c.metric == m.name
             if m.kind == "binomial":
@@ -455,13 +465,24 @@ class _Query:
                 d_cases.append(
                     (is_m, _clip(sa, dsum, m.denominator_cap_lower, m.denominator_cap_upper))
                 )
+                # ratio CUPED: the pre-period denominator, capped like the denominator
+                e_cases.append(
+                    (is_m, _clip(sa, unit_tot.c.pre_den, m.denominator_cap_lower,
+                                 m.denominator_cap_upper))
+                )  # fmt: skip
         y = sa.case(*y_cases, else_=zero)
         d = sa.case(*d_cases, else_=zero) if d_cases else zero
         xv_ = sa.case(*x_cases, else_=zero) if lookback is not None else zero
+        ev_ = sa.case(*e_cases, else_=zero) if lookback is not None and e_cases else zero
         per_unit = sa.select(
-            unit_tot.c.variant, unit_tot.c.metric, y.label("y"), d.label("d"), xv_.label("x")
+            unit_tot.c.variant,
+            unit_tot.c.metric,
+            y.label("y"),
+            d.label("d"),
+            xv_.label("x"),
+            ev_.label("e"),
         ).subquery("per_unit")
-        py, pd, px = per_unit.c.y, per_unit.c.d, per_unit.c.x
+        py, pd, px, pe = per_unit.c.y, per_unit.c.d, per_unit.c.x, per_unit.c.e
         # one GROUP BY over (arm, metric) for the sums; units without rows add 0 (caps hold 0)
         sums_q = sa.select(
             per_unit.c.variant,
@@ -474,6 +495,13 @@ class _Query:
             sa.func.sum(px),
             sa.func.sum(px * px),
             sa.func.sum(px * py),
+            # ratio CUPED (ArmSummary.ratio_pre): e, e^2, d e, x e, y e, x d
+            sa.func.sum(pe),
+            sa.func.sum(pe * pe),
+            sa.func.sum(pd * pe),
+            sa.func.sum(px * pe),
+            sa.func.sum(py * pe),
+            sa.func.sum(px * pd),
         ).group_by(per_unit.c.variant, per_unit.c.metric)
         units_q = sa.select(arm.c.variant, sa.func.count()).group_by(arm.c.variant)
         return units_q, sums_q

@@ -111,7 +111,7 @@ class AsyncExperimentEngine:
         reply = await self._script(
             self._expose_script,
             self._keys(key, "units", "arms", "multi"),
-            expose_args(batch),
+            expose_args(batch, s._phase(key)),
             "experiment exposure",
         )
         first = [bool(int(x)) for x in reply]

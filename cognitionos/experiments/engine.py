@@ -26,6 +26,7 @@ from typing import Any
 
 from cognitionos.clock import Clock, SystemClock
 from cognitionos.errors import ConfigurationError, StorageError
+from cognitionos.experiments._analysis import PhaseUnits
 from cognitionos.experiments._core import (
     CompiledExperiment,
     check_value,
@@ -47,6 +48,7 @@ from cognitionos.experiments.models import (
     AssignmentReason,
     Experiment,
     ExperimentStatus,
+    Phase,
     parse_experiment,
 )
 from cognitionos.metrics import CounterSet
@@ -205,9 +207,30 @@ class ExperimentEngine:
         data = json.dumps(exp.model_dump(mode="json", exclude_defaults=True)).encode()
         return self._store.compare_and_set(self._def_key(exp.key), data, version=version)  # type: ignore[no-any-return]
 
+    def _phased(self, old: Experiment | None, new: Experiment) -> Experiment:
+        """``new`` with a phase appended when it runs and its split differs from the last
+        phase (starting it, or a change of weights, arms or coverage while it runs)."""
+        phases = list(new.phases if old is None else old.phases)
+        weights = dict(zip((a.key for a in new.arms), new.weights, strict=True))
+        last = phases[-1] if phases else None
+        unchanged = last is not None and last.weights == weights and last.coverage == new.coverage
+        if new.status != ExperimentStatus.RUNNING or unchanged:
+            return new if new.phases == phases else new.model_copy(update={"phases": phases})
+        start = self._clock.time_ns() / 1e9
+        if last is not None:
+            start = max(start, last.start)
+        phases.append(Phase(start=start, weights=weights, coverage=new.coverage))
+        return parse_experiment(
+            {**new.model_dump(mode="json"), "phases": [p.model_dump() for p in phases]},
+            f"experiment {new.key!r}",
+        )
+
     def create(self, definition: Experiment | Mapping[str, Any]) -> Experiment:
-        """Store a new experiment; ConfigurationError if the key exists or the definition is bad."""
-        exp = parse_experiment(definition)
+        """Store a new experiment; ConfigurationError if the key exists or the definition is bad.
+
+        A definition created ``running`` starts its first phase now.
+        """
+        exp = self._phased(None, parse_experiment(definition))
         compile_experiment(exp)  # a bad targeting condition fails here, before anything is stored
         if self._write(exp, 0) is None:
             raise ConfigurationError(f"experiment {exp.key!r} already exists")
@@ -220,18 +243,23 @@ class ExperimentEngine:
         ``changes`` is a mapping of fields to replace, or a whole :class:`Experiment`.
         Changing arms or weights of a running experiment moves units between arms unless a
         sticky-bucket service is used; bump ``bucket_version`` to re-randomise on purpose.
+        Starting the experiment, and every change of its weights, arms or coverage while it
+        runs, appends a :class:`Phase` (start time, weights, coverage) to ``phases``; the
+        stored history of phases is kept (``changes`` cannot rewrite it).
         """
         for _ in range(_CAS_ATTEMPTS):
             entry = self._store.get(self._def_key(key))
             if entry is None:
                 raise ConfigurationError(f"no experiment {key!r}")
+            current = json.loads(entry.value)
+            old = parse_experiment(current, f"stored experiment {key!r}")
             if isinstance(changes, Experiment):
                 new = changes
             else:
-                current = json.loads(entry.value)
                 new = parse_experiment({**current, **dict(changes)}, f"experiment {key!r}")
             if new.key != key:
                 raise ConfigurationError(f"experiment {key!r} cannot be renamed to {new.key!r}")
+            new = self._phased(old, new)
             compile_experiment(new)
             if self._write(new, entry.version) is not None:
                 self.reload()
@@ -339,12 +367,16 @@ class ExperimentEngine:
         batch = self._exposure_batch(key, records)
         if not batch:
             return 0
-        first = self._stats.expose(self._scoped(key), batch)
+        first = self._stats.expose(self._scoped(key), batch, self._phase(key))
         self._append(key, self._exposure_payloads(batch, first))
         n_first = sum(first)
         self.counters.add("exposures", n_first)
         self.counters.add("exposures_repeated", len(batch) - n_first)
         return n_first
+
+    def _phase(self, key: str) -> int:
+        compiled = self._snapshot.get(key)
+        return compiled.definition.phase if compiled is not None else 0
 
     def _exposure_batch(
         self, key: str, records: Iterable[tuple[str, str]]
@@ -512,13 +544,39 @@ class ExperimentEngine:
         return out
 
     def exposure_report(self, key: str) -> dict[str, Any]:
-        """Units per arm and how many units were exposed to several arms."""
+        """Units per arm, how many units were exposed to several arms (they stay in their
+        first arm; the count is what an analysis that excludes them would drop) and the
+        units first exposed in each phase."""
         compiled = self._compiled(key)
         arm_n, _sums, multi = self._stats.read(self._scoped(key))
         return {
             "units": {arm: arm_n.get(arm, 0) for arm in compiled.keys},
             "multiple_exposures": multi,
+            "phases": [
+                {
+                    "phase": i,
+                    "start": p.start,
+                    "weights": dict(p.weights),
+                    "coverage": compiled.definition.phases[i].coverage,
+                    "units": dict(p.units),
+                }
+                for i, p in enumerate(self.phase_units(key))
+            ],
         }
+
+    def phase_units(self, key: str) -> builtins.list[PhaseUnits]:
+        """Each phase's weights and the units first exposed to each arm during it, for
+        ``analyze(..., phases=...)`` (SRM per phase). Exposures recorded before the
+        experiment had phases count in phase 0."""
+        compiled = self._compiled(key)
+        counts = self._stats.phases(self._scoped(key))
+        out: builtins.list[PhaseUnits] = []
+        for i, p in enumerate(compiled.definition.phases):
+            seen = counts.get(i, {})
+            arms = dict.fromkeys([*p.weights, *seen])
+            units = {a: seen.get(a, 0) for a in arms}
+            out.append(PhaseUnits(weights=dict(p.weights), units=units, start=p.start))
+        return out
 
     def events(
         self, key: str, *, after: int = 0, limit: int = 1000

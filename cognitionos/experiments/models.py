@@ -34,6 +34,7 @@ __all__ = [
     "Holdout",
     "Metric",
     "NamespaceSlice",
+    "Phase",
     "parse_experiment",
 ]
 
@@ -143,6 +144,29 @@ class Holdout(_Model):
     fraction: float = Field(ge=0, le=1)
 
 
+class Phase(_Model):
+    """One phase of a running experiment: from ``start`` (Unix seconds) until the next phase,
+    units were split by ``weights`` (arm key -> share of the covered traffic) and
+    ``coverage``. The engine appends one when an experiment starts and whenever its weights
+    or coverage change while it runs; SRM is then checked phase by phase.
+    """
+
+    start: float = Field(ge=0)
+    weights: dict[str, float]
+    coverage: float = Field(default=1.0, ge=0, le=1)
+
+    @model_validator(mode="after")
+    def _weights(self) -> Phase:
+        if len(self.weights) < 2:
+            raise ValueError(f"a phase needs the weights of at least two arms, got {self.weights}")
+        bad = {k: w for k, w in self.weights.items() if not (math.isfinite(w) and w >= 0)}
+        if bad:
+            raise ValueError(f"phase weights must be finite and >= 0, got {bad}")
+        if math.fsum(self.weights.values()) <= 0:
+            raise ValueError("phase weights must not all be 0")
+        return self
+
+
 class Experiment(_Model):
     """An A/B/n experiment definition.
 
@@ -166,6 +190,7 @@ class Experiment(_Model):
     metrics: list[Metric] = Field(default_factory=list)
     description: str = ""
     shipped: str | None = None
+    phases: list[Phase] = Field(default_factory=list)
 
     @field_validator("key")
     @classmethod
@@ -190,7 +215,15 @@ class Experiment(_Model):
                 raise ValueError(f"arm weights must sum to 1, got {total}")
         if self.shipped is not None and self.shipped not in keys:
             raise ValueError(f"shipped arm {self.shipped!r} is not one of {keys}")
+        for i, phase in enumerate(self.phases):
+            if i and phase.start < self.phases[i - 1].start:
+                raise ValueError(f"phase {i} starts before phase {i - 1}")
         return self
+
+    @property
+    def phase(self) -> int:
+        """Index of the current phase (0 when there are none yet)."""
+        return max(len(self.phases) - 1, 0)
 
     @property
     def weights(self) -> list[float]:

@@ -115,3 +115,43 @@ def test_bad_definition_file_is_named(runner, store, tmp_path):
     path.write_text("{not json")
     res = runner.invoke(main, ["experiment", "create", str(path), "--store", store])
     assert res.exit_code == 1 and "bad.json" in res.stderr
+
+
+def test_phases_and_per_phase_srm_through_the_cli(runner, store, definition):
+    from scipy import stats
+
+    from cognitionos.experiments import ExperimentEngine
+
+    _ok(runner.invoke(main, ["experiment", "create", str(definition), "--store", store]))
+    text = _ok(runner.invoke(main, ["experiment", "phases", "checkout", "--store", store])).stdout
+    assert "no phases" in text
+    _ok(runner.invoke(main, ["experiment", "start", "checkout", "--store", store]))
+    with ExperimentEngine(store=store) as engine:
+        engine.track_exposures("checkout", [(f"a{i}", "control") for i in range(300)])
+        engine.track_exposures("checkout", [(f"b{i}", "new") for i in range(300)])
+        engine.update("checkout", {"arms": [{"key": "control", "weight": 0.1},
+                                            {"key": "new", "weight": 0.9}]})  # fmt: skip
+        engine.track_exposures("checkout", [(f"c{i}", "control") for i in range(100)])
+        engine.track_exposures("checkout", [(f"d{i}", "new") for i in range(300)])
+    doc = json.loads(
+        _ok(
+            runner.invoke(main, ["experiment", "phases", "checkout", "--store", store, "--json"])
+        ).stdout
+    )
+    assert [p["units"] for p in doc["phases"]] == [
+        {"control": 300, "new": 300},
+        {"control": 100, "new": 300},
+    ]
+    assert [p["weights"] for p in doc["phases"]][1] == {"control": 0.1, "new": 0.9}
+    text = _ok(runner.invoke(main, ["experiment", "phases", "checkout", "--store", store])).stdout
+    assert "control 0.1 -> 100" in text and "new 0.9 -> 300" in text
+    out = json.loads(
+        _ok(
+            runner.invoke(main, ["experiment", "analyze", "checkout", "--store", store, "--json"])
+        ).stdout
+    )
+    p1 = stats.chisquare([100, 300], [40, 360]).pvalue
+    assert [p["p_value"] for p in out["srm_phases"]] == pytest.approx([1.0, p1], rel=1e-9)
+    assert out["srm_p_value"] == pytest.approx(p1, rel=1e-9) and out["srm_detected"]
+    text = _ok(runner.invoke(main, ["experiment", "analyze", "checkout", "--store", store])).stdout
+    assert "worst of 2 phases" in text and "phase 1: control 100, new 300" in text

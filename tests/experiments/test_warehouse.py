@@ -265,22 +265,26 @@ def _cuped_reference(rows: list[tuple[Any, ...]], lookback: int) -> dict[tuple[s
         if it[0] == "m" and ((it[1], it[2]) not in events or ts < events[(it[1], it[2])][0]):
             events[(it[1], it[2])] = (ts, it)
     out: dict[tuple[str, str], dict] = {}
+    names = ("n", "y", "yy", "x", "xx", "xy", "e", "ee", "de", "xe", "ye", "xd")
     for metric, spec in METRICS.items():
-        if spec["kind"] == "ratio":
-            continue
         for unit, (t0, arm) in first.items():
-            post = [it[4] for ts, it in events.values() if it[1] == unit and it[3] == metric
-                    and ts >= t0]  # fmt: skip
-            pre = [it[4] for ts, it in events.values() if it[1] == unit and it[3] == metric
-                   and t0 - lookback <= ts < t0]  # fmt: skip
+            mine = [(ts, it) for ts, it in events.values() if it[1] == unit and it[3] == metric]
+            post = [it for ts, it in mine if ts >= t0]
+            pre = [it for ts, it in mine if t0 - lookback <= ts < t0]
+            d = e = 0.0
             if spec["kind"] == "binomial":
-                y, x = float(sum(post) > 0), float(sum(pre) > 0)
+                y, x = float(sum(it[4] for it in post) > 0), float(sum(it[4] for it in pre) > 0)
             else:
                 cap = spec.get("cap_upper", math.inf)
-                y = min(sum(post), cap) if post else 0.0
-                x = min(sum(pre), cap)
-            acc = out.setdefault((arm, metric), dict.fromkeys(("n", "y", "yy", "x", "xx", "xy"), 0))
-            for k, v in (("n", 1), ("y", y), ("yy", y * y), ("x", x), ("xx", x * x), ("xy", x * y)):
+                y = min(sum(it[4] for it in post), cap) if post else 0.0
+                x = min(sum(it[4] for it in pre), cap)
+            if spec["kind"] == "ratio":
+                dcap = spec.get("denominator_cap_upper", math.inf)
+                d = min(sum(it[5] for it in post), dcap)
+                e = min(sum(it[5] for it in pre), dcap)
+            acc = out.setdefault((arm, metric), dict.fromkeys(names, 0))
+            values = (1, y, y * y, x, x * x, x * y, e, e * e, d * e, x * e, y * e, x * d)
+            for k, v in zip(names, values, strict=True):
                 acc[k] += v
     return out
 
@@ -308,15 +312,18 @@ def test_cuped_covariates_are_the_pre_exposure_values_of_each_unit(tmp_path, see
             pytest.approx(base.sum),
             pytest.approx(base.sum_sq),
         )
-        if s.metric == "per_visit":
-            assert (s.pre_sum, s.cross_sum) == (0.0, 0.0)  # no CUPED for ratio metrics
-            continue
         want = ref[(s.arm, s.metric)]
         assert s.n == want["n"]
         assert s.sum == pytest.approx(want["y"], abs=1e-9)
         assert s.pre_sum == pytest.approx(want["x"], abs=1e-9)
         assert s.pre_sum_sq == pytest.approx(want["xx"], abs=1e-9)
         assert s.cross_sum == pytest.approx(want["xy"], abs=1e-9)
+        if s.metric == "per_visit":  # ratio CUPED: the pre-period denominator and its products
+            keys = ("e", "ee", "de", "xe", "ye", "xd")
+            assert s.ratio_pre == pytest.approx([want[k] for k in keys], abs=1e-9)
+        else:
+            assert s.ratio_pre == ()
+    assert any(v["e"] > 0 for (_, m), v in ref.items() if m == "per_visit")
 
 
 def _refresh_case(engine: Any, suffix: str, seed: int) -> None:
