@@ -780,12 +780,21 @@ class RedisBackend(_RedisLayout):
         self._channel = _Channel(pool, timeout, connect_timeout) if pool is not None else None
         if self._channel is not None:
             self._encoding = self._channel.encoding
+        #: on a cluster: direct channels to each node, script calls routed by hash slot
+        self._routed: Any = None
+        if self.cluster and type(client).__module__ == "redis.cluster":
+            from cognitionos.ratelimit._routed import RoutedChannel
+
+            self._routed = RoutedChannel(client, timeout, connect_timeout)
+            self._encoding = self._routed.encoding
         reset_after_fork(self)
 
     def _after_fork_in_child(self) -> None:
         """In a forked child: new connections (the client's pool also checks the pid)."""
         if self._channel is not None:
             self._channel.forget()
+        if self._routed is not None:
+            self._routed.forget()
 
     def _send(self, packed: bytes, argv: tuple[str, ...]) -> Any:
         """One EVALSHA: direct channel first; the client's own path if the connection fails."""
@@ -797,6 +806,11 @@ class RedisBackend(_RedisLayout):
                     return channel.call(packed)
                 except rex.ConnectionError:  # a timeout is not retried: it would wait twice
                     pass  # once more through redis-py, with the client's retry policy
+            elif self._routed is not None:
+                try:
+                    return self._routed.call(packed, argv)
+                except rex.ConnectionError:  # a timeout is not retried: it would wait twice
+                    pass  # once more through RedisCluster: its retry refreshes the slot map
             return self.client.execute_command(*argv)
         except rex.NoScriptError:
             try:
@@ -974,6 +988,8 @@ class RedisBackend(_RedisLayout):
         """Close this backend's connections (and the client if this backend opened it)."""
         if self._channel is not None:
             self._channel.close()
+        if self._routed is not None:
+            self._routed.close()
         if self._owns:
             self.client.close()
 
@@ -1274,13 +1290,19 @@ def _cluster_backend(
 ) -> RedisBackend | AsyncRedisBackend:
     """A backend over redis-py's ``RedisCluster`` for a ``redis+cluster://`` URL.
 
-    Decisions go through the cluster client (it routes each script call by the hash slot
-    of its keys, follows MOVED/ASK and refreshes its slot map), not the direct channels:
-    those talk to one server. One call waits at most about
+    Sync decisions go through direct channels to the nodes, routed by the hash slot of
+    their keys in the client's slot map (:mod:`cognitionos.ratelimit._routed`: it follows
+    MOVED/ASK/TRYAGAIN); a connection failure there is sent once more through the cluster
+    client, whose retry refreshes the map. Async decisions go through the cluster client.
+    A timeout is never retried, so one call waits at most about
     ``(1 + CLUSTER_RETRIES) x (connect_timeout + timeout)`` before ``on_backend_error``.
     """
     from redis.backoff import NoBackoff
-    from redis.retry import Retry
+
+    if asynchronous:
+        from redis.asyncio.retry import Retry
+    else:
+        from redis.retry import Retry  # type: ignore[assignment]
 
     from cognitionos.storage._redis_common import cluster_client, redis_errors
 
