@@ -45,7 +45,15 @@ _ASKING = b"*1\r\n$6\r\nASKING\r\n"
 class RoutedChannel:
     """Per-node direct channels of a ``redis.cluster.RedisCluster`` client, by hash slot."""
 
-    __slots__ = ("_channels", "_client", "_connect_timeout", "_rex", "_slot", "_timeout", "encoding")
+    __slots__ = (
+        "_channels",
+        "_client",
+        "_connect_timeout",
+        "_rex",
+        "_slot",
+        "_timeout",
+        "encoding",
+    )
 
     def __init__(
         self, client: Any, timeout: float | None = None, connect_timeout: float | None = None
