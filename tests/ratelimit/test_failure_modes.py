@@ -108,7 +108,7 @@ def test_async_commands_that_hang_time_out_like_redis_py():
     pytest.importorskip("redis")
     from redis.asyncio import Redis
     from redis.backoff import NoBackoff
-    from redis.retry import Retry
+    from redis.asyncio.retry import Retry
 
     from cognitionos.ratelimit import AsyncRateLimiter
 

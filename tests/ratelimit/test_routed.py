@@ -19,6 +19,7 @@ import pytest
 
 from cognitionos.clock import ManualClock
 from cognitionos.ratelimit import LeasePolicy, Limit, RateLimiter
+from cognitionos.ratelimit._redis import pack_command
 from cognitionos.ratelimit._routed import RoutedChannel
 
 from .conftest import T0
@@ -129,29 +130,48 @@ def _node_ids(ports: list[int]) -> dict[int, str]:
     return out
 
 
-def migrate_slot(cluster: Any, slot: int, source: int, target: int) -> int:
-    """Move ``slot`` with its keys from primary ``source`` to primary ``target`` (the steps
-    ``redis-cli --cluster reshard`` takes); the number of keys moved."""
+def begin_migration(cluster: Any, slot: int, source: int, target: int) -> dict[int, str]:
+    """Mark ``slot`` as migrating from ``source`` to ``target``; the primaries' node ids."""
     import redis
 
     ids = _node_ids(cluster.primaries())
-    src, dst = redis.Redis(port=source), redis.Redis(port=target)
-    try:
+    with redis.Redis(port=target) as dst, redis.Redis(port=source) as src:
         dst.execute_command("CLUSTER", "SETSLOT", slot, "IMPORTING", ids[source])
         src.execute_command("CLUSTER", "SETSLOT", slot, "MIGRATING", ids[target])
-        moved = 0
+    return ids
+
+
+def move_keys(slot: int, source: int, target: int, names: list[bytes] | None = None) -> int:
+    """``MIGRATE`` the slot's keys (or ``names``) from ``source`` to ``target``."""
+    import redis
+
+    moved = 0
+    with redis.Redis(port=source) as src:
         while True:
-            names = src.execute_command("CLUSTER", "GETKEYSINSLOT", slot, 100)
-            if not names:
-                break
-            src.execute_command("MIGRATE", "127.0.0.1", target, "", 0, 5000, "KEYS", *names)
-            moved += len(names)
-        for port in ids:  # every primary learns the new owner at once
-            with redis.Redis(port=port) as c:
-                c.execute_command("CLUSTER", "SETSLOT", slot, "NODE", ids[target])
-    finally:
-        src.close()
-        dst.close()
+            batch = names or src.execute_command("CLUSTER", "GETKEYSINSLOT", slot, 100)
+            if not batch:
+                return moved
+            src.execute_command("MIGRATE", "127.0.0.1", target, "", 0, 5000, "KEYS", *batch)
+            moved += len(batch)
+            if names:
+                return moved
+
+
+def end_migration(ids: dict[int, str], slot: int, target: int) -> None:
+    """Every primary learns the slot's new owner at once."""
+    import redis
+
+    for port in ids:
+        with redis.Redis(port=port) as c:
+            c.execute_command("CLUSTER", "SETSLOT", slot, "NODE", ids[target])
+
+
+def migrate_slot(cluster: Any, slot: int, source: int, target: int) -> int:
+    """Move ``slot`` with its keys from primary ``source`` to primary ``target`` (the steps
+    ``redis-cli --cluster reshard`` takes); the number of keys moved."""
+    ids = begin_migration(cluster, slot, source, target)
+    moved = move_keys(slot, source, target)
+    end_migration(ids, slot, target)
     return moved
 
 
@@ -203,3 +223,66 @@ def test_a_moved_slot_is_followed_and_decisions_stay_exact(redis_cluster, monkey
         leased.close()
         plain.close()
         migrate_slot(redis_cluster, slot, target, source)  # the session's cluster as it was
+
+
+def test_ask_during_a_migration_is_followed_and_tryagain_is_bounded(redis_cluster):
+    """Mid-migration: a key already moved gets ``ASK`` from the old owner, and the channel
+    sends ``ASKING`` + the call to the new one; a call over two keys split between the nodes
+    gets ``TRYAGAIN`` and gives up after the bounded rounds, as an error reply."""
+    import time
+
+    import redis
+    from redis.crc import key_slot
+
+    from cognitionos.ratelimit._routed import REDIRECTS, TRYAGAIN_PAUSE
+    from cognitionos.storage._redis_common import cluster_kwargs
+    from cognitionos.storage._url import parse_url
+
+    url = parse_url(redis_cluster.url)
+    client = redis.RedisCluster(**cluster_kwargs(url, url.raw, asynchronous=False))
+    channel = RoutedChannel(client, timeout=2.0, connect_timeout=1.0)
+    sha = client.script_load("return redis.call('INCRBY', KEYS[1], ARGV[1])")
+    two = client.script_load(
+        "return redis.call('INCRBY', KEYS[1], ARGV[1]) + redis.call('INCRBY', KEYS[2], ARGV[1])"
+    )
+    tag = f"ask{uuid.uuid4().hex[:6]}"
+    a, b = f"{{{tag}}}:a", f"{{{tag}}}:b"
+    slot = key_slot(a.encode())
+    source = redis_cluster.primary_of(a)
+    target = next(p for p in redis_cluster.primaries() if p != source)
+    assert channel.pipeline([("EVALSHA", sha, "1", a, "5"), ("EVALSHA", sha, "1", b, "7")]) == [
+        5,
+        7,
+    ]
+    ids = begin_migration(redis_cluster, slot, source, target)
+    try:
+        assert move_keys(slot, source, target, [a.encode()]) == 1
+        assert channel.primary(slot).port == source  # the map still names the old owner
+        # a is on the new owner only: ASK, then ASKING + EVALSHA there; b is still at home
+        assert channel.pipeline([("EVALSHA", sha, "1", a, "1"), ("EVALSHA", sha, "1", b, "1")]) == [
+            6,
+            8,
+        ]
+        assert (
+            channel.call(pack_command(("EVALSHA", sha, "1", a, "1")), ("EVALSHA", sha, "1", a, "1"))
+            == 7
+        )
+        # a and b together are split between the nodes: TRYAGAIN, a bounded number of times
+        started = time.monotonic()
+        reply = channel.pipeline([("EVALSHA", two, "2", a, b, "1")])[0]
+        waited = time.monotonic() - started
+        assert isinstance(reply, redis.exceptions.TryAgainError)
+        pauses = sum(TRYAGAIN_PAUSE * (r + 1) for r in range(REDIRECTS))
+        assert pauses <= waited < pauses + 1.5
+        move_keys(slot, source, target)
+        end_migration(ids, slot, target)
+        assert channel.pipeline([("EVALSHA", two, "2", a, b, "1")]) == [8 + 9]  # MOVED: refresh
+        assert channel.primary(slot).port == target
+    finally:
+        ids = begin_migration(redis_cluster, slot, target, source)
+        move_keys(slot, target, source)
+        end_migration(ids, slot, source)
+        client.delete(a)
+        client.delete(b)
+        channel.close()
+        client.close()
