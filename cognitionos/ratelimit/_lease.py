@@ -802,6 +802,7 @@ class AsyncLeasedHits(LeasedHits):
         backend = self.backend
         rex = backend._rex
         channel = backend._channel
+        routed = getattr(backend, "_routed", None)
         try:
             if channel is not None:
                 try:
@@ -813,12 +814,21 @@ class AsyncLeasedHits(LeasedHits):
                     return _checked(replies)
                 except rex.ConnectionError:
                     pass  # once more through redis-py, with the client's retry policy
+            elif routed is not None:
+                try:
+                    replies = await routed.pipeline(cmds)
+                    if any(isinstance(r, rex.NoScriptError) for r in replies):
+                        await backend.client.script_load(self._src)
+                        replies = await routed.pipeline(cmds)
+                    return _checked(replies)
+                except rex.ConnectionError:
+                    pass  # once more through RedisCluster: its retry refreshes the slot map
             replies = await self._apipeline(cmds)
             if any(isinstance(r, rex.NoScriptError) for r in replies):
                 await backend.client.script_load(self._src)
                 replies = await self._apipeline(cmds)
             return _checked(replies)
-        except rex.RedisError as exc:
+        except backend._errs as exc:
             raise _wrap(exc, "lease") from exc
 
     async def _apipeline(self, cmds: list[tuple[str, ...]]) -> list[Any]:

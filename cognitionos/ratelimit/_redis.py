@@ -1023,6 +1023,18 @@ class AsyncRedisBackend(_RedisLayout):
                 self._channel = _AsyncChannel(pool, timeout, connect_timeout)
         if self._channel is not None:
             self._encoding = self._channel.encoding
+        #: on a cluster: direct channels to each node, script calls routed by hash slot
+        self._routed: Any = None
+        if self.cluster and type(client).__module__ == "redis.asyncio.cluster":
+            from cognitionos.ratelimit._resp import supports
+
+            kwargs = dict(getattr(client, "connection_kwargs", None) or {})
+            connection_class = kwargs.pop("connection_class", None)
+            if connection_class is not None and supports(connection_class, kwargs):
+                from cognitionos.ratelimit._routed import AsyncRoutedChannel
+
+                self._routed = AsyncRoutedChannel(client, timeout, connect_timeout)
+                self._encoding = self._routed.encoding
         reset_after_fork(self)
 
     def _after_fork_in_child(self) -> None:
@@ -1036,6 +1048,8 @@ class AsyncRedisBackend(_RedisLayout):
             self.client = self._remake()
         if self._channel is not None:
             self._channel.forget()
+        if self._routed is not None:
+            self._routed.forget(self.client)
 
     async def run(
         self, reqs: list[Request], now: int | None, commit: bool, policy: BanPolicy | None
@@ -1053,6 +1067,11 @@ class AsyncRedisBackend(_RedisLayout):
                         return self.result(reqs, await channel.call(packed))
                     except rex.ConnectionError:  # a timeout is not retried: it would wait twice
                         pass  # once more through redis-py, with the client's retry policy
+                elif self._routed is not None:
+                    try:
+                        return self.result(reqs, await self._routed.call(packed, argv))
+                    except rex.ConnectionError:  # a timeout is not retried: it would wait twice
+                        pass  # once more through RedisCluster: its retry refreshes the slot map
                 reply = await self.client.execute_command(*argv)
             except rex.NoScriptError:
                 await self.client.script_load(self._src)
@@ -1207,6 +1226,8 @@ class AsyncRedisBackend(_RedisLayout):
         """Close this backend's connections (and the client if this backend opened it)."""
         if self._channel is not None:
             await self._channel.aclose()
+        if self._routed is not None:
+            await self._routed.aclose()
         if self._owns:
             await self.client.aclose()
 
@@ -1290,10 +1311,10 @@ def _cluster_backend(
 ) -> RedisBackend | AsyncRedisBackend:
     """A backend over redis-py's ``RedisCluster`` for a ``redis+cluster://`` URL.
 
-    Sync decisions go through direct channels to the nodes, routed by the hash slot of
-    their keys in the client's slot map (:mod:`cognitionos.ratelimit._routed`: it follows
+    Decisions go through direct channels to the nodes, routed by the hash slot of their
+    keys in the client's slot map (:mod:`cognitionos.ratelimit._routed`: it follows
     MOVED/ASK/TRYAGAIN); a connection failure there is sent once more through the cluster
-    client, whose retry refreshes the map. Async decisions go through the cluster client.
+    client, whose retry refreshes the map.
     A timeout is never retried, so one call waits at most about
     ``(1 + CLUSTER_RETRIES) x (connect_timeout + timeout)`` before ``on_backend_error``.
     """

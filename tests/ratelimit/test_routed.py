@@ -117,6 +117,74 @@ def test_routed_channels_decide_exactly_as_the_cluster_client(redis_cluster_url,
     assert max(nodes_per_call) > 1  # and pipelines spanning several nodes
 
 
+def test_async_routed_channels_decide_exactly_as_the_cluster_client(redis_cluster_url):
+    import asyncio
+
+    from cognitionos.ratelimit import AsyncRateLimiter
+    from cognitionos.ratelimit._routed import AsyncRoutedChannel
+
+    rng = random.Random(7)
+    keys = [f"user:{i}" for i in range(4)]
+    ops = [
+        (
+            rng.randrange(3),
+            rng.choice(LIMITS),
+            rng.choice(keys),
+            rng.choice([1, 1, 1, 2]),
+            rng.choice([0, 0.05, 0.4, 6.0]) if rng.random() < 0.1 else 0,
+        )
+        for _ in range(700)
+    ]
+
+    async def side(routed: bool) -> tuple[list[Any], list[int], list[dict[str, int]]]:
+        prefix = f"t{uuid.uuid4().hex[:8]}"
+        clock = ManualClock(T0)
+        limiters = [
+            AsyncRateLimiter(
+                redis_cluster_url,
+                clock=clock,
+                server_time=False,
+                prefix=prefix,
+                lease=LeasePolicy(ttl=5.0, initial_slice=3, max_slice=50),
+            )
+            for _ in range(2)
+        ]
+        limiters.append(
+            AsyncRateLimiter(redis_cluster_url, clock=clock, server_time=False, prefix=prefix)
+        )
+        for limiter in limiters:
+            backend = limiter._backend
+            assert isinstance(backend._routed, AsyncRoutedChannel)
+            if routed:
+                backend.client.pipeline = _refuse
+                backend.client.execute_command = _refuse
+            else:
+                backend._routed = None
+        seen = []
+        for who, limit, key, cost, advance in ops:
+            seen.append(_view(await limiters[who].hit(limit, key, cost)))
+            if advance:
+                clock.advance(advance)
+        stats = [limiters[i].lease_stats() for i in range(2)]
+        for limiter in limiters[:2]:
+            await limiter.aclose()
+        probe = limiters[2]
+        counts = [(await probe.stats(limit, key)).remaining for limit in LIMITS for key in keys]
+        await probe.aclose()
+        return seen, counts, stats
+
+    routed_side = asyncio.run(side(True))
+    reference = asyncio.run(side(False))
+    assert sum(d[0] for d in reference[0]) > 50 and sum(not d[0] for d in reference[0]) > 50
+    for i, (a, b) in enumerate(zip(routed_side[0], reference[0], strict=True)):
+        assert a == b, f"decision {i} ({ops[i]}): routed {a}, RedisCluster {b}"
+    assert routed_side[1] == reference[1]
+    fields = ("local", "round_trips", "slices", "returned")
+    for a, b in zip(routed_side[2], reference[2], strict=True):
+        assert {k: a[k] for k in fields} == {k: b[k] for k in fields}
+    assert routed_side[2][0]["round_trips"] > 20
+
+
 # -- a slot moves under a running limiter ------------------------------------------------------
 
 
