@@ -28,7 +28,7 @@ import pytest
 
 from cognitionos.ratelimit import AsyncRateLimiter, Limit, RateLimiter
 from cognitionos.ratelimit._redis import CLUSTER_RETRIES
-from tests._cluster import ClusterUnavailable, LocalCluster
+from tests._cluster import ClusterUnavailable, LocalCluster, _info
 from tests.conftest import skip_or_fail
 
 pytestmark = [pytest.mark.cluster, pytest.mark.slow]
@@ -110,6 +110,27 @@ class Traffic:
             assert not self.errors, self.errors
             assert time.monotonic() < deadline, f"timed out waiting for {what}"
             time.sleep(0.01)
+
+
+def wait_replicated(primary: int, timeout: float = 5.0) -> None:
+    """Until every replica of ``primary`` has received all it wrote (replication offsets).
+
+    For tests about falling back and recovering, not about the loss a kill can cause (that
+    is the first test's measure): a write the replica never got would come back unapplied.
+    """
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        info = _info(primary, "replication")
+        done = int(info.get("master_repl_offset", "0"))
+        offsets = [
+            int(dict(kv.split("=", 1) for kv in v.split(",")).get("offset", "-1"))
+            for k, v in info.items()
+            if k.startswith("slave") and k[5:].isdigit()
+        ]
+        if offsets and min(offsets) >= done:
+            return
+        time.sleep(0.01)
+    raise AssertionError(f"the replicas of {primary} did not catch up in {timeout} s")
 
 
 def spent(probe: RateLimiter, key: str) -> Any:
@@ -251,6 +272,7 @@ def test_async_limiter_falls_back_and_recovers_after_a_kill(cluster):
         try:
             assert (await limiter.hit(limit, key)).remaining == LIMIT - 1
             primary = cluster.primary_of(key)
+            wait_replicated(primary)
             killed_at = time.monotonic()
             cluster.kill(primary)
             slowest, fell_back, recovered_at = 0.0, 0, 0.0
