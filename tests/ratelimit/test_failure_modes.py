@@ -107,8 +107,8 @@ def _silent_redis() -> tuple[Any, int]:
 def test_async_commands_that_hang_time_out_like_redis_py():
     pytest.importorskip("redis")
     from redis.asyncio import Redis
-    from redis.backoff import NoBackoff
     from redis.asyncio.retry import Retry
+    from redis.backoff import NoBackoff
 
     from cognitionos.ratelimit import AsyncRateLimiter
 
