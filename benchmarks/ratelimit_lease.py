@@ -220,6 +220,7 @@ def phase(
         "unused": sum(amount - c for c in charged),
         "stats": stats,
         "handback": handback,
+        "cmdstats": d,
         # CPU per decision, clients and server together: what a decision costs the machine
         "cpu_us": (stats.get("cpu_us", 0) + server_cpu) / decisions,
     }
@@ -330,6 +331,21 @@ def run_target(pool: Any, args: Any, label: str, url: str, clients: list[Any]) -
         f"{s.get('round_trips', 0):,} round trips; close() then handed back with "
         f"{far[True][-1]['handback']:,} script calls (one per key with an unused slice, "
         "pipelined; not in the table)"
+    )
+    # why round trips per decision differ between targets: renewals per key and process in
+    # the measured part, and hits decided per renewal (the slices' effective size)
+    per_key = [r["stats"].get("round_trips", 0) / (args.processes * args.keys) for r in far[True]]
+    per_slice = [
+        (r["stats"].get("local", 0) + r["stats"].get("round_trips", 0))
+        / max(1, r["stats"].get("round_trips", 0))
+        for r in far[True]
+    ]
+    cmds = far[True][-1]["cmdstats"]
+    print(
+        f"leased far rounds: renewals per key and process "
+        f"{', '.join(f'{x:.2f}' for x in per_key)}; decisions per renewal "
+        f"{', '.join(f'{x:,.0f}' for x in per_slice)}; commands of the last one: "
+        + ", ".join(f"{k.removeprefix('cmdstat_')} {v:,}" for k, v in sorted(cmds.items()))
     )
 
 

@@ -673,14 +673,15 @@ class LeasedHits:
             return self.finish(req, replies, returns, sent_at, lid)
 
     def send(self, cmds: list[tuple[str, ...]]) -> list[Any]:
-        """The commands in one round trip (direct channel, else the client's pipeline, which
-        routes by slot); NOSCRIPT loads the script and resends. Errors of the last command
-        raise; earlier ones come back as exceptions."""
+        """The commands in one round trip (direct channel; on a cluster, direct channels to
+        the nodes routed by slot; else the client's pipeline); NOSCRIPT loads the script and
+        resends. Errors of the last command raise; earlier ones come back as exceptions."""
         from cognitionos.ratelimit._redis import _wrap, pack_command
 
         backend = self.backend
         rex = backend._rex
         channel = backend._channel
+        routed = getattr(backend, "_routed", None)
         try:
             if channel is not None:
                 try:
@@ -693,12 +694,22 @@ class LeasedHits:
                     return _checked(replies)
                 except rex.ConnectionError:
                     pass  # once more through redis-py, with the client's retry policy
+            elif routed is not None:
+                try:
+                    replies = routed.pipeline(cmds)
+                    if any(isinstance(r, rex.NoScriptError) for r in replies):
+                        # a promoted replica may lack it: load on every primary, resend
+                        backend.client.script_load(self._src)
+                        replies = routed.pipeline(cmds)
+                    return _checked(replies)
+                except rex.ConnectionError:
+                    pass  # once more through RedisCluster: its retry refreshes the slot map
             replies = self._pipeline(cmds)
             if any(isinstance(r, rex.NoScriptError) for r in replies):
                 backend.client.script_load(self._src)
                 replies = self._pipeline(cmds)
             return _checked(replies)
-        except rex.RedisError as exc:
+        except backend._errs as exc:
             raise _wrap(exc, "lease") from exc
 
     def _pipeline(self, cmds: list[tuple[str, ...]]) -> list[Any]:
@@ -791,6 +802,7 @@ class AsyncLeasedHits(LeasedHits):
         backend = self.backend
         rex = backend._rex
         channel = backend._channel
+        routed = getattr(backend, "_routed", None)
         try:
             if channel is not None:
                 try:
@@ -802,12 +814,21 @@ class AsyncLeasedHits(LeasedHits):
                     return _checked(replies)
                 except rex.ConnectionError:
                     pass  # once more through redis-py, with the client's retry policy
+            elif routed is not None:
+                try:
+                    replies = await routed.pipeline(cmds)
+                    if any(isinstance(r, rex.NoScriptError) for r in replies):
+                        await backend.client.script_load(self._src)
+                        replies = await routed.pipeline(cmds)
+                    return _checked(replies)
+                except rex.ConnectionError:
+                    pass  # once more through RedisCluster: its retry refreshes the slot map
             replies = await self._apipeline(cmds)
             if any(isinstance(r, rex.NoScriptError) for r in replies):
                 await backend.client.script_load(self._src)
                 replies = await self._apipeline(cmds)
             return _checked(replies)
-        except rex.RedisError as exc:
+        except backend._errs as exc:
             raise _wrap(exc, "lease") from exc
 
     async def _apipeline(self, cmds: list[tuple[str, ...]]) -> list[Any]:

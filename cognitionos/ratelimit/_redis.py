@@ -780,12 +780,21 @@ class RedisBackend(_RedisLayout):
         self._channel = _Channel(pool, timeout, connect_timeout) if pool is not None else None
         if self._channel is not None:
             self._encoding = self._channel.encoding
+        #: on a cluster: direct channels to each node, script calls routed by hash slot
+        self._routed: Any = None
+        if self.cluster and type(client).__module__ == "redis.cluster":
+            from cognitionos.ratelimit._routed import RoutedChannel
+
+            self._routed = RoutedChannel(client, timeout, connect_timeout)
+            self._encoding = self._routed.encoding
         reset_after_fork(self)
 
     def _after_fork_in_child(self) -> None:
         """In a forked child: new connections (the client's pool also checks the pid)."""
         if self._channel is not None:
             self._channel.forget()
+        if self._routed is not None:
+            self._routed.forget()
 
     def _send(self, packed: bytes, argv: tuple[str, ...]) -> Any:
         """One EVALSHA: direct channel first; the client's own path if the connection fails."""
@@ -797,6 +806,11 @@ class RedisBackend(_RedisLayout):
                     return channel.call(packed)
                 except rex.ConnectionError:  # a timeout is not retried: it would wait twice
                     pass  # once more through redis-py, with the client's retry policy
+            elif self._routed is not None:
+                try:
+                    return self._routed.call(packed, argv)
+                except rex.ConnectionError:  # a timeout is not retried: it would wait twice
+                    pass  # once more through RedisCluster: its retry refreshes the slot map
             return self.client.execute_command(*argv)
         except rex.NoScriptError:
             try:
@@ -974,6 +988,8 @@ class RedisBackend(_RedisLayout):
         """Close this backend's connections (and the client if this backend opened it)."""
         if self._channel is not None:
             self._channel.close()
+        if self._routed is not None:
+            self._routed.close()
         if self._owns:
             self.client.close()
 
@@ -1007,6 +1023,18 @@ class AsyncRedisBackend(_RedisLayout):
                 self._channel = _AsyncChannel(pool, timeout, connect_timeout)
         if self._channel is not None:
             self._encoding = self._channel.encoding
+        #: on a cluster: direct channels to each node, script calls routed by hash slot
+        self._routed: Any = None
+        if self.cluster and type(client).__module__ == "redis.asyncio.cluster":
+            from cognitionos.ratelimit._resp import supports
+
+            kwargs = dict(getattr(client, "connection_kwargs", None) or {})
+            connection_class = kwargs.pop("connection_class", None)
+            if connection_class is not None and supports(connection_class, kwargs):
+                from cognitionos.ratelimit._routed import AsyncRoutedChannel
+
+                self._routed = AsyncRoutedChannel(client, timeout, connect_timeout)
+                self._encoding = self._routed.encoding
         reset_after_fork(self)
 
     def _after_fork_in_child(self) -> None:
@@ -1020,6 +1048,8 @@ class AsyncRedisBackend(_RedisLayout):
             self.client = self._remake()
         if self._channel is not None:
             self._channel.forget()
+        if self._routed is not None:
+            self._routed.forget(self.client)
 
     async def run(
         self, reqs: list[Request], now: int | None, commit: bool, policy: BanPolicy | None
@@ -1037,6 +1067,11 @@ class AsyncRedisBackend(_RedisLayout):
                         return self.result(reqs, await channel.call(packed))
                     except rex.ConnectionError:  # a timeout is not retried: it would wait twice
                         pass  # once more through redis-py, with the client's retry policy
+                elif self._routed is not None:
+                    try:
+                        return self.result(reqs, await self._routed.call(packed, argv))
+                    except rex.ConnectionError:  # a timeout is not retried: it would wait twice
+                        pass  # once more through RedisCluster: its retry refreshes the slot map
                 reply = await self.client.execute_command(*argv)
             except rex.NoScriptError:
                 await self.client.script_load(self._src)
@@ -1191,6 +1226,8 @@ class AsyncRedisBackend(_RedisLayout):
         """Close this backend's connections (and the client if this backend opened it)."""
         if self._channel is not None:
             await self._channel.aclose()
+        if self._routed is not None:
+            await self._routed.aclose()
         if self._owns:
             await self.client.aclose()
 
@@ -1274,9 +1311,11 @@ def _cluster_backend(
 ) -> RedisBackend | AsyncRedisBackend:
     """A backend over redis-py's ``RedisCluster`` for a ``redis+cluster://`` URL.
 
-    Decisions go through the cluster client (it routes each script call by the hash slot
-    of its keys, follows MOVED/ASK and refreshes its slot map), not the direct channels:
-    those talk to one server. One call waits at most about
+    Decisions go through direct channels to the nodes, routed by the hash slot of their
+    keys in the client's slot map (:mod:`cognitionos.ratelimit._routed`: it follows
+    MOVED/ASK/TRYAGAIN); a connection failure there is sent once more through the cluster
+    client, whose retry refreshes the map.
+    A timeout is never retried, so one call waits at most about
     ``(1 + CLUSTER_RETRIES) x (connect_timeout + timeout)`` before ``on_backend_error``.
     """
     from redis.backoff import NoBackoff

@@ -281,3 +281,72 @@ def test_async_limiter_falls_back_and_recovers_after_a_kill(cluster):
     assert fell_back > 0
     assert recovered_after > 0, "the async limiter never got a real answer again"
     assert slowest < CALL_BOUND
+
+
+def test_leased_limiter_follows_a_failover_through_its_routed_channels(cluster, monkeypatch):
+    """Leasing on: renewals go through the limiter's per-node channels (``_routed.py``). The
+    primary of the key's slot is killed: renewals fall back ("closed") within the timeouts,
+    and once the replica is promoted they reach it through those channels again."""
+    from redis.crc import key_slot
+
+    from cognitionos.ratelimit import LeasePolicy
+    from cognitionos.ratelimit._routed import RoutedChannel
+
+    routed_ok: list[float] = []
+    real_run = RoutedChannel.run
+
+    def recording_run(self: RoutedChannel, packed: list[bytes], slots: list[int]) -> list[Any]:
+        replies = real_run(self, packed, slots)
+        routed_ok.append(time.monotonic())
+        return replies
+
+    monkeypatch.setattr(RoutedChannel, "run", recording_run)
+    limiter = RateLimiter(
+        cluster.url,
+        prefix=f"fl{uuid.uuid4().hex[:6]}",
+        on_backend_error="closed",
+        retry_backend_after=0.2,
+        timeout=TIMEOUT,
+        connect_timeout=CONNECT_TIMEOUT,
+        lease=LeasePolicy(ttl=1.0, max_slice=5),
+    )
+    limit = Limit(amount=LIMIT, period=3600)
+    key = f"victim:{uuid.uuid4().hex[:8]}"
+    try:
+        admitted = sum(limiter.hit(limit, key).allowed for _ in range(20))
+        assert admitted == 20 and routed_ok
+        skey = limiter._lease.keys(limiter._s.specs(limit)[0], key)[0]
+        primary = cluster.primary_of(skey)
+        killed_at = time.monotonic()
+        cluster.kill(primary)
+        slowest, fell_back, recovered_at = 0.0, 0, 0.0
+        while time.monotonic() - killed_at < 30:
+            before = limiter.counters.snapshot()["fallbacks"]
+            trips = limiter.lease_stats()["round_trips"]
+            t0 = time.monotonic()
+            d = limiter.hit(limit, key)
+            slowest = max(slowest, time.monotonic() - t0)
+            if limiter.counters.snapshot()["fallbacks"] > before:
+                fell_back += 1
+                assert not d.allowed  # "closed": the fallback refuses
+            elif fell_back and limiter.lease_stats()["round_trips"] > trips:
+                assert d.allowed  # a renewal answered by the promoted replica
+                recovered_at = time.monotonic()
+                break
+            time.sleep(0.01)
+        assert fell_back > 0
+        assert recovered_at, "the leased limiter never renewed again"
+        # after the promotion, renewals use the per-node channels, not only the client
+        n = len(routed_ok)
+        for _ in range(30):
+            limiter.hit(limit, key)
+        assert len(routed_ok) > n
+        assert limiter._backend._routed.primary(key_slot(skey.encode())).port != primary
+        assert slowest < CALL_BOUND
+        print(
+            f"\nleased: {fell_back} fallbacks, renewed {recovered_at - killed_at:.2f} s after "
+            f"the kill, slowest call {slowest:.2f} s"
+        )
+        cluster.restart(primary)
+    finally:
+        limiter.close()
