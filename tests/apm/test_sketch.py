@@ -60,6 +60,51 @@ def test_add_many_equals_adding_one_by_one(values):
     assert one == many
 
 
+def _boundaries(accuracy: float) -> list[float]:
+    """Values at and one ulp around bucket edges gamma**k, where a log's last bit decides."""
+    gamma = (1 + accuracy) / (1 - accuracy)
+    edges = [gamma**k for k in range(-400, 400, 7)]
+    around = [math.nextafter(e, d) for e in edges for d in (0.0, math.inf)]
+    return edges + around + [-v for v in edges[:40]] + [0.0, 1e-320, -1e-320]
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(signed, min_size=1, max_size=400),
+    st.sampled_from([0.0001, 0.01, 0.05]),
+    st.booleans(),
+)
+def test_the_numpy_batch_path_equals_adding_one_by_one(drawn, accuracy, as_array):
+    import numpy as np
+
+    from cognitionos.apm import _sketch
+
+    values = drawn + _boundaries(accuracy)
+    one = LatencySketch(accuracy)
+    for v in values:
+        one.add(v)
+    many = LatencySketch(accuracy)
+    saved = _sketch.NUMPY_BATCH
+    _sketch.NUMPY_BATCH = 1  # every list takes the numpy path
+    try:
+        many.add_many(np.array(values) if as_array else values)
+    finally:
+        _sketch.NUMPY_BATCH = saved
+    assert one == many
+    assert many._pos == one._pos and many._neg == one._neg  # bucket for bucket
+    assert math.isclose(many.sum, math.fsum(values), rel_tol=1e-9, abs_tol=1e-6)
+
+
+def test_the_numpy_batch_path_refuses_what_add_refuses():
+    import numpy as np
+
+    for bad in ([0.1] * 600 + [math.nan], np.array([0.1, math.inf]), ["x"] * 600):
+        sk = LatencySketch()
+        with pytest.raises(ConfigurationError, match="finite"):
+            sk.add_many(bad)
+        assert sk.count == 0  # nothing half-recorded
+
+
 @settings(max_examples=100, deadline=None)
 @given(
     st.lists(signed, max_size=100),
