@@ -36,6 +36,8 @@ _KEY_LIMIT = 2**31 - 1
 _NO_FLOOR = -(2**62)
 #: batches at least this long are keyed with numpy by :meth:`LatencySketch.add_many`
 NUMPY_BATCH = 512
+_log = math.log
+_ceil = math.ceil
 
 
 class SketchDecodeError(ConfigurationError):
@@ -112,21 +114,29 @@ class LatencySketch:
         """Record one value (seconds, milliseconds: any unit, used consistently)."""
         try:
             if value > self._min_indexable:
-                k = math.ceil(math.log(value) * self._multiplier)
+                k = _ceil(_log(value) * self._multiplier)
                 if k < self._pos_floor:
                     k = self._pos_floor
                 bins = self._pos
-                bins[k] = bins.get(k, 0) + 1
-                if len(bins) > self._max_buckets:
-                    self._pos_floor = self._collapse(bins)
+                n = bins.get(k)
+                if n is not None:
+                    bins[k] = n + 1
+                else:  # a new bucket: only then can the map pass its cap
+                    bins[k] = 1
+                    if len(bins) > self._max_buckets:
+                        self._pos_floor = self._collapse(bins)
             elif value < -self._min_indexable:
-                k = math.ceil(math.log(-value) * self._multiplier)
+                k = _ceil(_log(-value) * self._multiplier)
                 if k < self._neg_floor:
                     k = self._neg_floor
                 bins = self._neg
-                bins[k] = bins.get(k, 0) + 1
-                if len(bins) > self._max_buckets:
-                    self._neg_floor = self._collapse(bins)
+                n = bins.get(k)
+                if n is not None:
+                    bins[k] = n + 1
+                else:
+                    bins[k] = 1
+                    if len(bins) > self._max_buckets:
+                        self._neg_floor = self._collapse(bins)
             elif value == value:
                 self._zero += 1
             else:
