@@ -75,6 +75,7 @@ def _point(
     now_ns: int,
     scale: int | None,
 ) -> dict[str, Any]:
+    sketch._settle()  # buffered single values are folded in before the buckets are read
     use = sketch_scale(sketch) if scale is None else scale
     point: dict[str, Any] = {
         "attributes": _attrs_json(attributes),

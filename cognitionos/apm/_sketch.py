@@ -16,6 +16,7 @@ high quantiles, the ones latency work cares about, keep their guarantee.
 from __future__ import annotations
 
 import math
+import numbers
 import struct
 import sys
 from collections import Counter
@@ -36,8 +37,7 @@ _KEY_LIMIT = 2**31 - 1
 _NO_FLOOR = -(2**62)
 #: batches at least this long are keyed with numpy by :meth:`LatencySketch.add_many`
 NUMPY_BATCH = 512
-_log = math.log
-_ceil = math.ceil
+_INF = math.inf
 
 
 class SketchDecodeError(ConfigurationError):
@@ -70,6 +70,7 @@ class LatencySketch:
     """
 
     __slots__ = (
+        "_buf",
         "_count",
         "_gamma",
         "_max",
@@ -107,51 +108,50 @@ class LatencySketch:
         self._sum = 0.0
         self._min = math.inf
         self._max = -math.inf
+        # values added one by one wait here and are folded in batches (see add)
+        self._buf: list[float] = []
 
     # -- recording ---------------------------------------------------------------------------
 
     def add(self, value: float) -> None:
-        """Record one value (seconds, milliseconds: any unit, used consistently)."""
+        """Record one value (seconds, milliseconds: any unit, used consistently).
+
+        The value is checked now (a non-finite value or a non-number raises
+        :class:`ConfigurationError`) and kept in a small buffer; every
+        :data:`NUMPY_BATCH` values, and before anything reads the sketch, the buffer is
+        folded in with :meth:`add_many`'s batch path, which gives the same buckets as
+        keying each value on its own (tested at every bucket edge). Not thread-safe; share a
+        sketch between threads under a lock, as :class:`LatencyRecorder` does.
+        """
+        if type(value) is float and -_INF < value < _INF:
+            buf = self._buf
+            buf.append(value)
+            if len(buf) >= NUMPY_BATCH:
+                self._settle()
+            return
+        if isinstance(value, bool) or not isinstance(value, numbers.Real):
+            raise ConfigurationError(f"sketch values must be finite numbers, got {value!r}")
         try:
-            if value > self._min_indexable:
-                k = _ceil(_log(value) * self._multiplier)
-                if k < self._pos_floor:
-                    k = self._pos_floor
-                bins = self._pos
-                n = bins.get(k)
-                if n is not None:
-                    bins[k] = n + 1
-                else:  # a new bucket: only then can the map pass its cap
-                    bins[k] = 1
-                    if len(bins) > self._max_buckets:
-                        self._pos_floor = self._collapse(bins)
-            elif value < -self._min_indexable:
-                k = _ceil(_log(-value) * self._multiplier)
-                if k < self._neg_floor:
-                    k = self._neg_floor
-                bins = self._neg
-                n = bins.get(k)
-                if n is not None:
-                    bins[k] = n + 1
-                else:
-                    bins[k] = 1
-                    if len(bins) > self._max_buckets:
-                        self._neg_floor = self._collapse(bins)
-            elif value == value:
-                self._zero += 1
-            else:
-                raise ConfigurationError(f"sketch values must be finite numbers, got {value!r}")
-        except (TypeError, OverflowError):
-            # ceil(inf) overflows before anything is counted; a str fails the comparison
+            number = float(value)
+        except (TypeError, ValueError, OverflowError):
             raise ConfigurationError(
                 f"sketch values must be finite numbers, got {value!r}"
             ) from None
-        self._count += 1
-        self._sum += value
-        if value < self._min:
-            self._min = value
-        if value > self._max:
-            self._max = value
+        if not -_INF < number < _INF:
+            raise ConfigurationError(f"sketch values must be finite numbers, got {value!r}")
+        self._buf.append(number)
+        if len(self._buf) >= NUMPY_BATCH:
+            self._settle()
+
+    def _settle(self) -> None:
+        """Fold the buffered single values in (called before every read)."""
+        buf = self._buf
+        if buf:
+            self._buf = []
+            if len(buf) >= NUMPY_BATCH:
+                self._add_array(buf)
+            else:
+                self._add_list(buf)
 
     def add_many(self, values: Iterable[float]) -> None:
         """Record many values at once (the fast path: keys are computed in C-level maps).
@@ -159,19 +159,22 @@ class LatencySketch:
         Batches of :data:`NUMPY_BATCH` values or more (and numpy arrays) are keyed with
         numpy; the result is the same sketch as adding the values one by one.
         """
+        self._settle()
         if type(values).__module__ == "numpy" or (
             isinstance(values, (list, tuple)) and len(values) >= NUMPY_BATCH
         ):
             self._add_array(values)
             return
-        data = values if isinstance(values, (list, tuple)) else list(values)
+        self._add_list(values if isinstance(values, (list, tuple)) else list(values))
+
+    def _add_list(self, data: list[float] | tuple[float, ...]) -> None:
         if not data:
             return
         try:
             lo = min(data)
             hi = max(data)
             total = float(sum(data))
-        except TypeError as exc:
+        except (TypeError, OverflowError) as exc:  # a str; an int too large for a float
             raise ConfigurationError("sketch values must be finite numbers") from exc
         if not (math.isfinite(lo) and math.isfinite(hi)) or math.isnan(total):
             raise ConfigurationError("sketch values must be finite numbers (no NaN or inf)")
@@ -204,7 +207,7 @@ class LatencySketch:
 
         try:
             arr = np.asarray(values, dtype=np.float64).ravel()
-        except (TypeError, ValueError) as exc:
+        except (TypeError, ValueError, OverflowError) as exc:
             raise ConfigurationError("sketch values must be finite numbers") from exc
         if arr.size == 0:
             return
@@ -289,6 +292,8 @@ class LatencySketch:
                 "cannot merge sketches of different relative accuracy "
                 f"({self.relative_accuracy} and {other.relative_accuracy})"
             )
+        self._settle()
+        other._settle()
         if other._count == 0:
             return
         self._absorb(self._pos, other._pos, positive=True)
@@ -324,31 +329,36 @@ class LatencySketch:
     @property
     def count(self) -> int:
         """How many values were recorded."""
-        return self._count
+        return self._count + len(self._buf)
 
     @property
     def sum(self) -> float:
         """The sum of the recorded values."""
+        self._settle()
         return self._sum
 
     @property
     def min(self) -> float:
         """The smallest recorded value (exact); NaN when empty."""
+        self._settle()
         return self._min if self._count else math.nan
 
     @property
     def max(self) -> float:
         """The largest recorded value (exact); NaN when empty."""
+        self._settle()
         return self._max if self._count else math.nan
 
     @property
     def zero_count(self) -> int:
         """Values too close to zero to index (and zeros)."""
+        self._settle()
         return self._zero
 
     @property
     def bucket_count(self) -> int:
         """Non-empty buckets held (memory is proportional to this)."""
+        self._settle()
         return len(self._pos) + len(self._neg)
 
     def _value(self, key: int) -> float:
@@ -358,6 +368,7 @@ class LatencySketch:
         """The ``q``-quantile (0 <= q <= 1); NaN when the sketch is empty."""
         if isinstance(q, bool) or not isinstance(q, (int, float)) or not 0.0 <= q <= 1.0:
             raise ConfigurationError(f"quantile must be a number in [0, 1], got {q!r}")
+        self._settle()
         if self._count == 0:
             return math.nan
         rank = math.floor(q * (self._count - 1))
@@ -393,6 +404,7 @@ class LatencySketch:
         """
         if isinstance(bound, bool) or not isinstance(bound, (int, float)) or bound != bound:
             raise ConfigurationError(f"bound must be a number, got {bound!r}")
+        self._settle()
         if bound >= self._max:
             return self._count
         total = 0
@@ -412,11 +424,14 @@ class LatencySketch:
 
     def buckets(self) -> tuple[dict[int, int], dict[int, int], int]:
         """Copies of (positive bucket counts, negative bucket counts, zero count) by key."""
+        self._settle()
         return dict(self._pos), dict(self._neg), self._zero
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, LatencySketch):
             return NotImplemented
+        self._settle()
+        other._settle()
         if self._count == 0 or other._count == 0:
             return self._count == other._count and self.relative_accuracy == other.relative_accuracy
         return (
@@ -432,6 +447,7 @@ class LatencySketch:
     __hash__ = None  # type: ignore[assignment]
 
     def __repr__(self) -> str:
+        self._settle()
         return (
             f"LatencySketch(relative_accuracy={self.relative_accuracy}, count={self._count}, "
             f"buckets={self.bucket_count})"
@@ -441,6 +457,7 @@ class LatencySketch:
 
     def to_bytes(self) -> bytes:
         """A compact, versioned binary form (little-endian; see :meth:`from_bytes`)."""
+        self._settle()
         parts = [
             _HEADER.pack(
                 _MAGIC,
