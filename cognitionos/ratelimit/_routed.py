@@ -52,8 +52,8 @@ def _command_slot(key_slot: Any, argv: tuple[str, ...], encoding: str) -> int:
     return int(key_slot(argv[3].encode(encoding)))
 
 
-class RoutedChannel:
-    """Per-node direct channels of a ``redis.cluster.RedisCluster`` client, by hash slot."""
+class _Routing:
+    """What the sync and async routed channels share: the client, timeouts, slot of a command."""
 
     __slots__ = (
         "_channels",
@@ -71,16 +71,22 @@ class RoutedChannel:
         self._client = client
         self._timeout = timeout
         self._connect_timeout = connect_timeout
-        self._channels: dict[str, _Channel] = {}
+        self._channels: dict[str, Any] = {}
         self.encoding = str(client.get_encoder().encoding)
         self._rex: Any = require("redis.exceptions", extra="redis")
         self._slot: Any = require("redis.crc", extra="redis").key_slot
 
-    # -- routing -----------------------------------------------------------------------
-
     def slot(self, argv: tuple[str, ...]) -> int:
         """The hash slot of an ``EVALSHA sha numkeys key…`` command: that of its first key."""
         return _command_slot(self._slot, argv, self.encoding)
+
+
+class RoutedChannel(_Routing):
+    """Per-node direct channels of a ``redis.cluster.RedisCluster`` client, by hash slot."""
+
+    __slots__ = ()
+
+    # -- routing -----------------------------------------------------------------------
 
     def primary(self, slot: int) -> Any:
         """The node serving ``slot`` in the client's slot map."""
@@ -91,7 +97,7 @@ class RoutedChannel:
 
     def channel(self, node: Any) -> _Channel:
         """The direct channel to ``node`` (made from its redis-py pool on first use)."""
-        ch = self._channels.get(node.name)
+        ch: _Channel | None = self._channels.get(node.name)
         if ch is None:
             conn = node.redis_connection or self._client.get_redis_connection(node)
             ch = _Channel(conn.connection_pool, self._timeout, self._connect_timeout)
@@ -177,33 +183,10 @@ class RoutedChannel:
             ch.close()
 
 
-class AsyncRoutedChannel:
+class AsyncRoutedChannel(_Routing):
     """:class:`RoutedChannel` for ``redis.asyncio.cluster.RedisCluster``."""
 
-    __slots__ = (
-        "_channels",
-        "_client",
-        "_connect_timeout",
-        "_rex",
-        "_slot",
-        "_timeout",
-        "encoding",
-    )
-
-    def __init__(
-        self, client: Any, timeout: float | None = None, connect_timeout: float | None = None
-    ) -> None:
-        self._client = client
-        self._timeout = timeout
-        self._connect_timeout = connect_timeout
-        self._channels: dict[str, _ProtocolChannel] = {}
-        self.encoding = str(client.get_encoder().encoding)
-        self._rex: Any = require("redis.exceptions", extra="redis")
-        self._slot: Any = require("redis.crc", extra="redis").key_slot
-
-    def slot(self, argv: tuple[str, ...]) -> int:
-        """The hash slot of an ``EVALSHA sha numkeys key…`` command: that of its first key."""
-        return _command_slot(self._slot, argv, self.encoding)
+    __slots__ = ()
 
     async def primary(self, slot: int) -> Any:
         """The node serving ``slot`` (the client reads the slot map on first use)."""
@@ -217,7 +200,7 @@ class AsyncRoutedChannel:
 
     def channel(self, node: Any) -> _ProtocolChannel:
         """The direct channel to ``node`` (its connection class and arguments)."""
-        ch = self._channels.get(node.name)
+        ch: _ProtocolChannel | None = self._channels.get(node.name)
         if ch is None:
             ch = _ProtocolChannel(node, self._timeout, self._connect_timeout)
             ch = self._channels.setdefault(node.name, ch)
