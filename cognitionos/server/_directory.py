@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import secrets
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -61,6 +62,13 @@ def decode_cursor(cursor: str | None) -> str | None:
         raise ValueError(f"invalid cursor {cursor!r}") from exc
 
 
+#: how long a process reuses a rate-limit policy it read for checks (see policy_for_checks)
+POLICY_CACHE_SECONDS = 1.0
+#: policies cached per process at most (the cache starts over when full)
+POLICY_CACHE_SIZE = 10_000
+_monotonic = time.monotonic
+
+
 def new_id(prefix: str) -> str:
     """``<prefix>_`` + 20 random url-safe characters."""
     return f"{prefix}_{secrets.token_urlsafe(15)}"
@@ -79,6 +87,8 @@ class Directory:
         # the statements of the per-request lookups, built once (bound values per call)
         keys, policies = self.t["keys"], self.t["policies"]
         self._key_by_id = sa.select(keys).where(keys.c.key_id == sa.bindparam("key_id"))
+        # (tenant, policy) -> (monotonic deadline, row), see policy_for_checks
+        self._policy_cache: dict[tuple[str, str], tuple[float, dict[str, Any]]] = {}
         self._policy_by_name = sa.select(policies).where(
             (policies.c.tenant_id == sa.bindparam("tenant_id"))
             & (policies.c.name == sa.bindparam("name"))
@@ -459,6 +469,25 @@ class Directory:
         """One policy of the tenant or :class:`NotFound`."""
         return self._one(self._policy_by_name, {"tenant_id": tenant_id, "name": name})
 
+    def policy_for_checks(self, tenant_id: str, name: str) -> dict[str, Any]:
+        """:meth:`get_policy` for the per-request rate-limit checks, read at most once per
+        :data:`POLICY_CACHE_SECONDS` per policy and process.
+
+        A change made through this process applies at once (its cached copy is dropped); one
+        made through another process applies here within ``POLICY_CACHE_SECONDS``. Reads
+        that return the policy itself (GET, ETags) never use the cache.
+        """
+        key = (tenant_id, name)
+        now = _monotonic()
+        hit = self._policy_cache.get(key)
+        if hit is not None and hit[0] > now:
+            return hit[1]
+        row = self.get_policy(tenant_id, name)  # NotFound is not cached
+        if len(self._policy_cache) >= POLICY_CACHE_SIZE:
+            self._policy_cache.clear()
+        self._policy_cache[key] = (now + POLICY_CACHE_SECONDS, row)
+        return row
+
     def list_policies(self, tenant_id: str, limit: int, cursor: str | None) -> Page:
         """The tenant's policies by name."""
         p = self.t["policies"]
@@ -468,17 +497,21 @@ class Directory:
         self, tenant_id: str, name: str, version: int, values: dict[str, Any]
     ) -> dict[str, Any]:
         """Change a policy if it is still at ``version``."""
+        self._policy_cache.pop((tenant_id, name), None)
         self._update(self.t["policies"], self._policy_where(tenant_id, name), version, values)
+        self._policy_cache.pop((tenant_id, name), None)
         return self.get_policy(tenant_id, name)
 
     def delete_policy(self, tenant_id: str, name: str) -> None:
         """Delete a policy or raise :class:`NotFound`."""
+        self._policy_cache.pop((tenant_id, name), None)
         with self.engine.begin() as conn:
             gone = conn.execute(
                 self.sa.delete(self.t["policies"]).where(self._policy_where(tenant_id, name))
             ).rowcount
         if not gone:
             raise NotFound
+        self._policy_cache.pop((tenant_id, name), None)
 
 
 def _hash(token: ParsedToken) -> str:

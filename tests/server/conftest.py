@@ -115,6 +115,8 @@ def otlp_trace(
 def make_settings(tmp_path: Any, **overrides: Any) -> Settings:
     values: dict[str, Any] = {
         "database_url": f"sqlite:///{tmp_path / 'server.db'}",
+        # not $COGNITIONOS_REDIS_URL (the tests' Redis): each test's hot state is its own
+        "redis_url": None,
         "key_rate_limit": "100000/minute",
         "tenant_rate_limit": "100000/minute",
         "anonymous_rate_limit": "100000/minute",

@@ -175,3 +175,42 @@ def test_health_ready_metrics_openapi(server):
     operations = [op for item in spec["paths"].values() for op in item]
     assert len(operations) >= 40
     assert {t["name"] for t in spec["tags"]} >= {"flags", "waf", "ratelimit", "keys", "tenants"}
+
+
+def test_policy_changes_reach_checks_at_once_here_and_within_the_cache_time_elsewhere(
+    server_factory, monkeypatch
+):
+    from cognitionos.server import _directory
+
+    here = server_factory()
+    there = server_factory()  # a second process on the same database
+    assert here.state.settings.database_url == there.state.settings.database_url
+    h = bearer(here.root)
+
+    def check(srv, key):
+        r = srv.client.post("/v1/ratelimit/check", json={"policy": "p", "key": key}, headers=h)
+        return r.json()
+
+    assert (
+        here.client.post(
+            "/v1/ratelimit/policies", json={"name": "p", "limits": "5/minute"}, headers=h
+        ).status_code
+        == 201
+    )
+    assert check(here, "a")["limit"] == 5 and check(there, "a")["limit"] == 5  # both cached
+    etag = here.client.get("/v1/ratelimit/policies/p", headers=h).headers["etag"]
+    put = here.client.put(
+        "/v1/ratelimit/policies/p", json={"limits": "7/minute"}, headers={**h, "If-Match": etag}
+    )
+    assert put.status_code == 200
+    assert check(here, "b")["limit"] == 7  # the changing process applies it at once
+    # the other process reads its copy until it is POLICY_CACHE_SECONDS old, then the row
+    assert check(there, "b")["limit"] == 5
+    assert there.client.get("/v1/ratelimit/policies/p", headers=h).json()["limits"] == "7/minute"
+    later = _directory._monotonic() + _directory.POLICY_CACHE_SECONDS + 0.01
+    monkeypatch.setattr(_directory, "_monotonic", lambda: later)
+    assert check(there, "c")["limit"] == 7
+    # a deleted policy is gone at once where it was deleted
+    assert here.client.delete("/v1/ratelimit/policies/p", headers=h).status_code == 204
+    gone = here.client.post("/v1/ratelimit/check", json={"policy": "p", "key": "d"}, headers=h)
+    assert gone.status_code == 404

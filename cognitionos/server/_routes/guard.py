@@ -7,6 +7,7 @@ tenant: every limiter key is prefixed with ``t:<tenant id>:``.
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Annotated, Any
 
@@ -343,9 +344,22 @@ def _tenant_key(p: Principal, key: str) -> str:
 
 def _named_limits(row: dict[str, Any]) -> tuple[Limit, ...]:
     """The policy's limits named after it: two policies with equal limits count apart."""
+    return _parse_named(row["name"], row["limits"])
+
+
+@functools.lru_cache(maxsize=4096)
+def _parse_named(name: str, limits: str) -> tuple[Limit, ...]:
+    # pure: (name, limits text) -> the same immutable Limit objects, parsed once
     import attrs
 
-    return tuple(attrs.evolve(x, name=row["name"]) for x in Limit.parse_many(row["limits"]))
+    return tuple(attrs.evolve(x, name=name) for x in Limit.parse_many(limits))
+
+
+def _policy_for_checks(request: Request, p: Principal, name: str) -> dict[str, Any]:
+    try:
+        return state_of(request).directory.policy_for_checks(p.tenant_id, name)
+    except NotFound:
+        raise ApiError(404, f"no rate-limit policy {name!r} in this tenant") from None
 
 
 @router.post("/ratelimit/check", tags=["ratelimit"], summary="Count one hit against a policy")
@@ -353,7 +367,7 @@ def check(
     request: Request, body: Check, p: Annotated[Principal, Depends(require("ratelimit:check"))]
 ) -> Response:
     """Answers 200 with ``allowed`` true or false (the call succeeded either way)."""
-    policy = _policy(request, p, body.policy)
+    policy = _policy_for_checks(request, p, body.policy)
     try:
         decision = state_of(request).limiter.hit(
             _named_limits(policy), _tenant_key(p, body.key), body.cost
@@ -373,7 +387,7 @@ def usage(
     policy: Annotated[str, Query(min_length=1, max_length=100)],
     key: Annotated[str, Query(min_length=1, max_length=200)],
 ) -> dict[str, Any]:
-    row = _policy(request, p, policy)
+    row = _policy_for_checks(request, p, policy)
     try:
         decision = state_of(request).limiter.stats(_named_limits(row), _tenant_key(p, key))
     except CognitionError as exc:
