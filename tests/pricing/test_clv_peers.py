@@ -6,7 +6,7 @@ import warnings
 
 import numpy as np
 import pytest
-from hypothesis import given, reject, settings
+from hypothesis import example, given, reject, settings
 from hypothesis import strategies as st
 
 from cognitionos.pricing import (
@@ -97,6 +97,7 @@ def test_pareto_predictions_match_lifetimes(p, seed, t):
 
 @settings(max_examples=5, deadline=None)
 @given(seed=st.integers(0, 10_000))
+@example(seed=479)  # the maximum on a ridge (see below)
 def test_bgnbd_fit_matches_lifetimes_on_simulated_data(seed):
     from lifetimes.generate_data import beta_geometric_nbd_model
 
@@ -110,8 +111,11 @@ def test_bgnbd_fit_matches_lifetimes_on_simulated_data(seed):
         reject()  # the peer gave up on this sample: nothing to compare with
     our_ll = ours.log_likelihood
     their_ll = BetaGeoModel._ll_rows(np.array([list(theirs.params_.to_numpy())]), x, tx, T).sum()
-    # the same maximum (ours at least as high: lifetimes stops at its own tolerance)
-    assert our_ll >= their_ll - 1e-6
+    # the same maximum (ours at least as high: lifetimes stops at its own tolerance), to
+    # 1e-9 relative: some samples put the maximum on a ridge (a, b -> infinity with a/(a+b)
+    # fixed, seed 479: a = 5.9e5 for us, 1.7e5 for lifetimes) where the log-likelihood is
+    # flat to rounding and two fits differ by 2e-6 in 2,583
+    assert our_ll >= their_ll - 1e-9 * abs(their_ll)
     assert our_ll - their_ll < 1e-2
     for name in ("r", "alpha"):
         assert ours.params[name] == pytest.approx(theirs.params_[name], rel=2e-2)
