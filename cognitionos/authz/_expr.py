@@ -236,6 +236,9 @@ class _Parser:
         fn = self.scope.functions.get(name)
         if fn is None:
             raise self._error(f"unknown function {name!r}")
+        problem = _arity_problem(fn, len(args))
+        if problem is not None:
+            raise self._error(f"{name}() {problem}")
         if len(args) == 1:
             (a,) = args
             return lambda r, p: fn(a(r, p))
@@ -357,3 +360,22 @@ def _attribute(base: Compiled, attr: str, dotted: str, where: str) -> Compiled:
 def compile_expression(text: str, scope: Scope, where: str) -> Compiled:
     """Compile matcher ``text`` into a closure; ``where`` prefixes error messages."""
     return _Parser(text, scope, where).parse()
+
+
+def _arity_problem(fn: Any, n: int) -> str | None:
+    """Why ``fn`` cannot take ``n`` positional arguments, or None (also when unknowable).
+
+    Checked when the matcher is compiled, so ``g(r.sub)`` against a two-argument role
+    function is a configuration error naming it, not a TypeError on every request.
+    """
+    import inspect
+
+    try:
+        signature = inspect.signature(fn)
+    except (TypeError, ValueError):  # a builtin without a signature: called as written
+        return None
+    try:
+        signature.bind(*([None] * n))
+    except TypeError as exc:
+        return f"cannot take {n} argument(s): {exc}"
+    return None

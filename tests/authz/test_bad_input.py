@@ -104,3 +104,13 @@ def test_hostile_eval_rule_is_refused_at_enforce() -> None:
     e2 = Enforcer(MODEL.format(matcher="eval(p.sub)"), [("p", "__import__('os')", "o", "a")])
     with pytest.raises(ConfigurationError, match="unknown function '__import__'"):
         e2.enforce("s", "o", "a")
+
+
+@pytest.mark.parametrize(
+    "matcher", ["g(r.sub)", "g()", "keyMatch(r.obj)", "keyMatch(r.obj, p.obj, 1)"]
+)
+def test_a_call_with_the_wrong_number_of_arguments_is_refused_when_compiled(matcher):
+    # (a TypeError on every request before: hypothesis found "g(" with one argument)
+    name = matcher.split("(")[0]
+    with pytest.raises(ConfigurationError, match=rf"{name}\(\) cannot take"):
+        Enforcer(MODEL.format(matcher=matcher), "p, alice, a, read\ng, bob, alice\n")
