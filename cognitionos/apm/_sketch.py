@@ -223,11 +223,7 @@ class LatencySketch:
         self._zero += int(arr.size - positives.size - negatives.size)
         self._count += int(arr.size)
         # the same sequential sum as the list path (numpy's pairwise sum rounds differently)
-        self._sum += (
-            float(sum(values))
-            if isinstance(values, (list, tuple))
-            else float(math.fsum(arr.tolist()))
-        )
+        self._sum += float(sum(values if isinstance(values, (list, tuple)) else arr.tolist()))
         lo, hi = float(arr.min()), float(arr.max())
         if lo < self._min:
             self._min = lo

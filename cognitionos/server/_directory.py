@@ -497,21 +497,19 @@ class Directory:
         self, tenant_id: str, name: str, version: int, values: dict[str, Any]
     ) -> dict[str, Any]:
         """Change a policy if it is still at ``version``."""
-        self._policy_cache.pop((tenant_id, name), None)
         self._update(self.t["policies"], self._policy_where(tenant_id, name), version, values)
         self._policy_cache.pop((tenant_id, name), None)
         return self.get_policy(tenant_id, name)
 
     def delete_policy(self, tenant_id: str, name: str) -> None:
         """Delete a policy or raise :class:`NotFound`."""
-        self._policy_cache.pop((tenant_id, name), None)
         with self.engine.begin() as conn:
             gone = conn.execute(
                 self.sa.delete(self.t["policies"]).where(self._policy_where(tenant_id, name))
             ).rowcount
+        self._policy_cache.pop((tenant_id, name), None)
         if not gone:
             raise NotFound
-        self._policy_cache.pop((tenant_id, name), None)
 
 
 def _hash(token: ParsedToken) -> str:
